@@ -1,0 +1,53 @@
+# proxystore workspace. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+PYTHON ?= python3
+# uv is installed through pip when it is missing; `python -m uv` works either way.
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+RUN := $(UV) run --frozen
+PYTEST_NO_TESTS_OK := rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
+
+.PHONY: help ensure-uv install demo test test-integration lint format typecheck bench check clean
+
+help: ## Show this help.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+ensure-uv:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+		$(PYTHON) -m pip install --quiet uv
+
+install: ensure-uv ## Create .venv with every workspace package and the dev tools.
+	$(UV) sync --frozen --all-packages
+
+demo: install ## Run the demo on the embedded default (a FileConnector; no server).
+	$(RUN) python scripts/demo.py
+
+test: install ## Unit and property tests (parallel).
+	$(RUN) pytest -n auto; $(PYTEST_NO_TESTS_OK)
+
+test-integration: install ## Integration tests against real servers.
+	$(RUN) pytest tests/integration -n auto -p no:cacheprovider; $(PYTEST_NO_TESTS_OK)
+
+lint: install ## ruff check + format check.
+	$(RUN) ruff check packages tests scripts conftest.py
+	$(RUN) ruff format --check packages tests scripts conftest.py
+
+format: install ## Apply ruff formatting and autofixes.
+	$(RUN) ruff check --fix packages tests scripts conftest.py
+	$(RUN) ruff format packages tests scripts conftest.py
+
+typecheck: install ## mypy --strict over packages/, tests/ and scripts/.
+	$(RUN) mypy packages/*/src tests scripts conftest.py
+	@set -e; for d in packages/*/tests; do \
+		echo "mypy $$d"; MYPYPATH=$$d $(RUN) mypy $$d; done
+
+bench: install ## Run every benchmark (creates .bench-venv/ with the reference release).
+	@set -e; for f in scripts/bench/[a-z]*.py; do \
+		m=$${f%.py}; echo "== $$m"; $(RUN) python -m $${m//\//.}; done
+
+check: lint typecheck test ## lint + typecheck + test.
+
+clean: ## Remove caches and build output.
+	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist
