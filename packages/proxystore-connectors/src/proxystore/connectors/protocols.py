@@ -19,6 +19,7 @@ __all__ = [
     "Connector",
     "DeferrableConnector",
     "KeyT",
+    "WaitableConnector",
 ]
 
 #: What a connector accepts and may return: any contiguous bytes-like buffer. A
@@ -85,4 +86,21 @@ class DeferrableConnector(Connector[KeyT], Protocol[KeyT]):
 
     def set(self, key: KeyT, obj: BytesLike) -> None:
         """Store ``obj`` at a key made by :meth:`new_key` (overwriting)."""
+        ...
+
+
+@runtime_checkable
+class WaitableConnector(Protocol[KeyT]):
+    """A connector that can block until an object appears at a key.
+
+    Futures use this instead of polling when the backend can notify (a condition
+    variable in-process, a Redis publish, ...).
+    """
+
+    def wait(self, key: KeyT, timeout: float | None = None) -> bool:
+        """Block until ``key`` exists or ``timeout`` seconds pass.
+
+        Returns:
+            Whether an object exists at ``key`` when the call returns.
+        """
         ...
