@@ -28,6 +28,7 @@ __all__ = [
 BytesLike = bytes | bytearray | memoryview
 
 KeyT = TypeVar("KeyT", bound=NamedTuple)
+KeyT_contra = TypeVar("KeyT_contra", bound=NamedTuple, contravariant=True)
 
 
 @runtime_checkable
@@ -90,14 +91,14 @@ class DeferrableConnector(Connector[KeyT], Protocol[KeyT]):
 
 
 @runtime_checkable
-class WaitableConnector(Protocol[KeyT]):
+class WaitableConnector(Protocol[KeyT_contra]):
     """A connector that can block until an object appears at a key.
 
     Futures use this instead of polling when the backend can notify (a condition
     variable in-process, a Redis publish, ...).
     """
 
-    def wait(self, key: KeyT, timeout: float | None = None) -> bool:
+    def wait(self, key: KeyT_contra, timeout: float | None = None) -> bool:
         """Block until ``key`` exists or ``timeout`` seconds pass.
 
         Returns:
