@@ -1,0 +1,317 @@
+"""Lifetimes: scopes that own store keys and evict them when they end.
+
+A lifetime collects keys (directly, or through the proxies that carry them) and
+evicts them all when it is closed:
+
+* :class:`ContextLifetime` ends when its ``with`` block exits or on :meth:`close`.
+* :class:`LeaseLifetime` ends when a lease expires unless :meth:`~LeaseLifetime.extend`
+  pushes the expiry back.
+* :class:`StaticLifetime` is one process-wide lifetime that ends at interpreter exit.
+
+Any object with the four methods of :class:`Lifetime` can be passed to
+``Store.put(..., lifetime=...)`` and ``Store.proxy(..., lifetime=...)``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from proxystore.proxy import Proxy
+    from proxystore.store.base import Store
+
+__all__ = [
+    "ContextLifetime",
+    "LeaseLifetime",
+    "Lifetime",
+    "StaticLifetime",
+    "register_lifetime_atexit",
+]
+
+
+@runtime_checkable
+class Lifetime(Protocol):
+    """What a store needs from a lifetime: it accepts keys and proxies, then ends."""
+
+    def add_key(self, *keys: Any, store: Store[Any] | None = None) -> None:
+        """Associate ``keys`` (of ``store``) with this lifetime."""
+        ...
+
+    def add_proxy(self, *proxies: Proxy[Any]) -> None:
+        """Associate the keys behind ``proxies`` with this lifetime."""
+        ...
+
+    def close(self, *, close_stores: bool = False) -> None:
+        """End the lifetime: evict every associated key."""
+        ...
+
+    def done(self) -> bool:
+        """Return whether the lifetime has ended."""
+        ...
+
+
+class _KeyTracker:
+    """Thread-safe bookkeeping shared by the lifetimes: keys grouped by store."""
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name if name is not None else str(uuid.uuid4())
+        self._lock = threading.RLock()
+        self._done = False
+        # Keyed by store name; the store object is kept so keys can be evicted later.
+        self._stores: dict[str, tuple[Store[Any], set[Any]]] = {}
+
+    def _default_store(self) -> Store[Any] | None:
+        return None
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise RuntimeError(
+                f"Lifetime has ended: {self!r} is closed and cannot take new keys."
+            )
+
+    def add_key(self, *keys: Any, store: Store[Any] | None = None) -> None:
+        """Associate ``keys`` with this lifetime; evicted from ``store`` at close.
+
+        Raises:
+            RuntimeError: if the lifetime has already ended.
+            ValueError: if no ``store`` is given and the lifetime has no default store.
+        """
+        target = store if store is not None else self._default_store()
+        if target is None:
+            raise ValueError(
+                f"{type(self).__name__}.add_key() needs the store the keys belong to "
+                "(pass store=...)."
+            )
+        with self._lock:
+            self._check_open()
+            _, bucket = self._stores.setdefault(target.name, (target, set()))
+            bucket.update(keys)
+
+    def add_proxy(self, *proxies: Proxy[Any]) -> None:
+        """Associate the keys behind store proxies with this lifetime.
+
+        Raises:
+            RuntimeError: if the lifetime has already ended.
+            ProxyStoreFactoryError: if a proxy was not made by a store (its factory
+                is not a ``StoreFactory``).
+        """
+        from proxystore.proxy import get_factory
+        from proxystore.store.exceptions import ProxyStoreFactoryError
+        from proxystore.store.factory import StoreFactory
+
+        with self._lock:
+            self._check_open()
+            for proxy in proxies:
+                factory = get_factory(proxy)
+                if not isinstance(factory, StoreFactory):
+                    raise ProxyStoreFactoryError(
+                        "A lifetime can only manage proxies created by a Store; got a "
+                        f"proxy whose factory is {type(factory).__name__}."
+                    )
+                default = self._default_store()
+                if default is not None and default.name == factory.store_config.name:
+                    store = default
+                else:
+                    store = factory.get_store()
+                self.add_key(factory.key, store=store)
+
+    def done(self) -> bool:
+        """Return whether the lifetime has ended."""
+        return self._done
+
+    def close(self, *, close_stores: bool = False) -> None:
+        """End the lifetime: evict all its keys (idempotent).
+
+        Args:
+            close_stores: Also close every store that held a key of this lifetime.
+        """
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            stores, self._stores = self._stores, {}
+        for store, keys in stores.values():
+            for key in keys:
+                store.evict(key)
+            if close_stores:
+                store.close()
+
+    def __repr__(self) -> str:
+        stores = ", ".join(repr(name) for name in self._stores)
+        return f"{type(self).__name__}(name={self.name!r}, stores=[{stores}])"
+
+
+class ContextLifetime(_KeyTracker):
+    """A lifetime bound to a ``with`` block (or ended explicitly by :meth:`close`).
+
+    Args:
+        store: The store whose keys this lifetime manages by default.
+        name: A name for the lifetime (a uuid4 string when omitted).
+    """
+
+    def __init__(self, store: Store[Any], *, name: str | None = None) -> None:
+        super().__init__(name)
+        self.store = store
+
+    def _default_store(self) -> Store[Any]:
+        return self.store
+
+    def close(self, *, close_stores: bool = False) -> None:
+        """End the lifetime: evict all its keys; optionally close the store too."""
+        super().close(close_stores=False)
+        if close_stores:
+            self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, store={self.store!r})"
+
+
+def _as_deadline(expiry: datetime | timedelta | float, *, base: float) -> float:
+    """Return a ``time.time()`` deadline; relative expiries are added to ``base``."""
+    if isinstance(expiry, datetime):
+        return expiry.timestamp()
+    if isinstance(expiry, timedelta):
+        return base + expiry.total_seconds()
+    return base + float(expiry)
+
+
+class LeaseLifetime(ContextLifetime):
+    """A lifetime that ends by itself when its lease expires.
+
+    Args:
+        store: The store whose keys this lifetime manages.
+        expiry: When the lease ends: an absolute :class:`~datetime.datetime`, or a
+            :class:`~datetime.timedelta` / number of seconds from now.
+        name: A name for the lifetime (a uuid4 string when omitted).
+    """
+
+    def __init__(
+        self,
+        store: Store[Any],
+        expiry: datetime | timedelta | float,
+        *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(store, name=name)
+        self._expiry = _as_deadline(expiry, base=time.time())
+        self._timer: threading.Timer | None = None
+        self._start_timer()
+
+    def _start_timer(self) -> None:
+        # Called with the lock held (or from __init__): one live timer at a time.
+        if self._timer is not None:
+            self._timer.cancel()
+        timer = threading.Timer(max(0.0, self._expiry - time.time()), self.close)
+        # A pending lease must never keep the interpreter alive.
+        timer.daemon = True
+        timer.name = f"proxystore-lease-{self.name}"
+        self._timer = timer
+        timer.start()
+
+    @property
+    def expiry(self) -> float:
+        """When the lease ends, as a ``time.time()`` timestamp."""
+        return self._expiry
+
+    def extend(self, expiry: datetime | timedelta | float) -> None:
+        """Push the end of the lease.
+
+        Args:
+            expiry: A :class:`~datetime.datetime` sets the new absolute end; a
+                :class:`~datetime.timedelta` or number of seconds is added to the
+                current end.
+
+        Raises:
+            RuntimeError: if the lease has already ended.
+        """
+        with self._lock:
+            self._check_open()
+            self._expiry = _as_deadline(expiry, base=self._expiry)
+            self._start_timer()
+
+    def close(self, *, close_stores: bool = False) -> None:
+        """End the lease now: cancel the timer and evict every key."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        super().close(close_stores=close_stores)
+
+
+class StaticLifetime(_KeyTracker):
+    """The process-wide lifetime: keys live until the interpreter exits.
+
+    ``StaticLifetime()`` always returns the same instance while it is open. At exit
+    it evicts its keys and closes their stores. Closing it early ends that instance;
+    the next ``StaticLifetime()`` starts a fresh one.
+    """
+
+    _instance: StaticLifetime | None = None
+    _instance_lock = threading.Lock()
+    _atexit_registered = False
+
+    def __new__(cls) -> StaticLifetime:
+        with cls._instance_lock:
+            if cls._instance is None or cls._instance.done():
+                instance = super().__new__(cls)
+                _KeyTracker.__init__(instance, "static")
+                cls._instance = instance
+                if not cls._atexit_registered:
+                    atexit.register(_close_static_lifetime)
+                    cls._atexit_registered = True
+            return cls._instance
+
+    def __init__(self) -> None:
+        # State is set once in __new__; re-running __init__ would drop tracked keys.
+        pass
+
+    def add_key(self, *keys: Any, store: Store[Any] | None = None) -> None:
+        """Associate ``keys`` of ``store`` with the process lifetime.
+
+        Raises:
+            ValueError: if ``store`` is not given (a static lifetime has no default
+                store).
+            RuntimeError: if the lifetime has already ended.
+        """
+        super().add_key(*keys, store=store)
+
+
+def _close_static_lifetime() -> None:
+    instance = StaticLifetime._instance
+    if instance is not None:
+        instance.close(close_stores=True)
+
+
+def register_lifetime_atexit(
+    lifetime: Lifetime, close_stores: bool = True
+) -> Callable[[], None]:
+    """Close ``lifetime`` when the interpreter exits.
+
+    Returns:
+        The registered callback; pass it to :func:`atexit.unregister` to cancel.
+    """
+
+    def _close() -> None:
+        lifetime.close(close_stores=close_stores)
+
+    atexit.register(_close)
+    return _close
