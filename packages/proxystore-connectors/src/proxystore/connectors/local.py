@@ -1,0 +1,167 @@
+"""In-process, dict-backed connector: the test double of the whole library.
+
+:class:`LocalConnector` keeps objects in a plain ``dict`` owned by this process. It
+implements :class:`~proxystore.connectors.protocols.Connector`,
+:class:`~proxystore.connectors.protocols.DeferrableConnector` and
+:class:`~proxystore.connectors.protocols.WaitableConnector`, so unit tests of the store,
+proxies and streams can run without any server.
+
+Objects live only as long as the dict: a connector rebuilt from :meth:`config` in
+another process sees an empty store unless ``include_data_in_config=True`` (which
+carries the whole dict inside the config, and so is only sensible for small tests).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Self
+
+from proxystore.connectors.protocols import BytesLike
+
+__all__ = ["LocalConnector", "LocalKey"]
+
+# A LocalConnector may share its dict with another connector (``store_dict=`` or a
+# config carrying the data); writes made through the other connector do not notify our
+# condition, so waiters also re-check the dict at this interval.
+_WAIT_RECHECK_S = 0.05
+
+
+class LocalKey(NamedTuple):
+    """Key of an object in a :class:`LocalConnector`."""
+
+    id: str
+    """Random UUID4 string naming the object."""
+
+
+def _as_bytes(obj: BytesLike) -> bytes:
+    # bytes are immutable, so they are stored without a copy; a bytearray or
+    # memoryview is copied once so later changes by the caller (or a released buffer)
+    # cannot alter the stored object.
+    return obj if type(obj) is bytes else bytes(obj)
+
+
+class LocalConnector:
+    """Connector that stores objects in a ``dict`` in this process.
+
+    Safe to use from several threads: writes hold a lock and notify threads blocked
+    in :meth:`wait`; reads are single dict operations.
+
+    Args:
+        store_dict: Dict to store objects in; shared, not copied, so two connectors
+            given the same dict see the same objects. A new empty dict by default.
+        include_data_in_config: Put ``store_dict`` itself into :meth:`config`, so a
+            connector rebuilt with :meth:`from_config` in this process shares it.
+    """
+
+    def __init__(
+        self,
+        store_dict: dict[LocalKey, bytes] | None = None,
+        *,
+        include_data_in_config: bool = False,
+    ) -> None:
+        self._store: dict[LocalKey, bytes] = {} if store_dict is None else store_dict
+        self.include_data_in_config = include_data_in_config
+        self._changed = threading.Condition(threading.Lock())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Do nothing: the dict may be shared, so its objects are kept."""
+
+    def config(self) -> dict[str, Any]:
+        """Return the options that :meth:`from_config` takes.
+
+        The dict of objects is included only when ``include_data_in_config`` is set.
+        """
+        cfg: dict[str, Any] = {"include_data_in_config": self.include_data_in_config}
+        if self.include_data_in_config:
+            cfg["store_dict"] = self._store
+        return cfg
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self:
+        """Create a connector from the output of :meth:`config`.
+
+        Raises:
+            TypeError: if ``config`` has an unknown option.
+        """
+        return cls(**config)
+
+    def evict(self, key: LocalKey) -> None:
+        """Remove the object at ``key``; a missing key is ignored."""
+        self._store.pop(key, None)
+
+    def exists(self, key: LocalKey) -> bool:
+        """Return whether an object is stored at ``key``."""
+        return key in self._store
+
+    def get(self, key: LocalKey) -> bytes | None:
+        """Return the object at ``key`` (no copy), or ``None`` when missing."""
+        return self._store.get(key)
+
+    def get_batch(self, keys: Sequence[LocalKey]) -> list[BytesLike | None]:
+        """Return the object at each key (``None`` where missing), in order."""
+        get = self._store.get
+        return [get(key) for key in keys]
+
+    def new_key(self, obj: BytesLike | None = None) -> LocalKey:
+        """Return a fresh key, storing ``obj`` at it when given."""
+        key = LocalKey(str(uuid.uuid4()))
+        if obj is not None:
+            self.set(key, obj)
+        return key
+
+    def put(self, obj: BytesLike) -> LocalKey:
+        """Store ``obj`` under a new key and return the key."""
+        key = LocalKey(str(uuid.uuid4()))
+        self.set(key, obj)
+        return key
+
+    def put_batch(self, objs: Sequence[BytesLike]) -> list[LocalKey]:
+        """Store each object under a new key; return the keys in order."""
+        items = [(LocalKey(str(uuid.uuid4())), _as_bytes(obj)) for obj in objs]
+        with self._changed:
+            self._store.update(items)
+            self._changed.notify_all()
+        return [key for key, _ in items]
+
+    def set(self, key: LocalKey, obj: BytesLike) -> None:
+        """Store ``obj`` at ``key``, replacing any object already there."""
+        data = _as_bytes(obj)
+        with self._changed:
+            self._store[key] = data
+            self._changed.notify_all()
+
+    def wait(self, key: LocalKey, timeout: float | None = None) -> bool:
+        """Block until an object exists at ``key`` or ``timeout`` seconds pass.
+
+        Args:
+            key: Key to wait for (typically from :meth:`new_key`).
+            timeout: Seconds to wait at most; ``None`` waits forever.
+
+        Returns:
+            Whether an object exists at ``key`` when the call returns.
+        """
+        if key in self._store:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while key not in self._store:
+                if deadline is None:
+                    remaining = _WAIT_RECHECK_S
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                self._changed.wait(min(remaining, _WAIT_RECHECK_S))
+            return True
