@@ -1,0 +1,26 @@
+"""Stream objects through message brokers, with bulk data kept in stores.
+
+A :class:`StreamProducer` publishes objects to topics through a publisher shim
+(:mod:`proxystore.stream.shims`); a :class:`StreamConsumer` reads them back,
+as lazy proxies when the producer put them in a :class:`~proxystore.store.Store`.
+
+This API is experimental: importing this package emits
+:class:`proxystore.warnings.ExperimentalWarning`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from proxystore.stream._consumer import StreamConsumer as StreamConsumer
+from proxystore.stream._producer import StreamProducer as StreamProducer
+from proxystore.warnings import ExperimentalWarning
+
+__all__ = ["StreamConsumer", "StreamProducer"]
+
+warnings.warn(
+    "Streaming is an experimental feature and its API may change in future "
+    "releases without notice.",
+    category=ExperimentalWarning,
+    stacklevel=2,
+)

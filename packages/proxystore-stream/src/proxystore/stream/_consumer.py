@@ -1,0 +1,245 @@
+"""Stream consumer: yields objects (or lazy proxies of them) from a stream."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, cast
+
+from proxystore.store import get_or_create_store, unregister_store
+from proxystore.stream.events import (
+    EndOfStreamEvent,
+    Event,
+    EventBatch,
+    NewObjectEvent,
+    NewObjectKeyEvent,
+    SerializedObject,
+    bytes_to_event,
+)
+from proxystore.stream.exceptions import EventDecodeError
+from proxystore.stream.protocols import (
+    EventSubscriber,
+    Filter,
+    MessageSubscriber,
+    Subscriber,
+)
+
+if TYPE_CHECKING:
+    from proxystore.proxy import Proxy
+    from proxystore.store import Store
+
+__all__ = ["ProxyOr", "StreamConsumer"]
+
+T = TypeVar("T")
+
+#: What :meth:`StreamConsumer.next` returns: a proxy when the topic has a store,
+#: else the object itself.
+ProxyOr: TypeAlias = "Proxy[T] | T"
+
+_ObjectEvent: TypeAlias = NewObjectEvent | NewObjectKeyEvent
+
+
+def _inline(obj: Any) -> Any:
+    # Non-plain inline objects stay serialized until handed to the user.
+    return obj.load() if type(obj) is SerializedObject else obj
+
+
+class StreamConsumer(Generic[T]):
+    """Iterates over the objects of a stream until its end-of-stream event.
+
+    For objects the producer put in a store, :meth:`next` returns a lazy proxy
+    (``store.proxy_from_key``): nothing is fetched until the proxy is used.
+    Objects sent inline are returned as they are. Reading only metadata (and
+    filtering on it) never fetches the objects' bytes.
+
+    Not thread-safe: use one consumer per thread.
+
+    Args:
+        subscriber: An :class:`~proxystore.stream.protocols.EventSubscriber` or
+            :class:`~proxystore.stream.protocols.MessageSubscriber`.
+        filter_: Called with each event's metadata; ``True`` skips the event
+            (and evicts its object when the producer set ``evict``).
+
+    Raises:
+        TypeError: If ``subscriber`` implements neither subscriber protocol.
+    """
+
+    def __init__(
+        self,
+        subscriber: Subscriber,
+        *,
+        filter_: Filter | None = None,
+    ) -> None:
+        if isinstance(subscriber, MessageSubscriber):
+            self._decode = True
+        elif isinstance(subscriber, EventSubscriber):
+            self._decode = False
+        else:
+            raise TypeError(
+                f"{type(subscriber).__qualname__} implements neither EventSubscriber "
+                "nor MessageSubscriber.",
+            )
+        self.subscriber = subscriber
+        self._filter = filter_
+        self._stores: dict[str, Store[Any]] = {}
+        # Pending events of the current batch, in reverse so pop() is O(1).
+        self._pending: list[Event] = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        exc_traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> ProxyOr[T]:
+        return self.next()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(subscriber={self.subscriber!r})"
+
+    def close(self, *, stores: bool = False, subscriber: bool = True) -> None:
+        """Close the consumer.
+
+        Args:
+            stores: Also close and unregister the stores this consumer opened
+                to resolve objects.
+            subscriber: Also close the subscriber.
+        """
+        if stores:
+            for store in self._stores.values():
+                store.close()
+                unregister_store(store)
+            self._stores.clear()
+        if subscriber:
+            self.subscriber.close()
+
+    def _store(self, event: NewObjectKeyEvent) -> Store[Any]:
+        config = event.store_config
+        store = self._stores.get(config.name)
+        if store is None:
+            store = self._stores[config.name] = get_or_create_store(
+                config,
+                register=True,
+            )
+        return store
+
+    def _next_batch(self) -> EventBatch:
+        if self._decode:
+            message = self.subscriber.next_message()  # type: ignore[union-attr]
+            batch = bytes_to_event(message)
+            if not isinstance(batch, EventBatch):
+                raise EventDecodeError(
+                    f"Expected an EventBatch message, got {type(batch).__name__}.",
+                )
+            return batch
+        return self.subscriber.next_events()  # type: ignore[union-attr]
+
+    def _next_event(self) -> _ObjectEvent:
+        while True:
+            while not self._pending:
+                self._pending = list(reversed(self._next_batch().events))
+            event = self._pending.pop()
+            if isinstance(event, EndOfStreamEvent):
+                raise StopIteration
+            if self._filter is None or not self._filter(event.metadata):
+                return event
+            if isinstance(event, NewObjectKeyEvent) and event.evict:
+                # A dropped object would never be resolved, so free it now.
+                self._store(event).evict(event.get_key())
+
+    def next(self) -> ProxyOr[T]:
+        """Return the next item: a proxy (store topics) or the inline object.
+
+        May create and register a :class:`~proxystore.store.Store` from the
+        configuration carried by the event (once per store).
+
+        Raises:
+            StopIteration: On an end-of-stream event (the consumer stays open).
+            EventDecodeError: If a message is not a valid event batch.
+        """
+        return self.next_with_metadata()[1]
+
+    def next_with_metadata(self) -> tuple[dict[str, Any], ProxyOr[T]]:
+        """Return the next item's metadata and the item (see :meth:`next`).
+
+        Raises:
+            StopIteration: On an end-of-stream event.
+            EventDecodeError: If a message is not a valid event batch.
+        """
+        event = self._next_event()
+        if isinstance(event, NewObjectEvent):
+            return event.metadata, cast(T, _inline(event.obj))
+        proxy: Proxy[T] = self._store(event).proxy_from_key(
+            event.get_key(),
+            evict=event.evict,
+        )
+        return event.metadata, proxy
+
+    def next_object(self) -> T:
+        """Return the next object itself, fetched from its store if needed.
+
+        Raises:
+            StopIteration: On an end-of-stream event.
+            ValueError: If the store has no object at the event's key.
+            EventDecodeError: If a message is not a valid event batch.
+        """
+        return self.next_object_with_metadata()[1]
+
+    def next_object_with_metadata(self) -> tuple[dict[str, Any], T]:
+        """Return the next object's metadata and the object itself.
+
+        Raises:
+            StopIteration: On an end-of-stream event.
+            ValueError: If the store has no object at the event's key.
+            EventDecodeError: If a message is not a valid event batch.
+        """
+        event = self._next_event()
+        if isinstance(event, NewObjectEvent):
+            return event.metadata, cast(T, _inline(event.obj))
+        store = self._store(event)
+        key = event.get_key()
+        obj = store.get(key)
+        if obj is None:
+            raise ValueError(
+                f"No object at key {key!r} in store {store.name!r} "
+                f"(topic {event.topic!r}); was it evicted already?",
+            )
+        if event.evict:
+            store.evict(key)
+        return event.metadata, cast(T, obj)
+
+    def iter_with_metadata(
+        self,
+    ) -> Generator[tuple[dict[str, Any], ProxyOr[T]], None, None]:
+        """Yield ``(metadata, item)`` pairs until the end of the stream."""
+        while True:
+            try:
+                yield self.next_with_metadata()
+            except StopIteration:
+                return
+
+    def iter_objects(self) -> Generator[T, None, None]:
+        """Yield objects (fetched, not proxied) until the end of the stream."""
+        while True:
+            try:
+                yield self.next_object()
+            except StopIteration:
+                return
+
+    def iter_objects_with_metadata(
+        self,
+    ) -> Generator[tuple[dict[str, Any], T], None, None]:
+        """Yield ``(metadata, object)`` pairs until the end of the stream."""
+        while True:
+            try:
+                yield self.next_object_with_metadata()
+            except StopIteration:
+                return

@@ -1,0 +1,227 @@
+"""A small, non-executable binary encoding for plain data.
+
+Stream events travel through brokers that anyone on the network may write to,
+so decoding must never run code (no pickle). This codec covers exactly the plain
+data events carry: ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``,
+``list``, ``tuple`` and ``dict``. Each value is a one-byte tag followed by a
+fixed-size scalar or a length-prefixed body, big-endian.
+
+Decoding is defensive: every length is checked against the bytes left before
+anything is allocated, nesting depth is capped, and any malformed input raises
+:class:`~proxystore.stream.exceptions.EventDecodeError`.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+from proxystore.stream.exceptions import EventDecodeError
+
+_NONE: Final = 0x00
+_FALSE: Final = 0x01
+_TRUE: Final = 0x02
+_INT: Final = 0x03
+_BIGINT: Final = 0x04
+_FLOAT: Final = 0x05
+_STR: Final = 0x06
+_BYTES: Final = 0x07
+_LIST: Final = 0x08
+_TUPLE: Final = 0x09
+_DICT: Final = 0x0A
+
+#: Deeper nesting is refused so that hostile input cannot exhaust the stack.
+MAX_DEPTH: Final = 64
+
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_I64 = struct.Struct(">q")
+_F64 = struct.Struct(">d")
+_TAG_U32 = struct.Struct(">BI")
+_TAG_U64 = struct.Struct(">BQ")
+_TAG_I64 = struct.Struct(">Bq")
+_TAG_F64 = struct.Struct(">Bd")
+
+_I64_MIN: Final = -(2**63)
+_I64_MAX: Final = 2**63 - 1
+
+
+class NotPlainDataError(TypeError):
+    """Raised by the encoder for a value outside the supported plain types."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(
+            f"Values of type {type(value).__qualname__} are not plain data "
+            "(expected None, bool, int, float, str, bytes, list, tuple or dict).",
+        )
+
+
+def encode_value(value: Any, out: list[bytes], depth: int = 0) -> None:
+    """Append the encoding of ``value`` to ``out``.
+
+    Named tuples are encoded as plain tuples.
+
+    Raises:
+        NotPlainDataError: If ``value`` (or anything inside it) is not plain data.
+        ValueError: If nesting is deeper than :data:`MAX_DEPTH`.
+    """
+    if depth > MAX_DEPTH:
+        raise ValueError(f"Plain data is nested deeper than {MAX_DEPTH} levels.")
+    cls = type(value)
+    # Exact type checks: subclasses (IntEnum, str subclasses, ...) would not
+    # round-trip to the same type, so they are not plain data.
+    if value is None:
+        out.append(b"\x00")
+    elif cls is bool:
+        out.append(b"\x02" if value else b"\x01")
+    elif cls is int:
+        if _I64_MIN <= value <= _I64_MAX:
+            out.append(_TAG_I64.pack(_INT, value))
+        else:
+            size = (value.bit_length() + 8) // 8
+            out.append(_TAG_U32.pack(_BIGINT, size))
+            out.append(value.to_bytes(size, "big", signed=True))
+    elif cls is float:
+        out.append(_TAG_F64.pack(_FLOAT, value))
+    elif cls is str:
+        data = value.encode("utf-8", "surrogatepass")
+        out.append(_TAG_U32.pack(_STR, len(data)))
+        out.append(data)
+    elif cls is bytes:
+        out.append(_TAG_U64.pack(_BYTES, len(value)))
+        out.append(value)
+    elif cls is list:
+        out.append(_TAG_U32.pack(_LIST, len(value)))
+        for item in value:
+            encode_value(item, out, depth + 1)
+    elif cls is tuple or (isinstance(value, tuple) and hasattr(value, "_fields")):
+        out.append(_TAG_U32.pack(_TUPLE, len(value)))
+        for item in value:
+            encode_value(item, out, depth + 1)
+    elif cls is dict:
+        out.append(_TAG_U32.pack(_DICT, len(value)))
+        for key, item in value.items():
+            encode_value(key, out, depth + 1)
+            encode_value(item, out, depth + 1)
+    else:
+        raise NotPlainDataError(value)
+
+
+def encode_str(value: str, out: list[bytes]) -> None:
+    """Append a bare length-prefixed UTF-8 string (no tag) to ``out``."""
+    data = value.encode("utf-8", "surrogatepass")
+    out.append(_U32.pack(len(data)))
+    out.append(data)
+
+
+def encode_blob(value: bytes | bytearray | memoryview, out: list[bytes]) -> None:
+    """Append a bare length-prefixed byte string (no tag) to ``out``."""
+    out.append(_U64.pack(len(value)))
+    out.append(bytes(value) if not isinstance(value, bytes) else value)
+
+
+class Reader:
+    """Cursor over an encoded message; every read is bounds-checked."""
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._buf = memoryview(data).cast("B")
+        self._pos = 0
+
+    @property
+    def remaining(self) -> int:
+        """Number of unread bytes."""
+        return len(self._buf) - self._pos
+
+    def take(self, size: int) -> memoryview:
+        """Return the next ``size`` bytes (a view) and advance past them."""
+        if size < 0 or size > len(self._buf) - self._pos:
+            raise EventDecodeError(
+                f"Truncated event: needs {size} bytes at offset {self._pos}, "
+                f"{len(self._buf) - self._pos} left.",
+            )
+        start = self._pos
+        self._pos = start + size
+        return self._buf[start : self._pos]
+
+    def u8(self) -> int:
+        """Read an unsigned byte."""
+        if self._pos >= len(self._buf):
+            raise EventDecodeError(f"Truncated event at offset {self._pos}.")
+        value = self._buf[self._pos]
+        self._pos += 1
+        return value
+
+    def u32(self) -> int:
+        """Read a big-endian unsigned 32-bit integer."""
+        return int(_U32.unpack(self.take(4))[0])
+
+    def u64(self) -> int:
+        """Read a big-endian unsigned 64-bit integer."""
+        return int(_U64.unpack(self.take(8))[0])
+
+    def text(self) -> str:
+        """Read a bare length-prefixed UTF-8 string."""
+        return self._utf8(self.take(self.u32()))
+
+    def blob(self) -> bytes:
+        """Read a bare length-prefixed byte string."""
+        return bytes(self.take(self.u64()))
+
+    def count(self) -> int:
+        """Read an item count; each item needs at least one byte, so cap it."""
+        n = self.u32()
+        if n > self.remaining:
+            raise EventDecodeError(
+                f"Corrupt event: {n} items announced but only "
+                f"{self.remaining} bytes left.",
+            )
+        return n
+
+    def value(self, depth: int = 0) -> Any:
+        """Read one tagged plain value."""
+        if depth > MAX_DEPTH:
+            raise EventDecodeError(f"Event nested deeper than {MAX_DEPTH} levels.")
+        tag = self.u8()
+        if tag == _NONE:
+            return None
+        if tag == _FALSE:
+            return False
+        if tag == _TRUE:
+            return True
+        if tag == _INT:
+            return _I64.unpack(self.take(8))[0]
+        if tag == _BIGINT:
+            return int.from_bytes(self.take(self.u32()), "big", signed=True)
+        if tag == _FLOAT:
+            return _F64.unpack(self.take(8))[0]
+        if tag == _STR:
+            return self._utf8(self.take(self.u32()))
+        if tag == _BYTES:
+            return bytes(self.take(self.u64()))
+        if tag == _LIST:
+            return [self.value(depth + 1) for _ in range(self.count())]
+        if tag == _TUPLE:
+            return tuple(self.value(depth + 1) for _ in range(self.count()))
+        if tag == _DICT:
+            result: dict[Any, Any] = {}
+            for _ in range(self.count()):
+                key = self.value(depth + 1)
+                try:
+                    result[key] = self.value(depth + 1)
+                except TypeError as e:
+                    raise EventDecodeError(
+                        f"Corrupt event: unhashable dict key of type "
+                        f"{type(key).__qualname__}.",
+                    ) from e
+            return result
+        raise EventDecodeError(
+            f"Corrupt event: unknown value tag 0x{tag:02x} at offset {self._pos - 1}."
+        )
+
+    def _utf8(self, data: memoryview) -> str:
+        try:
+            return str(data, "utf-8", "surrogatepass")
+        except UnicodeDecodeError as e:
+            raise EventDecodeError(f"Corrupt event: invalid UTF-8 ({e}).") from e

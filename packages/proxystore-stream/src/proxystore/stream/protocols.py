@@ -1,0 +1,114 @@
+"""Contracts between stream producers/consumers and message brokers.
+
+A broker adapter (a *shim*) implements one side of one pair:
+
+* :class:`MessagePublisher` / :class:`MessageSubscriber` move opaque ``bytes``
+  per topic. The stream encodes events with
+  :func:`proxystore.stream.events.event_to_bytes` before publishing and decodes
+  them with :func:`proxystore.stream.events.bytes_to_event` after receiving.
+* :class:`EventPublisher` / :class:`EventSubscriber` move
+  :class:`~proxystore.stream.events.EventBatch` objects directly, for transports
+  that do their own encoding (or none, in-process).
+
+Implementations satisfy these structurally; no base class is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Self, TypeAlias, runtime_checkable
+
+from proxystore.stream.events import EventBatch
+
+__all__ = [
+    "EventPublisher",
+    "EventSubscriber",
+    "Filter",
+    "MessagePublisher",
+    "MessageSubscriber",
+    "Publisher",
+    "Subscriber",
+]
+
+
+# runtime_checkable: the producer and consumer dispatch on these with isinstance.
+@runtime_checkable
+class EventPublisher(Protocol):
+    """Publishes batches of events."""
+
+    def close(self) -> None:
+        """Release the connection to the broker."""
+        ...
+
+    def send_events(self, events: EventBatch, /) -> None:
+        """Publish one batch of events (all for ``events.topic``)."""
+        ...
+
+
+@runtime_checkable
+class EventSubscriber(Protocol):
+    """Yields batches of events, blocking until the next one arrives."""
+
+    def __iter__(self) -> Self: ...
+
+    def __next__(self) -> EventBatch: ...
+
+    def close(self) -> None:
+        """Release the connection to the broker."""
+        ...
+
+    def next_events(self) -> EventBatch:
+        """Return the next batch of events.
+
+        Raises:
+            StopIteration: When the underlying transport is closed.
+        """
+        ...
+
+
+@runtime_checkable
+class MessagePublisher(Protocol):
+    """Publishes opaque messages to topics."""
+
+    def close(self) -> None:
+        """Release the connection to the broker."""
+        ...
+
+    def send_message(self, topic: str, message: bytes, /) -> None:
+        """Publish ``message`` to ``topic``."""
+        ...
+
+
+@runtime_checkable
+class MessageSubscriber(Protocol):
+    """Yields opaque messages, blocking until the next one arrives."""
+
+    def __iter__(self) -> Self: ...
+
+    def __next__(self) -> bytes: ...
+
+    def close(self) -> None:
+        """Release the connection to the broker."""
+        ...
+
+    def next_message(self) -> bytes:
+        """Return the next message.
+
+        Raises:
+            StopIteration: When the underlying transport is closed.
+        """
+        ...
+
+
+class Filter(Protocol):
+    """Decides from an event's metadata whether the event is dropped.
+
+    Returning ``True`` drops the event (it is *filtered out*).
+    """
+
+    def __call__(self, metadata: dict[str, Any], /) -> bool: ...
+
+
+#: Anything a :class:`~proxystore.stream.StreamProducer` can publish through.
+Publisher: TypeAlias = EventPublisher | MessagePublisher
+#: Anything a :class:`~proxystore.stream.StreamConsumer` can read from.
+Subscriber: TypeAlias = EventSubscriber | MessageSubscriber

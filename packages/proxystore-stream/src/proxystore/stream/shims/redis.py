@@ -1,0 +1,246 @@
+"""Redis publisher and subscriber shims (needs the ``redis`` package).
+
+Two flavours:
+
+* Pub/sub (:class:`RedisPublisher`, :class:`RedisSubscriber`): every active
+  subscriber receives every message; messages published while nobody is
+  subscribed are lost.
+* Queue (:class:`RedisQueuePublisher`, :class:`RedisQueueSubscriber`): a Redis
+  list per topic; messages persist until read and each is read by exactly one
+  subscriber.
+
+Connection failures raise :class:`ConnectionError` naming ``host:port``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import Any, Self
+
+import redis
+
+__all__ = [
+    "RedisPublisher",
+    "RedisQueuePublisher",
+    "RedisQueueSubscriber",
+    "RedisSubscriber",
+]
+
+
+class _RedisClient:
+    """Owns one Redis client and maps its connection errors (shared plumbing)."""
+
+    def __init__(self, hostname: str, port: int, **kwargs: Any) -> None:
+        self._address = f"{hostname}:{port}"
+        self._redis_client = redis.Redis(host=hostname, port=port, **kwargs)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._address!r})"
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.ConnectionError as e:
+            raise ConnectionError(
+                f"Cannot reach the Redis server at {self._address}: {e}",
+            ) from e
+
+    def close(self) -> None:
+        """Close the connection to the Redis server."""
+        self._redis_client.close()
+
+
+class RedisPublisher(_RedisClient):
+    """Publishes messages with Redis ``PUBLISH`` (pub/sub).
+
+    Args:
+        hostname: Redis server host.
+        port: Redis server port.
+        kwargs: Passed to :class:`redis.Redis`.
+    """
+
+    def send_message(self, topic: str, message: bytes) -> None:
+        """Publish ``message`` on channel ``topic``.
+
+        Raises:
+            ConnectionError: If the server cannot be reached.
+        """
+        with self._errors():
+            self._redis_client.publish(topic, message)
+
+
+class RedisSubscriber(_RedisClient):
+    """Yields messages published on one or more Redis pub/sub channels.
+
+    Subscribes in the constructor: messages published before that are not seen.
+
+    Args:
+        hostname: Redis server host.
+        port: Redis server port.
+        topic: Channel or channels to subscribe to.
+        kwargs: Passed to :class:`redis.Redis`.
+
+    Raises:
+        ConnectionError: If the server cannot be reached.
+    """
+
+    def __init__(
+        self,
+        hostname: str,
+        port: int,
+        topic: str | Sequence[str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(hostname, port, **kwargs)
+        self._topics = [topic] if isinstance(topic, str) else list(topic)
+        self._pubsub = self._redis_client.pubsub(  # type: ignore[no-untyped-call]
+            ignore_subscribe_messages=True,
+        )
+        try:
+            with self._errors():
+                self._pubsub.subscribe(*self._topics)
+        except ConnectionError:
+            self.close()
+            raise
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> bytes:
+        return self.next_message()
+
+    def next_message(self) -> bytes:
+        """Block until the next message and return it.
+
+        Raises:
+            StopIteration: If the subscription was cancelled.
+            ConnectionError: If the server cannot be reached.
+        """
+        with self._errors():
+            while True:
+                message = self._pubsub.get_message(timeout=None)
+                if message is None:
+                    continue
+                kind = message["type"]
+                if kind in ("message", "pmessage"):
+                    data: bytes = message["data"]
+                    return data
+                if kind in ("unsubscribe", "punsubscribe"):
+                    raise StopIteration
+
+    def close(self) -> None:
+        """Unsubscribe and close the connections."""
+        with contextlib.suppress(redis.ConnectionError):
+            self._pubsub.unsubscribe()
+        self._pubsub.close()
+        super().close()
+
+
+class RedisQueuePublisher(_RedisClient):
+    """Appends messages to a Redis list per topic (``RPUSH``).
+
+    Args:
+        hostname: Redis server host.
+        port: Redis server port.
+        kwargs: Passed to :class:`redis.Redis`.
+    """
+
+    def send_message(self, topic: str, message: bytes) -> None:
+        """Append ``message`` to the list ``topic``.
+
+        Raises:
+            ConnectionError: If the server cannot be reached.
+        """
+        with self._errors():
+            self._redis_client.rpush(topic, message)
+
+
+class RedisQueueSubscriber(_RedisClient):
+    """Pops messages from the Redis list of one topic.
+
+    When several messages are waiting, up to ``prefetch`` of them are taken in
+    one round trip (``LPOP key count``) and handed out one at a time; only an
+    empty list costs a blocking ``BLPOP``. Messages prefetched but not yet
+    handed out are pushed back to the head of the list by :meth:`close`, so
+    none is lost.
+
+    Args:
+        hostname: Redis server host.
+        port: Redis server port.
+        topic: Topic (list key) to read.
+        timeout: Seconds to wait for a message (whole seconds or fractions);
+            ``None`` waits forever.
+        prefetch: Most messages taken per round trip (1 disables prefetching).
+        kwargs: Passed to :class:`redis.Redis`.
+
+    Raises:
+        ValueError: If ``prefetch`` is smaller than 1.
+    """
+
+    def __init__(
+        self,
+        hostname: str,
+        port: int,
+        topic: str,
+        *,
+        timeout: float | None = None,
+        prefetch: int = 32,
+        **kwargs: Any,
+    ) -> None:
+        if prefetch < 1:
+            raise ValueError(f"prefetch must be at least 1, got {prefetch}.")
+        super().__init__(hostname, port, **kwargs)
+        self.topic = topic
+        self._timeout = timeout
+        self._prefetch = prefetch
+        self._buffer: deque[bytes] = deque()
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> bytes:
+        return self.next_message()
+
+    def next_message(self) -> bytes:
+        """Return the next message, blocking while the list is empty.
+
+        Raises:
+            TimeoutError: If no message arrived within ``timeout`` seconds.
+            ConnectionError: If the server cannot be reached.
+        """
+        if self._buffer:
+            return self._buffer.popleft()
+        with self._errors():
+            if self._prefetch > 1:
+                batch = self._redis_client.lpop(self.topic, self._prefetch)
+                if batch:
+                    self._buffer.extend(batch)  # type: ignore[arg-type]
+                    return self._buffer.popleft()
+            popped = self._redis_client.blpop(
+                [self.topic],
+                timeout=0 if self._timeout is None else self._timeout,
+            )
+        if popped is None:
+            raise TimeoutError(
+                f'No message on topic "{self.topic}" at {self._address} '
+                f"within {self._timeout} s.",
+            )
+        return popped[1]  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Return prefetched, unread messages to the list; close the connection."""
+        if self._buffer:
+            with contextlib.suppress(redis.ConnectionError):
+                # LPUSH inserts in reverse order, so reverse first to keep order.
+                self._redis_client.lpush(self.topic, *reversed(self._buffer))
+            self._buffer.clear()
+        super().close()

@@ -1,0 +1,157 @@
+"""ZeroMQ publisher and subscriber shims (needs the ``pyzmq`` package).
+
+There is no broker: the subscriber connects straight to the publisher's
+socket, so the publisher must be bound first. As with any ZeroMQ PUB/SUB,
+messages sent before a subscriber has connected and subscribed are not
+delivered to it; :meth:`ZeroMQPublisher.wait_for_subscribers` closes that
+window. Unlike a plain PUB socket, the publisher does not silently drop
+messages for a slow subscriber: it blocks (``XPUB_NODROP``) once the
+subscriber's queue is full, so a stream arrives complete and in order.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Self
+
+import zmq
+
+__all__ = ["ZeroMQPublisher", "ZeroMQSubscriber"]
+
+
+class ZeroMQPublisher:
+    """Publishes ``(topic, message)`` frames from a bound XPUB socket.
+
+    Args:
+        address: Interface to bind, as in ``tcp://{address}:{port}``.
+        port: Port to bind.
+        nodrop: Block instead of dropping when a subscriber is too slow.
+
+    Raises:
+        ConnectionError: If the address cannot be bound.
+    """
+
+    def __init__(self, address: str, port: int, *, nodrop: bool = True) -> None:
+        self._endpoint = f"tcp://{address}:{port}"
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.XPUB)
+        self._socket.setsockopt(zmq.LINGER, 1000)
+        if nodrop:
+            self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+        try:
+            self._socket.bind(self._endpoint)
+        except zmq.ZMQError as e:
+            self.close()
+            raise ConnectionError(f"Cannot bind {self._endpoint}: {e}") from e
+        self._subscriptions = 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._endpoint!r})"
+
+    def close(self) -> None:
+        """Close the socket (waiting up to 1 s to send what is queued)."""
+        self._socket.close()
+        self._context.term()
+
+    def wait_for_subscribers(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Block until ``count`` subscriptions have reached this publisher.
+
+        Raises:
+            TimeoutError: If fewer arrived within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while self._subscriptions < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._socket.poll(int(remaining * 1000) + 1):
+                raise TimeoutError(
+                    f"{self._subscriptions} of {count} subscribers connected to "
+                    f"{self._endpoint} within {timeout} s.",
+                )
+            self._drain_subscriptions()
+
+    def _drain_subscriptions(self) -> None:
+        # XPUB delivers subscription changes as messages: b"\x01topic" / b"\x00topic".
+        while self._socket.poll(0):
+            frame = self._socket.recv()
+            if frame[:1] == b"\x01":
+                self._subscriptions += 1
+            elif frame[:1] == b"\x00":
+                self._subscriptions -= 1
+
+    def send_message(self, topic: str, message: bytes) -> None:
+        """Publish ``message`` under ``topic``."""
+        self._socket.send_multipart((topic.encode(), message), copy=False)
+
+
+class ZeroMQSubscriber:
+    """Yields messages from a :class:`ZeroMQPublisher`.
+
+    Args:
+        address: Publisher's address, as in ``tcp://{address}:{port}``.
+        port: Publisher's port.
+        topic: Topic to receive; ``''`` receives every topic. Matching is
+            exact (a plain ZeroMQ subscription would also match longer topics
+            sharing the prefix).
+        timeout: Seconds to wait for a message (``None``: forever).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        port: int,
+        *,
+        topic: str = "",
+        timeout: float | None = None,
+    ) -> None:
+        self._endpoint = f"tcp://{address}:{port}"
+        self._topic = topic.encode()
+        self._timeout_ms = -1 if timeout is None else int(timeout * 1000)
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.RCVTIMEO, self._timeout_ms)
+        self._socket.connect(self._endpoint)
+        self._socket.setsockopt(zmq.SUBSCRIBE, self._topic)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> bytes:
+        return self.next_message()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._endpoint!r}, topic={self._topic!r})"
+
+    def next_message(self) -> bytes:
+        """Return the next message of the subscribed topic.
+
+        Raises:
+            TimeoutError: If nothing arrived within ``timeout`` seconds.
+        """
+        while True:
+            try:
+                topic, message = self._socket.recv_multipart()
+            except zmq.Again as e:
+                raise TimeoutError(
+                    f"No message from {self._endpoint} within "
+                    f"{self._timeout_ms / 1000} s.",
+                ) from e
+            if not self._topic or topic == self._topic:
+                return message
+
+    def close(self) -> None:
+        """Close the socket."""
+        self._socket.close()
+        self._context.term()
