@@ -41,7 +41,8 @@ format: install ## Apply ruff formatting and autofixes.
 typecheck: install ## mypy --strict over packages/, tests/ and scripts/.
 	$(RUN) mypy packages/*/src tests scripts conftest.py
 	@set -e; for d in packages/*/tests; do \
-		echo "mypy $$d"; MYPYPATH=$$d $(RUN) mypy $$d; done
+		if compgen -G "$$d/*.py" >/dev/null; then \
+			echo "mypy $$d"; MYPYPATH=$$d $(RUN) mypy $$d; fi; done
 
 bench: install ## Run every benchmark (creates .bench-venv/ with the reference release).
 	@set -e; for f in scripts/bench/[a-z]*.py; do \
