@@ -158,7 +158,9 @@ class MultiKey(NamedTuple):
 
     connector_name: str
     """Name of the connector holding the object."""
-    connector_key: tuple[Any, ...]
+    # Any, not tuple[Any, ...]: the key type depends on which connector was chosen at
+    # run time, and callers hand it straight back to that connector.
+    connector_key: Any
     """That connector's own key (itself a NamedTuple of plain data)."""
 
 
