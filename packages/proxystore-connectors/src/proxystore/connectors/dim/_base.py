@@ -1,0 +1,212 @@
+"""Connector logic shared by every DIM transport."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+import warnings
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
+
+from proxystore.connectors.dim.exceptions import DIMServerError
+from proxystore.connectors.dim.models import (
+    DIMKey,
+    DIMType,
+    Op,
+    Request,
+    Response,
+    Status,
+)
+from proxystore.connectors.dim.server import stop_server_process
+from proxystore.connectors.dim.transport import Transport
+from proxystore.connectors.protocols import BytesLike
+
+__all__ = ["PeerConnector"]
+
+# Requests are bounded by `timeout` plus the time to move their bytes at this (low)
+# rate, so a dead peer fails fast while a multi-GB object on a busy link is not cut
+# off: ZeroMQ delivers a message whole, so progress cannot be watched instead.
+_MIN_BYTES_PER_SECOND = 64 * 1024 * 1024
+
+
+class PeerConnector:
+    """Connector API over a :class:`Transport`; subclasses pick the transport.
+
+    Objects are put on this peer's server; a get, exists or evict goes to the peer
+    named in the key. Subclasses set :attr:`dim_type`, ``_transport`` and
+    ``_server`` (the server process they spawned, if any) in ``__init__``.
+    """
+
+    dim_type: ClassVar[DIMType]
+    address: str
+    port: int
+    timeout: float
+    _transport: Transport
+    _server: subprocess.Popen[bytes] | None
+    _kill_timeout: float = 1.0
+    _closed: bool = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not self._closed and hasattr(self, "_transport"):
+            warnings.warn(
+                f"{type(self).__name__} for {self.address}:{self.port} was not "
+                "closed; call close() or use it as a context manager",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+    @property
+    def server(self) -> subprocess.Popen[bytes] | None:
+        """The local server process this connector spawned, if any."""
+        return self._server
+
+    def close(self, kill_server: bool = True) -> None:
+        """Close connections; stop the local server if this connector spawned it.
+
+        Args:
+            kill_server: Stop the spawned server (its objects are lost). With
+                ``False`` it keeps serving until this process exits.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._transport.close()
+        if kill_server and self._server is not None:
+            stop_server_process(self._server, self._kill_timeout)
+            self._server = None
+
+    def config(self) -> dict[str, Any]:
+        """Plain-data configuration from which :meth:`from_config` rebuilds it."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self:
+        """Create a connector from the output of :meth:`config`."""
+        return cls(**config)
+
+    def _new_key(self, obj: BytesLike) -> DIMKey:
+        return DIMKey(
+            self.dim_type, uuid.uuid4().hex, len(obj), self.address, self.port
+        )
+
+    def _send(
+        self,
+        host: str,
+        port: int,
+        requests: Sequence[Request],
+        nbytes: int,
+    ) -> list[Response]:
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        budget = self.timeout + nbytes / _MIN_BYTES_PER_SECOND
+        responses = self._transport.exchange(host, port, requests, budget)
+        for response in responses:
+            if response.status is Status.ERROR:
+                raise DIMServerError(
+                    f"DIM server at {host}:{port} failed a {response.op.name} "
+                    f"request: {response.text}",
+                    address=f"{host}:{port}",
+                )
+        return responses
+
+    def _by_peer(self, keys: Sequence[DIMKey], op: Op) -> list[Response]:
+        """Send one request per key, pipelined per peer; responses in key order."""
+        groups: dict[tuple[str, int], list[int]] = {}
+        for index, key in enumerate(keys):
+            if key.dim_type != self.dim_type:
+                raise ValueError(
+                    f"{type(self).__name__} cannot use a DIM key of type "
+                    f"{key.dim_type!r}: {key}",
+                )
+            groups.setdefault((key.peer_host, key.peer_port), []).append(index)
+        out: list[Response | None] = [None] * len(keys)
+        for (host, port), indices in groups.items():
+            requests = [Request(op, keys[i].obj_id) for i in indices]
+            nbytes = sum(keys[i].size for i in indices) if op is Op.GET else 0
+            for i, response in zip(
+                indices, self._send(host, port, requests, nbytes), strict=True
+            ):
+                out[i] = response
+        return [r for r in out if r is not None]
+
+    def evict(self, key: DIMKey) -> None:
+        """Remove the object at ``key`` from its peer; a missing key is fine.
+
+        Raises:
+            ServerTimeoutError: If the peer does not answer in time.
+            DIMServerError: If the peer fails the request.
+        """
+        self._by_peer([key], Op.EVICT)
+
+    def exists(self, key: DIMKey) -> bool:
+        """Return whether the peer named in ``key`` holds its object.
+
+        Raises:
+            ServerTimeoutError: If the peer does not answer in time.
+            DIMServerError: If the peer fails the request.
+        """
+        (response,) = self._by_peer([key], Op.EXISTS)
+        return response.status is Status.OK
+
+    def get(self, key: DIMKey) -> BytesLike | None:
+        """Fetch the object at ``key`` from its peer, or ``None`` if it is gone.
+
+        Large objects come back as a ``memoryview`` over the received buffer (no
+        copy).
+
+        Raises:
+            ServerTimeoutError: If the peer does not answer in time (the allowance
+                grows with ``key.size``).
+            DIMServerError: If the peer fails the request.
+        """
+        (response,) = self._by_peer([key], Op.GET)
+        return _payload(response)
+
+    def get_batch(self, keys: Sequence[DIMKey]) -> list[BytesLike | None]:
+        """Fetch several objects; requests to one peer are pipelined.
+
+        Raises:
+            ServerTimeoutError: If a peer does not answer in time.
+            DIMServerError: If a peer fails a request.
+        """
+        return [_payload(r) for r in self._by_peer(keys, Op.GET)]
+
+    def put(self, obj: BytesLike) -> DIMKey:
+        """Store ``obj`` on this peer's server and return its key.
+
+        Raises:
+            ServerTimeoutError: If the local server does not answer in time.
+            DIMServerError: If the server fails the request.
+        """
+        return self.put_batch([obj])[0]
+
+    def put_batch(self, objs: Sequence[BytesLike]) -> list[DIMKey]:
+        """Store several objects on this peer's server (pipelined).
+
+        Raises:
+            ServerTimeoutError: If the local server does not answer in time.
+            DIMServerError: If the server fails a request.
+        """
+        keys = [self._new_key(obj) for obj in objs]
+        requests = [
+            Request(Op.PUT, key.obj_id, (obj,))
+            for key, obj in zip(keys, objs, strict=True)
+        ]
+        self._send(self.address, self.port, requests, sum(k.size for k in keys))
+        return keys
+
+
+def _payload(response: Response) -> BytesLike | None:
+    if response.status is Status.MISSING:
+        return None
+    parts = response.payload
+    if len(parts) == 1:
+        return parts[0]
+    # A chunked object arrives in several frames: one join makes it contiguous.
+    return b"".join(parts)

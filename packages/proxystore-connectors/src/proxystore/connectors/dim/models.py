@@ -1,0 +1,211 @@
+"""Keys and wire messages shared by every DIM transport.
+
+A message is a small fixed header followed by zero or more raw payload buffers. The
+header is plain ``struct`` data (never pickle), so a peer cannot make another run
+code, and the payload buffers travel as separate frames so large objects are never
+copied into the header::
+
+    request   "DM" | version u8 | op u8 | request id u32 | size u64 | obj_id UTF-8
+    response  "DM" | version u8 | op u8 | status u8 | request id u32 | size u64
+              | text UTF-8
+
+``size`` is the total length of the payload buffers (the object for a put request or a
+get response); the receiver checks it. ``text`` carries the server's error message
+when ``status`` is :attr:`Status.ERROR`.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from proxystore.connectors.dim.exceptions import MessageDecodeError
+from proxystore.connectors.protocols import BytesLike
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "DIMKey",
+    "DIMType",
+    "Op",
+    "Request",
+    "Response",
+    "Status",
+    "decode_request",
+    "decode_response",
+    "encode_request",
+    "encode_response",
+]
+
+#: Version written into every header; a peer rejects any other version.
+PROTOCOL_VERSION = 1
+_MAGIC = b"DM"
+_REQUEST = struct.Struct("!2sBBIQ")
+_RESPONSE = struct.Struct("!2sBBBIQ")
+
+DIMType = Literal["margo", "ucx", "zmq"]
+
+
+class DIMKey(NamedTuple):
+    """Key of an object held by the DIM server of one peer.
+
+    Attributes:
+        dim_type: Transport of the peer that holds the object.
+        obj_id: Unique id of the object on that peer.
+        size: Object length in bytes.
+        peer_host: Address of the peer's server.
+        peer_port: Port of the peer's server.
+    """
+
+    dim_type: DIMType
+    obj_id: str
+    size: int
+    peer_host: str
+    peer_port: int
+
+
+class Op(enum.IntEnum):
+    """Operation requested from a DIM server."""
+
+    PING = 0
+    PUT = 1
+    GET = 2
+    EXISTS = 3
+    EVICT = 4
+
+
+class Status(enum.IntEnum):
+    """Outcome reported by a DIM server."""
+
+    #: Done; a get response carries the object, an exists response means "present".
+    OK = 0
+    #: No object under that id (a get returns ``None``, exists returns ``False``).
+    MISSING = 1
+    #: The server failed; the response text says why.
+    ERROR = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A client request; ``payload`` holds the object's buffers for a put."""
+
+    op: Op
+    obj_id: str = ""
+    payload: Sequence[BytesLike] = ()
+    request_id: int = 0
+
+    @property
+    def size(self) -> int:
+        """Total payload length in bytes."""
+        return sum(len(part) for part in self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A server response; ``payload`` holds the object's buffers for a get."""
+
+    op: Op
+    status: Status
+    payload: Sequence[BytesLike] = ()
+    request_id: int = 0
+    text: str = ""
+
+    @property
+    def size(self) -> int:
+        """Total payload length in bytes."""
+        return sum(len(part) for part in self.payload)
+
+
+def encode_request(request: Request, request_id: int | None = None) -> bytes:
+    """Return the header of ``request``; its payload travels as separate frames.
+
+    ``request_id`` (a u32), when given, replaces ``request.request_id``: transports
+    number requests themselves to match answers to them.
+    """
+    rid = request.request_id if request_id is None else request_id
+    head = _REQUEST.pack(_MAGIC, PROTOCOL_VERSION, request.op, rid, request.size)
+    return head + request.obj_id.encode()
+
+
+def encode_response(response: Response) -> bytes:
+    """Return the header of ``response``; its payload travels as separate frames."""
+    return (
+        _RESPONSE.pack(
+            _MAGIC,
+            PROTOCOL_VERSION,
+            response.op,
+            response.status,
+            response.request_id,
+            response.size,
+        )
+        + response.text.encode()
+    )
+
+
+def decode_request(header: BytesLike, payload: Sequence[BytesLike] = ()) -> Request:
+    """Rebuild a request from its header and payload frames.
+
+    Raises:
+        MessageDecodeError: If the header is truncated, has a wrong magic tag, version
+            or operation, or the payload length differs from the declared size.
+    """
+    head = _unpack(_REQUEST, header, "request")
+    _, _, op, request_id, size = head
+    try:
+        obj_id = bytes(header[_REQUEST.size :]).decode()
+    except UnicodeDecodeError as exc:
+        raise MessageDecodeError("DIM request carries an invalid object id") from exc
+    request = Request(_op(op), obj_id, payload, request_id)
+    _check_size(request.size, size, "request")
+    return request
+
+
+def decode_response(header: BytesLike, payload: Sequence[BytesLike] = ()) -> Response:
+    """Rebuild a response from its header and payload frames.
+
+    Raises:
+        MessageDecodeError: If the header is truncated, has a wrong magic tag, version,
+            operation or status, or the payload length differs from the declared size.
+    """
+    _, _, op, status, request_id, size = _unpack(_RESPONSE, header, "response")
+    try:
+        status_ = Status(status)
+    except ValueError:
+        raise MessageDecodeError(f"DIM response has unknown status {status}") from None
+    text = bytes(header[_RESPONSE.size :]).decode(errors="replace")
+    response = Response(_op(op), status_, payload, request_id, text)
+    _check_size(response.size, size, "response")
+    return response
+
+
+def _unpack(layout: struct.Struct, header: BytesLike, kind: str) -> tuple[int, ...]:
+    if len(header) < layout.size:
+        raise MessageDecodeError(
+            f"DIM {kind} header is {len(header)} bytes, expected at least "
+            f"{layout.size}",
+        )
+    magic, version, *fields = layout.unpack_from(header)
+    if magic != _MAGIC:
+        raise MessageDecodeError(f"DIM {kind} has wrong magic tag {magic!r}")
+    if version != PROTOCOL_VERSION:
+        raise MessageDecodeError(
+            f"DIM {kind} uses protocol version {version}, this peer speaks "
+            f"{PROTOCOL_VERSION}",
+        )
+    return (magic, version, *fields)
+
+
+def _op(value: int) -> Op:
+    try:
+        return Op(value)
+    except ValueError:
+        raise MessageDecodeError(f"DIM message has unknown operation {value}") from None
+
+
+def _check_size(actual: int, declared: int, kind: str) -> None:
+    if actual != declared:
+        raise MessageDecodeError(
+            f"DIM {kind} payload is {actual} bytes but its header declares {declared}",
+        )

@@ -1,0 +1,260 @@
+"""The DIM server: in-memory storage, its process entry point, and process control.
+
+Each peer runs one server process per (address, port). Connectors talk to it through
+a transport (:mod:`proxystore.connectors.dim.transport`); the storage logic here is
+the same for every transport.
+
+Spawned servers are tied to the process that spawned them: they are stopped when it
+exits normally (``atexit``) and they stop themselves when it dies abruptly (they
+watch their parent), so a crashed client never leaves an orphan server behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import cast
+
+from proxystore.connectors.dim.exceptions import ServerTimeoutError
+from proxystore.connectors.dim.models import DIMType, Op, Request, Response, Status
+from proxystore.connectors.dim.transport import ServeFunction
+from proxystore.connectors.exceptions import ConnectorConnectionError
+from proxystore.connectors.protocols import BytesLike
+
+__all__ = [
+    "DIMStorage",
+    "main",
+    "serve_forever",
+    "spawn_server_process",
+    "stop_server_process",
+]
+
+_TRANSPORTS: tuple[DIMType, ...] = ("margo", "ucx", "zmq")
+# Directory holding the `proxystore` namespace this module was loaded from; the
+# server process gets it on its path so it imports the same code as its parent.
+_SRC_ROOT = Path(__file__).resolve().parents[3]
+_spawned: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
+_spawned_lock = threading.Lock()
+
+
+class DIMStorage:
+    """A dict of objects answering DIM requests (the server's state)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Sequence[BytesLike]] = {}
+
+    def put(self, obj_id: str, payload: Sequence[BytesLike]) -> None:
+        """Store the buffers of one object under ``obj_id`` (overwriting)."""
+        self.data[obj_id] = payload
+
+    def get(self, obj_id: str) -> Sequence[BytesLike] | None:
+        """Return the buffers stored under ``obj_id``, or ``None``."""
+        return self.data.get(obj_id)
+
+    def exists(self, obj_id: str) -> bool:
+        """Return whether an object is stored under ``obj_id``."""
+        return obj_id in self.data
+
+    def evict(self, obj_id: str) -> None:
+        """Forget the object under ``obj_id``; a missing id is not an error."""
+        self.data.pop(obj_id, None)
+
+    def handle(self, request: Request) -> Response:
+        """Perform ``request`` and describe the outcome (never raises)."""
+        op, obj_id = request.op, request.obj_id
+        rid = request.request_id
+        try:
+            if op is Op.GET:
+                payload = self.get(obj_id)
+                if payload is None:
+                    return Response(op, Status.MISSING, request_id=rid)
+                return Response(op, Status.OK, payload, rid)
+            if op is Op.PUT:
+                self.put(obj_id, request.payload)
+            elif op is Op.EXISTS:
+                found = self.exists(obj_id)
+                return Response(
+                    op, Status.OK if found else Status.MISSING, request_id=rid
+                )
+            elif op is Op.EVICT:
+                self.evict(obj_id)
+            return Response(op, Status.OK, request_id=rid)
+        except Exception as exc:  # a failure is reported to the client, not fatal
+            return Response(op, Status.ERROR, request_id=rid, text=repr(exc))
+
+
+def serve_forever(
+    dim_type: DIMType,
+    address: str,
+    port: int,
+    *,
+    chunk_length: int | None = None,
+    parent_pid: int | None = None,
+) -> None:
+    """Run a DIM server in this process until SIGINT/SIGTERM (or parent death).
+
+    Args:
+        dim_type: Transport module to serve with.
+        address: Address to bind.
+        port: Port to bind.
+        chunk_length: Split payload frames larger than this many bytes.
+        parent_pid: Stop when this process is no longer our parent (it died).
+
+    Raises:
+        TransportUnavailableError: If the transport's library is not installed.
+    """
+    serve = _load_serve(dim_type)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+
+    def should_stop() -> bool:
+        return stop.is_set() or (parent_pid is not None and os.getppid() != parent_pid)
+
+    storage = DIMStorage()
+    serve(
+        address,
+        port,
+        storage.handle,
+        chunk_length=chunk_length,
+        should_stop=should_stop,
+    )
+
+
+def _load_serve(dim_type: str) -> ServeFunction:
+    module = importlib.import_module(f"proxystore.connectors.dim.{dim_type}")
+    return cast(ServeFunction, module.serve)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m proxystore.connectors.dim TRANSPORT ADDR PORT``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m proxystore.connectors.dim",
+        description="Run a distributed in-memory (DIM) server.",
+    )
+    parser.add_argument("transport", choices=_TRANSPORTS)
+    parser.add_argument("address")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--chunk-length", type=int, default=None)
+    parser.add_argument("--parent-pid", type=int, default=None)
+    args = parser.parse_args(argv)
+    serve_forever(
+        args.transport,
+        args.address,
+        args.port,
+        chunk_length=args.chunk_length,
+        parent_pid=args.parent_pid,
+    )
+    return 0
+
+
+def spawn_server_process(
+    dim_type: DIMType,
+    address: str,
+    port: int,
+    *,
+    wait: Callable[[str, int, float], None],
+    chunk_length: int | None = None,
+    spawn_timeout: float = 5.0,
+    kill_timeout: float = 1.0,
+) -> subprocess.Popen[bytes]:
+    """Start a DIM server process and return once it answers.
+
+    Args:
+        dim_type: Transport the server uses.
+        address: Address the server binds.
+        port: Port the server binds.
+        wait: The transport's ``wait_for_server(address, port, timeout)``.
+        chunk_length: Passed to the server.
+        spawn_timeout: Seconds to wait for the server's first answer.
+        kill_timeout: Seconds :func:`stop_server_process` waits after SIGTERM
+            before it sends SIGKILL (used at interpreter exit).
+
+    Raises:
+        ConnectorConnectionError: If the server process exits before answering
+            (e.g. the port is taken or the transport library is missing).
+        ServerTimeoutError: If the server does not answer within ``spawn_timeout``;
+            the process is stopped first.
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        "proxystore.connectors.dim",
+        dim_type,
+        address,
+        str(port),
+        "--parent-pid",
+        str(os.getpid()),
+    ]
+    if chunk_length is not None:
+        argv += ["--chunk-length", str(chunk_length)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_SRC_ROOT), env.get("PYTHONPATH")) if p
+    )
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
+    with _spawned_lock:
+        _spawned[process.pid] = (process, kill_timeout)
+    deadline = time.monotonic() + spawn_timeout
+    try:
+        while True:
+            code = process.poll()
+            if code is not None:
+                raise ConnectorConnectionError(
+                    f"DIM {dim_type} server for {address}:{port} exited with code "
+                    f"{code} before answering (port taken or transport missing? "
+                    "see its stderr)",
+                    address=f"{address}:{port}",
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ServerTimeoutError(
+                    f"DIM {dim_type} server spawned for {address}:{port} did not "
+                    f"answer within {spawn_timeout:.3g} s",
+                    address=f"{address}:{port}",
+                )
+            try:
+                wait(address, port, min(0.2, remaining))
+            except ServerTimeoutError:
+                continue
+            return process
+    except BaseException:
+        stop_server_process(process, kill_timeout)
+        raise
+
+
+def stop_server_process(process: subprocess.Popen[bytes], timeout: float = 1.0) -> None:
+    """Stop a spawned server: SIGTERM, then SIGKILL after ``timeout`` seconds.
+
+    Safe to call more than once; always reaps the process.
+    """
+    with _spawned_lock:
+        _spawned.pop(process.pid, None)
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait()
+
+
+@atexit.register
+def _stop_all_spawned() -> None:
+    with _spawned_lock:
+        spawned = list(_spawned.values())
+    for process, kill_timeout in spawned:
+        stop_server_process(process, kill_timeout)
