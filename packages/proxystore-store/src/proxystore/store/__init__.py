@@ -1,0 +1,31 @@
+"""Stores: put objects into a connector and get proxies back.
+
+The :class:`Store` serializes objects into a connector and returns
+:class:`~proxystore.proxy.Proxy` objects whose :class:`StoreFactory` fetches them
+back in any process. Stores are found by name through a process-wide registry
+(:func:`register_store`, :func:`get_store`, ...).
+"""
+
+from __future__ import annotations
+
+from proxystore.store._registry import get_or_create_store as get_or_create_store
+from proxystore.store._registry import get_store as get_store
+from proxystore.store._registry import register_store as register_store
+from proxystore.store._registry import store_registration as store_registration
+from proxystore.store._registry import unregister_store as unregister_store
+from proxystore.store.base import Store as Store
+from proxystore.store.config import ConnectorConfig as ConnectorConfig
+from proxystore.store.config import StoreConfig as StoreConfig
+from proxystore.store.factory import StoreFactory as StoreFactory
+
+__all__ = [
+    "ConnectorConfig",
+    "Store",
+    "StoreConfig",
+    "StoreFactory",
+    "get_or_create_store",
+    "get_store",
+    "register_store",
+    "store_registration",
+    "unregister_store",
+]

@@ -1,0 +1,807 @@
+"""The :class:`Store`: objects in, keys and proxies out.
+
+A store joins three independent pieces: a serializer (objects ⇄ bytes), a
+connector (bytes ⇄ keys, on some backend) and proxies (a key that resolves itself
+on first use). See :mod:`proxystore.store.factory` for the resolve side.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
+
+from proxystore.connectors.protocols import DeferrableConnector
+from proxystore.proxy import Proxy, ProxyLocker
+from proxystore.serialize import SerializationError, deserialize, serialize
+from proxystore.store._registry import _stores, register_store, unregister_store
+from proxystore.store.cache import LRUCache
+from proxystore.store.config import ConnectorConfig, StoreConfig, _is_nonempty_str
+from proxystore.store.exceptions import NonProxiableTypeError
+from proxystore.store.factory import PollingStoreFactory, StoreFactory
+from proxystore.store.metrics import StoreMetrics
+from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT
+
+if TYPE_CHECKING:
+    from proxystore.connectors.protocols import BytesLike
+    from proxystore.store.future import Future
+    from proxystore.store.lifetimes import Lifetime
+    from proxystore.store.ref import OwnedProxy
+    from proxystore.store.types import DeserializerT, SerializerT
+
+__all__ = ["Store"]
+
+T = TypeVar("T")
+
+_now = time.perf_counter_ns
+
+
+def _is_nonproxiable(obj: object) -> bool:
+    # A proxy of None/True/False would break `is` checks, so they are refused.
+    return obj is None or obj.__class__ is bool
+
+
+def _nonproxiable_error(obj: object) -> NonProxiableTypeError:
+    return NonProxiableTypeError(
+        f"{obj!r} ({type(obj).__name__}) cannot be proxied: identity checks such "
+        "as `is None` would be false for its proxy. Pass skip_nonproxiable=True to "
+        "get such objects back unchanged."
+    )
+
+
+def _object_path(obj: object) -> str:
+    module = getattr(obj, "__module__", None) or type(obj).__module__
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return f"{module}.{name}"
+
+
+class Store(Generic[ConnectorT]):
+    """Serializes objects into a connector and hands out proxies to them.
+
+    Args:
+        name: Name of the store; proxies find their store in a process by it.
+        connector: Where the bytes go.
+        serializer: Custom serializer (default :func:`proxystore.serialize.serialize`).
+            It must be importable by name in every process that resolves proxies
+            (it travels inside each proxy's config).
+        deserializer: Custom deserializer (default
+            :func:`proxystore.serialize.deserialize`).
+        cache_size: Number of deserialized objects kept in an LRU cache (0: none).
+        metrics: Record per-key metrics (see :attr:`metrics`). Off by default; when
+            off, no timer is read.
+        populate_target: Default for :meth:`proxy`: return proxies that are already
+            resolved (with the object's class and hash cached), so the creating
+            process never fetches its own object back.
+        register: Register the store by name in this process (see
+            :func:`~proxystore.store.register_store`); :meth:`close` unregisters it.
+
+    Raises:
+        ValueError: if ``name`` is empty or ``cache_size`` is negative.
+        StoreExistsError: if ``register`` and a store of that name is registered.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        connector: ConnectorT,
+        *,
+        serializer: SerializerT | None = None,
+        deserializer: DeserializerT | None = None,
+        cache_size: int = 16,
+        metrics: bool = False,
+        populate_target: bool = True,
+        register: bool = False,
+    ) -> None:
+        if not _is_nonempty_str(name):
+            raise ValueError(f"Store name must be a non-empty string, got {name!r}.")
+        if cache_size < 0:
+            raise ValueError(f"Store cache_size must be >= 0, got {cache_size}.")
+        self.connector: ConnectorT = connector
+        self.cache: LRUCache[ConnectorKeyT, Any] = LRUCache(cache_size)
+        self._name = name
+        self._custom_serializer = serializer
+        self._custom_deserializer = deserializer
+        self._serialize: SerializerT = serialize if serializer is None else serializer
+        self._deserialize: DeserializerT = (
+            deserialize if deserializer is None else deserializer
+        )
+        self._metrics = StoreMetrics() if metrics else None
+        self._populate_target = populate_target
+        self._register = register
+        self._lock = threading.RLock()
+        self._config: StoreConfig | None = None
+        self._closed = False
+        if register:
+            try:
+                register_store(self)
+            except Exception as e:
+                e.add_note(
+                    "Use a different name, get the existing store with "
+                    "get_store(name), or create this one with register=False."
+                )
+                raise
+
+    # ------------------------------------------------------------- properties
+    @property
+    def name(self) -> str:
+        """Name of the store."""
+        return self._name
+
+    @property
+    def metrics(self) -> StoreMetrics | None:
+        """Recorded metrics, or ``None`` when the store was made with metrics off."""
+        return self._metrics
+
+    @property
+    def serializer(self) -> SerializerT:
+        """The serializer used when a call does not pass one."""
+        return self._serialize
+
+    @property
+    def deserializer(self) -> DeserializerT:
+        """The deserializer used when a call does not pass one."""
+        return self._deserialize
+
+    # -------------------------------------------------------------- lifecycle
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        ser = "default" if self._custom_serializer is None else "custom"
+        des = "default" if self._custom_deserializer is None else "custom"
+        return (
+            f"{type(self).__name__}(name={self._name!r}, "
+            f"connector={self.connector!r}, serializer={ser}, deserializer={des}, "
+            f"cache_size={self.cache.maxsize}, metrics={self._metrics is not None}, "
+            f"populate_target={self._populate_target}, "
+            f"auto_register={self._register})"
+        )
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        """Unregister the store (if it registered itself) and close the connector.
+
+        Arguments are passed to the connector's ``close()`` (e.g.
+        ``FileConnector.close(clear=True)``). Closing twice is a no-op.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._register and _stores.get(self._name) is self:
+            unregister_store(self._name)
+        self.cache.clear()
+        self.connector.close(*args, **kwargs)
+
+    # ---------------------------------------------------------------- config
+    def config(self) -> StoreConfig:
+        """Return the config from which :meth:`from_config` rebuilds this store.
+
+        Computed once: a store's connector and options do not change.
+        """
+        config = self._config
+        if config is None:
+            connector_type = type(self.connector)
+            config = self._config = StoreConfig(
+                name=self._name,
+                connector=ConnectorConfig(
+                    kind=f"{connector_type.__module__}.{connector_type.__qualname__}",
+                    options=self.connector.config(),
+                ),
+                serializer=self._custom_serializer,
+                deserializer=self._custom_deserializer,
+                cache_size=self.cache.maxsize,
+                metrics=self._metrics is not None,
+                populate_target=self._populate_target,
+                auto_register=self._register,
+            )
+        return config
+
+    @classmethod
+    def from_config(cls, config: StoreConfig) -> Store[Any]:
+        """Build a store (and a new connector) from a config.
+
+        Raises:
+            ValueError: if the config names an unknown connector type.
+            StoreExistsError: if ``config.auto_register`` and the name is taken.
+        """
+        # Any: the connector type is only known at run time here.
+        connector: Any = config.connector.get_connector()
+        return cls(
+            config.name,
+            connector,
+            serializer=config.serializer,
+            deserializer=config.deserializer,
+            cache_size=config.cache_size,
+            metrics=config.metrics,
+            populate_target=config.populate_target,
+            register=config.auto_register,
+        )
+
+    # ------------------------------------------------------------- serializing
+    def _to_bytes(self, obj: Any, serializer: SerializerT | None) -> BytesLike:
+        data = (self._serialize if serializer is None else serializer)(obj)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(
+                "Serializer must return a bytes-like object, got "
+                f"{type(data).__name__}."
+            )
+        return data
+
+    def _from_bytes(
+        self, data: BytesLike, key: ConnectorKeyT, deserializer: DeserializerT | None
+    ) -> Any:
+        func = self._deserialize if deserializer is None else deserializer
+        try:
+            return func(data)
+        except Exception as e:
+            raise SerializationError(
+                f"Failed to deserialize object (deserializer={_object_path(func)}, "
+                f"key={key!r}, store={self._name!r})."
+            ) from e
+
+    # ------------------------------------------------------------ operations
+    def put(
+        self,
+        obj: Any,
+        *,
+        lifetime: Lifetime | None = None,
+        serializer: SerializerT | None = None,
+        **kwargs: Any,
+    ) -> ConnectorKeyT:
+        """Serialize ``obj`` and store it; return its key. The cache is not filled.
+
+        Args:
+            obj: Object to store.
+            lifetime: Lifetime to attach the new key to.
+            serializer: Serializer overriding the store's.
+            kwargs: Passed to the connector's ``put``.
+
+        Raises:
+            TypeError: if the serializer does not return bytes-like data.
+            SerializationError: if the default serializer cannot handle ``obj``.
+            ConnectorError: if the connector fails.
+        """
+        metrics = self._metrics
+        if metrics is None:
+            key: ConnectorKeyT = self.connector.put(
+                self._to_bytes(obj, serializer), **kwargs
+            )
+        else:
+            start = _now()
+            data = self._to_bytes(obj, serializer)
+            mid = _now()
+            key = self.connector.put(data, **kwargs)
+            metrics.add_attribute("store.put.object_size", key, len(data))
+            metrics.add_time("store.put.serialize", key, (mid - start) / 1e6)
+            metrics._time_since("store.put.connector", key, mid)
+            metrics._time_since("store.put", key, start)
+        if lifetime is not None:
+            lifetime.add_key(key, store=self)
+        return key
+
+    def put_batch(
+        self,
+        objs: Sequence[Any],
+        *,
+        lifetime: Lifetime | None = None,
+        serializer: SerializerT | None = None,
+        **kwargs: Any,
+    ) -> list[ConnectorKeyT]:
+        """Serialize and store each object with one connector call; return keys.
+
+        Raises:
+            TypeError: if the serializer does not return bytes-like data.
+            SerializationError: if the default serializer cannot handle an object.
+            ConnectorError: if the connector fails.
+        """
+        metrics = self._metrics
+        start = 0 if metrics is None else _now()
+        datas = [self._to_bytes(obj, serializer) for obj in objs]
+        mid = 0 if metrics is None else _now()
+        keys: list[ConnectorKeyT] = list(self.connector.put_batch(datas, **kwargs))
+        if metrics is not None:
+            batch = tuple(keys)
+            metrics.add_attribute(
+                "store.put_batch.object_sizes", batch, [len(d) for d in datas]
+            )
+            metrics.add_time("store.put_batch.serialize", batch, (mid - start) / 1e6)
+            metrics._time_since("store.put_batch.connector", batch, mid)
+            metrics._time_since("store.put_batch", batch, start)
+        if lifetime is not None:
+            lifetime.add_key(*keys, store=self)
+        return keys
+
+    def get(
+        self,
+        key: ConnectorKeyT,
+        *,
+        deserializer: DeserializerT | None = None,
+        default: Any = None,
+    ) -> Any:
+        """Return the object at ``key``, or ``default`` when nothing is stored.
+
+        The return type is ``Any``: a key does not record the type of its object
+        (a :class:`~proxystore.proxy.Proxy` from :meth:`proxy` does).
+        Deserialized objects are kept in the LRU cache, so repeated gets of one key
+        return the same object.
+
+        Raises:
+            SerializationError: if the stored bytes cannot be deserialized (the
+                message names the key and the deserializer).
+            ConnectorError: if the connector fails.
+        """
+        if self._metrics is not None:
+            return self._get_measured(self._metrics, key, deserializer, default)
+        obj = self.cache.get(key, _MISSING)
+        if obj is not _MISSING:
+            return obj
+        data = self.connector.get(key)
+        if data is None:
+            return default
+        obj = self._from_bytes(data, key, deserializer)
+        self.cache.set(key, obj)
+        return obj
+
+    def _get_measured(
+        self,
+        metrics: StoreMetrics,
+        key: ConnectorKeyT,
+        deserializer: DeserializerT | None,
+        default: Any,
+    ) -> Any:
+        start = _now()
+        obj = self.cache.get(key, _MISSING)
+        if obj is not _MISSING:
+            metrics.add_counter("store.get.cache_hits", key, 1)
+        else:
+            metrics.add_counter("store.get.cache_misses", key, 1)
+            mid = _now()
+            data = self.connector.get(key)
+            metrics._time_since("store.get.connector", key, mid)
+            if data is None:
+                obj = default
+            else:
+                metrics.add_attribute("store.get.object_size", key, len(data))
+                mid = _now()
+                obj = self._from_bytes(data, key, deserializer)
+                metrics._time_since("store.get.deserialize", key, mid)
+                self.cache.set(key, obj)
+        metrics._time_since("store.get", key, start)
+        return obj
+
+    def exists(self, key: ConnectorKeyT) -> bool:
+        """Return whether an object is at ``key`` (the cache is checked first).
+
+        Raises:
+            ConnectorError: if the connector fails.
+        """
+        if self.cache.exists(key):
+            return True
+        metrics = self._metrics
+        if metrics is None:
+            return self.connector.exists(key)
+        start = _now()
+        found = self.connector.exists(key)
+        metrics._time_since("store.exists.connector", key, start)
+        metrics._time_since("store.exists", key, start)
+        return found
+
+    def evict(self, key: ConnectorKeyT) -> None:
+        """Remove the object at ``key`` from the connector and the cache.
+
+        A missing key is not an error.
+
+        Raises:
+            ConnectorError: if the connector fails.
+        """
+        metrics = self._metrics
+        start = 0 if metrics is None else _now()
+        self.connector.evict(key)
+        self.cache.evict(key)
+        if metrics is not None:
+            metrics._time_since("store.evict.connector", key, start)
+            metrics._time_since("store.evict", key, start)
+
+    def is_cached(self, key: ConnectorKeyT) -> bool:
+        """Return whether the deserialized object at ``key`` is in the cache."""
+        return self.cache.exists(key)
+
+    # --------------------------------------------------------------- proxies
+    def _make_proxy(
+        self,
+        key: ConnectorKeyT,
+        obj: T,
+        evict: bool,
+        deserializer: DeserializerT | None,
+        populate_target: bool | None,
+    ) -> Proxy[T]:
+        factory: StoreFactory[T] = StoreFactory(
+            key, self.config(), evict=evict, deserializer=deserializer
+        )
+        if self._populate_target if populate_target is None else populate_target:
+            return Proxy(factory, cache_defaults=True, target=obj)
+        return Proxy(factory)
+
+    @overload
+    def proxy(
+        self,
+        obj: T,
+        *,
+        evict: bool = ...,
+        lifetime: Lifetime | None = ...,
+        serializer: SerializerT | None = ...,
+        deserializer: DeserializerT | None = ...,
+        populate_target: bool | None = ...,
+        skip_nonproxiable: Literal[False] = ...,
+        **kwargs: Any,
+    ) -> Proxy[T]: ...
+
+    @overload
+    def proxy(
+        self,
+        obj: T,
+        *,
+        evict: bool = ...,
+        lifetime: Lifetime | None = ...,
+        serializer: SerializerT | None = ...,
+        deserializer: DeserializerT | None = ...,
+        populate_target: bool | None = ...,
+        skip_nonproxiable: bool,
+        **kwargs: Any,
+    ) -> Proxy[T] | T: ...
+
+    def proxy(
+        self,
+        obj: T,
+        *,
+        evict: bool = False,
+        lifetime: Lifetime | None = None,
+        serializer: SerializerT | None = None,
+        deserializer: DeserializerT | None = None,
+        populate_target: bool | None = None,
+        skip_nonproxiable: bool = False,
+        **kwargs: Any,
+    ) -> Proxy[T] | T:
+        """Store ``obj`` and return a proxy that resolves to it anywhere.
+
+        Args:
+            obj: Object to proxy.
+            evict: Evict the object from the store when the proxy first resolves
+                (in whichever process that happens).
+            lifetime: Lifetime that owns the object (exclusive with ``evict``).
+            serializer: Serializer overriding the store's.
+            deserializer: Deserializer the proxy uses, overriding the store's.
+            populate_target: Return an already-resolved proxy (with ``obj``'s class
+                and hash cached) instead of one that fetches on first use; ``None``
+                uses the store's default.
+            skip_nonproxiable: Return ``None``/``bool`` objects unchanged instead
+                of raising.
+            kwargs: Passed to the connector's ``put``.
+
+        Raises:
+            ValueError: if both ``evict`` and ``lifetime`` are given.
+            NonProxiableTypeError: if ``obj`` is ``None`` or a ``bool`` and
+                ``skip_nonproxiable`` is false.
+            SerializationError: if ``obj`` cannot be serialized.
+            ConnectorError: if the connector fails.
+        """
+        if evict and lifetime is not None:
+            raise ValueError(
+                "evict=True and a lifetime are mutually exclusive: the lifetime "
+                "already decides when the object is evicted."
+            )
+        if _is_nonproxiable(obj):
+            if skip_nonproxiable:
+                return obj
+            raise _nonproxiable_error(obj)
+        metrics = self._metrics
+        start = 0 if metrics is None else _now()
+        key = self.put(obj, serializer=serializer, **kwargs)
+        proxy = self._make_proxy(key, obj, evict, deserializer, populate_target)
+        if lifetime is not None:
+            lifetime.add_proxy(proxy)
+        if metrics is not None:
+            metrics._time_since("store.proxy", key, start)
+        return proxy
+
+    @overload
+    def proxy_batch(
+        self,
+        objs: Sequence[T],
+        *,
+        evict: bool = ...,
+        lifetime: Lifetime | None = ...,
+        serializer: SerializerT | None = ...,
+        deserializer: DeserializerT | None = ...,
+        populate_target: bool | None = ...,
+        skip_nonproxiable: Literal[False] = ...,
+        **kwargs: Any,
+    ) -> list[Proxy[T]]: ...
+
+    @overload
+    def proxy_batch(
+        self,
+        objs: Sequence[T],
+        *,
+        evict: bool = ...,
+        lifetime: Lifetime | None = ...,
+        serializer: SerializerT | None = ...,
+        deserializer: DeserializerT | None = ...,
+        populate_target: bool | None = ...,
+        skip_nonproxiable: bool,
+        **kwargs: Any,
+    ) -> list[Proxy[T] | T]: ...
+
+    def proxy_batch(
+        self,
+        objs: Sequence[T],
+        *,
+        evict: bool = False,
+        lifetime: Lifetime | None = None,
+        serializer: SerializerT | None = None,
+        deserializer: DeserializerT | None = None,
+        populate_target: bool | None = None,
+        skip_nonproxiable: bool = False,
+        **kwargs: Any,
+    ) -> list[Proxy[T]] | list[Proxy[T] | T]:
+        """Proxy each object, storing them with a single ``put_batch``.
+
+        Takes the same options as :meth:`proxy`. With ``skip_nonproxiable``,
+        ``None``/``bool`` entries come back unchanged at their positions.
+
+        Raises:
+            ValueError: if both ``evict`` and ``lifetime`` are given.
+            NonProxiableTypeError: if an object is ``None`` or a ``bool`` and
+                ``skip_nonproxiable`` is false.
+        """
+        if evict and lifetime is not None:
+            raise ValueError("evict=True and a lifetime are mutually exclusive.")
+        proxiable = [obj for obj in objs if not _is_nonproxiable(obj)]
+        if len(proxiable) != len(objs) and not skip_nonproxiable:
+            raise _nonproxiable_error(next(o for o in objs if _is_nonproxiable(o)))
+        metrics = self._metrics
+        start = 0 if metrics is None else _now()
+        keys = self.put_batch(proxiable, serializer=serializer, **kwargs)
+        made = iter(
+            [
+                self._make_proxy(key, obj, evict, deserializer, populate_target)
+                for key, obj in zip(keys, proxiable, strict=True)
+            ]
+        )
+        proxies: list[Proxy[T] | T] = [
+            obj if _is_nonproxiable(obj) else next(made) for obj in objs
+        ]
+        if lifetime is not None:
+            lifetime.add_proxy(*(p for p in proxies if isinstance(p, Proxy)))
+        if metrics is not None:
+            metrics._time_since("store.proxy_batch", tuple(keys), start)
+        return proxies
+
+    def proxy_from_key(
+        self,
+        key: ConnectorKeyT,
+        *,
+        evict: bool = False,
+        lifetime: Lifetime | None = None,
+        deserializer: DeserializerT | None = None,
+    ) -> Proxy[Any]:
+        """Return an unresolved proxy of whatever is (or will be) stored at ``key``.
+
+        The key's existence is not checked: resolving fails later if it is missing.
+
+        Raises:
+            ValueError: if both ``evict`` and ``lifetime`` are given.
+        """
+        if evict and lifetime is not None:
+            raise ValueError("evict=True and a lifetime are mutually exclusive.")
+        factory: StoreFactory[Any] = StoreFactory(
+            key, self.config(), evict=evict, deserializer=deserializer
+        )
+        proxy: Proxy[Any] = Proxy(factory)
+        if lifetime is not None:
+            lifetime.add_proxy(proxy)
+        return proxy
+
+    @overload
+    def locked_proxy(
+        self,
+        obj: T,
+        *,
+        evict: bool = ...,
+        lifetime: Lifetime | None = ...,
+        serializer: SerializerT | None = ...,
+        deserializer: DeserializerT | None = ...,
+        populate_target: bool | None = ...,
+        skip_nonproxiable: Literal[False],
+        **kwargs: Any,
+    ) -> ProxyLocker[T]: ...
+
+    @overload
+    def locked_proxy(
+        self,
+        obj: T,
+        *,
+        evict: bool = ...,
+        lifetime: Lifetime | None = ...,
+        serializer: SerializerT | None = ...,
+        deserializer: DeserializerT | None = ...,
+        populate_target: bool | None = ...,
+        skip_nonproxiable: bool = ...,
+        **kwargs: Any,
+    ) -> ProxyLocker[T] | T: ...
+
+    def locked_proxy(
+        self,
+        obj: T,
+        *,
+        evict: bool = False,
+        lifetime: Lifetime | None = None,
+        serializer: SerializerT | None = None,
+        deserializer: DeserializerT | None = None,
+        populate_target: bool | None = None,
+        skip_nonproxiable: bool = True,
+        **kwargs: Any,
+    ) -> ProxyLocker[T] | T:
+        """Like :meth:`proxy`, but wrapped in a :class:`~proxystore.proxy.ProxyLocker`.
+
+        A locker travels like a proxy but cannot be resolved by accident;
+        ``locker.unlock()`` returns the proxy. ``None``/``bool`` come back
+        unchanged unless ``skip_nonproxiable=False``.
+
+        Raises:
+            Same as :meth:`proxy`.
+        """
+        proxy = self.proxy(
+            obj,
+            evict=evict,
+            lifetime=lifetime,
+            serializer=serializer,
+            deserializer=deserializer,
+            populate_target=populate_target,
+            skip_nonproxiable=skip_nonproxiable,
+            **kwargs,
+        )
+        return ProxyLocker(proxy) if isinstance(proxy, Proxy) else proxy
+
+    @overload
+    def owned_proxy(
+        self,
+        obj: T,
+        *,
+        serializer: SerializerT | None = ...,
+        deserializer: DeserializerT | None = ...,
+        populate_target: bool | None = ...,
+        skip_nonproxiable: Literal[False],
+        **kwargs: Any,
+    ) -> OwnedProxy[T]: ...
+
+    @overload
+    def owned_proxy(
+        self,
+        obj: T,
+        *,
+        serializer: SerializerT | None = ...,
+        deserializer: DeserializerT | None = ...,
+        populate_target: bool | None = ...,
+        skip_nonproxiable: bool = ...,
+        **kwargs: Any,
+    ) -> OwnedProxy[T] | T: ...
+
+    def owned_proxy(
+        self,
+        obj: T,
+        *,
+        serializer: SerializerT | None = None,
+        deserializer: DeserializerT | None = None,
+        populate_target: bool | None = None,
+        skip_nonproxiable: bool = True,
+        **kwargs: Any,
+    ) -> OwnedProxy[T] | T:
+        """Return an :class:`~proxystore.store.ref.OwnedProxy` of ``obj``.
+
+        The object is evicted when the owned proxy is garbage collected (see
+        :mod:`proxystore.store.ref`). ``None``/``bool`` come back unchanged unless
+        ``skip_nonproxiable=False``.
+
+        Raises:
+            Same as :meth:`proxy`.
+        """
+        from proxystore.store.ref import into_owned
+
+        proxy = self.proxy(
+            obj,
+            serializer=serializer,
+            deserializer=deserializer,
+            populate_target=populate_target,
+            skip_nonproxiable=skip_nonproxiable,
+            **kwargs,
+        )
+        if not isinstance(proxy, Proxy):
+            return proxy
+        populate = self._populate_target if populate_target is None else populate_target
+        return into_owned(proxy, populate_target=populate)
+
+    # --------------------------------------------------------------- futures
+    def _deferrable(self, operation: str) -> DeferrableConnector[Any]:
+        connector = self.connector
+        if not isinstance(connector, DeferrableConnector):
+            raise NotImplementedError(
+                f"Store.{operation}() needs a connector with new_key() and set() "
+                f"(DeferrableConnector); {type(connector).__name__} has not."
+            )
+        return connector
+
+    def future(
+        self,
+        *,
+        evict: bool = False,
+        serializer: SerializerT | None = None,
+        deserializer: DeserializerT | None = None,
+        polling_interval: float = 1,
+        polling_backoff_factor: float = 1,
+        polling_interval_limit: float | None = None,
+        polling_timeout: float | None = None,
+    ) -> Future[Any]:
+        """Return a :class:`~proxystore.store.future.Future` for a result to come.
+
+        Annotate the variable to type it: ``f: Future[int] = store.future()``.
+        When the connector can notify (``WaitableConnector``), waiting for the
+        result blocks on that notification instead of polling.
+
+        Args:
+            evict: Evict the result after it is first resolved.
+            serializer: Serializer used by ``Future.set_result``.
+            deserializer: Deserializer overriding the store's.
+            polling_interval: First sleep between polls (seconds).
+            polling_backoff_factor: Multiplier of the sleep after each miss.
+            polling_interval_limit: Largest sleep between polls (seconds).
+            polling_timeout: Give up waiting after this many seconds.
+
+        Raises:
+            NotImplementedError: if the connector is not a ``DeferrableConnector``.
+        """
+        from proxystore.store.future import Future
+
+        metrics = self._metrics
+        start = 0 if metrics is None else _now()
+        key: ConnectorKeyT = self._deferrable("future").new_key()
+        factory: PollingStoreFactory[Any] = PollingStoreFactory(
+            key,
+            self.config(),
+            deserializer=deserializer,
+            evict=evict,
+            polling_interval=polling_interval,
+            polling_backoff_factor=polling_backoff_factor,
+            polling_interval_limit=polling_interval_limit,
+            polling_timeout=polling_timeout,
+        )
+        if metrics is not None:
+            metrics._time_since("store.future", key, start)
+        return Future(factory, serializer=serializer)
+
+    def _set(
+        self,
+        key: ConnectorKeyT,
+        obj: Any,
+        *,
+        serializer: SerializerT | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Store ``obj`` at an existing ``key`` (deferrable connectors only).
+
+        Raises:
+            NotImplementedError: if the connector is not a ``DeferrableConnector``.
+        """
+        connector = self._deferrable("_set")
+        metrics = self._metrics
+        start = 0 if metrics is None else _now()
+        data = self._to_bytes(obj, serializer)
+        connector.set(key, data, **kwargs)
+        self.cache.evict(key)
+        if metrics is not None:
+            metrics.add_attribute("store.set.object_size", key, len(data))
+            metrics._time_since("store.set", key, start)
