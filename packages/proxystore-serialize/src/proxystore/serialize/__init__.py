@@ -1,0 +1,25 @@
+"""Object serialization: tagged, versioned, zero-copy for large buffers.
+
+``deserialize(serialize(obj))`` rebuilds ``obj``. See :mod:`proxystore.serialize._core`
+for the wire format. Custom (de)serializers for a store satisfy
+:class:`~proxystore.serialize.protocols.Serializer` /
+:class:`~proxystore.serialize.protocols.Deserializer`.
+"""
+
+from __future__ import annotations
+
+from proxystore.serialize._core import FORMAT_VERSION as FORMAT_VERSION
+from proxystore.serialize._core import deserialize as deserialize
+from proxystore.serialize._core import is_bytes_like as is_bytes_like
+from proxystore.serialize._core import serialize as serialize
+from proxystore.serialize.exceptions import SerializationError as SerializationError
+from proxystore.serialize.protocols import BytesLike as BytesLike
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BytesLike",
+    "SerializationError",
+    "deserialize",
+    "is_bytes_like",
+    "serialize",
+]

@@ -1,0 +1,357 @@
+"""Tagged object serialization with zero-copy out-of-band buffers.
+
+Wire format (version 1)::
+
+    byte 0      format version (1)
+    bytes 1-2   format tag (ASCII), e.g. b"PK"
+    bytes 3-    payload, laid out as the tag's format defines
+
+Tags, tried in this order when serializing (the first that supports the object and
+succeeds wins):
+
+``BS``  exact ``bytes``: the raw bytes.
+``US``  exact ``str``: UTF-8 text.
+``PD``  ``pandas.DataFrame``: the pickle layout below (its blocks are numpy arrays).
+``PL``  ``polars.DataFrame``: Arrow IPC file bytes.
+``PK``  anything picklable: pickle protocol 5 with out-of-band buffers.
+``CP``  cloudpickle fallback (lambdas, local functions), same layout as ``PK``.
+
+Pickle layout (``PK``, ``PD``, ``CP``), all integers little-endian::
+
+    u32 n                      number of out-of-band buffers
+    n == 0:  pickle stream     (rest of the data)
+    n > 0:   u64 stream_len, n * u64 buffer_len, pickle stream,
+             then each buffer starting at the next multiple of 64 bytes
+             (counted from the start of the data), zero padding in between.
+
+Buffers are placed after the stream instead of being copied into it, so a large
+numpy array is copied exactly once when serializing (into the output) and at most
+once when deserializing (see :func:`deserialize`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import io
+import pickle
+import struct
+import sys
+from collections.abc import Callable
+from typing import Any, Final, NamedTuple, TypeGuard
+
+from proxystore.serialize._memory import LARGE, new_buffer, new_bytes
+from proxystore.serialize.exceptions import SerializationError
+from proxystore.serialize.protocols import BytesLike
+
+__all__ = ["FORMAT_VERSION", "deserialize", "is_bytes_like", "serialize"]
+
+#: Version byte written first in every payload; bump it when the layout changes.
+FORMAT_VERSION: Final = 1
+_PREFIX_LEN: Final = 3
+#: Out-of-band buffers start at offsets that are multiples of this, so numpy views
+#: over them are aligned for every dtype (and for SIMD loads).
+_ALIGN: Final = 64
+_ZEROS: Final = bytes(_ALIGN)
+_U32: Final = struct.Struct("<I")
+_U64: Final = struct.Struct("<Q")
+_COUNT_END: Final = _PREFIX_LEN + _U32.size
+_PICKLE_PROTOCOL: Final = 5
+
+
+def _prefix(tag: bytes) -> bytes:
+    return bytes((FORMAT_VERSION,)) + tag
+
+
+_BS: Final = _prefix(b"BS")
+_US: Final = _prefix(b"US")
+
+
+class _Format(NamedTuple):
+    tag: bytes
+    name: str
+    supported: Callable[[Any], bool]
+    dump: Callable[[Any], bytes]
+    load: Callable[[memoryview], Any]
+
+
+# ---------------------------------------------------------------- pickle layout
+
+
+def _dump_pickle_layout(
+    prefix: bytes,
+    dumps: Callable[..., bytes],
+    obj: Any,
+) -> bytes:
+    buffers: list[pickle.PickleBuffer] = []
+    stream = dumps(obj, protocol=_PICKLE_PROTOCOL, buffer_callback=buffers.append)
+    if not buffers:
+        return prefix + _U32.pack(0) + stream
+    try:
+        raws = [buf.raw() for buf in buffers]
+    except BufferError:
+        # A non-contiguous exporter cannot be laid out flat; let pickle copy it in-band.
+        return prefix + _U32.pack(0) + dumps(obj, protocol=_PICKLE_PROTOCOL)
+    count = len(raws)
+    table = struct.pack(f"<IQ{count}Q", count, len(stream), *(r.nbytes for r in raws))
+    parts: list[bytes | memoryview] = [prefix, table, stream]
+    pos = len(prefix) + len(table) + len(stream)
+    for raw in raws:
+        pad = -pos % _ALIGN
+        if pad:
+            parts.append(_ZEROS[:pad])
+        parts.append(raw)
+        pos += pad + raw.nbytes
+    # The only copy of the buffers' bytes: straight into the output.
+    return _join(parts, pos)
+
+
+def _join(parts: list[bytes | memoryview], size: int) -> bytes:
+    fresh = new_bytes(size) if size >= LARGE else None
+    if fresh is None:
+        return b"".join(parts)
+    result, view = fresh
+    with view:
+        pos = 0
+        for part in parts:
+            end = pos + len(part)
+            view[pos:end] = part
+            pos = end
+    return result
+
+
+def _load_pickle_layout(data: memoryview) -> Any:
+    total = data.nbytes
+    if total < _COUNT_END:
+        raise SerializationError(
+            f"truncated payload: expected at least {_COUNT_END} bytes, got {total}"
+        )
+    (count,) = _U32.unpack_from(data, _PREFIX_LEN)
+    if count == 0:
+        return pickle.loads(data[_COUNT_END:])
+    table_end = _COUNT_END + _U64.size * (count + 1)
+    if table_end > total:
+        raise SerializationError(
+            f"truncated payload: header declares {count} buffers, which needs "
+            f"{table_end} bytes, got {total}"
+        )
+    stream_len, *lengths = struct.unpack_from(f"<{count + 1}Q", data, _COUNT_END)
+    stream_end = table_end + stream_len
+    offsets: list[int] = []
+    pos = stream_end
+    for length in lengths:
+        pos += -pos % _ALIGN
+        offsets.append(pos)
+        pos += length
+    if pos > total:
+        raise SerializationError(
+            f"truncated payload: expected {pos} bytes, got {total}"
+        )
+    if pos < total:
+        raise SerializationError(
+            f"corrupt payload: header accounts for {pos} bytes, got {total}"
+        )
+    source, shift = data, 0
+    if data.readonly:
+        # Buffers over read-only memory would give read-only arrays; copy the whole
+        # out-of-band region once so results are writable, as with plain pickle.
+        shift = offsets[0]
+        source = new_buffer(total - shift)
+        source[:] = data[shift:]
+    views = [
+        source[o - shift : o - shift + n] for o, n in zip(offsets, lengths, strict=True)
+    ]
+    return pickle.loads(data[table_end:stream_end], buffers=views)
+
+
+# ---------------------------------------------------------------- formats
+
+
+def _from_module(obj: Any, root: str) -> bool:
+    # Checking the type's module first keeps heavy libraries unimported unless the
+    # object really came from them.
+    module = type(obj).__module__
+    return module == root or module.startswith(root + ".")
+
+
+def _is_dataframe(obj: Any, root: str) -> bool:
+    if not _from_module(obj, root):
+        return False
+    library = sys.modules.get(root)
+    return library is not None and isinstance(obj, library.DataFrame)
+
+
+def _dump_bytes(obj: bytes) -> bytes:
+    return _BS + obj
+
+
+def _load_bytes(data: memoryview) -> bytes:
+    return data[_PREFIX_LEN:].tobytes()
+
+
+def _dump_str(obj: str) -> bytes:
+    return _US + obj.encode("utf-8")
+
+
+def _load_str(data: memoryview) -> str:
+    return str(data[_PREFIX_LEN:], "utf-8")
+
+
+_PD: Final = _prefix(b"PD")
+_PL: Final = _prefix(b"PL")
+_PK: Final = _prefix(b"PK")
+_CP: Final = _prefix(b"CP")
+
+
+def _dump_pandas(obj: Any) -> bytes:
+    return _dump_pickle_layout(_PD, pickle.dumps, obj)
+
+
+def _dump_polars(obj: Any) -> bytes:
+    out = io.BytesIO()
+    out.write(_PL)
+    obj.write_ipc(out)
+    return out.getvalue()
+
+
+def _load_polars(data: memoryview) -> Any:
+    polars = importlib.import_module("polars")
+    return polars.read_ipc(io.BytesIO(data[_PREFIX_LEN:]))
+
+
+def _dump_pickle(obj: Any) -> bytes:
+    return _dump_pickle_layout(_PK, pickle.dumps, obj)
+
+
+def _has_cloudpickle(obj: Any) -> bool:
+    return importlib.util.find_spec("cloudpickle") is not None
+
+
+def _dump_cloudpickle(obj: Any) -> bytes:
+    cloudpickle = importlib.import_module("cloudpickle")
+    return _dump_pickle_layout(_CP, cloudpickle.dumps, obj)
+
+
+def _always(obj: Any) -> bool:
+    return True
+
+
+_FORMATS: Final = (
+    _Format(b"BS", "bytes", lambda o: type(o) is bytes, _dump_bytes, _load_bytes),
+    _Format(b"US", "str", lambda o: type(o) is str, _dump_str, _load_str),
+    _Format(
+        b"PD",
+        "pandas",
+        lambda o: _is_dataframe(o, "pandas"),
+        _dump_pandas,
+        _load_pickle_layout,
+    ),
+    _Format(
+        b"PL",
+        "polars",
+        lambda o: _is_dataframe(o, "polars"),
+        _dump_polars,
+        _load_polars,
+    ),
+    _Format(b"PK", "pickle", _always, _dump_pickle, _load_pickle_layout),
+    _Format(
+        b"CP", "cloudpickle", _has_cloudpickle, _dump_cloudpickle, _load_pickle_layout
+    ),
+)
+_BY_TAG: Final = {fmt.tag: fmt for fmt in _FORMATS}
+
+
+# ---------------------------------------------------------------- public API
+
+
+def is_bytes_like(obj: object) -> TypeGuard[BytesLike]:
+    """Return whether ``obj`` is ``bytes``, ``bytearray`` or ``memoryview``."""
+    return isinstance(obj, bytes | bytearray | memoryview)
+
+
+def serialize(obj: Any) -> bytes:
+    """Serialize ``obj`` into a tagged, versioned ``bytes`` payload.
+
+    ``bytes`` and ``str`` are stored raw; numpy arrays and other objects exporting
+    :class:`pickle.PickleBuffer` travel as out-of-band buffers, copied exactly once
+    (into the result). Objects plain pickle rejects (lambdas, local functions) fall
+    back to cloudpickle when it is installed.
+
+    Raises:
+        SerializationError: If no format can serialize ``obj``; the last format's
+            exception is chained as the cause.
+    """
+    if type(obj) is bytes:  # the hot path of most stores: skip the format scan
+        return _BS + obj
+    error: Exception | None = None
+    for fmt in _FORMATS:
+        if not fmt.supported(obj):
+            continue
+        try:
+            return fmt.dump(obj)
+        except Exception as exc:
+            error = exc
+    raise SerializationError(
+        f"Object of type {type(obj).__module__}.{type(obj).__qualname__} "
+        "is not supported."
+    ) from error
+
+
+def _as_byte_view(data: object) -> memoryview:
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise SerializationError(
+            f"expected a bytes-like object, got {type(data).__name__}"
+        ) from None
+    if not view.c_contiguous:
+        raise SerializationError("expected a contiguous buffer, got a strided one")
+    if view.format == "B" and view.ndim == 1:
+        return view
+    return view.cast("B")
+
+
+def deserialize(data: BytesLike) -> Any:
+    """Rebuild an object from a payload produced by :func:`serialize`.
+
+    Any C-contiguous buffer is accepted (``bytes``, ``bytearray``, ``memoryview``,
+    ``mmap``...). Out-of-band buffers (e.g. numpy array data) are handled as follows:
+
+    * read-only input (``bytes``, read-only views): the buffer region is copied once
+      into private writable memory, so resulting arrays are writable and independent
+      of ``data``;
+    * writable input (``bytearray``, writable ``memoryview``, a private ``mmap``):
+      no copy at all -- resulting arrays are views that **share memory with**
+      ``data``, which must then stay unchanged while they are in use (and cannot be
+      resized or closed while they exist).
+
+    Raises:
+        SerializationError: If ``data`` is not a contiguous bytes-like buffer, is
+            truncated, has an unsupported version or an unknown format tag, or its
+            format's decoder fails (that exception is chained as the cause).
+    """
+    view = _as_byte_view(data)
+    size = view.nbytes
+    if size < _PREFIX_LEN:
+        raise SerializationError(
+            f"truncated payload: expected at least {_PREFIX_LEN} bytes, got {size}"
+        )
+    version = view[0]
+    if version != FORMAT_VERSION:
+        raise SerializationError(
+            f"unsupported format version {version} (this build reads "
+            f"version {FORMAT_VERSION})"
+        )
+    tag = view[1:_PREFIX_LEN].tobytes()
+    fmt = _BY_TAG.get(tag)
+    if fmt is None:
+        raise SerializationError(f"unknown format tag {tag!r}")
+    try:
+        return fmt.load(view)
+    except SerializationError:
+        raise
+    except Exception as exc:
+        raise SerializationError(
+            f"failed to deserialize object using the {fmt.name} format: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
