@@ -1,0 +1,6 @@
+from typing import Any
+
+class ProxyBase:
+    def __getattribute__(self, name: str, /) -> Any: ...
+
+def target_or(proxy: object, default: object, /) -> Any: ...

@@ -1,0 +1,320 @@
+"""`Proxy`: a lazily resolved, transparent stand-in for another object.
+
+A proxy is two layers:
+
+- a *forwarding engine* that stores the slots and forwards every operator and
+  attribute to the target: the compiled `_cproxy.ProxyBase` when it is built, else
+  the pure-Python `_pure.PurePythonProxyBase` (same behaviour, slower);
+- `_ProxyAPI`, written once in Python on top of either engine: construction,
+  resolution (`__proxy_wrapped__`), `__class__`, `repr`, pickling, copying and the
+  operators that have no type slot (`format`, `round`, `math.trunc`, `with`, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import operator
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, SupportsIndex, TypeAlias, TypeVar
+
+from proxystore.proxy._exceptions import ProxyResolveError
+from proxystore.proxy._pure import (
+    PurePythonProxyBase,
+    on_type,
+    target_of,
+)
+from proxystore.proxy._pure import target_or as _py_target_or
+
+__all__ = [
+    "DefaultClassType",
+    "DefaultHashType",
+    "FactoryType",
+    "Proxy",
+    "PurePythonProxy",
+    "compiled",
+]
+
+T = TypeVar("T")
+
+FactoryType: TypeAlias = Callable[[], T]
+"""Anything that, called without arguments, returns the target."""
+DefaultClassType: TypeAlias = type | None
+"""The class a proxy reports before it is resolved, if cached."""
+DefaultHashType: TypeAlias = Exception | int | None
+"""The hash (or the error hashing raised) a proxy reports before it is resolved."""
+
+_get = object.__getattribute__
+_set = object.__setattr__
+_Reduced: TypeAlias = tuple[Callable[..., Any], tuple[Any, ...]]
+
+_target_or = _py_target_or
+if TYPE_CHECKING:
+    _Engine = PurePythonProxyBase
+else:
+    try:
+        from proxystore.proxy._cproxy import ProxyBase as _Engine
+        from proxystore.proxy._cproxy import target_or as _target_or
+    except ImportError:  # pragma: no cover - built without a compiler
+        _Engine = PurePythonProxyBase
+    if os.environ.get("PROXYSTORE_PROXY_PURE_PYTHON", "") not in ("", "0"):
+        _Engine = PurePythonProxyBase
+
+#: Marks "no target cached" (a target may legitimately be None).
+_MISSING: Any = object()
+
+
+def compiled() -> bool:
+    """Whether `Proxy` uses the compiled forwarding engine."""
+    return _Engine is not PurePythonProxyBase
+
+
+def _proxy_trampoline(
+    factory: FactoryType[T],
+    default_class: DefaultClassType,
+    default_hash: DefaultHashType,
+    cls: type[Proxy[T]] | None = None,
+) -> Proxy[T]:
+    """Rebuild an (unresolved) proxy from its pickled factory and cached defaults."""
+    proxy = (Proxy if cls is None else cls)(factory)
+    _set(proxy, "__proxy_default_class__", default_class)
+    _set(proxy, "__proxy_default_hash__", default_hash)
+    return proxy
+
+
+# Pickles name the public module: shorter, and stable if `_proxy` is renamed.
+_proxy_trampoline.__module__ = "proxystore.proxy"
+
+
+class _ProxyAPI(Generic[T]):
+    """The Python half of every proxy class (see the module docstring)."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        factory: FactoryType[T],
+        *,
+        cache_defaults: bool = False,
+        target: T | None = None,
+    ) -> None:
+        if not callable(factory):
+            raise TypeError("Factory must be callable.")
+        _set(self, "__proxy_factory__", factory)
+        default_class: DefaultClassType = None
+        default_hash: DefaultHashType = None
+        if target is not None:
+            _set(self, "__proxy_target__", target)
+            if cache_defaults:
+                default_class = target.__class__
+                try:
+                    default_hash = hash(target)
+                except TypeError as e:
+                    default_hash = e
+        _set(self, "__proxy_default_class__", default_class)
+        _set(self, "__proxy_default_hash__", default_hash)
+
+    # ------------------------------------------------------------- resolution
+    @property
+    def __proxy_resolved__(self) -> bool:
+        """Whether the target is cached (reading this never resolves)."""
+        return _target_or(self, _MISSING) is not _MISSING
+
+    @property
+    def __proxy_wrapped__(self) -> T:
+        """The target: the cached one, or the factory's result (then cached).
+
+        Raises:
+            ProxyResolveError: The factory raised (the error is the `cause`) or
+                the proxy has no factory.
+        """
+        target: T = _target_or(self, _MISSING)
+        if target is not _MISSING:
+            return target
+        try:
+            factory = _get(self, "__proxy_factory__")
+        except AttributeError as e:
+            raise ProxyResolveError(
+                "Cannot resolve the proxy: it has no factory (__init__ never ran).", e
+            ) from e
+        try:
+            target = factory()
+        except Exception as e:
+            raise ProxyResolveError(
+                f"Cannot resolve the proxy: its factory {factory!r} raised "
+                f"{type(e).__name__}: {e}",
+                e,
+            ) from e
+        _set(self, "__proxy_target__", target)
+        return target
+
+    @__proxy_wrapped__.setter
+    def __proxy_wrapped__(self, target: T) -> None:
+        _set(self, "__proxy_target__", target)
+
+    @__proxy_wrapped__.deleter
+    def __proxy_wrapped__(self) -> None:
+        object.__delattr__(self, "__proxy_target__")
+
+    @property
+    def __class__(self) -> type:
+        """The target's class; the cached default class while unresolved."""
+        default: DefaultClassType = _get(self, "__proxy_default_class__")
+        if default is not None and not self.__proxy_resolved__:
+            return default
+        return self.__proxy_wrapped__.__class__
+
+    @__class__.setter
+    def __class__(self, value: type) -> None:
+        self.__proxy_wrapped__.__class__ = value
+
+    # ------------------------------------------------------------- attributes
+    def __setattr__(self, name: str, value: Any) -> None:
+        if on_type(type(self), name):
+            _set(self, name, value)
+        else:
+            setattr(target_of(self), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if on_type(type(self), name):
+            object.__delattr__(self, name)
+        else:
+            delattr(target_of(self), name)
+
+    def __repr__(self) -> str:
+        # Never resolves: repr is what debuggers and loggers call.
+        factory = _get(self, "__proxy_factory__")
+        name = type(self).__name__
+        target = _target_or(self, _MISSING)
+        if target is _MISSING:
+            return f"<{name} at 0x{id(self):x} with factory {factory!r}>"
+        return (
+            f"<{name} at 0x{id(self):x} wrapping {target!r} at 0x{id(target):x} "
+            f"with factory {factory!r}>"
+        )
+
+    # ------------------------------------------------------------- pickling, copying
+    def __reduce__(self) -> _Reduced:
+        # Only the factory and the cached defaults travel, never the target.
+        args: tuple[Any, ...] = (
+            _get(self, "__proxy_factory__"),
+            _get(self, "__proxy_default_class__"),
+            _get(self, "__proxy_default_hash__"),
+        )
+        if type(self) is not Proxy:
+            args = (*args, type(self))
+        return _proxy_trampoline, args
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> _Reduced:
+        # Through __reduce__ so that subclasses overriding only it are honoured.
+        return self.__reduce__()
+
+    def __copy__(self) -> Any:
+        if self.__proxy_resolved__:
+            return copy.copy(self.__proxy_wrapped__)
+        function, args = self.__reduce__()
+        return function(*args)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        if self.__proxy_resolved__:
+            return copy.deepcopy(self.__proxy_wrapped__, memo)
+        function, args = self.__reduce__()
+        return function(*copy.deepcopy(args, memo))
+
+    # ------------------------------------------------------------- no type slot
+    def __format__(self, format_spec: str) -> str:
+        return format(target_of(self), format_spec)
+
+    def __bytes__(self) -> bytes:
+        return bytes(target_of(self))
+
+    def __dir__(self) -> list[str]:
+        return dir(target_of(self))
+
+    def __fspath__(self) -> Any:
+        target = target_of(self)
+        if isinstance(target, str | bytes):
+            return target
+        fspath = getattr(target, "__fspath__", None)
+        return target if fspath is None else fspath()
+
+    def __reversed__(self) -> Any:
+        return reversed(target_of(self))
+
+    def __round__(self, ndigits: SupportsIndex | None = None) -> Any:
+        target = target_of(self)
+        return round(target) if ndigits is None else round(target, ndigits)
+
+    def __complex__(self) -> complex:
+        return complex(target_of(self))
+
+    def __trunc__(self) -> Any:
+        return math.trunc(target_of(self))
+
+    def __floor__(self) -> Any:
+        return math.floor(target_of(self))
+
+    def __ceil__(self) -> Any:
+        return math.ceil(target_of(self))
+
+    def __length_hint__(self) -> int:
+        return operator.length_hint(target_of(self))
+
+    def __enter__(self) -> Any:
+        return target_of(self).__enter__()
+
+    def __exit__(self, *args: object) -> Any:
+        return target_of(self).__exit__(*args)
+
+    def __aenter__(self) -> Any:
+        return target_of(self).__aenter__()
+
+    def __aexit__(self, *args: object) -> Any:
+        return target_of(self).__aexit__(*args)
+
+
+class Proxy(_ProxyAPI[T], _Engine):
+    """A lazy, transparent proxy of the object its factory returns.
+
+    The proxy calls `factory` once, on first use, caches the result (the *target*)
+    and from then on behaves like it: attributes, operators, `len`, indexing,
+    iteration, calls, comparisons, hashing, `str`, `format`, `isinstance(proxy,
+    type(target))`. `type(proxy)` stays `Proxy` and `repr(proxy)` never resolves.
+    Pickling a proxy sends only its factory (and cached defaults), never the target.
+
+    ```python
+    from proxystore.factory import SimpleFactory
+    from proxystore.proxy import Proxy
+
+    p = Proxy(SimpleFactory([1, 2, 3]))
+    assert isinstance(p, list) and p == [1, 2, 3] and len(p) == 3
+    ```
+
+    Names defined on the proxy class (the `__proxy_*__` attributes, `__class__`,
+    pickling hooks, ...) refer to the proxy itself; every other attribute is read,
+    set and deleted on the target.
+
+    Args:
+        factory: Zero-argument callable returning the target.
+        cache_defaults: With `target`, also cache `target.__class__` and
+            `hash(target)` so that `isinstance` and `hash` keep working without
+            resolving after the proxy is pickled.
+        target: An already known target: the proxy is born resolved.
+
+    Raises:
+        TypeError: `factory` is not callable.
+        ProxyResolveError: (on use) the factory raised while resolving.
+    """
+
+    __slots__ = ()
+    __module__ = "proxystore.proxy"
+
+
+class PurePythonProxy(_ProxyAPI[T], PurePythonProxyBase):
+    """`Proxy` on the pure-Python engine (tests and environments without a compiler).
+
+    Same interface and behaviour as [`Proxy`][proxystore.proxy.Proxy].
+    """
+
+    __slots__ = ()
