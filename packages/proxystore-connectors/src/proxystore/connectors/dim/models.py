@@ -37,6 +37,8 @@ __all__ = [
     "decode_response",
     "encode_request",
     "encode_response",
+    "pack_frames",
+    "unpack_frames",
 ]
 
 #: Version written into every header; a peer rejects any other version.
@@ -44,6 +46,8 @@ PROTOCOL_VERSION = 1
 _MAGIC = b"DM"
 _REQUEST = struct.Struct("!2sBBIQ")
 _RESPONSE = struct.Struct("!2sBBBIQ")
+_COUNT = struct.Struct("!I")
+_LENGTH = struct.Struct("!Q")
 
 DIMType = Literal["margo", "ucx", "zmq"]
 
@@ -209,3 +213,39 @@ def _check_size(actual: int, declared: int, kind: str) -> None:
         raise MessageDecodeError(
             f"DIM {kind} payload is {actual} bytes but its header declares {declared}",
         )
+
+
+def pack_frames(frames: Sequence[BytesLike]) -> bytes:
+    """Join a message's frames into one buffer (for transports without frames).
+
+    Layout: frame count u32, each frame's length u64, then the frames back to back.
+    """
+    lengths = b"".join(_LENGTH.pack(len(frame)) for frame in frames)
+    return b"".join([_COUNT.pack(len(frames)), lengths, *frames])
+
+
+def unpack_frames(data: BytesLike) -> list[memoryview]:
+    """Split a buffer made by :func:`pack_frames` into views of its frames (no copy).
+
+    Raises:
+        MessageDecodeError: If the buffer is shorter or longer than its lengths say.
+    """
+    view = memoryview(data).cast("B")
+    if len(view) < _COUNT.size:
+        raise MessageDecodeError("DIM message is too short to hold its frame count")
+    (count,) = _COUNT.unpack_from(view)
+    offset = _COUNT.size + count * _LENGTH.size
+    if len(view) < offset:
+        raise MessageDecodeError(
+            f"DIM message declares {count} frames but is only {len(view)} bytes",
+        )
+    frames = []
+    for index in range(count):
+        (length,) = _LENGTH.unpack_from(view, _COUNT.size + index * _LENGTH.size)
+        frames.append(view[offset : offset + length])
+        offset += length
+    if offset != len(view):
+        raise MessageDecodeError(
+            f"DIM message frames total {offset} bytes but the buffer has {len(view)}",
+        )
+    return frames
