@@ -62,6 +62,7 @@ def test_directory_is_created_absolute_and_reported(
             "store_dir": expected,
             "clear": True,
             "buffering": -1,
+            "fsync": False,
         }
     assert not os.path.exists(expected)
 
@@ -87,6 +88,31 @@ def test_get_returns_bytes(store_dir: pathlib.Path) -> None:
         value = connector.get(connector.put(memoryview(b"abc")))
         assert type(value) is bytes
         assert value == b"abc"
+
+
+def test_large_get_is_a_private_writable_map(store_dir: pathlib.Path) -> None:
+    data = bytes(range(256)) * (3 * 1024 * 1024 // 256)
+    with FileConnector(str(store_dir)) as connector:
+        key = connector.put(data)
+        value = connector.get(key)
+        assert isinstance(value, memoryview)
+        assert not value.readonly
+        assert value == data
+        value[0] = 255  # copy-on-write: the stored object is unchanged
+        assert connector.get(key) == data
+        connector.set(key, b"replaced")
+        connector.evict(key)
+        assert value[1:] == data[1:]  # the map outlives replace and evict
+
+
+def test_fsync_option_round_trips(store_dir: pathlib.Path) -> None:
+    with FileConnector(str(store_dir), fsync=True) as connector:
+        key = connector.put(b"durable")
+        assert connector.get(key) == b"durable"
+        assert connector.config()["fsync"] is True
+        clone = FileConnector.from_config(connector.config())
+        assert clone.fsync is True
+        assert clone.get(key) == b"durable"
 
 
 def test_put_leaves_no_temporary_files(store_dir: pathlib.Path) -> None:
@@ -179,10 +205,10 @@ store_dir, filename, mode = sys.argv[1:4]
 connector = FileConnector(store_dir, clear=False)
 data = b"x" * 200_000_000
 if mode == "block-before-rename":
-    def fsync(fd):
+    def replace(src, dst):
         print("written", flush=True)
         time.sleep(600)
-    os.fsync = fsync
+    os.replace = replace
 print("start", flush=True)
 connector.set(FileKey(filename), data)
 print("done", flush=True)
