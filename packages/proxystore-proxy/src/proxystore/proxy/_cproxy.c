@@ -398,7 +398,13 @@ proxy_hash(PyObject *self)
             PyErr_SetObject((PyObject *)Py_TYPE(p->default_hash), p->default_hash);
             return -1;
         }
-        return PyObject_Hash(p->default_hash);
+        /* Same conversion as for an int returned by a Python __hash__. */
+        Py_hash_t h = PyLong_AsSsize_t(p->default_hash);
+        if (h == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return PyObject_Hash(p->default_hash);
+        }
+        return h == -1 ? -2 : h;
     }
     PyObject *t = proxy_target(self);
     if (t == NULL) {

@@ -130,7 +130,7 @@ class PurePythonProxyBase:
                 # hash(target) failed when the defaults were cached: fail alike.
                 raise default from None
             if default is not None:
-                return hash(default)
+                return default  # type: ignore[no-any-return]
         return hash(target_of(self))
 
     def __next__(self) -> Any:
