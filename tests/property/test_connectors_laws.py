@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -205,6 +205,9 @@ class MultiMachine(ConnectorModelMachine):
     kind = "multi"
 
 
-TestLocalMachine = LocalMachine.TestCase
-TestFileMachine = FileMachine.TestCase
-TestMultiMachine = MultiMachine.TestCase
+# Fewer steps per run than Hypothesis' default 50 keeps the file-backed machines at a
+# few seconds; the number of runs still comes from the loaded profile.
+_STEPS = settings(stateful_step_count=25)
+TestLocalMachine = _STEPS(LocalMachine).TestCase
+TestFileMachine = _STEPS(FileMachine).TestCase
+TestMultiMachine = _STEPS(MultiMachine).TestCase
