@@ -62,11 +62,12 @@ def get_store(val: str | Proxy[Any]) -> Store[Any] | None:
     Raises:
         ProxyStoreFactoryError: if ``val`` is a proxy not made by a store.
     """
-    if isinstance(val, str):
-        return _stores.get(val)
-    from proxystore.proxy import get_factory
+    from proxystore.proxy import Proxy, get_factory
     from proxystore.store.factory import StoreFactory
 
+    # Test for a proxy first: isinstance(proxy_of_a_str, str) would resolve it.
+    if not isinstance(val, Proxy):
+        return _stores.get(val)
     factory = get_factory(val)
     if not isinstance(factory, StoreFactory):
         raise ProxyStoreFactoryError(
