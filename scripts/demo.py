@@ -14,7 +14,7 @@ import pickle
 import tempfile
 
 from proxystore.connectors.file import FileConnector
-from proxystore.proxy import Proxy, is_resolved
+from proxystore.proxy import Proxy, ProxyOr, is_resolved
 from proxystore.store import Store
 from proxystore.store.utils import get_key
 
@@ -30,8 +30,8 @@ class MyObject:
         return sum(self.values)
 
 
-def my_function(x: MyObject) -> str:
-    """User code that knows nothing about proxies."""
+def my_function(x: ProxyOr[MyObject]) -> str:
+    """User code that knows nothing about proxies (``ProxyOr`` is for mypy only)."""
     assert isinstance(x, MyObject)
     return f"{x.name}: total={x.total():g}"
 
