@@ -241,8 +241,11 @@ class FileConnector:
         )
         with _os_errors("write", path):
             try:
-                with open(tmp, "xb", buffering=self.buffering) as f:
-                    view = memoryview(obj).cast("B")
+                with (
+                    open(tmp, "xb", buffering=self.buffering) as f,
+                    memoryview(obj) as raw,
+                    raw.cast("B") as view,
+                ):
                     written = 0
                     # Unbuffered (buffering=0) writes may be short: loop until done.
                     while written < len(view):
