@@ -107,7 +107,12 @@ class _ThreadServer:
         self._thread = threading.Thread(
             target=serve,
             args=(HOST, self.port, handler),
-            kwargs={"chunk_length": chunk_length, "should_stop": self._stop.is_set},
+            kwargs={
+                "options": {}
+                if chunk_length is None
+                else {"chunk_length": str(chunk_length)},
+                "should_stop": self._stop.is_set,
+            },
         )
         self._thread.start()
         wait_for_server(HOST, self.port, timeout=5)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Self
 
-from proxystore.connectors.dim.exceptions import DIMServerError
+from proxystore.connectors.dim.exceptions import DIMServerError, ServerTimeoutError
 from proxystore.connectors.dim.models import (
     DIMKey,
     DIMType,
@@ -60,6 +60,37 @@ class PeerConnector:
                 ResourceWarning,
                 stacklevel=2,
             )
+
+    def _start(
+        self,
+        transport: Transport,
+        spawn: Callable[[], subprocess.Popen[bytes]],
+        *,
+        look_first: bool = True,
+    ) -> None:
+        """Attach to this peer's server, spawning it when none answers.
+
+        Raises:
+            ServerTimeoutError: If a spawned server does not answer in time.
+            ConnectorConnectionError: If a spawned server exits at once.
+        """
+        self._transport = transport
+        self._server = None
+        try:
+            if not (look_first and self._server_answers()):
+                self._server = spawn()
+        except BaseException:
+            self.close()
+            raise
+
+    def _server_answers(self) -> bool:
+        try:
+            self._transport.exchange(
+                self.address, self.port, [Request(Op.PING)], self.timeout
+            )
+        except ServerTimeoutError:
+            return False
+        return True
 
     @property
     def server(self) -> subprocess.Popen[bytes] | None:

@@ -20,11 +20,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
-from proxystore.connectors.dim.exceptions import ServerTimeoutError
+from proxystore.connectors.dim.exceptions import (
+    ServerTimeoutError,
+    TransportUnavailableError,
+)
 from proxystore.connectors.dim.models import DIMType, Op, Request, Response, Status
 from proxystore.connectors.dim.transport import ServeFunction
 from proxystore.connectors.exceptions import ConnectorConnectionError
@@ -97,7 +100,7 @@ def serve_forever(
     address: str,
     port: int,
     *,
-    chunk_length: int | None = None,
+    options: Mapping[str, str] | None = None,
     parent_pid: int | None = None,
 ) -> None:
     """Run a DIM server in this process until SIGINT/SIGTERM (or parent death).
@@ -106,7 +109,7 @@ def serve_forever(
         dim_type: Transport module to serve with.
         address: Address to bind.
         port: Port to bind.
-        chunk_length: Split payload frames larger than this many bytes.
+        options: Transport-specific settings (e.g. ``chunk_length`` for zmq).
         parent_pid: Stop when this process is no longer our parent (it died).
 
     Raises:
@@ -129,7 +132,7 @@ def serve_forever(
         address,
         port,
         storage.handle,
-        chunk_length=chunk_length,
+        options=dict(options or {}),
         should_stop=should_stop,
     )
 
@@ -148,16 +151,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("transport", choices=_TRANSPORTS)
     parser.add_argument("address")
     parser.add_argument("port", type=int)
-    parser.add_argument("--chunk-length", type=int, default=None)
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="transport-specific setting (repeatable)",
+    )
     parser.add_argument("--parent-pid", type=int, default=None)
     args = parser.parse_args(argv)
-    serve_forever(
-        args.transport,
-        args.address,
-        args.port,
-        chunk_length=args.chunk_length,
-        parent_pid=args.parent_pid,
-    )
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--option expects KEY=VALUE, got {item!r}")
+        options[key] = value
+    try:
+        serve_forever(
+            args.transport,
+            args.address,
+            args.port,
+            options=options,
+            parent_pid=args.parent_pid,
+        )
+    except TransportUnavailableError as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -167,7 +186,7 @@ def spawn_server_process(
     port: int,
     *,
     wait: Callable[[str, int, float], None],
-    chunk_length: int | None = None,
+    options: Mapping[str, str] | None = None,
     spawn_timeout: float = 5.0,
     kill_timeout: float = 1.0,
 ) -> subprocess.Popen[bytes]:
@@ -178,7 +197,7 @@ def spawn_server_process(
         address: Address the server binds.
         port: Port the server binds.
         wait: The transport's ``wait_for_server(address, port, timeout)``.
-        chunk_length: Passed to the server.
+        options: Transport-specific settings passed to the server.
         spawn_timeout: Seconds to wait for the server's first answer.
         kill_timeout: Seconds :func:`stop_server_process` waits after SIGTERM
             before it sends SIGKILL (used at interpreter exit).
@@ -199,8 +218,8 @@ def spawn_server_process(
         "--parent-pid",
         str(os.getpid()),
     ]
-    if chunk_length is not None:
-        argv += ["--chunk-length", str(chunk_length)]
+    for key, value in (options or {}).items():
+        argv += ["--option", f"{key}={value}"]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(_SRC_ROOT), env.get("PYTHONPATH")) if p

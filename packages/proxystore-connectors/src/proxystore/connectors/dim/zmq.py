@@ -13,27 +13,35 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import zmq
-
 from proxystore.connectors.dim._base import PeerConnector
-from proxystore.connectors.dim.exceptions import MessageDecodeError, ServerTimeoutError
+from proxystore.connectors.dim.exceptions import (
+    MessageDecodeError,
+    TransportUnavailableError,
+)
 from proxystore.connectors.dim.models import (
     Op,
     Request,
     Response,
-    Status,
-    decode_request,
     decode_response,
     encode_request,
     encode_response,
 )
 from proxystore.connectors.dim.server import spawn_server_process
-from proxystore.connectors.dim.transport import RequestHandler, timeout_error
+from proxystore.connectors.dim.transport import RequestHandler, respond, timeout_error
 from proxystore.connectors.dim.utils import resolve_address
 from proxystore.connectors.protocols import BytesLike
+
+try:
+    import zmq
+except ImportError as exc:  # pragma: no cover - pyzmq is this module's one need
+    raise TransportUnavailableError(
+        "the DIM ZeroMQ transport needs the 'pyzmq' package; install it with: "
+        "pip install 'proxystore-connectors[zmq]'",
+        name="zmq",
+    ) from exc
 
 __all__ = [
     "ZeroMQConnector",
@@ -167,14 +175,18 @@ def serve(
     port: int,
     handler: RequestHandler,
     *,
-    chunk_length: int | None,
+    options: Mapping[str, str],
     should_stop: Callable[[], bool],
 ) -> None:
     """Answer DIM requests on ``tcp://address:port`` until ``should_stop()``.
 
+    Option ``chunk_length``: split payload frames larger than this many bytes.
+
     Raises:
         zmq.ZMQError: If the address cannot be bound (e.g. the port is taken).
     """
+    length = options.get("chunk_length")
+    chunk_length = int(length) if length else None
     context = zmq.Context()
     sock = context.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -186,16 +198,10 @@ def serve(
                 identity = sock.recv(copy=True)
             except zmq.Again:
                 continue
+            if not sock.getsockopt(zmq.RCVMORE):
+                continue  # an identity without a message: nothing to answer
             header = sock.recv(copy=True)
-            payload = _recv_rest(sock)
-            try:
-                request = decode_request(header, payload)
-            except MessageDecodeError as exc:
-                response = Response(
-                    Op.PING, Status.ERROR, request_id=_rid(header), text=str(exc)
-                )
-            else:
-                response = handler(request)
+            response = respond(handler, header, _recv_rest(sock))
             sock.send_multipart(
                 [
                     identity,
@@ -207,12 +213,6 @@ def serve(
     finally:
         sock.close(linger=0)
         context.term()
-
-
-def _rid(header: bytes) -> int:
-    # Echo the request id when the header is long enough to hold one, so the client
-    # fails with the decode error instead of waiting for a reply it cannot match.
-    return int.from_bytes(header[4:8], "big") if len(header) >= 8 else 0
 
 
 def wait_for_server(address: str, port: int, timeout: float = 0.1) -> None:
@@ -232,7 +232,8 @@ def start_server(address: str, port: int, chunk_length: int | None = None) -> No
     """Run a ZeroMQ DIM server in this process until SIGINT/SIGTERM."""
     from proxystore.connectors.dim.server import serve_forever
 
-    serve_forever("zmq", address, port, chunk_length=chunk_length)
+    options = {} if chunk_length is None else {"chunk_length": str(chunk_length)}
+    serve_forever("zmq", address, port, options=options)
 
 
 def spawn_server(
@@ -257,7 +258,7 @@ def spawn_server(
         address,
         port,
         wait=wait_for_server,
-        chunk_length=chunk_length,
+        options={} if chunk_length is None else {"chunk_length": str(chunk_length)},
         spawn_timeout=spawn_timeout,
         kill_timeout=kill_timeout,
     )
@@ -310,25 +311,23 @@ class ZeroMQConnector(PeerConnector):
         self.chunk_length = chunk_length
         self.timeout = timeout
         self.url = f"tcp://{self.address}:{port}"
-        self._server = None
-        self._transport = ZeroMQTransport(chunk_length)
-        try:
-            # A refused TCP connection means nothing listens: spawn at once instead
-            # of waiting `timeout` for a ping that cannot be answered.
-            if not _listening(self.address, port, timeout):
-                raise ServerTimeoutError("no local server")
-            self._transport.exchange(self.address, port, [Request(Op.PING)], timeout)
-        except ServerTimeoutError:
-            try:
-                self._server = spawn_server(
-                    self.address,
-                    port,
-                    chunk_length=chunk_length,
-                    spawn_timeout=max(timeout, 5.0),
-                )
-            except BaseException:
-                self.close()
-                raise
+        self._start(
+            ZeroMQTransport(chunk_length),
+            lambda: spawn_server(
+                self.address,
+                port,
+                chunk_length=chunk_length,
+                spawn_timeout=max(timeout, 5.0),
+            ),
+        )
+
+    def _server_answers(self) -> bool:
+        # A refused TCP connection means nothing listens: spawn at once instead of
+        # waiting `timeout` for a ping that cannot be answered.
+        return (
+            _listening(self.address, self.port, self.timeout)
+            and super()._server_answers()
+        )
 
     def config(self) -> dict[str, Any]:
         """Plain-data configuration; rebuilt on another host it uses that server.
