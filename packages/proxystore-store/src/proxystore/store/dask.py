@@ -12,12 +12,14 @@ it.
 
 from __future__ import annotations
 
+import pickle
 import threading
 import warnings
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from distributed import Client as _DaskClient
+from distributed.protocol.serialize import dask_deserialize, dask_serialize
 
 from proxystore.proxy import Proxy, get_factory
 from proxystore.store.utils import get_key
@@ -34,6 +36,22 @@ T = TypeVar("T")
 def _is_proxy(item: object) -> bool:
     # type() not isinstance(): isinstance() would resolve a proxy through __class__.
     return issubclass(type(item), Proxy)
+
+
+def _dask_dumps_proxy(proxy: Proxy[Any]) -> tuple[dict[str, Any], list[bytes]]:
+    # Dask's generic pickle path calls inspect.getmodule(x), i.e. x.__module__, which
+    # a proxy forwards to its target: it would fetch (and, with evict, delete) the
+    # object in the worker. A proxy pickles as its factory: say so to Dask directly.
+    return {}, [pickle.dumps(proxy, protocol=pickle.HIGHEST_PROTOCOL)]
+
+
+def _dask_loads_proxy(header: dict[str, Any], frames: list[bytes]) -> Proxy[Any]:
+    proxy: Proxy[Any] = pickle.loads(frames[0])
+    return proxy
+
+
+dask_serialize.register(Proxy)(_dask_dumps_proxy)  # type: ignore[no-untyped-call]
+dask_deserialize.register(Proxy)(_dask_loads_proxy)  # type: ignore[no-untyped-call]
 
 
 class _FixedBytes:
@@ -57,11 +75,14 @@ def _proxy_if_large(
         return obj
     key = store.put(obj, serializer=_FixedBytes(data))
     factory = get_factory(store.proxy_from_key(key, evict=evict))
-    if populate:
-        # The caller keeps the object anyway: give the proxy its target so local use
-        # never round-trips through the store.
-        return Proxy(factory, cache_defaults=True, target=obj)
-    return Proxy(factory)
+    # Cached class/hash let Dask's isinstance() checks (e.g. while serializing a
+    # task result) run without resolving, which would fetch -- and, with evict,
+    # delete -- the object before its consumer gets it.
+    proxy: Proxy[Any] = Proxy(factory, cache_defaults=True, target=obj)
+    if not populate:
+        # A worker keeps only the small proxy in its memory, not the target.
+        del proxy.__proxy_wrapped__
+    return proxy
 
 
 class _ResultProxyTask(Generic[T]):
@@ -84,7 +105,6 @@ class _ResultProxyTask(Generic[T]):
         from proxystore.store import get_or_create_store
 
         store = get_or_create_store(self.config, register=True)
-        # Unpopulated: the worker keeps only the small proxy in its memory.
         out: T | Proxy[T] = _proxy_if_large(
             store, result, self.threshold, evict=True, populate=False
         )
