@@ -16,7 +16,8 @@ How a connector joins the suite (one small class in its own test module)::
                 yield c
 
 The fixture must yield a fresh, open connector and close it afterwards (closing a
-connector twice must be harmless: one test closes it itself). Tests for
+connector twice must be harmless: one test closes it itself). The context-manager test
+wraps ``close`` on the instance, so connectors must not use ``__slots__``. Tests for
 :class:`~proxystore.connectors.protocols.DeferrableConnector` (``new_key``/``set``) and
 :class:`~proxystore.connectors.protocols.WaitableConnector` (``wait``) run only when the
 connector is an instance of those protocols, and are skipped otherwise.
