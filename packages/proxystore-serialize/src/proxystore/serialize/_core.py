@@ -38,7 +38,7 @@ import pickle
 import struct
 import sys
 from collections.abc import Callable
-from typing import Any, Final, NamedTuple, TypeGuard
+from typing import Any, Final, NamedTuple, TypeAlias, TypeGuard
 
 from proxystore.serialize._memory import LARGE, new_buffer, new_bytes
 from proxystore.serialize.exceptions import SerializationError
@@ -56,15 +56,19 @@ _ZEROS: Final = bytes(_ALIGN)
 _U32: Final = struct.Struct("<I")
 _U64: Final = struct.Struct("<Q")
 _COUNT_END: Final = _PREFIX_LEN + _U32.size
+_NO_BUFFERS: Final = _U32.pack(0)
 _PICKLE_PROTOCOL: Final = 5
+#: Small in-band pickle streams are sliced out of ``bytes`` input (cheaper than a
+#: memoryview); larger ones are read through a view to avoid copying them.
+_SLICE_LIMIT: Final = 1 << 16
+
+#: Payload as the format loaders see it: the caller's ``bytes`` object itself, or a
+#: flat unsigned-byte view of any other buffer.
+_Payload: TypeAlias = bytes | memoryview
 
 
 def _prefix(tag: bytes) -> bytes:
     return bytes((FORMAT_VERSION,)) + tag
-
-
-_BS: Final = _prefix(b"BS")
-_US: Final = _prefix(b"US")
 
 
 class _Format(NamedTuple):
@@ -72,7 +76,7 @@ class _Format(NamedTuple):
     name: str
     supported: Callable[[Any], bool]
     dump: Callable[[Any], bytes]
-    load: Callable[[memoryview], Any]
+    load: Callable[[_Payload], Any]
 
 
 # ---------------------------------------------------------------- pickle layout
@@ -86,12 +90,12 @@ def _dump_pickle_layout(
     buffers: list[pickle.PickleBuffer] = []
     stream = dumps(obj, protocol=_PICKLE_PROTOCOL, buffer_callback=buffers.append)
     if not buffers:
-        return prefix + _U32.pack(0) + stream
+        return _IN_BAND[prefix] + stream
     try:
         raws = [buf.raw() for buf in buffers]
     except BufferError:
         # A non-contiguous exporter cannot be laid out flat; let pickle copy it in-band.
-        return prefix + _U32.pack(0) + dumps(obj, protocol=_PICKLE_PROTOCOL)
+        return _IN_BAND[prefix] + dumps(obj, protocol=_PICKLE_PROTOCOL)
     count = len(raws)
     table = struct.pack(f"<IQ{count}Q", count, len(stream), *(r.nbytes for r in raws))
     parts: list[bytes | memoryview] = [prefix, table, stream]
@@ -120,15 +124,17 @@ def _join(parts: list[bytes | memoryview], size: int) -> bytes:
     return result
 
 
-def _load_pickle_layout(data: memoryview) -> Any:
-    total = data.nbytes
+def _load_pickle_layout(data: _Payload) -> Any:
+    total = len(data)
     if total < _COUNT_END:
         raise SerializationError(
             f"truncated payload: expected at least {_COUNT_END} bytes, got {total}"
         )
-    (count,) = _U32.unpack_from(data, _PREFIX_LEN)
-    if count == 0:
+    if data[_PREFIX_LEN:_COUNT_END] == _NO_BUFFERS:  # common case, cheapest test
+        if type(data) is bytes and total > _SLICE_LIMIT:
+            data = memoryview(data)
         return pickle.loads(data[_COUNT_END:])
+    (count,) = _U32.unpack_from(data, _PREFIX_LEN)
     table_end = _COUNT_END + _U64.size * (count + 1)
     if table_end > total:
         raise SerializationError(
@@ -151,56 +157,60 @@ def _load_pickle_layout(data: memoryview) -> Any:
         raise SerializationError(
             f"corrupt payload: header accounts for {pos} bytes, got {total}"
         )
-    source, shift = data, 0
-    if data.readonly:
+    view = memoryview(data)
+    source, shift = view, 0
+    if view.readonly:
         # Buffers over read-only memory would give read-only arrays; copy the whole
         # out-of-band region once so results are writable, as with plain pickle.
         shift = offsets[0]
         source = new_buffer(total - shift)
-        source[:] = data[shift:]
+        source[:] = view[shift:]
     views = [
         source[o - shift : o - shift + n] for o, n in zip(offsets, lengths, strict=True)
     ]
-    return pickle.loads(data[table_end:stream_end], buffers=views)
+    return pickle.loads(view[table_end:stream_end], buffers=views)
 
 
 # ---------------------------------------------------------------- formats
 
 
-def _from_module(obj: Any, root: str) -> bool:
-    # Checking the type's module first keeps heavy libraries unimported unless the
-    # object really came from them.
-    module = type(obj).__module__
-    return module == root or module.startswith(root + ".")
+def _dataframe_check(root: str) -> Callable[[Any], bool]:
+    prefix = root + "."
+
+    def supported(obj: Any) -> bool:
+        # Checking the type's module first keeps heavy libraries unimported unless
+        # the object really came from them.
+        module = type(obj).__module__
+        if module != root and not module.startswith(prefix):
+            return False
+        library = sys.modules.get(root)
+        return library is not None and isinstance(obj, library.DataFrame)
+
+    return supported
 
 
-def _is_dataframe(obj: Any, root: str) -> bool:
-    if not _from_module(obj, root):
-        return False
-    library = sys.modules.get(root)
-    return library is not None and isinstance(obj, library.DataFrame)
+_BS: Final = _prefix(b"BS")
+_US: Final = _prefix(b"US")
+_PD: Final = _prefix(b"PD")
+_PL: Final = _prefix(b"PL")
+_PK: Final = _prefix(b"PK")
+_CP: Final = _prefix(b"CP")
 
 
 def _dump_bytes(obj: bytes) -> bytes:
     return _BS + obj
 
 
-def _load_bytes(data: memoryview) -> bytes:
-    return data[_PREFIX_LEN:].tobytes()
+def _load_bytes(data: _Payload) -> bytes:
+    return bytes(data[_PREFIX_LEN:])
 
 
 def _dump_str(obj: str) -> bytes:
     return _US + obj.encode("utf-8")
 
 
-def _load_str(data: memoryview) -> str:
+def _load_str(data: _Payload) -> str:
     return str(data[_PREFIX_LEN:], "utf-8")
-
-
-_PD: Final = _prefix(b"PD")
-_PL: Final = _prefix(b"PL")
-_PK: Final = _prefix(b"PK")
-_CP: Final = _prefix(b"CP")
 
 
 def _dump_pandas(obj: Any) -> bytes:
@@ -214,7 +224,7 @@ def _dump_polars(obj: Any) -> bytes:
     return out.getvalue()
 
 
-def _load_polars(data: memoryview) -> Any:
+def _load_polars(data: _Payload) -> Any:
     polars = importlib.import_module("polars")
     return polars.read_ipc(io.BytesIO(data[_PREFIX_LEN:]))
 
@@ -240,25 +250,26 @@ _FORMATS: Final = (
     _Format(b"BS", "bytes", lambda o: type(o) is bytes, _dump_bytes, _load_bytes),
     _Format(b"US", "str", lambda o: type(o) is str, _dump_str, _load_str),
     _Format(
-        b"PD",
-        "pandas",
-        lambda o: _is_dataframe(o, "pandas"),
-        _dump_pandas,
-        _load_pickle_layout,
+        b"PD", "pandas", _dataframe_check("pandas"), _dump_pandas, _load_pickle_layout
     ),
-    _Format(
-        b"PL",
-        "polars",
-        lambda o: _is_dataframe(o, "polars"),
-        _dump_polars,
-        _load_polars,
-    ),
+    _Format(b"PL", "polars", _dataframe_check("polars"), _dump_polars, _load_polars),
     _Format(b"PK", "pickle", _always, _dump_pickle, _load_pickle_layout),
     _Format(
         b"CP", "cloudpickle", _has_cloudpickle, _dump_cloudpickle, _load_pickle_layout
     ),
 )
-_BY_TAG: Final = {fmt.tag: fmt for fmt in _FORMATS}
+#: Formats keyed by the whole 3-byte prefix (version + tag): one lookup per payload.
+_BY_PREFIX: Final = {_prefix(fmt.tag): fmt for fmt in _FORMATS}
+#: Pickle-layout prefixes followed by a zero buffer count.
+_IN_BAND: Final = {p: p + _NO_BUFFERS for p in (_PD, _PK, _CP)}
+_BUILTINS: Final = frozenset(
+    (dict, list, tuple, set, frozenset, int, float, complex, bool, type(None))
+)
+#: Where the format scan starts: builtins already went through pickle, so only the
+#: formats after it remain for them.
+_PICKLE_FIRST: Final[dict[type, int]] = dict.fromkeys(
+    _BUILTINS, 1 + next(i for i, fmt in enumerate(_FORMATS) if fmt.tag == b"PK")
+)
 
 
 # ---------------------------------------------------------------- public API
@@ -281,10 +292,18 @@ def serialize(obj: Any) -> bytes:
         SerializationError: If no format can serialize ``obj``; the last format's
             exception is chained as the cause.
     """
-    if type(obj) is bytes:  # the hot path of most stores: skip the format scan
-        return _BS + obj
+    cls = type(obj)
+    if cls is bytes:  # the hot path of most stores: skip the format scan
+        raw: bytes = _BS + obj
+        return raw
     error: Exception | None = None
-    for fmt in _FORMATS:
+    if cls in _BUILTINS:
+        # No format before pickle can take a builtin: skip their checks.
+        try:
+            return _dump_pickle_layout(_PK, pickle.dumps, obj)
+        except Exception as exc:
+            error = exc
+    for fmt in _FORMATS[_PICKLE_FIRST.get(cls, 0) :]:
         if not fmt.supported(obj):
             continue
         try:
@@ -292,12 +311,13 @@ def serialize(obj: Any) -> bytes:
         except Exception as exc:
             error = exc
     raise SerializationError(
-        f"Object of type {type(obj).__module__}.{type(obj).__qualname__} "
-        "is not supported."
+        f"Object of type {cls.__module__}.{cls.__qualname__} is not supported."
     ) from error
 
 
-def _as_byte_view(data: object) -> memoryview:
+def _as_payload(data: object) -> _Payload:
+    if type(data) is bytes:
+        return data
     try:
         view = memoryview(data)  # type: ignore[arg-type]
     except TypeError:
@@ -330,24 +350,25 @@ def deserialize(data: BytesLike) -> Any:
             truncated, has an unsupported version or an unknown format tag, or its
             format's decoder fails (that exception is chained as the cause).
     """
-    view = _as_byte_view(data)
-    size = view.nbytes
+    payload = _as_payload(data)
+    size = len(payload)
     if size < _PREFIX_LEN:
         raise SerializationError(
             f"truncated payload: expected at least {_PREFIX_LEN} bytes, got {size}"
         )
-    version = view[0]
-    if version != FORMAT_VERSION:
-        raise SerializationError(
-            f"unsupported format version {version} (this build reads "
-            f"version {FORMAT_VERSION})"
-        )
-    tag = view[1:_PREFIX_LEN].tobytes()
-    fmt = _BY_TAG.get(tag)
+    fmt = _BY_PREFIX.get(bytes(payload[:_PREFIX_LEN]))
     if fmt is None:
-        raise SerializationError(f"unknown format tag {tag!r}")
+        version = payload[0]
+        if version != FORMAT_VERSION:
+            raise SerializationError(
+                f"unsupported format version {version} (this build reads "
+                f"version {FORMAT_VERSION})"
+            )
+        raise SerializationError(
+            f"unknown format tag {bytes(payload[1:_PREFIX_LEN])!r}"
+        )
     try:
-        return fmt.load(view)
+        return fmt.load(payload)
     except SerializationError:
         raise
     except Exception as exc:
