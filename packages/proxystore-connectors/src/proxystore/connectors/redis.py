@@ -12,15 +12,15 @@ Design notes:
   process) opens its own connection there. A pickled connector travels as its config.
 * **One round trip per batch.** ``put_batch`` is one ``MSET`` and ``get_batch`` one
   ``MGET``. With ``clustered=True`` a batch's keys share a hash tag
-  (``{<batch id>}<uuid>``), so every key of one ``put_batch`` lands in one slot and
-  the batch stays a single ``MSET`` on one node; ``get_batch`` over keys of any origin
-  is split per hash slot (one ``MGET`` per slot, pipelined per node).
+  (``{<batch id>}<random hex>``), so every key of one ``put_batch`` lands in one
+  slot and the batch stays a single ``MSET`` on one node; ``get_batch`` over keys of
+  any origin is split per hash slot (one ``MGET`` per slot, pipelined per node).
 * **Notify instead of poll.** :meth:`RedisConnector.set` also ``PUBLISH``-es on the
   key's channel (``proxystore:set:<key>``); :meth:`RedisConnector.wait` subscribes,
   re-checks ``EXISTS`` (the object may already be there), then waits for the notice.
   A periodic ``EXISTS`` re-check covers writers that do not publish.
 * **One error boundary.** Every ``redis`` exception is translated by
-  :func:`_translate_errors` into :class:`~proxystore.connectors.exceptions.
+  :class:`_ErrorBoundary` into :class:`~proxystore.connectors.exceptions.
   ConnectorConnectionError` (naming ``host:port``), :class:`~proxystore.connectors.
   exceptions.ConnectorTimeoutError` or :class:`~proxystore.connectors.exceptions.
   ConnectorError`.
@@ -34,10 +34,11 @@ Design notes:
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
+from types import TracebackType
 from typing import Any, NamedTuple, Self, cast
 
 import redis
@@ -66,16 +67,40 @@ class RedisKey(NamedTuple):
     """Key of an object in a :class:`RedisConnector`."""
 
     redis_key: str
-    """The Redis key: a UUID4 hex string, prefixed by a ``{hash tag}`` for objects
-    stored by one ``put_batch`` on a cluster."""
+    """The Redis key: a random 128-bit hex string, prefixed by a ``{hash tag}`` for
+    the objects stored by one ``put_batch`` on a cluster."""
 
 
 _Client = redis.Redis | redis.cluster.RedisCluster
 
 
-@contextlib.contextmanager
-def _translate_errors(address: str, action: str) -> Iterator[None]:
-    """Translate every ``redis`` exception raised in the block into a connector error.
+def _translate(exc: Exception, address: str, action: str) -> ConnectorError:
+    """Return the connector error that stands for a ``redis`` exception."""
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        return ConnectorTimeoutError(
+            f"Redis at {address} did not answer in time ({action}): {exc}"
+        )
+    if isinstance(
+        exc,
+        redis.exceptions.ConnectionError
+        | redis.exceptions.ClusterDownError
+        | redis.exceptions.MasterDownError,
+    ) or (
+        # Raised (outside the RedisError tree) when no cluster startup node answers.
+        isinstance(exc, redis.exceptions.RedisClusterException)
+        and "connect" in str(exc).lower()
+    ):
+        return ConnectorConnectionError(
+            f"Cannot reach Redis at {address} ({action}): {exc}", address=address
+        )
+    return ConnectorError(f"Redis at {address} ({action}): {exc}")
+
+
+class _ErrorBoundary:
+    """Context manager translating every ``redis`` exception into a connector error.
+
+    The one place where client exceptions cross into our tree (a class rather than a
+    generator-based context manager: it wraps every operation, so it must be cheap).
 
     Raises:
         ConnectorTimeoutError: for a client-side timeout.
@@ -83,30 +108,32 @@ def _translate_errors(address: str, action: str) -> Iterator[None]:
             reached; the message and ``address`` attribute name ``host:port``.
         ConnectorError: for any other error reported by the client or the server.
     """
-    try:
-        yield
-    except redis.exceptions.TimeoutError as exc:
-        raise ConnectorTimeoutError(
-            f"Redis at {address} did not answer in time ({action}): {exc}"
-        ) from exc
-    except (
-        redis.exceptions.ConnectionError,
-        redis.exceptions.ClusterDownError,
-        redis.exceptions.MasterDownError,
-    ) as exc:
-        raise ConnectorConnectionError(
-            f"Cannot reach Redis at {address} ({action}): {exc}", address=address
-        ) from exc
-    except redis.exceptions.RedisClusterException as exc:
-        # Raised (outside the RedisError tree) when no startup node answers.
-        if "connect" in str(exc).lower():
-            raise ConnectorConnectionError(
-                f"Cannot reach Redis Cluster at {address} ({action}): {exc}",
-                address=address,
-            ) from exc
-        raise ConnectorError(f"Redis Cluster at {address} ({action}): {exc}") from exc
-    except redis.exceptions.RedisError as exc:
-        raise ConnectorError(f"Redis at {address} ({action}): {exc}") from exc
+
+    __slots__ = ("action", "address")
+
+    def __init__(self, address: str, action: str) -> None:
+        self.address = address
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(
+            exc, redis.exceptions.RedisError | redis.exceptions.RedisClusterException
+        ):
+            raise _translate(exc, self.address, self.action) from exc
+
+
+def _new_names(count: int) -> list[str]:
+    """Return ``count`` random 128-bit hex key names (one ``urandom`` call)."""
+    hexed = os.urandom(16 * count).hex()
+    return [hexed[i : i + 32] for i in range(0, 32 * count, 32)]
 
 
 def _as_payload(obj: BytesLike) -> bytes | memoryview:
@@ -225,8 +252,8 @@ class RedisConnector:
                 )
             return redis.Redis(host=self.hostname, port=self.port, **options)
 
-    def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
-        return _translate_errors(self.address, action)
+    def _errors(self, action: str) -> _ErrorBoundary:
+        return _ErrorBoundary(self.address, action)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self, clear: bool | None = None) -> None:
@@ -332,7 +359,7 @@ class RedisConnector:
             ConnectorConnectionError: if ``obj`` is given and the server cannot be
                 reached.
         """
-        key = RedisKey(uuid.uuid4().hex)
+        key = RedisKey(os.urandom(16).hex())
         if obj is not None:
             self.set(key, obj)
         return key
@@ -343,7 +370,7 @@ class RedisConnector:
         Raises:
             ConnectorConnectionError: if the server cannot be reached.
         """
-        key = RedisKey(uuid.uuid4().hex)
+        key = RedisKey(os.urandom(16).hex())
         with self._errors("SET"):
             self._redis.set(key.redis_key, _as_payload(obj))
         return key
@@ -358,10 +385,10 @@ class RedisConnector:
             return []
         if self.clustered:
             # One hash tag per batch: all keys map to one slot, so one MSET.
-            tag = f"{{{uuid.uuid4().hex[:12]}}}"
-            keys = [RedisKey(tag + uuid.uuid4().hex) for _ in objs]
+            tag = f"{{{os.urandom(6).hex()}}}"
+            keys = [RedisKey(tag + name) for name in _new_names(len(objs))]
         else:
-            keys = [RedisKey(uuid.uuid4().hex) for _ in objs]
+            keys = [RedisKey(name) for name in _new_names(len(objs))]
         mapping = {
             key.redis_key: _as_payload(obj) for key, obj in zip(keys, objs, strict=True)
         }
