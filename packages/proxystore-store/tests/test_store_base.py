@@ -8,9 +8,19 @@ from typing import Any
 
 import pytest
 
+from proxystore.connectors.exceptions import (
+    ConnectorConnectionError,
+    ConnectorTimeoutError,
+)
 from proxystore.connectors.local import LocalConnector, LocalKey
 from proxystore.connectors.multi import MultiConnector, Policy
-from proxystore.proxy import Proxy, ProxyLocker, ProxyResolveError, is_resolved
+from proxystore.proxy import (
+    Proxy,
+    ProxyLocker,
+    ProxyResolveError,
+    extract,
+    is_resolved,
+)
 from proxystore.serialize import SerializationError, serialize
 from proxystore.store import Store, StoreConfig, get_store
 from proxystore.store.exceptions import (
@@ -350,3 +360,26 @@ def test_store_factory_in_proxy(local_store: Store[Any]) -> None:
     assert isinstance(factory, StoreFactory)
     assert factory.store_config == local_store.config()
     assert factory.get_store() is local_store
+
+
+class _BrokenConnector(LocalConnector):
+    """Fails like an unreachable server would."""
+
+    def put(self, obj: Any) -> LocalKey:
+        raise ConnectorConnectionError(
+            "cannot reach 127.0.0.1:1", address="127.0.0.1:1"
+        )
+
+    def get(self, key: LocalKey) -> bytes | None:
+        raise ConnectorTimeoutError("get timed out")
+
+
+def test_connector_errors_propagate_typed() -> None:
+    with Store(_name(), _BrokenConnector(), register=True) as store:
+        with pytest.raises(ConnectorConnectionError, match=r"127\.0\.0\.1:1"):
+            store.proxy("x")
+        with pytest.raises(ConnectorTimeoutError):
+            store.get(("k",))
+        with pytest.raises(ProxyResolveError) as info:
+            extract(store.proxy_from_key(("k",)))
+        assert isinstance(info.value.__cause__, ConnectorTimeoutError)

@@ -165,3 +165,16 @@ def test_store_config_from_store() -> None:
     assert config.connector.kind == LOCAL
     assert config.cache_size == 5
     assert config.connector.options == {"include_data_in_config": False}
+
+
+def test_short_name_found_by_module_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A backend missing from the alias table is found as proxystore.connectors.<name>.
+    from proxystore.store import config as config_module
+
+    monkeypatch.delitem(config_module._ALIASES, "file")
+    monkeypatch.setattr(config_module, "_connector_types", {})
+    config = ConnectorConfig("File")
+    assert config.kind == "File"
+    assert config.get_connector_type() is FileConnector
+    with pytest.raises(ValueError, match="protocols"):
+        ConnectorConfig("protocols").get_connector_type()  # no single *Connector
