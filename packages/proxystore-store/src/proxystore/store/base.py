@@ -35,6 +35,8 @@ __all__ = ["Store"]
 T = TypeVar("T")
 
 _now = time.perf_counter_ns
+# A tuple: isinstance() with a tuple is faster than with a `X | Y` union.
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
 def _is_nonproxiable(obj: object) -> bool:
@@ -224,7 +226,7 @@ class Store(Generic[ConnectorT]):
     # ------------------------------------------------------------- serializing
     def _to_bytes(self, obj: Any, serializer: SerializerT | None) -> BytesLike:
         data = (self._serialize if serializer is None else serializer)(obj)
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if not isinstance(data, _BYTES_LIKE):
             raise TypeError(
                 "Serializer must return a bytes-like object, got "
                 f"{type(data).__name__}."
