@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import os
 import socket
 import subprocess
@@ -396,3 +397,41 @@ def test_server_exits_when_its_parent_dies() -> None:
         parent.wait()
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+def test_large_batch_is_windowed(server_port: int) -> None:
+    objs = [i.to_bytes(4, "big") for i in range(700)]  # more than one window
+    with ZeroMQConnector(server_port, address=HOST) as connector:
+        keys = connector.put_batch(objs)
+        assert connector.get_batch(keys) == objs
+
+
+def test_typed_memoryview_is_stored_as_its_bytes(server_port: int) -> None:
+    values = array.array("d", [1.5, 2.5, 3.5])
+    strided = memoryview(b"abcdef")[::2]
+    with ZeroMQConnector(server_port, address=HOST) as connector:
+        key = connector.put(memoryview(values))
+        assert key.size == 24
+        assert connector.get(key) == values.tobytes()
+        assert connector.get(connector.put(strided)) == b"ace"
+
+
+def test_forked_child_uses_own_sockets_and_spares_parent_server() -> None:
+    port = _free_port()
+    with ZeroMQConnector(port, address=HOST) as connector:
+        assert connector.server is not None
+        key = connector.put(b"before fork")
+        pid = os.fork()
+        if pid == 0:  # child: any failure becomes a non-zero exit code
+            code = 1
+            try:
+                ok = connector.get(key) == b"before fork"
+                connector.close()  # must not stop the parent's server
+                code = 0 if ok else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert connector.server is not None
+        assert _alive(connector.server.pid)
+        assert connector.get(key) == b"before fork"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 import warnings
@@ -44,6 +45,7 @@ class PeerConnector:
     _transport: Transport
     _server: subprocess.Popen[bytes] | None
     _kill_timeout: float = 1.0
+    _spawner_pid: int = -1
     _closed: bool = False
 
     def __enter__(self) -> Self:
@@ -76,6 +78,7 @@ class PeerConnector:
         """
         self._transport = transport
         self._server = None
+        self._spawner_pid = os.getpid()
         try:
             if not (look_first and self._server_answers()):
                 self._server = spawn()
@@ -109,7 +112,9 @@ class PeerConnector:
         self._closed = True
         self._transport.close()
         if kill_server and self._server is not None:
-            stop_server_process(self._server, self._kill_timeout)
+            # A forked child shares the handle but must not stop its parent's server.
+            if self._spawner_pid == os.getpid():
+                stop_server_process(self._server, self._kill_timeout)
             self._server = None
 
     def config(self) -> dict[str, Any]:
@@ -224,6 +229,7 @@ class PeerConnector:
             ServerTimeoutError: If the local server does not answer in time.
             DIMServerError: If the server fails a request.
         """
+        objs = [_flat(obj) for obj in objs]
         keys = [self._new_key(obj) for obj in objs]
         requests = [
             Request(Op.PUT, key.obj_id, (obj,))
@@ -231,6 +237,19 @@ class PeerConnector:
         ]
         self._send(self.address, self.port, requests, sum(k.size for k in keys))
         return keys
+
+
+def _flat(obj: BytesLike) -> BytesLike:
+    """Return ``obj`` as a flat byte buffer, so ``len()`` counts bytes (no copy).
+
+    A memoryview over typed or strided memory (e.g. a numpy array's) has a length
+    in items, not bytes; only a non-contiguous one is copied.
+    """
+    if isinstance(obj, memoryview) and (obj.ndim != 1 or obj.itemsize != 1):
+        return obj.cast("B") if obj.c_contiguous else obj.tobytes()
+    if isinstance(obj, memoryview) and not obj.c_contiguous:
+        return obj.tobytes()
+    return obj
 
 
 def _payload(response: Response) -> BytesLike | None:

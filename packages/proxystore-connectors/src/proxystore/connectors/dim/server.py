@@ -45,7 +45,8 @@ _TRANSPORTS: tuple[DIMType, ...] = ("margo", "ucx", "zmq")
 # Directory holding the `proxystore` namespace this module was loaded from; the
 # server process gets it on its path so it imports the same code as its parent.
 _SRC_ROOT = Path(__file__).resolve().parents[3]
-_spawned: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
+# pid -> (process, kill timeout, pid of the process that spawned it)
+_spawned: dict[int, tuple[subprocess.Popen[bytes], float, int]] = {}
 _spawned_lock = threading.Lock()
 
 
@@ -226,7 +227,7 @@ def spawn_server_process(
     )
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
     with _spawned_lock:
-        _spawned[process.pid] = (process, kill_timeout)
+        _spawned[process.pid] = (process, kill_timeout, os.getpid())
     deadline = time.monotonic() + spawn_timeout
     try:
         while True:
@@ -275,5 +276,6 @@ def stop_server_process(process: subprocess.Popen[bytes], timeout: float = 1.0) 
 def _stop_all_spawned() -> None:
     with _spawned_lock:
         spawned = list(_spawned.values())
-    for process, kill_timeout in spawned:
-        stop_server_process(process, kill_timeout)
+    for process, kill_timeout, spawner in spawned:
+        if spawner == os.getpid():  # a forked child leaves its parent's servers be
+            stop_server_process(process, kill_timeout)

@@ -9,6 +9,7 @@ is never copied into a message on either side.
 from __future__ import annotations
 
 import itertools
+import os
 import socket
 import subprocess
 import threading
@@ -56,6 +57,8 @@ __all__ = [
 # is cheaper than keeping a zmq.Frame alive, and callers get plain bytes.
 _COPY_BELOW = 64 * 1024
 _POLL_MS = 100
+# Requests in flight per peer within one exchange (well under ZeroMQ's HWM of 1000).
+_WINDOW = 256
 
 
 def _frames(
@@ -83,17 +86,24 @@ class ZeroMQTransport:
     """Client side of the ZeroMQ transport (one DEALER socket per peer).
 
     Thread-safe: exchanges are serialized by a lock, since ZeroMQ sockets must not
-    be shared between threads concurrently.
+    be shared between threads concurrently. Fork-safe: a forked child leaves the
+    parent's sockets alone and opens its own on first use.
     """
 
     def __init__(self, chunk_length: int | None = None) -> None:
         self.chunk_length = chunk_length
+        self._pid = os.getpid()
         self._context = zmq.Context()
         self._sockets: dict[tuple[str, int], zmq.Socket[bytes]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
     def _socket(self, host: str, port: int) -> zmq.Socket[bytes]:
+        if self._pid != os.getpid():
+            # ZeroMQ state is not fork-safe: never touch what the parent owns.
+            self._pid = os.getpid()
+            self._context = zmq.Context()
+            self._sockets = {}
         sock = self._sockets.get((host, port))
         if sock is None:
             sock = self._context.socket(zmq.DEALER)
@@ -118,39 +128,22 @@ class ZeroMQTransport:
     ) -> list[Response]:
         """Send ``requests`` to ``host:port``; return the responses in order.
 
+        At most ``_WINDOW`` requests are in flight at once, so a large batch never
+        fills the sockets' queues (where ZeroMQ would block or drop).
+
         Raises:
             ServerTimeoutError: If the answers do not all arrive within ``timeout``
                 seconds (the peer's socket is then reset).
             MessageDecodeError: If the peer's answer is malformed.
         """
         deadline = time.monotonic() + timeout
+        out: list[Response | None] = [None] * len(requests)
         with self._lock:
             sock = self._socket(host, port)
-            pending: dict[int, int] = {}
             try:
-                for index, request in enumerate(requests):
-                    rid = next(self._ids) & 0xFFFFFFFF
-                    pending[rid] = index
-                    header = encode_request(request, rid)
-                    sock.send_multipart(
-                        [header, *_frames(request.payload, self.chunk_length)],
-                        copy=False,
-                        flags=zmq.NOBLOCK,
-                    )
-                out: list[Response | None] = [None] * len(requests)
-                while pending:
-                    # RCVTIMEO instead of poll(): poll() builds a Poller per call,
-                    # which costs more than the whole small-object round trip.
-                    remaining_ms = int((deadline - time.monotonic()) * 1000)
-                    if remaining_ms <= 0:
-                        raise zmq.Again
-                    sock.setsockopt(zmq.RCVTIMEO, remaining_ms)
-                    header = sock.recv(copy=True)
-                    payload = _recv_rest(sock)
-                    response = decode_response(header, payload)
-                    index_ = pending.pop(response.request_id, None)
-                    if index_ is not None:  # else: a stale answer; skip it
-                        out[index_] = response
+                for start in range(0, len(requests), _WINDOW):
+                    window = range(start, min(start + _WINDOW, len(requests)))
+                    self._round_trip(sock, requests, window, out, deadline)
             except zmq.Again:
                 self._reset(host, port)
                 raise timeout_error(
@@ -161,13 +154,53 @@ class ZeroMQTransport:
                 raise
         return [r for r in out if r is not None]
 
+    def _round_trip(
+        self,
+        sock: zmq.Socket[bytes],
+        requests: Sequence[Request],
+        window: range,
+        out: list[Response | None],
+        deadline: float,
+    ) -> None:
+        # Socket timeouts instead of poll(): poll() builds a Poller per call, which
+        # costs more than a whole small-object round trip. zmq.Again = timed out.
+        pending: dict[int, int] = {}
+        sock.setsockopt(zmq.SNDTIMEO, _remaining_ms(deadline))
+        for index in window:
+            request = requests[index]
+            rid = next(self._ids) & 0xFFFFFFFF
+            pending[rid] = index
+            sock.send_multipart(
+                [
+                    encode_request(request, rid),
+                    *_frames(request.payload, self.chunk_length),
+                ],
+                copy=False,
+            )
+        while pending:
+            sock.setsockopt(zmq.RCVTIMEO, _remaining_ms(deadline))
+            header = sock.recv(copy=True)
+            response = decode_response(header, _recv_rest(sock))
+            index = pending.pop(response.request_id, -1)
+            if index >= 0:  # else: a stale answer to an abandoned request
+                out[index] = response
+
     def close(self) -> None:
-        """Close every socket and the context."""
+        """Close every socket and the context (a forked child closes only its own)."""
         with self._lock:
+            if self._pid != os.getpid():
+                return
             for sock in self._sockets.values():
                 sock.close(linger=0)
             self._sockets.clear()
             self._context.term()
+
+
+def _remaining_ms(deadline: float) -> int:
+    remaining = int((deadline - time.monotonic()) * 1000)
+    if remaining <= 0:
+        raise zmq.Again
+    return remaining
 
 
 def serve(
