@@ -6,7 +6,7 @@ from collections.abc import Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, cast
 
-from proxystore.store import get_or_create_store, unregister_store
+from proxystore.store import get_or_create_store, get_store, unregister_store
 from proxystore.stream.events import (
     EndOfStreamEvent,
     Event,
@@ -15,6 +15,7 @@ from proxystore.stream.events import (
     NewObjectKeyEvent,
     SerializedObject,
     bytes_to_event,
+    check_store_config,
 )
 from proxystore.stream.exceptions import EventDecodeError
 from proxystore.stream.protocols import (
@@ -35,6 +36,9 @@ T = TypeVar("T")
 #: What :meth:`StreamConsumer.next` returns: a proxy when the topic has a store,
 #: else the object itself.
 ProxyOr: TypeAlias = "Proxy[T] | T"
+
+# A stored object may be None itself, so a private sentinel marks "missing".
+_MISSING: Any = object()
 
 _ObjectEvent: TypeAlias = NewObjectEvent | NewObjectKeyEvent
 
@@ -125,10 +129,13 @@ class StreamConsumer(Generic[T]):
         config = event.store_config
         store = self._stores.get(config.name)
         if store is None:
-            store = self._stores[config.name] = get_or_create_store(
-                config,
-                register=True,
-            )
+            store = get_store(config.name)
+            if store is None:
+                # Building a store imports its connector (and serializers): only
+                # from trusted modules, whatever the message says.
+                check_store_config(config)
+                store = get_or_create_store(config, register=True)
+            self._stores[config.name] = store
         return store
 
     def _next_batch(self) -> EventBatch:
@@ -163,7 +170,9 @@ class StreamConsumer(Generic[T]):
 
         Raises:
             StopIteration: On an end-of-stream event (the consumer stays open).
-            EventDecodeError: If a message is not a valid event batch.
+            EventDecodeError: If a message is not a valid event batch, or names
+                a key type or store outside the trusted modules (see
+                :func:`proxystore.stream.events.trust_modules`).
         """
         return self.next_with_metadata()[1]
 
@@ -206,8 +215,8 @@ class StreamConsumer(Generic[T]):
             return event.metadata, cast(T, _inline(event.obj))
         store = self._store(event)
         key = event.get_key()
-        obj = store.get(key)
-        if obj is None:
+        obj = store.get(key, default=_MISSING)
+        if obj is _MISSING:
             raise ValueError(
                 f"No object at key {key!r} in store {store.name!r} "
                 f"(topic {event.topic!r}); was it evicted already?",

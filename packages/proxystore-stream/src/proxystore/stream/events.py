@@ -13,13 +13,16 @@ The store-config table lists each distinct store configuration once, so a batch
 of key events does not repeat it; key events refer to it by index. Records and
 values use the small tagged encoding of :mod:`proxystore.stream._wire`.
 
-Safety: :func:`bytes_to_event` never executes code. It does not use pickle, it
-imports key types and connector classes only from ``proxystore.connectors.*``
-(and custom store (de)serializers only from ``proxystore.*``), and it does not
-deserialize inline objects that are not plain data: those arrive as
-:class:`SerializedObject` and are deserialized with
+Safety: :func:`bytes_to_event` never executes code. It does not use pickle and
+imports nothing; it checks that key types and custom store (de)serializers are
+dotted paths in trusted modules. Classes are imported later, only when needed
+and only from trusted modules: key ``NamedTuple`` classes and connector classes
+defined in ``proxystore.connectors.*``, (de)serializers in ``proxystore.*``, plus
+prefixes added with :func:`trust_modules`. A consumer that has registered a store under
+the event's store name uses it without importing anything. Inline objects that
+are not plain data arrive as :class:`SerializedObject` and are deserialized with
 :func:`proxystore.serialize.deserialize` only when a consumer hands the object to
-the user, which is the same trust the consumer already places in its stores.
+the user — the same trust the consumer already places in its stores' bytes.
 Any malformed input raises :class:`~proxystore.stream.exceptions.EventDecodeError`.
 """
 
@@ -52,9 +55,11 @@ __all__ = [
     "NewObjectKeyEvent",
     "SerializedObject",
     "bytes_to_event",
+    "check_store_config",
     "dict_to_event",
     "event_to_bytes",
     "event_to_dict",
+    "trust_modules",
 ]
 
 #: Version byte written after the magic; decoders refuse other versions.
@@ -62,10 +67,9 @@ WIRE_VERSION: Final = 1
 _MAGIC: Final = b"\x89PSE"
 _HEADER: Final = _MAGIC + bytes((WIRE_VERSION,))
 
-_KEY_MODULE_PREFIX: Final = "proxystore.connectors."
-_CALLABLE_MODULE_PREFIX: Final = "proxystore."
 _DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 _BARE = re.compile(r"[A-Za-z_]\w*")
+_DOTTED_OR_BARE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 class SerializedObject(NamedTuple):
@@ -218,25 +222,74 @@ _EVENT_NAMES: Final[dict[type, str]] = {m.value: m.name for m in _EventMapping}
 
 
 # ----------------------------------------------------------------- allow-lists
-def _import_attr(path: str, prefix: str) -> Any:
-    if not _DOTTED.fullmatch(path) or not path.startswith(prefix):
-        raise EventDecodeError(f"{path!r} is not an allowed {prefix}* path.")
+# Module prefixes from which key types and connector classes (first list) and
+# store (de)serializers (second list) may be imported when a consumer rebuilds
+# them from an event. Extended with trust_modules().
+_TRUSTED_TYPES: list[str] = ["proxystore.connectors."]
+_TRUSTED_CALLABLES: list[str] = ["proxystore."]
+
+
+def trust_modules(*prefixes: str) -> None:
+    """Allow events to name key types, connectors and (de)serializers from here.
+
+    By default a consumer rebuilds only key ``NamedTuple`` classes and connector
+    classes of ``proxystore.connectors.*`` modules, and custom store
+    (de)serializers of ``proxystore.*`` modules, so that a message cannot make it
+    import or call anything else. Use this to stream through your own connector
+    (when the consumer has not registered the store by name itself) or with your
+    own serializer.
+
+    Args:
+        prefixes: Module path prefixes such as ``"mypackage.connectors."``.
+
+    Raises:
+        ValueError: If a prefix is not a dotted module path ending with ``"."``.
+    """
+    for prefix in prefixes:
+        if not prefix.endswith(".") or not _DOTTED_OR_BARE.fullmatch(prefix[:-1]):
+            raise ValueError(f"{prefix!r} is not a module prefix like 'pkg.mod.'.")
+        for trusted in (_TRUSTED_TYPES, _TRUSTED_CALLABLES):
+            if prefix not in trusted:
+                trusted.append(prefix)
+    _key_class.cache_clear()
+    _check_connector_kind.cache_clear()
+    _callable_from_path.cache_clear()
+
+
+def _check_path(path: str, trusted: list[str], what: str) -> None:
+    if not path.startswith(tuple(trusted)):
+        raise EventDecodeError(
+            f"{what} {path!r} is outside the trusted modules {trusted} "
+            "(see proxystore.stream.events.trust_modules).",
+        )
+    if not _DOTTED.fullmatch(path):
+        raise EventDecodeError(f"Corrupt event: {what} {path!r} is not a dotted path.")
+
+
+def _import_attr(path: str, trusted: list[str], what: str) -> Any:
+    _check_path(path, trusted, what)
     module_name, _, attr = path.rpartition(".")
     try:
         module = importlib.import_module(module_name)
         return getattr(module, attr)
     except (ImportError, AttributeError) as e:
-        raise EventDecodeError(f"Cannot import {path!r}: {e}") from e
+        raise EventDecodeError(f"Cannot import {what} {path!r}: {e}") from e
+
+
+def _defined_in_trusted(obj: type, trusted: list[str]) -> bool:
+    # Guards against re-exported names: `proxystore.connectors.x.os` must not
+    # pass because the module it was imported into is trusted.
+    return f"{obj.__module__}.".startswith(tuple(trusted))
 
 
 @functools.lru_cache(maxsize=256)
 def _key_class(path: str) -> type[Any]:
-    cls = _import_attr(path, _KEY_MODULE_PREFIX)
+    cls = _import_attr(path, _TRUSTED_TYPES, "key type")
     if not (
         isinstance(cls, type)
         and issubclass(cls, tuple)
         and hasattr(cls, "_fields")
-        and cls.__module__.startswith(_KEY_MODULE_PREFIX)
+        and _defined_in_trusted(cls, _TRUSTED_TYPES)
     ):
         raise EventDecodeError(f"{path!r} is not a connector key NamedTuple.")
     return cls
@@ -245,30 +298,74 @@ def _key_class(path: str) -> type[Any]:
 @functools.lru_cache(maxsize=64)
 def _check_connector_kind(kind: str) -> None:
     # Bare names are short aliases ("redis", "file", ...) that the store config
-    # maps to built-in connectors without importing anything named by the sender.
+    # resolves to built-in connectors only.
     if _BARE.fullmatch(kind):
         return
-    cls = _import_attr(kind, _KEY_MODULE_PREFIX)
+    cls = _import_attr(kind, _TRUSTED_TYPES, "connector")
     if not (
         isinstance(cls, type)
-        and cls.__module__.startswith(_KEY_MODULE_PREFIX)
         and hasattr(cls, "from_config")
+        and _defined_in_trusted(cls, _TRUSTED_TYPES)
     ):
         raise EventDecodeError(f"{kind!r} is not a connector class.")
 
 
 @functools.lru_cache(maxsize=64)
 def _callable_from_path(path: str) -> Any:
-    func = _import_attr(path, _CALLABLE_MODULE_PREFIX)
+    func = _import_attr(path, _TRUSTED_CALLABLES, "(de)serializer")
     if not callable(func):
         raise EventDecodeError(f"{path!r} is not callable.")
     return func
 
 
+class _ImportOnCall:
+    """A store (de)serializer named by an event, imported only when first used.
+
+    Decoding an event never imports it: a consumer that already has the store
+    registered by name never does. Importing honours the trusted modules.
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _callable_from_path(self.path)(*args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ImportOnCall) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __repr__(self) -> str:
+        return f"<{self.path} (imported on first call)>"
+
+
 def _callable_path(func: Any) -> str | None:
     if func is None:
         return None
+    if isinstance(func, _ImportOnCall):
+        return func.path
     return f"{func.__module__}.{func.__qualname__}"
+
+
+def check_store_config(config: StoreConfig) -> None:
+    """Check that a store can be built from ``config`` importing only trusted code.
+
+    :class:`~proxystore.stream.StreamConsumer` calls this before creating a store
+    from an event's configuration (a store already registered under the same
+    name is used as it is, without this check).
+
+    Raises:
+        EventDecodeError: If the connector class or a (de)serializer lies outside
+            the trusted modules (see :func:`trust_modules`).
+    """
+    _check_connector_kind(config.connector.kind)
+    for func in (config.serializer, config.deserializer):
+        if isinstance(func, _ImportOnCall):
+            _callable_from_path(func.path)
 
 
 # ----------------------------------------------------------------- dict forms
@@ -338,13 +435,12 @@ def _config_from_plain(data: Any) -> StoreConfig:
         connector = _expect(data["connector"], dict, "connector config")
         kind = _expect(connector["kind"], str, "connector kind")
         options = _expect(connector["options"], dict, "connector options")
-        _check_connector_kind(kind)
-        funcs = {}
+        funcs: dict[str, _ImportOnCall | None] = {}
         for field in ("serializer", "deserializer"):
             path = data[field]
-            funcs[field] = (
-                None if path is None else _callable_from_path(_expect(path, str, field))
-            )
+            if path is not None:
+                _check_path(_expect(path, str, field), _TRUSTED_CALLABLES, field)
+            funcs[field] = None if path is None else _ImportOnCall(path)
         return StoreConfig(
             name=_expect(data["name"], str, "store name"),
             connector=ConnectorConfig(kind=kind, options=options),
@@ -544,11 +640,8 @@ class _Decoder:
             topic = r.text()
             key_type = r.text()
             raw_key = _expect(r.value(), tuple, "raw key")
-            key_cls = _key_class(key_type)
-            if len(raw_key) != len(key_cls._fields):
-                raise EventDecodeError(
-                    f"Corrupt event: {key_type} key with {len(raw_key)} values.",
-                )
+            # Only the form is checked here; get_key() imports the class.
+            _check_path(key_type, _TRUSTED_TYPES, "key type")
             evict = _expect(r.value(), bool, "evict flag")
             metadata = self.metadata()
             index = _expect(r.value(), int, "store config index")
