@@ -13,7 +13,8 @@
 from __future__ import annotations
 
 import gc
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 from examples._common import file_store, leftover
@@ -64,11 +65,31 @@ def run(store: Store[Any]) -> tuple[list[float], list[float], bool]:
     return means, scaled, not store.exists(key)
 
 
+def across_processes(store: Store[Any]) -> tuple[float, list[float]]:
+    """Borrow into spawned workers: the borrows travel by pickle and end when done.
+
+    A mutable borrow that went to another process is written back there with
+    ``update``; when it ends, the owner re-reads the object instead of trusting
+    its cached copy.
+    """
+    owned = store.owned_proxy([1.0, 2.0, 3.0], skip_nonproxiable=False)
+    spawn = multiprocessing.get_context("spawn")
+    # Leaving the pool's block waits for the done-callbacks that end the borrows.
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        average = submit(pool.submit, args=(mean, borrow(owned))).result()
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        submit(pool.submit, args=(scale, mut_borrow(owned), 10.0)).result()
+    return average, list(owned)
+
+
 def main() -> None:
     with file_store("ownership") as store:
         means, scaled, evicted = run(store)
         print(f"means={means} scaled={scaled} evicted-on-drop={evicted}")
         assert evicted
+        average, scaled = across_processes(store)
+        print(f"in spawned workers: mean={average} scaled={scaled}")
+        assert scaled == [10.0, 20.0, 30.0]
         assert leftover(store) == 0
 
 

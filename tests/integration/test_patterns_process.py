@@ -109,3 +109,9 @@ def test_example_runs_as_a_script(example: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
+
+
+def test_borrows_into_spawned_workers(store: Store[Any]) -> None:
+    average, scaled = ownership_pattern.across_processes(store)
+    assert average == 2.0
+    assert scaled == [10.0, 20.0, 30.0]

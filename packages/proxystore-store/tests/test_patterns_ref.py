@@ -28,6 +28,7 @@ from proxystore.store.ref import (
     mut_borrow,
     update,
 )
+from proxystore.store.scopes import mark_refs_out_of_scope
 from proxystore.store.utils import get_key
 from tests.integration.test_patterns_support import pattern_store
 
@@ -228,3 +229,27 @@ def test_invalid_reference_raises_even_when_resolved(store: Store[Any]) -> None:
     with pytest.raises((ReferenceInvalidError, ProxyResolveError)):
         owned.append(2)
     store.evict(get_key(owned))
+
+
+def test_owner_rereads_after_a_moved_mutable_borrow_ends(store: Store[Any]) -> None:
+    owned = _owned(store, [1])
+    mutable = mut_borrow(owned)
+    # As if sent to another process: that copy changes the object and updates it.
+    remote = pickle.loads(pickle.dumps(mutable))
+    remote.append(2)
+    update(remote)
+    del remote
+    assert owned == [1]  # the borrow has not ended: the owner's copy is unchanged
+    mark_refs_out_of_scope(mutable)
+    assert not is_resolved(owned)
+    assert owned == [1, 2]
+
+
+def test_in_process_mutable_borrow_shares_the_target(store: Store[Any]) -> None:
+    owned = _owned(store, [1])
+    mutable = mut_borrow(owned)
+    mutable.append(2)
+    del mutable
+    # Not moved: the owner keeps its target (it saw the change, unwritten or not).
+    assert is_resolved(owned)
+    assert owned == [1, 2]

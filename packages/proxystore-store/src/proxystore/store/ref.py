@@ -327,8 +327,45 @@ class RefMutProxy(RefProxy[T]):
     Changes made through it are written back with :func:`update`.
     """
 
-    __slots__ = ()
+    __slots__ = ("__proxy_moved__",)
     _counter = "__proxy_ref_mut_count__"
+
+    def __init__(
+        self,
+        factory: StoreFactory[T],
+        *,
+        cache_defaults: bool = False,
+        owner: OwnedProxy[T] | None = None,
+        target: T | None = None,
+    ) -> None:
+        _setslot(self, "__proxy_moved__", False)
+        super().__init__(
+            factory, cache_defaults=cache_defaults, owner=owner, target=target
+        )
+
+    def _invalidate_on_move(self) -> None:
+        # Another process may now change the object and update() the store: when
+        # this borrow ends, the owner must drop its (possibly stale) cached copy.
+        _setslot(self, "__proxy_moved__", True)
+        super()._invalidate_on_move()
+
+    def _release(self) -> bool:
+        owner = _getslot(self, "__proxy_owner__")
+        released = super()._release()
+        if released and _getslot(self, "__proxy_moved__"):
+            _refetch_on_next_use(owner)
+        return released
+
+
+def _refetch_on_next_use(owner: OwnedProxy[Any]) -> None:
+    """Drop the owner's cached target (and the store's) so the next use re-reads it."""
+    if not _getslot(owner, "__proxy_valid__"):
+        return
+    if is_resolved(owner):
+        _WRAPPED.__delete__(owner)
+    factory = _store_factory(owner)
+    store = factory.get_store()
+    store.cache.evict(factory.key)
 
 
 RefT = TypeVar("RefT", bound=RefProxy[Any])
