@@ -19,7 +19,6 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from proxystore.connectors.dim.exceptions import MessageDecodeError
@@ -91,8 +90,7 @@ class Status(enum.IntEnum):
     ERROR = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     """A client request; ``payload`` holds the object's buffers for a put."""
 
     op: Op
@@ -103,11 +101,10 @@ class Request:
     @property
     def size(self) -> int:
         """Total payload length in bytes."""
-        return sum(len(part) for part in self.payload)
+        return sum(map(len, self.payload))
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
+class Response(NamedTuple):
     """A server response; ``payload`` holds the object's buffers for a get."""
 
     op: Op
@@ -119,7 +116,7 @@ class Response:
     @property
     def size(self) -> int:
         """Total payload length in bytes."""
-        return sum(len(part) for part in self.payload)
+        return sum(map(len, self.payload))
 
 
 def encode_request(request: Request, request_id: int | None = None) -> bytes:
@@ -155,10 +152,14 @@ def decode_request(header: BytesLike, payload: Sequence[BytesLike] = ()) -> Requ
         MessageDecodeError: If the header is truncated, has a wrong magic tag, version
             or operation, or the payload length differs from the declared size.
     """
-    head = _unpack(_REQUEST, header, "request")
-    _, _, op, request_id, size = head
     try:
-        obj_id = bytes(header[_REQUEST.size :]).decode()
+        magic, version, op, request_id, size = _REQUEST.unpack_from(header)
+    except struct.error:
+        raise _short(header, _REQUEST, "request") from None
+    if magic != _MAGIC or version != PROTOCOL_VERSION:
+        raise _foreign(magic, version, "request")
+    try:
+        obj_id = str(header[_REQUEST.size :], "utf-8")
     except UnicodeDecodeError as exc:
         raise MessageDecodeError("DIM request carries an invalid object id") from exc
     request = Request(_op(op), obj_id, payload, request_id)
@@ -173,39 +174,46 @@ def decode_response(header: BytesLike, payload: Sequence[BytesLike] = ()) -> Res
         MessageDecodeError: If the header is truncated, has a wrong magic tag, version,
             operation or status, or the payload length differs from the declared size.
     """
-    _, _, op, status, request_id, size = _unpack(_RESPONSE, header, "response")
     try:
-        status_ = Status(status)
-    except ValueError:
-        raise MessageDecodeError(f"DIM response has unknown status {status}") from None
-    text = bytes(header[_RESPONSE.size :]).decode(errors="replace")
-    response = Response(_op(op), status_, payload, request_id, text)
+        magic, version, op, status, request_id, size = _RESPONSE.unpack_from(header)
+    except struct.error:
+        raise _short(header, _RESPONSE, "response") from None
+    if magic != _MAGIC or version != PROTOCOL_VERSION:
+        raise _foreign(magic, version, "response")
+    if status >= len(_STATUSES):
+        raise MessageDecodeError(f"DIM response has unknown status {status}")
+    text = str(header[_RESPONSE.size :], "utf-8", "replace")
+    response = Response(_op(op), _STATUSES[status], payload, request_id, text)
     _check_size(response.size, size, "response")
     return response
 
 
-def _unpack(layout: struct.Struct, header: BytesLike, kind: str) -> tuple[int, ...]:
-    if len(header) < layout.size:
-        raise MessageDecodeError(
-            f"DIM {kind} header is {len(header)} bytes, expected at least "
-            f"{layout.size}",
-        )
-    magic, version, *fields = layout.unpack_from(header)
+# Table lookups: calling an IntEnum to convert costs more than a whole decode.
+_OPS = tuple(Op)
+_STATUSES = tuple(Status)
+assert [int(op) for op in _OPS] == list(range(len(_OPS)))
+assert [int(status) for status in _STATUSES] == list(range(len(_STATUSES)))
+
+
+def _short(header: BytesLike, layout: struct.Struct, kind: str) -> MessageDecodeError:
+    return MessageDecodeError(
+        f"DIM {kind} header is {len(header)} bytes, expected at least {layout.size}",
+    )
+
+
+def _foreign(magic: bytes, version: int, kind: str) -> MessageDecodeError:
     if magic != _MAGIC:
-        raise MessageDecodeError(f"DIM {kind} has wrong magic tag {magic!r}")
-    if version != PROTOCOL_VERSION:
-        raise MessageDecodeError(
-            f"DIM {kind} uses protocol version {version}, this peer speaks "
-            f"{PROTOCOL_VERSION}",
-        )
-    return (magic, version, *fields)
+        return MessageDecodeError(f"DIM {kind} has wrong magic tag {magic!r}")
+    return MessageDecodeError(
+        f"DIM {kind} uses protocol version {version}, this peer speaks "
+        f"{PROTOCOL_VERSION}",
+    )
 
 
 def _op(value: int) -> Op:
-    try:
-        return Op(value)
-    except ValueError:
-        raise MessageDecodeError(f"DIM message has unknown operation {value}") from None
+    if value >= len(_OPS):
+        raise MessageDecodeError(f"DIM message has unknown operation {value}")
+    return _OPS[value]
 
 
 def _check_size(actual: int, declared: int, kind: str) -> None:
