@@ -140,8 +140,10 @@ def test_spawns_server_and_kills_it_on_close() -> None:
     key = connector.put(b"data")
     assert key == DIMKey("zmq", key.obj_id, 4, HOST, port)
     assert connector.url == f"tcp://{HOST}:{port}"
+    assert f"spawned_server=pid {pid}, open" in repr(connector)
     connector.close()
     assert not _alive(pid)
+    assert repr(connector).endswith("spawned_server=none, closed)")
     with pytest.raises(RuntimeError, match="closed"):
         connector.get(key)
 

@@ -54,6 +54,14 @@ class PeerConnector:
     def __exit__(self, *args: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        server = "none" if self._server is None else f"pid {self._server.pid}"
+        state = "closed" if self._closed else "open"
+        return (
+            f"{type(self).__name__}(address={self.address!r}, port={self.port}, "
+            f"timeout={self.timeout}, spawned_server={server}, {state})"
+        )
+
     def __del__(self) -> None:
         if not self._closed and hasattr(self, "_transport"):
             warnings.warn(
