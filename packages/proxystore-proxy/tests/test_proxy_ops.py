@@ -315,3 +315,19 @@ def test_numpy_target(make: Any) -> None:
     assert np.sum(p) == a.sum()
     assert isinstance(p, np.ndarray)
     np.testing.assert_array_equal(np.asarray(p), a)
+
+
+def test_numpy_sees_the_target(make: Any) -> None:
+    a = np.arange(3)
+    assert (a + make(5)).dtype == (a + 5).dtype
+    assert np.asarray(make(5)).dtype == np.asarray(5).dtype
+    assert np.sin(make(0.0)) == 0.0
+    assert (a == make("")).tolist() == (a == "").tolist()
+    target = np.zeros(3)
+    np.add(target, 1, out=make(target))
+    assert target.tolist() == [1.0, 1.0, 1.0]
+    alias = a
+    a += make(1)
+    assert alias is a
+    assert a.tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(np.array(make([1, 2]), copy=True), [1, 2])

@@ -87,6 +87,10 @@ def _proxy_trampoline(
 _proxy_trampoline.__module__ = "proxystore.proxy"
 
 
+def _unwrap(obj: Any) -> Any:
+    return target_of(obj) if issubclass(type(obj), _ProxyAPI) else obj
+
+
 class _ProxyAPI(Generic[T]):
     """The Python half of every proxy class (see the module docstring)."""
 
@@ -260,6 +264,28 @@ class _ProxyAPI(Generic[T]):
 
     def __length_hint__(self) -> int:
         return operator.length_hint(target_of(self))
+
+    def __array_ufunc__(
+        self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any
+    ) -> Any:
+        # numpy treats an object it does not know as an opaque scalar, so
+        # `array + Proxy(5)` would give an object array. Defining this hook makes
+        # numpy hand the operation over; rerun it on the targets instead.
+        inputs = tuple(_unwrap(x) for x in inputs)
+        if "out" in kwargs:
+            kwargs["out"] = tuple(_unwrap(x) for x in kwargs["out"])
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> Any:
+        # Without this, numpy sees every proxy as a sequence (it has __len__ and
+        # __getitem__), so np.asarray(Proxy(5)) would fail or give an object array.
+        # Only numpy calls this, so numpy is already imported.
+        import numpy
+
+        target = target_of(self)
+        if copy is None:
+            return numpy.asarray(target, dtype=dtype)
+        return numpy.array(target, dtype=dtype, copy=copy)
 
     def __enter__(self) -> Any:
         return target_of(self).__enter__()
