@@ -218,11 +218,14 @@ class RedisConnector:
 
     def __del__(self) -> None:
         # Release sockets of a connector nobody closed (e.g. one rebuilt from config
-        # inside a worker); never raise from a finalizer.
-        client = getattr(self, "_client", None)
+        # inside a worker). Never raise from a finalizer, and use no module globals:
+        # at interpreter shutdown they may already be gone.
+        client = self.__dict__.get("_client")
         if client is not None:
-            with contextlib.suppress(Exception):
+            try:  # noqa: SIM105 (contextlib may already be torn down)
                 client.close()
+            except Exception:
+                pass
 
     # ------------------------------------------------------------------ connection
     @property
