@@ -1,0 +1,136 @@
+"""Laws of the stream event wire format.
+
+* Any event made of plain data survives ``bytes_to_event(event_to_bytes(e))``.
+* The decoder is total over bytes: random or mutated input either decodes to an
+  event or raises :class:`EventDecodeError` — never another exception, never
+  code execution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from proxystore.connectors.local import LocalKey
+from proxystore.store.config import ConnectorConfig, StoreConfig
+from proxystore.stream.events import (
+    EndOfStreamEvent,
+    Event,
+    EventBatch,
+    NewObjectEvent,
+    NewObjectKeyEvent,
+    bytes_to_event,
+    event_to_bytes,
+)
+from proxystore.stream.exceptions import EventDecodeError
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(max_size=64)
+)
+_plain: st.SearchStrategy[Any] = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=4).map(tuple)
+        | st.dictionaries(st.text(max_size=8) | st.integers(), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_metadata = st.dictionaries(st.text(max_size=10), _plain, max_size=4)
+_topics = st.text(min_size=1, max_size=12)
+_configs = st.builds(
+    StoreConfig,
+    name=st.text(min_size=1, max_size=10),
+    connector=st.builds(
+        ConnectorConfig,
+        kind=st.sampled_from(["local", "file", "proxystore.connectors.redis.Redis"]),
+        options=st.dictionaries(st.text(max_size=6), _scalars, max_size=3),
+    ),
+    cache_size=st.integers(0, 100),
+    metrics=st.booleans(),
+)
+
+
+def _events(topic: str) -> st.SearchStrategy[Event]:
+    return st.one_of(
+        st.builds(EndOfStreamEvent, st.just(topic)),
+        st.builds(NewObjectEvent, st.just(topic), _scalars, _metadata),
+        st.builds(
+            lambda key, evict, metadata, config: NewObjectKeyEvent.from_key(
+                LocalKey(key),
+                evict=evict,
+                metadata=metadata,
+                store_config=config,
+                topic=topic,
+            ),
+            st.text(),
+            st.booleans(),
+            _metadata,
+            _configs,
+        ),
+    )
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> EventBatch:
+    topic = draw(_topics)
+    return EventBatch(topic, draw(st.lists(_events(topic), max_size=5)))
+
+
+@given(batches())
+def test_round_trip(batch: EventBatch) -> None:
+    assert bytes_to_event(event_to_bytes(batch)) == batch
+
+
+@given(_events("t"))
+def test_round_trip_single_event(event: Event) -> None:
+    assert bytes_to_event(event_to_bytes(event)) == event
+
+
+def _decode_is_total(data: bytes) -> None:
+    try:
+        event = bytes_to_event(data)
+    except EventDecodeError:
+        return
+    assert isinstance(
+        event, (EventBatch, EndOfStreamEvent, NewObjectEvent, NewObjectKeyEvent)
+    )
+
+
+@given(st.binary(max_size=512))
+def test_random_bytes_raise_only_decode_error(data: bytes) -> None:
+    _decode_is_total(data)
+
+
+@given(st.binary(max_size=256))
+def test_random_bodies_after_valid_header(body: bytes) -> None:
+    _decode_is_total(b"\x89PSE\x01" + body)
+
+
+@given(batches(), st.data())
+def test_mutated_encodings_raise_only_decode_error(
+    batch: EventBatch, data: st.DataObject
+) -> None:
+    encoded = bytearray(event_to_bytes(batch))
+    kind = data.draw(st.sampled_from(["flip", "truncate", "insert", "splice"]))
+    if kind == "flip":
+        for _ in range(data.draw(st.integers(1, 4))):
+            i = data.draw(st.integers(0, len(encoded) - 1))
+            encoded[i] = data.draw(st.integers(0, 255))
+    elif kind == "truncate":
+        del encoded[data.draw(st.integers(0, len(encoded) - 1)) :]
+    elif kind == "insert":
+        i = data.draw(st.integers(0, len(encoded)))
+        encoded[i:i] = data.draw(st.binary(min_size=1, max_size=8))
+    else:
+        i = data.draw(st.integers(0, len(encoded)))
+        j = data.draw(st.integers(i, len(encoded)))
+        encoded[i:j] = data.draw(st.binary(max_size=16))
+    _decode_is_total(bytes(encoded))
