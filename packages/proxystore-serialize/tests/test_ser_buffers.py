@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import numpy as np
@@ -106,10 +107,14 @@ def test_new_bytes_is_fully_filled_by_the_serializer() -> None:
         assert result == b"0123456789abcdef"
 
 
-def test_new_buffer_is_writable_and_zeroed() -> None:
+def test_new_buffer_is_writable_and_keeps_its_storage_alive() -> None:
     for size in (10, _memory.LARGE):
         buf = _memory.new_buffer(size)
         assert not buf.readonly
         assert buf.nbytes == size
-        assert buf[size - 1] == 0
-        buf.release()
+        tail = buf[size - 4 :]
+        del buf
+        gc.collect()
+        tail[:] = b"abcd"  # storage still owned through the slice
+        assert tail.tobytes() == b"abcd"
+        tail.release()

@@ -1,13 +1,19 @@
 """Object serialization: tagged, versioned, zero-copy for large buffers.
 
 ``deserialize(serialize(obj))`` rebuilds ``obj``. See :mod:`proxystore.serialize._core`
-for the wire format. Custom (de)serializers for a store satisfy
+for the wire format. :func:`sign`/:func:`verify` (or :func:`signed_serializer`/
+:func:`signed_deserializer`) add HMAC authentication. Custom (de)serializers for a
+store satisfy
 :class:`~proxystore.serialize.protocols.Serializer` /
 :class:`~proxystore.serialize.protocols.Deserializer`.
 """
 
 from __future__ import annotations
 
+from proxystore.serialize._auth import sign as sign
+from proxystore.serialize._auth import signed_deserializer as signed_deserializer
+from proxystore.serialize._auth import signed_serializer as signed_serializer
+from proxystore.serialize._auth import verify as verify
 from proxystore.serialize._core import FORMAT_VERSION as FORMAT_VERSION
 from proxystore.serialize._core import deserialize as deserialize
 from proxystore.serialize._core import is_bytes_like as is_bytes_like
@@ -22,4 +28,8 @@ __all__ = [
     "deserialize",
     "is_bytes_like",
     "serialize",
+    "sign",
+    "signed_deserializer",
+    "signed_serializer",
+    "verify",
 ]

@@ -10,14 +10,14 @@ the serializer the same treatment:
 * :func:`new_bytes` returns an uninitialised ``bytes`` object plus a writable view of
   its storage, advised for huge pages, to be filled exactly once before the object is
   published (the same thing CPython does internally when it builds a ``bytes``);
-* :func:`new_buffer` returns a writable private anonymous mapping.
+* :func:`new_buffer` returns writable memory of the same kind, for the
+  deserializer's one copy of read-only input.
 
 Both fall back to ordinary allocations wherever the platform trick is unavailable.
 """
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import sys
 from typing import Any, Final
@@ -76,7 +76,7 @@ def _advise_huge(madvise: Any, address: int, size: int) -> None:
 def new_bytes(size: int) -> tuple[bytes, memoryview] | None:
     """Return ``(result, view)``: an uninitialised ``bytes`` and its writable storage.
 
-    The caller must fill every byte through ``view``, then drop ``view`` before
+    The caller must fill every byte through ``view``, then release ``view`` before
     handing ``result`` to anyone (``bytes`` are immutable once published). Returns
     ``None`` when the platform does not allow this; callers then build the bytes
     normally.
@@ -88,19 +88,21 @@ def new_bytes(size: int) -> tuple[bytes, memoryview] | None:
     result: bytes = new(None, size)
     address = id(result) + offset
     _advise_huge(madvise, address, size)
-    view = memoryview((ctypes.c_char * size).from_address(address)).cast("B")
-    return result, view
+    storage = (ctypes.c_char * size).from_address(address)
+    # The ctypes array does not own its memory: pin the bytes object to it, so any
+    # view derived from it keeps the memory alive.
+    storage.owner = result
+    return result, memoryview(storage).cast("B")
 
 
 def new_buffer(size: int) -> memoryview:
-    """Return a writable, zero-initialised buffer of ``size`` bytes.
+    """Return a writable buffer of ``size`` bytes with unspecified contents.
 
-    Large sizes use a private anonymous mapping advised for huge pages; the mapping
-    is unmapped when the last view of it is released.
+    The caller fills it completely. Large sizes use the huge-page-advised storage
+    of :func:`new_bytes`, which is never published as ``bytes``: the returned view
+    (and every slice of it) keeps that private storage alive.
     """
-    if size < LARGE or _MADV_HUGEPAGE is None:
+    fresh = new_bytes(size) if size >= LARGE else None
+    if fresh is None:
         return memoryview(bytearray(size))
-    region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    with contextlib.suppress(OSError):  # kernels without THP: ordinary pages
-        region.madvise(_MADV_HUGEPAGE)
-    return memoryview(region)
+    return fresh[1]
