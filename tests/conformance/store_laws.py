@@ -7,7 +7,8 @@ How a connector joins (one small class in its own test module)::
 
     class TestRedisStoreLaws(StoreLaws):
         @pytest.fixture(scope="class")
-        def store_connector(self, redis_server):
+        @classmethod  # pytest deprecates class-scoped instance-method fixtures
+        def store_connector(cls, redis_server):
             with RedisConnector(redis_server.host, redis_server.port) as c:
                 yield c
 
