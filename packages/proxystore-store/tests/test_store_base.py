@@ -171,12 +171,20 @@ def test_deserialize_failure_names_key_and_deserializer(
 
 
 # -------------------------------------------------------------------- proxies
-def test_proxy_is_resolved_locally_with_defaults(any_store: Store[Any]) -> None:
+def test_proxy_is_resolved_locally_with_defaults(
+    any_store: Store[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_fetch(key: Any) -> None:
+        raise AssertionError("a populated proxy must not fetch its own object")
+
+    monkeypatch.setattr(any_store.connector, "get", no_fetch)
     proxy = any_store.proxy([1, 2, 3])
     assert is_resolved(proxy)
     assert isinstance(proxy, list)
     assert proxy == [1, 2, 3]
     assert isinstance(get_key(proxy), tuple)
+    hashable = any_store.proxy("h")
+    assert hash(hashable) == hash("h")
 
 
 def test_proxy_roundtrip_resolves_from_store(any_store: Store[Any]) -> None:
