@@ -59,7 +59,7 @@ def main() -> None:
             n_workers=1,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             host="127.0.0.1",
         ) as cluster,
         Client(cluster, ps_store=store, ps_threshold=100_000) as client,

@@ -26,6 +26,9 @@ from tests.integration.test_patterns_support import stored_keys, wait_until_drai
 
 TEN_MB = 1_250_000  # float64 items
 
+# With `--dist loadgroup`, xdist keeps this module on one worker: one cluster.
+pytestmark = pytest.mark.xdist_group("dask-cluster")
+
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
@@ -33,7 +36,8 @@ def cluster() -> Iterator[Any]:
         n_workers=1,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        # ":0": no dashboard on a fixed port (None would still take 8787).
+        dashboard_address=":0",
         host="127.0.0.1",
     ) as cluster:
         yield cluster
