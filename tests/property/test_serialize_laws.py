@@ -36,10 +36,12 @@ def test_random_bytes_only_raise_serialization_error(data: bytes) -> None:
     _decode_or_reject(data)
 
 
-@given(
-    st.sampled_from([b"\x01BS", b"\x01US", b"\x01PK", b"\x01CP", b"\x01PD"]),
-    st.binary(),
-)
+_PREFIXES = [b"\x01BS", b"\x01US", b"\x01PK", b"\x01CP", b"\x01PD", b"\x01PL"]
+# Reference-release headers are read too.
+_PREFIXES += [b"BS\n", b"US\n", b"PK\n", b"CP\n", b"NP\n", b"PD\n"]
+
+
+@given(st.sampled_from(_PREFIXES), st.binary())
 def test_random_payloads_after_valid_tags(prefix: bytes, body: bytes) -> None:
     _decode_or_reject(prefix + body)
 

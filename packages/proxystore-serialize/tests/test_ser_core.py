@@ -121,7 +121,7 @@ def _pickle_payload(buffers: int) -> bytes:
         (b"", r"truncated payload: expected at least 3 bytes, got 0"),
         (b"\x01B", r"truncated payload: expected at least 3 bytes, got 2"),
         (b"\x02BSxx", r"unsupported format version 2"),
-        (b"BS\nabc", r"unsupported format version 66"),
+        (b"XS\nabc", r"unsupported format version 88"),
         (b"\x01ZZabc", r"unknown format tag b'ZZ'"),
         (b"\x01PK\x00", r"truncated payload: expected at least 7 bytes, got 4"),
         (b"\x01PK\xff\xff\xff\xff", r"header declares 4294967295 buffers"),
@@ -247,3 +247,33 @@ def test_numpy_scalars_and_arrays_roundtrip() -> None:
     assert deserialize(serialize(value)) == value
     array = _float_array()
     np.testing.assert_array_equal(deserialize(serialize(array)), array)
+
+
+# ------------------------------------------------------------------ reference payloads
+
+# Bytes produced by the reference release's serialize() (proxystore 1.1.0).
+REFERENCE_PK = (
+    b"PK\n\x80\x05\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a\x94]\x94"
+    b"(K\x01K\x02es."
+)
+REFERENCE_NP = (
+    b"NP\n\x93NUMPY\x01\x00v\x00{'descr': '<i2', 'fortran_order': False, "
+    b"'shape': (3,), }" + b" " * 60 + b"\n\x00\x00\x01\x00\x02\x00"
+)
+
+
+def test_reads_reference_payloads() -> None:
+    assert deserialize(b"BS\nraw") == b"raw"
+    assert deserialize(memoryview(b"US\ntext")) == "text"
+    assert deserialize(REFERENCE_PK) == {"a": [1, 2]}
+    assert deserialize(b"CP\n" + pickle.dumps([1])) == [1]
+    array = deserialize(REFERENCE_NP)
+    assert array.dtype == np.int16
+    np.testing.assert_array_equal(array, [0, 1, 2])
+
+
+def test_corrupt_reference_payload() -> None:
+    with pytest.raises(SerializationError, match="reference pickle format"):
+        deserialize(b"PK\n\x80\x05garbage")
+    with pytest.raises(SerializationError, match="unsupported format version 90"):
+        deserialize(b"ZZ\nabc")

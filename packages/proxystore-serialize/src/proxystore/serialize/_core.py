@@ -24,6 +24,8 @@ Pickle layout (``PK``, ``PD``, ``CP``), all integers little-endian::
              then each buffer starting at the next multiple of 64 bytes
              (counted from the start of the data), zero padding in between.
 
+Payloads of the reference release (``b"PK\\n"`` + pickle, ...) are also read.
+
 Buffers are placed after the stream instead of being copied into it, so a large
 numpy array is copied exactly once when serializing (into the output) and at most
 once when deserializing (see :func:`deserialize`).
@@ -258,8 +260,48 @@ _FORMATS: Final = (
         b"CP", "cloudpickle", _has_cloudpickle, _dump_cloudpickle, _load_pickle_layout
     ),
 )
+
+
+def _load_plain_pickle(data: _Payload) -> Any:
+    return pickle.loads(memoryview(data)[_PREFIX_LEN:])
+
+
+def _load_numpy_save(data: _Payload) -> Any:
+    numpy = importlib.import_module("numpy")
+    # Same trust model as the pickle formats: the reference wrote object arrays
+    # with pickle inside numpy's .npy container.
+    return numpy.load(io.BytesIO(data[_PREFIX_LEN:]), allow_pickle=True)
+
+
+def _load_pandas_pickle(data: _Payload) -> Any:
+    pandas = importlib.import_module("pandas")
+    return pandas.read_pickle(io.BytesIO(data[_PREFIX_LEN:]))
+
+
+def _reading_only(tag: bytes, name: str, load: Callable[[_Payload], Any]) -> _Format:
+    return _Format(tag, name, lambda o: False, _dump_never, load)
+
+
+def _dump_never(obj: Any) -> bytes:  # never selected: supported() is False
+    raise NotImplementedError("legacy formats are read, never written")
+
+
+#: Payloads written by the reference release (``<2-byte id>\n<payload>``) are read
+#: too, so data already stored by it stays usable. Their first byte is an ASCII
+#: letter, which no version of our format will use.
+_LEGACY: Final = (
+    _reading_only(b"BS\n", "reference bytes", _load_bytes),
+    _reading_only(b"US\n", "reference str", _load_str),
+    _reading_only(b"NP\n", "reference numpy", _load_numpy_save),
+    _reading_only(b"PD\n", "reference pandas", _load_pandas_pickle),
+    _reading_only(b"PL\n", "reference polars", _load_polars),
+    _reading_only(b"PK\n", "reference pickle", _load_plain_pickle),
+    _reading_only(b"CP\n", "reference cloudpickle", _load_plain_pickle),
+)
 #: Formats keyed by the whole 3-byte prefix (version + tag): one lookup per payload.
-_BY_PREFIX: Final = {_prefix(fmt.tag): fmt for fmt in _FORMATS}
+_BY_PREFIX: Final = {_prefix(fmt.tag): fmt for fmt in _FORMATS} | {
+    fmt.tag: fmt for fmt in _LEGACY
+}
 #: Pickle-layout prefixes followed by a zero buffer count.
 _IN_BAND: Final = {p: p + _NO_BUFFERS for p in (_PD, _PK, _CP)}
 _BUILTINS: Final = frozenset(

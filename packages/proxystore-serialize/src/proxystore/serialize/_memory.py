@@ -60,7 +60,7 @@ def _load_hooks() -> Any:
         if probe != b"layout!!":
             return _hooks
         _hooks = (ctypes, new, madvise, offset)
-    except Exception:  # pragma: no cover - exotic platforms
+    except Exception:  # exotic platforms: fall back to plain allocations
         _hooks = False
     return _hooks
 

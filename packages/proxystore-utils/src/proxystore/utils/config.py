@@ -63,7 +63,7 @@ def dumps(obj: DataclassInstance, *, exclude_none: bool = True) -> str:
         raise TypeError(f"Expected a dataclass instance, got {type(obj).__name__}.")
     try:
         import tomli_w
-    except ImportError as exc:  # pragma: no cover - tomli-w is installed in dev
+    except ImportError as exc:  # tomli-w is an optional dependency
         raise ImportError(
             "Writing TOML needs the 'tomli-w' package: pip install tomli-w"
         ) from exc
