@@ -124,66 +124,57 @@ proxy_getattro(PyObject *self, PyObject *name)
 
 /* ------------------------------------------------------------------ helpers */
 
-#define UNARY(fname, call)                                  \
-    static PyObject *fname(PyObject *self)                  \
-    {                                                       \
-        PyObject *t = proxy_target(self);                   \
-        if (t == NULL) {                                    \
-            return NULL;                                    \
-        }                                                   \
-        PyObject *res = call(t);                            \
-        Py_DECREF(t);                                       \
-        return res;                                         \
+/* Define `static rtype fname params` that evaluates `expr` with the target
+ * bound to `t` (a new reference, released afterwards). Every signature has a
+ * parameter named `self`; `fail` is returned when resolution fails. */
+#define FORWARD(rtype, fail, fname, params, expr) \
+    static rtype fname params                     \
+    {                                             \
+        PyObject *t = proxy_target(self);         \
+        if (t == NULL) {                          \
+            return fail;                          \
+        }                                         \
+        rtype res = expr;                         \
+        Py_DECREF(t);                             \
+        return res;                               \
     }
 
-/* Binary slots serve both `proxy op x` and the reflected `x op proxy`. */
-#define BINARY(fname, call)                                 \
-    static PyObject *fname(PyObject *a, PyObject *b)        \
-    {                                                       \
-        PyObject *t, *res;                                  \
-        if (PROXY_CHECK(a)) {                               \
-            if ((t = proxy_target(a)) == NULL) {            \
-                return NULL;                                \
-            }                                               \
-            res = call(t, b);                               \
-        }                                                   \
-        else {                                              \
-            if ((t = proxy_target(b)) == NULL) {            \
-                return NULL;                                \
-            }                                               \
-            res = call(a, t);                               \
-        }                                                   \
-        Py_DECREF(t);                                       \
-        return res;                                         \
+#define UNARY(fname, call) FORWARD(PyObject *, NULL, fname, (PyObject * self), call(t))
+
+/* A binary slot serves both `proxy op x` and the reflected `x op proxy`. */
+#define BINARY(fname, call)                                              \
+    FORWARD(PyObject *, NULL, fname##_left, (PyObject * self, PyObject * b), \
+            call(t, b))                                                  \
+    FORWARD(PyObject *, NULL, fname##_right, (PyObject * a, PyObject * self), \
+            call(a, t))                                                  \
+    static PyObject *fname(PyObject *a, PyObject *b)                     \
+    {                                                                    \
+        return PROXY_CHECK(a) ? fname##_left(a, b) : fname##_right(a, b); \
     }
 
-static int
-rebind(PyObject *self, PyObject *value)
+/* Store an in-place result through the (possibly overridden) `__proxy_wrapped__`
+ * setter and return the proxy itself, as `x op= y` expects. Steals `res`. */
+static PyObject *
+rebind_result(PyObject *self, PyObject *res)
 {
-    /* Assign through the (possibly overridden) `__proxy_wrapped__` setter. */
-    return PyObject_GenericSetAttr(self, str_wrapped, value);
+    if (res == NULL) {
+        return NULL;
+    }
+    int rc = PyObject_GenericSetAttr(self, str_wrapped, res);
+    Py_DECREF(res);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_INCREF(self);
+    return self;
 }
 
-/* In-place slots rebind the cached target to the result and return the proxy. */
-#define INPLACE(fname, call)                                \
-    static PyObject *fname(PyObject *self, PyObject *other) \
-    {                                                       \
-        PyObject *t = proxy_target(self);                   \
-        if (t == NULL) {                                    \
-            return NULL;                                    \
-        }                                                   \
-        PyObject *res = call(t, other);                     \
-        Py_DECREF(t);                                       \
-        if (res == NULL) {                                  \
-            return NULL;                                    \
-        }                                                   \
-        int rc = rebind(self, res);                         \
-        Py_DECREF(res);                                     \
-        if (rc < 0) {                                       \
-            return NULL;                                    \
-        }                                                   \
-        Py_INCREF(self);                                    \
-        return self;                                        \
+#define INPLACE(fname, call)                                                 \
+    FORWARD(PyObject *, NULL, fname##_result, (PyObject * self, PyObject * other), \
+            call(t, other))                                                  \
+    static PyObject *fname(PyObject *self, PyObject *other)                  \
+    {                                                                        \
+        return rebind_result(self, fname##_result(self, other));             \
     }
 
 BINARY(proxy_add, PyNumber_Add)
@@ -200,30 +191,20 @@ BINARY(proxy_and, PyNumber_And)
 BINARY(proxy_xor, PyNumber_Xor)
 BINARY(proxy_or, PyNumber_Or)
 
+FORWARD(PyObject *, NULL, pow_first, (PyObject * self, PyObject *b, PyObject *c),
+        PyNumber_Power(t, b, c))
+FORWARD(PyObject *, NULL, pow_second, (PyObject * a, PyObject *self, PyObject *c),
+        PyNumber_Power(a, t, c))
+FORWARD(PyObject *, NULL, pow_third, (PyObject * a, PyObject *b, PyObject *self),
+        PyNumber_Power(a, b, t))
+
 static PyObject *
 proxy_pow(PyObject *a, PyObject *b, PyObject *c)
 {
-    PyObject *t, *res;
     if (PROXY_CHECK(a)) {
-        if ((t = proxy_target(a)) == NULL) {
-            return NULL;
-        }
-        res = PyNumber_Power(t, b, c);
+        return pow_first(a, b, c);
     }
-    else if (PROXY_CHECK(b)) {
-        if ((t = proxy_target(b)) == NULL) {
-            return NULL;
-        }
-        res = PyNumber_Power(a, t, c);
-    }
-    else {
-        if ((t = proxy_target(c)) == NULL) {
-            return NULL;
-        }
-        res = PyNumber_Power(a, b, t);
-    }
-    Py_DECREF(t);
-    return res;
+    return PROXY_CHECK(b) ? pow_second(a, b, c) : pow_third(a, b, c);
 }
 
 INPLACE(proxy_iadd, PyNumber_InPlaceAdd)
@@ -244,26 +225,13 @@ ipow_call(PyObject *t, PyObject *other)
 {
     return PyNumber_InPlacePower(t, other, Py_None);
 }
+INPLACE(proxy_ipow_binary, ipow_call)
 
 static PyObject *
 proxy_ipow(PyObject *self, PyObject *other, PyObject *Py_UNUSED(mod))
 {
-    PyObject *t = proxy_target(self);
-    if (t == NULL) {
-        return NULL;
-    }
-    PyObject *res = ipow_call(t, other);
-    Py_DECREF(t);
-    if (res == NULL) {
-        return NULL;
-    }
-    int rc = rebind(self, res);
-    Py_DECREF(res);
-    if (rc < 0) {
-        return NULL;
-    }
-    Py_INCREF(self);
-    return self;
+    /* `x **= y` never passes a modulus. */
+    return proxy_ipow_binary(self, other);
 }
 
 UNARY(proxy_neg, PyNumber_Negative)
@@ -288,55 +256,17 @@ index_or_int(PyObject *t)
 }
 UNARY(proxy_index, index_or_int)
 
-static int
-proxy_bool(PyObject *self)
-{
-    PyObject *t = proxy_target(self);
-    if (t == NULL) {
-        return -1;
-    }
-    int res = PyObject_IsTrue(t);
-    Py_DECREF(t);
-    return res;
-}
+FORWARD(int, -1, proxy_bool, (PyObject * self), PyObject_IsTrue(t))
 
 /* ------------------------------------------------------------------ containers */
 
-static Py_ssize_t
-proxy_len(PyObject *self)
-{
-    PyObject *t = proxy_target(self);
-    if (t == NULL) {
-        return -1;
-    }
-    Py_ssize_t res = PyObject_Size(t);
-    Py_DECREF(t);
-    return res;
-}
-
-static PyObject *
-proxy_getitem(PyObject *self, PyObject *key)
-{
-    PyObject *t = proxy_target(self);
-    if (t == NULL) {
-        return NULL;
-    }
-    PyObject *res = PyObject_GetItem(t, key);
-    Py_DECREF(t);
-    return res;
-}
-
-static int
-proxy_setitem(PyObject *self, PyObject *key, PyObject *value)
-{
-    PyObject *t = proxy_target(self);
-    if (t == NULL) {
-        return -1;
-    }
-    int res = value == NULL ? PyObject_DelItem(t, key) : PyObject_SetItem(t, key, value);
-    Py_DECREF(t);
-    return res;
-}
+FORWARD(Py_ssize_t, -1, proxy_len, (PyObject * self), PyObject_Size(t))
+FORWARD(PyObject *, NULL, proxy_getitem, (PyObject * self, PyObject *key),
+        PyObject_GetItem(t, key))
+FORWARD(int, -1, proxy_setitem, (PyObject * self, PyObject *key, PyObject *value),
+        value == NULL ? PyObject_DelItem(t, key) : PyObject_SetItem(t, key, value))
+FORWARD(int, -1, proxy_contains, (PyObject * self, PyObject *value),
+        PySequence_Contains(t, value))
 
 static PyObject *
 proxy_sq_item(PyObject *self, Py_ssize_t i)
@@ -362,31 +292,13 @@ proxy_sq_ass_item(PyObject *self, Py_ssize_t i, PyObject *value)
     return res;
 }
 
-static int
-proxy_contains(PyObject *self, PyObject *value)
-{
-    PyObject *t = proxy_target(self);
-    if (t == NULL) {
-        return -1;
-    }
-    int res = PySequence_Contains(t, value);
-    Py_DECREF(t);
-    return res;
-}
-
 /* ------------------------------------------------------------------ misc slots */
 
-static PyObject *
-proxy_richcompare(PyObject *self, PyObject *other, int op)
-{
-    PyObject *t = proxy_target(self);
-    if (t == NULL) {
-        return NULL;
-    }
-    PyObject *res = PyObject_RichCompare(t, other, op);
-    Py_DECREF(t);
-    return res;
-}
+FORWARD(PyObject *, NULL, proxy_richcompare, (PyObject * self, PyObject *other, int op),
+        PyObject_RichCompare(t, other, op))
+FORWARD(PyObject *, NULL, proxy_call, (PyObject * self, PyObject *args, PyObject *kwargs),
+        PyObject_Call(t, args, kwargs))
+FORWARD(Py_hash_t, -1, hash_target, (PyObject * self), PyObject_Hash(t))
 
 static Py_hash_t
 proxy_hash(PyObject *self)
@@ -406,70 +318,35 @@ proxy_hash(PyObject *self)
         }
         return h == -1 ? -2 : h;
     }
-    PyObject *t = proxy_target(self);
-    if (t == NULL) {
-        return -1;
-    }
-    Py_hash_t res = PyObject_Hash(t);
-    Py_DECREF(t);
-    return res;
+    return hash_target(self);
 }
 
 static PyObject *
-proxy_iternext(PyObject *self)
+next_of(PyObject *t)
 {
-    PyObject *t = proxy_target(self);
-    if (t == NULL) {
-        return NULL;
-    }
-    PyObject *res;
-    iternextfunc next = Py_TYPE(t)->tp_iternext;
-    if (next == NULL || !PyIter_Check(t)) {
+    if (!PyIter_Check(t)) {
         PyErr_Format(PyExc_TypeError, "'%.200s' object is not an iterator",
                      Py_TYPE(t)->tp_name);
-        res = NULL;
-    }
-    else {
-        /* NULL without an exception set means exhausted, as for any iterator. */
-        res = next(t);
-    }
-    Py_DECREF(t);
-    return res;
-}
-
-static PyObject *
-proxy_call(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    PyObject *t = proxy_target(self);
-    if (t == NULL) {
         return NULL;
     }
-    PyObject *res = PyObject_Call(t, args, kwargs);
-    Py_DECREF(t);
-    return res;
+    /* NULL without an exception set means exhausted, as for any iterator. */
+    return Py_TYPE(t)->tp_iternext(t);
 }
+UNARY(proxy_iternext, next_of)
 
 /* ------------------------------------------------------------------ async */
 
-#define ASYNC_SLOT(fname, field, message)                                     \
-    static PyObject *fname(PyObject *self)                                    \
-    {                                                                         \
-        PyObject *t = proxy_target(self);                                     \
-        if (t == NULL) {                                                      \
-            return NULL;                                                      \
-        }                                                                     \
-        PyObject *res;                                                        \
-        PyAsyncMethods *am = Py_TYPE(t)->tp_as_async;                         \
-        if (am == NULL || am->field == NULL) {                                \
-            PyErr_Format(PyExc_TypeError, message, Py_TYPE(t)->tp_name);      \
-            res = NULL;                                                       \
-        }                                                                     \
-        else {                                                                \
-            res = am->field(t);                                               \
-        }                                                                     \
-        Py_DECREF(t);                                                         \
-        return res;                                                           \
-    }
+#define ASYNC_SLOT(fname, field, message)                                  \
+    static PyObject *fname##_of(PyObject *t)                               \
+    {                                                                      \
+        PyAsyncMethods *am = Py_TYPE(t)->tp_as_async;                      \
+        if (am == NULL || am->field == NULL) {                             \
+            PyErr_Format(PyExc_TypeError, message, Py_TYPE(t)->tp_name);   \
+            return NULL;                                                   \
+        }                                                                  \
+        return am->field(t);                                               \
+    }                                                                      \
+    UNARY(fname, fname##_of)
 
 ASYNC_SLOT(proxy_await, am_await, "object %.100s can't be used in 'await' expression")
 ASYNC_SLOT(proxy_aiter, am_aiter, "'%.100s' object is not an async iterable")
