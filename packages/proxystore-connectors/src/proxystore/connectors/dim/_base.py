@@ -159,15 +159,25 @@ class PeerConnector:
                 )
         return responses
 
+    def _check(self, key: DIMKey) -> None:
+        if key.dim_type != self.dim_type:
+            raise ValueError(
+                f"{type(self).__name__} cannot use a DIM key of type "
+                f"{key.dim_type!r}: {key}",
+            )
+
+    def _one(self, key: DIMKey, op: Op) -> Response:
+        """Send one request about ``key`` to its peer (the single-key fast path)."""
+        self._check(key)
+        nbytes = key.size if op is Op.GET else 0
+        request = Request(op, key.obj_id)
+        return self._send(key.peer_host, key.peer_port, (request,), nbytes)[0]
+
     def _by_peer(self, keys: Sequence[DIMKey], op: Op) -> list[Response]:
         """Send one request per key, pipelined per peer; responses in key order."""
         groups: dict[tuple[str, int], list[int]] = {}
         for index, key in enumerate(keys):
-            if key.dim_type != self.dim_type:
-                raise ValueError(
-                    f"{type(self).__name__} cannot use a DIM key of type "
-                    f"{key.dim_type!r}: {key}",
-                )
+            self._check(key)
             groups.setdefault((key.peer_host, key.peer_port), []).append(index)
         out: list[Response | None] = [None] * len(keys)
         for (host, port), indices in groups.items():
@@ -186,7 +196,7 @@ class PeerConnector:
             ServerTimeoutError: If the peer does not answer in time.
             DIMServerError: If the peer fails the request.
         """
-        self._by_peer([key], Op.EVICT)
+        self._one(key, Op.EVICT)
 
     def exists(self, key: DIMKey) -> bool:
         """Return whether the peer named in ``key`` holds its object.
@@ -195,8 +205,7 @@ class PeerConnector:
             ServerTimeoutError: If the peer does not answer in time.
             DIMServerError: If the peer fails the request.
         """
-        (response,) = self._by_peer([key], Op.EXISTS)
-        return response.status is Status.OK
+        return self._one(key, Op.EXISTS).status is Status.OK
 
     def get(self, key: DIMKey) -> BytesLike | None:
         """Fetch the object at ``key`` from its peer, or ``None`` if it is gone.
@@ -209,8 +218,7 @@ class PeerConnector:
                 grows with ``key.size``).
             DIMServerError: If the peer fails the request.
         """
-        (response,) = self._by_peer([key], Op.GET)
-        return _payload(response)
+        return _payload(self._one(key, Op.GET))
 
     def get_batch(self, keys: Sequence[DIMKey]) -> list[BytesLike | None]:
         """Fetch several objects; requests to one peer are pipelined.
