@@ -18,7 +18,7 @@ from proxystore.proxy import Proxy
 
 if TYPE_CHECKING:
     from proxystore.store.factory import PollingStoreFactory
-    from proxystore.store.types import SerializerT
+    from proxystore.store.types import ConnectorKeyT, SerializerT
 
 __all__ = ["Future"]
 
@@ -45,7 +45,7 @@ class Future(Generic[T]):
         self.serializer = serializer
 
     @property
-    def key(self) -> Any:
+    def key(self) -> ConnectorKeyT:
         """The connector key the result is (or will be) stored at."""
         return self.factory.key
 
@@ -84,7 +84,9 @@ class Future(Generic[T]):
         return Proxy(self.factory)
 
     def __repr__(self) -> str:
-        return f"Future(key={self.factory.key!r}, done={self.done()})"
+        # No store round trip: repr must work even when the store is unreachable.
+        name = self.factory.store_config.name
+        return f"Future(key={self.factory.key!r}, store={name!r})"
 
     def __getstate__(self) -> dict[str, Any]:
         return {"factory": self.factory, "serializer": self.serializer}

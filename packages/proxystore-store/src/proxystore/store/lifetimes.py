@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from proxystore.proxy import Proxy
     from proxystore.store.base import Store
+    from proxystore.store.types import ConnectorKeyT
 
 __all__ = [
     "ContextLifetime",
@@ -41,7 +42,7 @@ __all__ = [
 class Lifetime(Protocol):
     """What a store needs from a lifetime: it accepts keys and proxies, then ends."""
 
-    def add_key(self, *keys: Any, store: Store[Any] | None = None) -> None:
+    def add_key(self, *keys: ConnectorKeyT, store: Store[Any] | None = None) -> None:
         """Associate ``keys`` (of ``store``) with this lifetime."""
         ...
 
@@ -66,7 +67,7 @@ class _KeyTracker:
         self._lock = threading.RLock()
         self._done = False
         # Keyed by store name; the store object is kept so keys can be evicted later.
-        self._stores: dict[str, tuple[Store[Any], set[Any]]] = {}
+        self._stores: dict[str, tuple[Store[Any], set[ConnectorKeyT]]] = {}
 
     def _default_store(self) -> Store[Any] | None:
         return None
@@ -77,7 +78,7 @@ class _KeyTracker:
                 f"Lifetime has ended: {self!r} is closed and cannot take new keys."
             )
 
-    def add_key(self, *keys: Any, store: Store[Any] | None = None) -> None:
+    def add_key(self, *keys: ConnectorKeyT, store: Store[Any] | None = None) -> None:
         """Associate ``keys`` with this lifetime; evicted from ``store`` at close.
 
         Raises:
@@ -284,7 +285,7 @@ class StaticLifetime(_KeyTracker):
         # State is set once in __new__; re-running __init__ would drop tracked keys.
         pass
 
-    def add_key(self, *keys: Any, store: Store[Any] | None = None) -> None:
+    def add_key(self, *keys: ConnectorKeyT, store: Store[Any] | None = None) -> None:
         """Associate ``keys`` of ``store`` with the process lifetime.
 
         Raises:

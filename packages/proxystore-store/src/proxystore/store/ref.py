@@ -24,6 +24,7 @@ Error tree::
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import sys
 import threading
@@ -395,14 +396,20 @@ def _evict(factory: StoreFactory[Any]) -> None:
 
 @atexit.register
 def _evict_live_owners() -> None:
+    from proxystore.store import get_store
+
     with _LIVE_LOCK:
         factories = list(_LIVE_OWNERS.values())
         _LIVE_OWNERS.clear()
     for factory in factories:
-        try:
-            _evict(factory)
-        except Exception:
+        # Only through stores still registered: at exit, rebuilding a closed store
+        # from its config (reconnecting, recreating directories) would do harm.
+        store = get_store(factory.store_config.name)
+        if store is None:
             continue
+        # Best effort: one unreachable backend must not stop the other evictions.
+        with contextlib.suppress(Exception):
+            store.evict(factory.key)
 
 
 def _require_owner(proxy: object, action: str) -> OwnedProxy[Any]:
