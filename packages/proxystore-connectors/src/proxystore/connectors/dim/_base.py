@@ -20,6 +20,7 @@ from proxystore.connectors.dim.models import (
 )
 from proxystore.connectors.dim.server import stop_server_process
 from proxystore.connectors.dim.transport import Transport
+from proxystore.connectors.dim.utils import resolve_address
 from proxystore.connectors.protocols import BytesLike
 
 __all__ = ["PeerConnector"]
@@ -42,6 +43,8 @@ class PeerConnector:
     address: str
     port: int
     timeout: float
+    _address: str | None
+    _interface: str | None
     _transport: Transport
     _server: subprocess.Popen[bytes] | None
     _kill_timeout: float = 1.0
@@ -70,6 +73,38 @@ class PeerConnector:
                 ResourceWarning,
                 stacklevel=2,
             )
+
+    def _locate(
+        self,
+        port: int,
+        address: str | None,
+        interface: str | None,
+        timeout: float,
+    ) -> None:
+        """Record where this peer's server is (``address`` wins over ``interface``).
+
+        Raises:
+            ValueError: If ``interface`` has no IPv4 address.
+        """
+        # Kept as given so a config rebuilt on another host resolves its own address.
+        self._address = address
+        self._interface = interface
+        self.address = resolve_address(address, interface)
+        self.port = port
+        self.timeout = timeout
+
+    def config(self) -> dict[str, Any]:
+        """Plain-data configuration from which :meth:`from_config` rebuilds it.
+
+        ``address`` and ``interface`` are kept as given (not resolved), so a
+        connector rebuilt on another host attaches to that host's server.
+        """
+        return {
+            "port": self.port,
+            "address": self._address,
+            "interface": self._interface,
+            "timeout": self.timeout,
+        }
 
     def _start(
         self,
@@ -124,10 +159,6 @@ class PeerConnector:
             if self._spawner_pid == os.getpid():
                 stop_server_process(self._server, self._kill_timeout)
             self._server = None
-
-    def config(self) -> dict[str, Any]:
-        """Plain-data configuration from which :meth:`from_config` rebuilds it."""
-        raise NotImplementedError
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self:

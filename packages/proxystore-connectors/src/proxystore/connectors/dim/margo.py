@@ -40,7 +40,6 @@ from proxystore.connectors.dim.transport import (
     timeout_error,
     unpack_response,
 )
-from proxystore.connectors.dim.utils import resolve_address
 
 __all__ = [
     "MargoConnector",
@@ -265,11 +264,7 @@ class MargoConnector(PeerConnector):
         force_spawn_server: bool = False,
     ) -> None:
         self.protocol = Protocol(protocol)
-        self._address = address
-        self._interface = interface
-        self.address = resolve_address(address, interface)
-        self.port = port
-        self.timeout = timeout
+        self._locate(port, address, interface, timeout)
         self.force_spawn_server = force_spawn_server
         self._start(
             MargoTransport(self.protocol),
@@ -280,12 +275,9 @@ class MargoConnector(PeerConnector):
         )
 
     def config(self) -> dict[str, Any]:
-        """Plain-data configuration (``address`` as given, resolved per host)."""
+        """Plain-data configuration (see :meth:`PeerConnector.config`)."""
         return {
-            "port": self.port,
+            **super().config(),
             "protocol": self.protocol.value,
-            "address": self._address,
-            "interface": self._interface,
-            "timeout": self.timeout,
             "force_spawn_server": self.force_spawn_server,
         }

@@ -39,7 +39,6 @@ from proxystore.connectors.dim.transport import (
     timeout_error,
     unpack_response,
 )
-from proxystore.connectors.dim.utils import resolve_address
 
 __all__ = [
     "UCXConnector",
@@ -244,11 +243,7 @@ class UCXConnector(PeerConnector):
         interface: str | None = None,
         timeout: float = 1,
     ) -> None:
-        self._address = address
-        self._interface = interface
-        self.address = resolve_address(address, interface)
-        self.port = port
-        self.timeout = timeout
+        self._locate(port, address, interface, timeout)
         self._start(
             UCXTransport(),
             lambda: spawn_server(self.address, port, spawn_timeout=max(timeout, 5.0)),
@@ -257,12 +252,3 @@ class UCXConnector(PeerConnector):
     def close(self, kill_server: bool = False) -> None:
         """Close endpoints; stop the spawned server only if ``kill_server``."""
         super().close(kill_server=kill_server)
-
-    def config(self) -> dict[str, Any]:
-        """Plain-data configuration (``address`` as given, resolved per host)."""
-        return {
-            "port": self.port,
-            "address": self._address,
-            "interface": self._interface,
-            "timeout": self.timeout,
-        }

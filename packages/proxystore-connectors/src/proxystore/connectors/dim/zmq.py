@@ -32,7 +32,6 @@ from proxystore.connectors.dim.models import (
 )
 from proxystore.connectors.dim.server import spawn_server_process
 from proxystore.connectors.dim.transport import RequestHandler, respond, timeout_error
-from proxystore.connectors.dim.utils import resolve_address
 from proxystore.connectors.protocols import BytesLike
 
 try:
@@ -337,12 +336,8 @@ class ZeroMQConnector(PeerConnector):
         chunk_length: int | None = None,
         timeout: float = 1,
     ) -> None:
-        self._address = address
-        self._interface = interface
-        self.address = resolve_address(address, interface)
-        self.port = port
+        self._locate(port, address, interface, timeout)
         self.chunk_length = chunk_length
-        self.timeout = timeout
         self.url = f"tcp://{self.address}:{port}"
         self._start(
             ZeroMQTransport(chunk_length),
@@ -363,15 +358,5 @@ class ZeroMQConnector(PeerConnector):
         )
 
     def config(self) -> dict[str, Any]:
-        """Plain-data configuration; rebuilt on another host it uses that server.
-
-        ``address`` and ``interface`` are kept as given (not resolved), so the
-        rebuilt connector finds its own host's address.
-        """
-        return {
-            "port": self.port,
-            "address": self._address,
-            "interface": self._interface,
-            "chunk_length": self.chunk_length,
-            "timeout": self.timeout,
-        }
+        """Plain-data configuration (see :meth:`PeerConnector.config`)."""
+        return {**super().config(), "chunk_length": self.chunk_length}
