@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Generic, SupportsIndex, TypeAlias, TypeVa
 
 from proxystore.proxy._exceptions import ProxyResolveError
 from proxystore.proxy._pure import (
+    MRO_DICTS,
     PurePythonProxyBase,
+    mro_dicts,
     on_type,
     target_of,
 )
@@ -95,6 +97,12 @@ class _ProxyAPI(Generic[T]):
     """The Python half of every proxy class (see the module docstring)."""
 
     __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Attribute routing asks "is this name defined on the proxy's class?" on
+        # every access of the pure-Python engine: keep the MRO's namespaces ready.
+        setattr(cls, MRO_DICTS, mro_dicts(cls))
 
     def __init__(
         self,

@@ -17,7 +17,7 @@ two must behave the same. The rules both follow:
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["PurePythonProxyBase"]
@@ -31,11 +31,28 @@ _get = object.__getattribute__
 _set = object.__setattr__
 
 
+#: Class attribute caching the namespaces of a proxy class's MRO (see `on_type`).
+MRO_DICTS = "_proxy_mro_dicts_"
+
+
+def mro_dicts(cls: type) -> tuple[Mapping[str, Any], ...]:
+    """The namespaces of the classes in the MRO of `cls`, in order.
+
+    Each is a live view (`mappingproxy`), so attributes added to a class later
+    are seen; proxy classes store the tuple at creation (`__init_subclass__`).
+    """
+    return tuple(vars(klass) for klass in cls.__mro__)
+
+
 def on_type(cls: type, name: str) -> bool:
     """Whether `name` belongs to the proxy itself (it is in the MRO of `cls`)."""
     if name in FORWARD_ALWAYS:
         return False
-    return any(name in vars(klass) for klass in cls.__mro__)
+    dicts = cls.__dict__.get(MRO_DICTS)
+    for namespace in mro_dicts(cls) if dicts is None else dicts:
+        if name in namespace:
+            return True
+    return False
 
 
 def target_of(proxy: object) -> Any:
