@@ -107,6 +107,12 @@ def test_new_bytes_is_fully_filled_by_the_serializer() -> None:
         assert result == b"0123456789abcdef"
 
 
+def test_large_copies_are_absolutely_aligned() -> None:
+    result = deserialize(serialize(_array(LARGE)))
+    if _memory._load_hooks():
+        assert result.ctypes.data % 64 == 0
+
+
 def test_new_buffer_is_writable_and_keeps_its_storage_alive() -> None:
     for size in (10, _memory.LARGE):
         buf = _memory.new_buffer(size)

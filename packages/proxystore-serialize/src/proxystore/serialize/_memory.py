@@ -81,6 +81,11 @@ def new_bytes(size: int) -> tuple[bytes, memoryview] | None:
     ``None`` when the platform does not allow this; callers then build the bytes
     normally.
     """
+    fresh = _allocate(size)
+    return None if fresh is None else fresh[:2]
+
+
+def _allocate(size: int) -> tuple[bytes, memoryview, int] | None:
     hooks = _load_hooks()
     if not hooks:
         return None
@@ -92,17 +97,20 @@ def new_bytes(size: int) -> tuple[bytes, memoryview] | None:
     # The ctypes array does not own its memory: pin the bytes object to it, so any
     # view derived from it keeps the memory alive.
     storage.owner = result
-    return result, memoryview(storage).cast("B")
+    return result, memoryview(storage).cast("B"), address
 
 
-def new_buffer(size: int) -> memoryview:
+def new_buffer(size: int, align: int = 64) -> memoryview:
     """Return a writable buffer of ``size`` bytes with unspecified contents.
 
     The caller fills it completely. Large sizes use the huge-page-advised storage
-    of :func:`new_bytes`, which is never published as ``bytes``: the returned view
-    (and every slice of it) keeps that private storage alive.
+    of :func:`new_bytes` (never published as ``bytes``), starting at an address
+    that is a multiple of ``align``; the returned view, and every slice of it,
+    keeps that private storage alive.
     """
-    fresh = new_bytes(size) if size >= LARGE else None
+    fresh = _allocate(size + align) if size >= LARGE else None
     if fresh is None:
         return memoryview(bytearray(size))
-    return fresh[1]
+    _, view, address = fresh
+    start = -address % align
+    return view[start : start + size]
