@@ -328,21 +328,9 @@ class RefMutProxy(RefProxy[T]):
     Changes made through it are written back with :func:`update`.
     """
 
+    # Set (to True) only once the borrow is pickled: unset means "not moved".
     __slots__ = ("__proxy_moved__",)
     _counter = "__proxy_ref_mut_count__"
-
-    def __init__(
-        self,
-        factory: StoreFactory[T],
-        *,
-        cache_defaults: bool = False,
-        owner: OwnedProxy[T] | None = None,
-        target: T | None = None,
-    ) -> None:
-        _setslot(self, "__proxy_moved__", False)
-        super().__init__(
-            factory, cache_defaults=cache_defaults, owner=owner, target=target
-        )
 
     def _invalidate_on_move(self) -> None:
         # Another process may now change the object and update() the store: when
@@ -353,7 +341,11 @@ class RefMutProxy(RefProxy[T]):
     def _release(self) -> bool:
         owner = _getslot(self, "__proxy_owner__")
         released = super()._release()
-        if released and _getslot(self, "__proxy_moved__"):
+        try:
+            _getslot(self, "__proxy_moved__")
+        except AttributeError:
+            return released  # never left this process: the owner shares the target
+        if released:
             _refetch_on_next_use(owner)
         return released
 
