@@ -438,3 +438,25 @@ def test_import_pulls_no_third_party_modules() -> None:
     roots = {m.split(".")[0] for m in modules}
     stdlib = set(sys.stdlib_module_names) | {"proxystore", "typing_extensions"}
     assert roots <= stdlib, roots - stdlib
+
+
+def test_cached_hash_error_does_not_grow_or_pin_the_proxy(proxy_cls: Any) -> None:
+    p = proxy_cls(SimpleFactory([1]), target=[1], cache_defaults=True)
+    error = object.__getattribute__(p, "__proxy_default_hash__")
+    assert error.__traceback__ is None
+    q = pickle.loads(pickle.dumps(p))
+    depths = []
+    for _ in range(3):
+        with pytest.raises(TypeError) as info:
+            hash(q)
+        depths.append(len(list(_walk(info.value.__traceback__))))
+    assert depths[0] == depths[-1]
+    ref = weakref.ref(p)
+    del p
+    assert ref() is None  # no cycle through the stored exception
+
+
+def _walk(tb: Any) -> Any:
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next

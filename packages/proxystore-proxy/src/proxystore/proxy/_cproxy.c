@@ -306,7 +306,9 @@ proxy_hash(PyObject *self)
     ProxyObject *p = (ProxyObject *)self;
     if (p->target == NULL && p->default_hash != NULL && p->default_hash != Py_None) {
         if (PyExceptionInstance_Check(p->default_hash)) {
-            /* hash(target) failed when the defaults were cached: fail alike. */
+            /* hash(target) failed when the defaults were cached: fail alike
+             * (without the old traceback, which would grow on every raise). */
+            PyException_SetTraceback(p->default_hash, Py_None);
             PyErr_SetObject((PyObject *)Py_TYPE(p->default_hash), p->default_hash);
             return -1;
         }

@@ -123,7 +123,9 @@ class _ProxyAPI(Generic[T]):
                 try:
                     default_hash = hash(target)
                 except TypeError as e:
-                    default_hash = e
+                    # Drop the traceback: its frames reference this proxy, a
+                    # cycle that would keep the proxy alive until a GC pass.
+                    default_hash = e.with_traceback(None)
         _set(self, "__proxy_default_class__", default_class)
         _set(self, "__proxy_default_hash__", default_hash)
 

@@ -29,6 +29,7 @@ FORWARD_ALWAYS = frozenset(
 
 _get = object.__getattribute__
 _set = object.__setattr__
+_MISSING: Any = object()
 
 
 #: Class attribute caching the namespaces of a proxy class's MRO (see `on_type`).
@@ -63,12 +64,17 @@ def target_of(proxy: object) -> Any:
         return _get(proxy, "__proxy_wrapped__")
 
 
-def target_or(proxy: object, default: Any) -> Any:
-    """The cached target of `proxy`, or `default` when none is cached."""
+def slot_or(proxy: object, name: str, default: Any) -> Any:
+    """The value of slot `name` of `proxy`, or `default` when it is unset."""
     try:
-        return _get(proxy, "__proxy_target__")
+        return _get(proxy, name)
     except AttributeError:
         return default
+
+
+def target_or(proxy: object, default: Any) -> Any:
+    """The cached target of `proxy`, or `default` when none is cached."""
+    return slot_or(proxy, "__proxy_target__", default)
 
 
 def rebind(proxy: object, value: object) -> None:
@@ -139,13 +145,12 @@ class PurePythonProxyBase:
         return getattr(target_of(self), name)
 
     def __hash__(self) -> int:
-        try:
-            _get(self, "__proxy_target__")
-        except AttributeError:
-            default = _get(self, "__proxy_default_hash__")
+        if target_or(self, _MISSING) is _MISSING:
+            default = slot_or(self, "__proxy_default_hash__", None)
             if isinstance(default, BaseException):
-                # hash(target) failed when the defaults were cached: fail alike.
-                raise default from None
+                # hash(target) failed when the defaults were cached: fail alike
+                # (without the old traceback, which would grow on every raise).
+                raise default.with_traceback(None)
             if default is not None:
                 return default  # type: ignore[no-any-return]
         return hash(target_of(self))
