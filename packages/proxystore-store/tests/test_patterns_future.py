@@ -18,6 +18,19 @@ from proxystore.store.future import Future
 from tests.integration.test_patterns_support import pattern_store
 
 
+class _Without:
+    """A LocalConnector with some methods hidden (protocol checks fail for them)."""
+
+    def __init__(self, *hidden: str) -> None:
+        self.hidden = hidden
+        self.inner = LocalConnector()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.hidden:
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
 @pytest.fixture
 def store() -> Iterator[Store[LocalConnector]]:
     with pattern_store(LocalConnector(), "fut") as store:
@@ -73,20 +86,33 @@ def test_future_and_its_proxy_pickle(store: Store[Any]) -> None:
     assert "Future(key=" in repr(future)
 
 
-def test_future_needs_deferrable_connector(tmp_path: Any) -> None:
-    class PutOnly:
-        """A connector without new_key/set."""
-
-        def __init__(self) -> None:
-            self.inner = LocalConnector()
-
-        def __getattr__(self, name: str) -> Any:
-            if name in {"new_key", "set"}:
-                raise AttributeError(name)
-            return getattr(self.inner, name)
-
+def test_future_needs_deferrable_connector() -> None:
     with (
-        Store(f"fut-{uuid.uuid4().hex}", PutOnly()) as store,  # type: ignore[type-var]
+        Store(f"fut-{uuid.uuid4().hex}", _Without("new_key", "set")) as store,  # type: ignore[type-var]
         pytest.raises(NotImplementedError),
     ):
         store.future()
+
+
+def test_polling_with_backoff_when_the_connector_cannot_notify() -> None:
+    from proxystore.connectors.protocols import WaitableConnector
+
+    connector = _Without("wait")
+    assert not isinstance(connector, WaitableConnector)
+    name = f"poll-{uuid.uuid4().hex}"
+    with Store(name, connector, register=True) as store:  # type: ignore[type-var]
+        future: Future[int] = store.future(
+            evict=True,
+            polling_interval=0.001,
+            polling_backoff_factor=2,
+            polling_interval_limit=0.004,
+        )
+        with pytest.raises(ProxyResolveMissingKeyError):
+            future.result(timeout=0.02)
+        setter = threading.Timer(0.01, future.set_result, args=(5,))
+        setter.start()
+        try:
+            assert future.result(timeout=30) == 5
+        finally:
+            setter.join()
+    assert connector.inner._store == {}
