@@ -435,3 +435,32 @@ def test_forked_child_uses_own_sockets_and_spares_parent_server() -> None:
         assert connector.server is not None
         assert _alive(connector.server.pid)
         assert connector.get(key) == b"before fork"
+
+
+def test_racing_connectors_share_one_server() -> None:
+    port = _free_port()
+    barrier = threading.Barrier(3)
+    made: list[ZeroMQConnector] = []
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            made.append(ZeroMQConnector(port, address=HOST, timeout=2))
+        except BaseException as exc:  # handed to the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        spawned = [c.server for c in made if c.server is not None]
+        assert len(spawned) == 1
+        key = made[0].put(b"shared")
+        assert all(c.get(key) == b"shared" for c in made)
+    finally:
+        for connector in made:
+            connector.close()

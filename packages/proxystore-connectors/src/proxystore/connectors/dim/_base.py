@@ -21,6 +21,7 @@ from proxystore.connectors.dim.models import (
 from proxystore.connectors.dim.server import stop_server_process
 from proxystore.connectors.dim.transport import Transport
 from proxystore.connectors.dim.utils import resolve_address
+from proxystore.connectors.exceptions import ConnectorConnectionError
 from proxystore.connectors.protocols import BytesLike
 
 __all__ = ["PeerConnector"]
@@ -117,14 +118,21 @@ class PeerConnector:
 
         Raises:
             ServerTimeoutError: If a spawned server does not answer in time.
-            ConnectorConnectionError: If a spawned server exits at once.
+            ConnectorConnectionError: If a spawned server exits at once and no
+                other server answers on the port.
         """
         self._transport = transport
         self._server = None
         self._spawner_pid = os.getpid()
         try:
             if not (look_first and self._server_answers()):
-                self._server = spawn()
+                try:
+                    self._server = spawn()
+                except ConnectorConnectionError:
+                    # Another process may have won the race to spawn this host's
+                    # server (ours then fails to bind): use theirs if it answers.
+                    if not self._server_answers():
+                        raise
         except BaseException:
             self.close()
             raise

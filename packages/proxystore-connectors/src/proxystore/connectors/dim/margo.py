@@ -36,6 +36,7 @@ from proxystore.connectors.dim.transport import (
     RequestHandler,
     answer_packed,
     import_library,
+    no_op,
     pack_request,
     timeout_error,
     unpack_response,
@@ -150,6 +151,7 @@ def serve(
     *,
     options: Mapping[str, str],
     should_stop: Callable[[], bool],
+    on_ready: Callable[[], None] = no_op,
 ) -> None:
     """Answer DIM requests with a Margo engine until ``should_stop()``.
 
@@ -174,6 +176,7 @@ def serve(
         engine.finalize()
 
     threading.Thread(target=watch, name="dim-margo-stop", daemon=True).start()
+    on_ready()
     engine.wait_for_finalize()
 
 

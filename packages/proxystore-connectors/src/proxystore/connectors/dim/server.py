@@ -15,6 +15,7 @@ import argparse
 import atexit
 import importlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -22,14 +23,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import IO, cast
 
 from proxystore.connectors.dim.exceptions import (
     ServerTimeoutError,
     TransportUnavailableError,
 )
 from proxystore.connectors.dim.models import DIMType, Op, Request, Response, Status
-from proxystore.connectors.dim.transport import ServeFunction
+from proxystore.connectors.dim.transport import ServeFunction, no_op
 from proxystore.connectors.exceptions import ConnectorConnectionError
 from proxystore.connectors.protocols import BytesLike
 
@@ -48,6 +49,7 @@ _SRC_ROOT = Path(__file__).resolve().parents[3]
 # pid -> (process, kill timeout, pid of the process that spawned it)
 _spawned: dict[int, tuple[subprocess.Popen[bytes], float, int]] = {}
 _spawned_lock = threading.Lock()
+_READY = "ready"
 
 
 class DIMStorage:
@@ -103,6 +105,7 @@ def serve_forever(
     *,
     options: Mapping[str, str] | None = None,
     parent_pid: int | None = None,
+    notify_ready: bool = False,
 ) -> None:
     """Run a DIM server in this process until SIGINT/SIGTERM (or parent death).
 
@@ -112,6 +115,8 @@ def serve_forever(
         port: Port to bind.
         options: Transport-specific settings (e.g. ``chunk_length`` for zmq).
         parent_pid: Stop when this process is no longer our parent (it died).
+        notify_ready: Print ``ready`` on stdout once the address is bound, then
+            detach stdout (the spawning process reads that line).
 
     Raises:
         TransportUnavailableError: If the transport's library is not installed.
@@ -135,7 +140,18 @@ def serve_forever(
         storage.handle,
         options=dict(options or {}),
         should_stop=should_stop,
+        on_ready=_announce_ready if notify_ready else no_op,
     )
+
+
+def _announce_ready() -> None:
+    sys.stdout.write(f"{_READY} {os.getpid()}\n")
+    sys.stdout.flush()
+    # The spawner closes its end after this line: point stdout at /dev/null so a
+    # later print cannot fail with a broken pipe.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _load_serve(dim_type: str) -> ServeFunction:
@@ -160,6 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="transport-specific setting (repeatable)",
     )
     parser.add_argument("--parent-pid", type=int, default=None)
+    parser.add_argument(
+        "--notify-ready",
+        action="store_true",
+        help="print 'ready PID' on stdout once the address is bound",
+    )
     args = parser.parse_args(argv)
     options = {}
     for item in args.option:
@@ -174,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.port,
             options=options,
             parent_pid=args.parent_pid,
+            notify_ready=args.notify_ready,
         )
     except TransportUnavailableError as exc:
         print(f"{parser.prog}: {exc}", file=sys.stderr)
@@ -191,22 +213,26 @@ def spawn_server_process(
     spawn_timeout: float = 5.0,
     kill_timeout: float = 1.0,
 ) -> subprocess.Popen[bytes]:
-    """Start a DIM server process and return once it answers.
+    """Start a DIM server process and return once it serves.
+
+    The process reports on stdout when it has bound the address, so a process
+    that lost a race for the port is told apart from the one that won.
 
     Args:
         dim_type: Transport the server uses.
         address: Address the server binds.
         port: Port the server binds.
-        wait: The transport's ``wait_for_server(address, port, timeout)``.
+        wait: The transport's ``wait_for_server(address, port, timeout)``, used to
+            confirm the ready server answers.
         options: Transport-specific settings passed to the server.
-        spawn_timeout: Seconds to wait for the server's first answer.
+        spawn_timeout: Seconds to wait for the server to be ready and answer.
         kill_timeout: Seconds :func:`stop_server_process` waits after SIGTERM
             before it sends SIGKILL (used at interpreter exit).
 
     Raises:
-        ConnectorConnectionError: If the server process exits before answering
+        ConnectorConnectionError: If the server process exits before binding
             (e.g. the port is taken or the transport library is missing).
-        ServerTimeoutError: If the server does not answer within ``spawn_timeout``;
+        ServerTimeoutError: If the server is not ready within ``spawn_timeout``;
             the process is stopped first.
     """
     argv = [
@@ -218,6 +244,7 @@ def spawn_server_process(
         str(port),
         "--parent-pid",
         str(os.getpid()),
+        "--notify-ready",
     ]
     for key, value in (options or {}).items():
         argv += ["--option", f"{key}={value}"]
@@ -225,35 +252,49 @@ def spawn_server_process(
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(_SRC_ROOT), env.get("PYTHONPATH")) if p
     )
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env
+    )
     with _spawned_lock:
         _spawned[process.pid] = (process, kill_timeout, os.getpid())
+    where = f"{address}:{port}"
     deadline = time.monotonic() + spawn_timeout
     try:
-        while True:
-            code = process.poll()
-            if code is not None:
-                raise ConnectorConnectionError(
-                    f"DIM {dim_type} server for {address}:{port} exited with code "
-                    f"{code} before answering (port taken or transport missing? "
-                    "see its stderr)",
-                    address=f"{address}:{port}",
-                )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ServerTimeoutError(
-                    f"DIM {dim_type} server spawned for {address}:{port} did not "
-                    f"answer within {spawn_timeout:.3g} s",
-                    address=f"{address}:{port}",
-                )
-            try:
-                wait(address, port, min(0.2, remaining))
-            except ServerTimeoutError:
-                continue
-            return process
+        assert process.stdout is not None
+        with process.stdout as ready_pipe:
+            line = _read_line(ready_pipe, deadline)
+        if line is None:
+            raise ServerTimeoutError(
+                f"DIM {dim_type} server spawned for {where} was not ready within "
+                f"{spawn_timeout:.3g} s",
+                address=where,
+            )
+        if not line.startswith(_READY.encode()):
+            code = process.wait()
+            raise ConnectorConnectionError(
+                f"DIM {dim_type} server for {where} exited with code {code} before "
+                "serving (port taken or transport missing? see its stderr)",
+                address=where,
+            )
+        try:
+            wait(address, port, max(deadline - time.monotonic(), 0.1))
+        except ServerTimeoutError as exc:
+            raise ServerTimeoutError(
+                f"DIM {dim_type} server spawned for {where} bound its address but "
+                f"did not answer within {spawn_timeout:.3g} s",
+                address=where,
+            ) from exc
+        return process
     except BaseException:
         stop_server_process(process, kill_timeout)
         raise
+
+
+def _read_line(pipe: IO[bytes], deadline: float) -> bytes | None:
+    """Read one line before ``deadline``; ``b""`` at EOF, ``None`` on timeout."""
+    remaining = deadline - time.monotonic()
+    readable, _, _ = select.select([pipe], [], [], max(remaining, 0))
+    return pipe.readline() if readable else None
 
 
 def stop_server_process(process: subprocess.Popen[bytes], timeout: float = 1.0) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "Transport",
     "answer_packed",
     "import_library",
+    "no_op",
     "pack_request",
     "respond",
     "timeout_error",
@@ -91,14 +92,23 @@ class ServeFunction(Protocol):
         *,
         options: Mapping[str, str],
         should_stop: Callable[[], bool],
+        on_ready: Callable[[], None] = ...,
     ) -> None:
         """Bind ``address:port`` and answer each request with ``handler``.
 
         ``options`` are transport-specific settings given on the server's command
-        line (``--option chunk_length=65536``). Returns soon (within about 0.1 s)
-        after ``should_stop()`` becomes true.
+        line (``--option chunk_length=65536``). ``on_ready()`` is called once the
+        address is bound (implementations default it to a no-op). Returns soon
+        (within about 0.1 s) after ``should_stop()`` becomes true.
+
+        Raises:
+            Exception: The transport's own error when the address cannot be bound.
         """
         ...
+
+
+def no_op() -> None:
+    """Do nothing (the default ``on_ready`` of serve functions)."""
 
 
 def timeout_error(

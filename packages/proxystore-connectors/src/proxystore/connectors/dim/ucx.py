@@ -35,6 +35,7 @@ from proxystore.connectors.dim.transport import (
     RequestHandler,
     answer_packed,
     import_library,
+    no_op,
     pack_request,
     timeout_error,
     unpack_response,
@@ -140,6 +141,7 @@ def serve(
     *,
     options: Mapping[str, str],
     should_stop: Callable[[], bool],
+    on_ready: Callable[[], None] = no_op,
 ) -> None:
     """Answer DIM requests on UCX ``port`` until ``should_stop()``.
 
@@ -161,6 +163,7 @@ def serve(
 
     async def run() -> None:
         listener = lib.create_listener(on_connect, port)
+        on_ready()
         try:
             # should_stop() is a plain callable (signals, parent watch): poll it.
             while not should_stop():  # noqa: ASYNC110

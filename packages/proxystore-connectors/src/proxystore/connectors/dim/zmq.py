@@ -31,7 +31,12 @@ from proxystore.connectors.dim.models import (
     encode_response,
 )
 from proxystore.connectors.dim.server import spawn_server_process
-from proxystore.connectors.dim.transport import RequestHandler, respond, timeout_error
+from proxystore.connectors.dim.transport import (
+    RequestHandler,
+    no_op,
+    respond,
+    timeout_error,
+)
 from proxystore.connectors.protocols import BytesLike
 
 try:
@@ -209,6 +214,7 @@ def serve(
     *,
     options: Mapping[str, str],
     should_stop: Callable[[], bool],
+    on_ready: Callable[[], None] = no_op,
 ) -> None:
     """Answer DIM requests on ``tcp://address:port`` until ``should_stop()``.
 
@@ -225,6 +231,7 @@ def serve(
     sock.setsockopt(zmq.RCVTIMEO, _POLL_MS)
     try:
         sock.bind(f"tcp://{address}:{port}")
+        on_ready()
         while not should_stop():
             try:
                 identity = sock.recv(copy=True)
