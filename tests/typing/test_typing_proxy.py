@@ -38,9 +38,13 @@ def test_proxy_generics() -> None:
     assert_type(p.__proxy_wrapped__, list[int])
     assert_type(p.__proxy_resolved__, bool)
 
-    # Attribute access type-checks without a plugin (as Any).
+    # Attributes and operators type-check without a plugin (as Any).
     assert_type(p.append, Any)
+    assert_type(p + [2], Any)  # noqa: RUF005
+    assert_type(1 + Proxy(lambda: 1), Any)
+    assert_type(p[0], Any)
     assert_type(len(p), int)
+    assert_type(f"{p}", str)
 
     locker = ProxyLocker(p)
     assert_type(locker, ProxyLocker[list[int]])
