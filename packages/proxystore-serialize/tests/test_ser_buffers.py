@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import pickle
 from typing import Any
 
 import numpy as np
@@ -124,3 +125,14 @@ def test_new_buffer_is_writable_and_keeps_its_storage_alive() -> None:
         tail[:] = b"abcd"  # storage still owned through the slice
         assert tail.tobytes() == b"abcd"
         tail.release()
+
+
+def test_pickle_buffers_travel_out_of_band() -> None:
+    data = serialize(pickle.PickleBuffer(bytearray(b"hello world")))
+    assert data[3:7] == b"\x01\x00\x00\x00"  # one out-of-band buffer
+    result = deserialize(data)
+    assert isinstance(result, memoryview)
+    assert result.tobytes() == b"hello world"
+    assert not result.readonly
+    frozen = deserialize(serialize(pickle.PickleBuffer(b"fixed")))
+    assert frozen.readonly
