@@ -20,9 +20,10 @@ import sys
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple, Self, TypedDict
 
-from proxystore.connectors._compat import get_object_path, hostname, import_from_path
 from proxystore.connectors.exceptions import MultiConnectorError
 from proxystore.connectors.protocols import BytesLike, Connector
+from proxystore.utils.environment import hostname
+from proxystore.utils.imports import get_object_path, import_from_path
 
 __all__ = [
     "ConnectorPolicyConfig",
