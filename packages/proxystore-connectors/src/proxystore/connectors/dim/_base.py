@@ -36,8 +36,9 @@ class PeerConnector:
     """Connector API over a :class:`Transport`; subclasses pick the transport.
 
     Objects are put on this peer's server; a get, exists or evict goes to the peer
-    named in the key. Subclasses set :attr:`dim_type`, ``_transport`` and
-    ``_server`` (the server process they spawned, if any) in ``__init__``.
+    named in the key. A subclass sets :attr:`dim_type` and, in ``__init__``, calls
+    :meth:`_locate` then :meth:`_start` with its transport and a function that
+    spawns its server; everything else is shared.
     """
 
     dim_type: ClassVar[DIMType]
