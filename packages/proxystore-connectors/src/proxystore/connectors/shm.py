@@ -1,0 +1,416 @@
+"""Same-node connector keeping each object in a POSIX shared-memory segment.
+
+Every object lives in its own file of ``/dev/shm`` (a ``tmpfs``: memory, not disk),
+named ``psshm-<namespace>-<128-bit random hex>``. Any process of the same user on the
+node can read it without a server, a socket or a copy.
+
+Segment layout (integers little-endian)::
+
+    bytes 0-7    magic b"PSSHM\\x00\\x00\\x01" (the last byte is the layout version)
+    bytes 8-15   u64 payload length
+    bytes 16-63  zero
+    bytes 64-    payload
+
+The payload starts 64 bytes in, so buffers the serializer aligns to 64 bytes stay
+aligned in the page-aligned mapping.
+
+Writes are atomic: a segment is written under a temporary name created with
+``O_CREAT | O_EXCL`` and renamed onto its final name only once complete. A reader
+therefore sees a whole object or none; a writer killed mid-put leaves at most a
+temporary segment, which no key names and which :meth:`SharedMemoryConnector.close`
+of any connector of the namespace removes when clearing.
+
+Reads of large objects map the segment copy-on-write (``MAP_PRIVATE``) and return a
+``memoryview`` of the mapping: nothing is copied, the deserializer builds writable
+numpy arrays directly on the shared pages, and a consumer's writes land in private
+copies of the touched pages, never in the stored object. The mapping lives as long as
+any view or array made from it; evicting the segment meanwhile is safe (``tmpfs``
+frees the pages only after the last mapping goes).
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import re
+import secrets
+import struct
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any, Final, NamedTuple, Self
+
+from proxystore.connectors.exceptions import (
+    ConnectorConnectionError,
+    ConnectorError,
+    CorruptPayloadError,
+)
+from proxystore.connectors.protocols import BytesLike
+
+__all__ = [
+    "SharedMemoryConnector",
+    "SharedMemoryFullError",
+    "SharedMemoryKey",
+]
+
+#: Directory of POSIX shared memory on Linux (what ``shm_open`` uses).
+SHM_DIR: Final = "/dev/shm"
+#: First part of every segment name, so our segments are recognisable in ``/dev/shm``.
+PREFIX: Final = "psshm"
+
+_MAGIC: Final = b"PSSHM\x00\x00\x01"
+_HEADER: Final = struct.Struct("<8sQ")
+_HEADER_SIZE: Final = 64
+_HEADER_PAD: Final = bytes(_HEADER_SIZE - _HEADER.size)
+_TMP_MARK: Final = ".tmp-"
+#: From this payload size on, get() maps the segment instead of reading it. Mapping
+#: costs a few system calls plus a page fault per touched page; reading a small
+#: object into ``bytes`` is cheaper and its copy is negligible.
+_MAP_MIN_BYTES: Final = 256 * 1024
+_NAMESPACE_RE: Final = re.compile(r"[A-Za-z0-9_.]{1,64}")
+_FILE_MODE: Final = 0o600
+
+
+class SharedMemoryKey(NamedTuple):
+    """Key of an object in a :class:`SharedMemoryConnector`."""
+
+    name: str
+    """Segment name in ``/dev/shm`` (``psshm-<namespace>-<random hex>``)."""
+    size: int
+    """Payload size in bytes when the key was made (0 for an empty :meth:`new_key`)."""
+
+
+class SharedMemoryFullError(ConnectorError):
+    """Raised when an object does not fit in the free shared memory of the node.
+
+    The message names the object's size, the free space and the size of the
+    ``/dev/shm`` file system (raise it with ``mount -o remount,size=...``).
+    """
+
+    def __init__(self, message: str, *, needed: int, free: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.free = free
+
+
+def _random_id() -> str:
+    return secrets.token_hex(16)  # 128 bits: collisions across processes are moot
+
+
+@contextmanager
+def _os_errors(action: str, path: str) -> Iterator[None]:
+    """Translate unexpected OS errors into connector errors naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        raise ConnectorConnectionError(
+            f"Cannot {action} shared-memory segment {path!r}: {reason}.",
+            address=path,
+        ) from exc
+
+
+def _full_error(needed: int, directory: str) -> SharedMemoryFullError:
+    stats = os.statvfs(directory)
+    free = stats.f_bavail * stats.f_frsize
+    total = stats.f_blocks * stats.f_frsize
+    return SharedMemoryFullError(
+        f"Cannot store {needed} bytes in shared memory: only {free} bytes are free "
+        f"in {directory} (file system size {total} bytes). Evict objects or enlarge "
+        f"{directory}.",
+        needed=needed,
+        free=free,
+    )
+
+
+def _write_all(fd: int, header: bytes, view: memoryview) -> None:
+    total = len(header) + len(view)
+    written = os.writev(fd, [header, view])
+    # Writes to tmpfs are normally complete; loop for the rare short write.
+    while written < total:
+        if written < len(header):
+            written += os.writev(fd, [header[written:], view])
+        else:
+            written += os.write(fd, view[written - len(header) :])
+
+
+class SharedMemoryConnector:
+    """Connector storing each object in its own shared-memory segment of the node.
+
+    Objects are visible to every process of the same user on this machine that uses
+    the same ``namespace``; nothing crosses the network.
+
+    Args:
+        namespace: Group of segments this connector works in (letters, digits, ``_``
+            and ``.``; at most 64 characters). :meth:`close` with ``clear`` removes
+            every segment of the namespace, whichever process wrote it.
+        clear: Remove the namespace's segments on :meth:`close`.
+
+    Raises:
+        ValueError: if ``namespace`` has other characters or is empty or too long.
+        ConnectorConnectionError: if ``/dev/shm`` does not exist (not Linux).
+    """
+
+    def __init__(self, namespace: str = "proxystore", *, clear: bool = True) -> None:
+        if not _NAMESPACE_RE.fullmatch(namespace):
+            raise ValueError(
+                f"Invalid namespace {namespace!r}: use 1-64 letters, digits, '_' "
+                "or '.'."
+            )
+        if not os.path.isdir(SHM_DIR):
+            raise ConnectorConnectionError(
+                f"Shared memory directory {SHM_DIR!r} does not exist; the "
+                "shared-memory connector needs Linux POSIX shared memory.",
+                address=SHM_DIR,
+            )
+        self.namespace = namespace
+        self.clear = clear
+        self._stem = f"{PREFIX}-{namespace}-"
+        # Names of this namespace: final segments and temporary ones being written.
+        self._ours = re.compile(
+            re.escape(self._stem) + r"[0-9a-f]{32}(?:" + re.escape(_TMP_MARK) + r".+)?"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(namespace={self.namespace!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------- naming
+    def _new_name(self) -> str:
+        return self._stem + _random_id()
+
+    @staticmethod
+    def _path(key: SharedMemoryKey) -> str:
+        name = key.name
+        # Keys may come from another process inside a pickled proxy: accept only our
+        # own segment names, which can neither escape /dev/shm nor name a temp file.
+        if (
+            not name.startswith(PREFIX + "-")
+            or "/" in name
+            or "\0" in name
+            or _TMP_MARK in name
+        ):
+            raise ValueError(f"Invalid shared-memory segment name in key {key!r}.")
+        return os.path.join(SHM_DIR, name)
+
+    def segments(self) -> list[str]:
+        """Return the names of this namespace's segments now in ``/dev/shm``.
+
+        Includes temporary segments of writes in progress (or of writers that were
+        killed mid-write).
+        """
+        with os.scandir(SHM_DIR) as entries:
+            return sorted(e.name for e in entries if self._ours.fullmatch(e.name))
+
+    # ------------------------------------------------------------- lifecycle
+    def close(self, clear: bool | None = None) -> None:
+        """Close the connector, removing the namespace's segments when clearing.
+
+        Args:
+            clear: Remove every segment of the namespace, complete or temporary,
+                written by any process (also those of crashed writers); ``None``
+                uses the ``clear`` given to the constructor. Arrays still mapped
+                stay valid. Closing twice is harmless.
+        """
+        if not (self.clear if clear is None else clear):
+            return
+        for name in self.segments():
+            with suppress(FileNotFoundError):
+                os.unlink(os.path.join(SHM_DIR, name))
+
+    def config(self) -> dict[str, Any]:
+        """Return the options that :meth:`from_config` takes."""
+        return {"namespace": self.namespace, "clear": self.clear}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self:
+        """Create a connector from the output of :meth:`config`.
+
+        Raises:
+            TypeError: if ``config`` has an unknown option.
+            ValueError: if the namespace is invalid.
+        """
+        return cls(**config)
+
+    # ------------------------------------------------------------- operations
+    def evict(self, key: SharedMemoryKey) -> None:
+        """Remove the segment at ``key``; a missing key is ignored.
+
+        Processes that still use the object keep a valid mapping of it.
+
+        Raises:
+            ValueError: if the key does not name a segment of this connector kind.
+            ConnectorConnectionError: if the segment exists but cannot be removed.
+        """
+        path = self._path(key)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            with _os_errors("remove", path):
+                raise
+
+    def exists(self, key: SharedMemoryKey) -> bool:
+        """Return whether a segment exists at ``key``.
+
+        Raises:
+            ValueError: if the key does not name a segment of this connector kind.
+        """
+        return os.path.exists(self._path(key))
+
+    def get(self, key: SharedMemoryKey) -> bytes | memoryview | None:
+        """Return the object at ``key``, or ``None`` when no segment exists there.
+
+        Objects of 256 KiB or more come back as a writable ``memoryview`` of a
+        private (copy-on-write) mapping of the segment: no copy, and writes through
+        it (or through arrays built on it) never reach the stored object. Smaller
+        objects are read into ``bytes``.
+
+        Raises:
+            ValueError: if the key does not name a segment of this connector kind.
+            CorruptPayloadError: if the segment is shorter than its header declares
+                (truncated) or is not a segment of this connector.
+            ConnectorConnectionError: if the segment exists but cannot be read.
+        """
+        path = self._path(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            with _os_errors("open", path):
+                raise
+        try:
+            with _os_errors("read", path):
+                size = os.fstat(fd).st_size
+                if size < _HEADER_SIZE + _MAP_MIN_BYTES:
+                    data = os.read(fd, size)
+                    length = self._check(key, data, len(data))
+                    return data[_HEADER_SIZE : _HEADER_SIZE + length]
+                mapping = mmap.mmap(
+                    fd,
+                    size,
+                    flags=mmap.MAP_PRIVATE,
+                    prot=mmap.PROT_READ | mmap.PROT_WRITE,
+                )
+        finally:
+            os.close(fd)
+        # Only a view escapes: the mapping is unmapped when the last view or array
+        # over it is garbage collected (closing it here would fail or break them).
+        length = self._check(key, mapping, size)
+        view = memoryview(mapping)
+        return view[_HEADER_SIZE : _HEADER_SIZE + length]
+
+    @staticmethod
+    def _check(key: SharedMemoryKey, data: bytes | mmap.mmap, size: int) -> int:
+        """Validate a segment's header and return its payload length."""
+        if size < _HEADER_SIZE:
+            raise CorruptPayloadError(
+                f"Shared-memory segment {key.name!r} is truncated: {size} bytes, "
+                f"shorter than its {_HEADER_SIZE}-byte header (key size {key.size})."
+            )
+        magic, length = _HEADER.unpack_from(data, 0)
+        if magic != _MAGIC:
+            raise CorruptPayloadError(
+                f"Shared-memory segment {key.name!r} has no valid header "
+                f"(magic {magic!r}); it was not written by this connector."
+            )
+        if size < _HEADER_SIZE + length:
+            raise CorruptPayloadError(
+                f"Shared-memory segment {key.name!r} is truncated: it holds "
+                f"{size - _HEADER_SIZE} payload bytes, its header declares {length} "
+                f"(key size {key.size})."
+            )
+        return int(length)
+
+    def get_batch(self, keys: Sequence[SharedMemoryKey]) -> list[BytesLike | None]:
+        """Return the object at each key (``None`` where missing), in order.
+
+        Raises:
+            CorruptPayloadError: if a segment is truncated.
+        """
+        return [self.get(key) for key in keys]
+
+    def new_key(self, obj: BytesLike | None = None) -> SharedMemoryKey:
+        """Return a fresh key, storing ``obj`` at it when given.
+
+        Raises:
+            SharedMemoryFullError: if ``obj`` does not fit in free shared memory.
+        """
+        if obj is None:
+            return SharedMemoryKey(self._new_name(), 0)
+        return self.put(obj)
+
+    def put(self, obj: BytesLike) -> SharedMemoryKey:
+        """Store ``obj`` in a new segment and return its key.
+
+        Raises:
+            SharedMemoryFullError: if ``obj`` does not fit in the free space of
+                ``/dev/shm``; nothing is left behind.
+            ConnectorConnectionError: if the segment cannot be written otherwise.
+        """
+        name = self._new_name()
+        size = self._write(name, obj)
+        return SharedMemoryKey(name, size)
+
+    def put_batch(self, objs: Sequence[BytesLike]) -> list[SharedMemoryKey]:
+        """Store each object in a new segment; return the keys in order.
+
+        Raises:
+            SharedMemoryFullError: if an object does not fit (earlier ones stay).
+        """
+        return [self.put(obj) for obj in objs]
+
+    def set(self, key: SharedMemoryKey, obj: BytesLike) -> None:
+        """Atomically store ``obj`` at ``key``, replacing any object already there.
+
+        Readers that mapped the previous object keep it unchanged.
+
+        Raises:
+            ValueError: if the key does not name a segment of this connector kind.
+            SharedMemoryFullError: if ``obj`` does not fit in free shared memory.
+            ConnectorConnectionError: if the segment cannot be written otherwise.
+        """
+        self._path(key)
+        self._write(key.name, obj)
+
+    def _write(self, name: str, obj: BytesLike) -> int:
+        """Write ``obj`` to a temporary segment, then rename it to ``name``."""
+        with memoryview(obj) as raw, raw.cast("B") as view:
+            size = len(view)
+            needed = _HEADER_SIZE + size
+            stats = os.statvfs(SHM_DIR)
+            if needed > stats.f_bavail * stats.f_frsize:
+                raise _full_error(needed, SHM_DIR)
+            final = os.path.join(SHM_DIR, name)
+            tmp = f"{final}{_TMP_MARK}{secrets.token_hex(6)}"
+            header = _HEADER.pack(_MAGIC, size) + _HEADER_PAD
+            try:
+                fd = os.open(
+                    tmp,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                    _FILE_MODE,
+                )
+                try:
+                    _write_all(fd, header, view)
+                finally:
+                    os.close(fd)
+                # Names hold 128 random bits, so a put never replaces an object.
+                os.replace(tmp, final)
+            except BaseException as exc:
+                with suppress(OSError):
+                    os.unlink(tmp)
+                if not isinstance(exc, OSError):
+                    raise
+                if exc.errno in (errno.ENOSPC, errno.EFBIG):
+                    # Another writer took the space between our check and write.
+                    raise _full_error(needed, SHM_DIR) from exc
+                with _os_errors("write", final):
+                    raise
+        return size
