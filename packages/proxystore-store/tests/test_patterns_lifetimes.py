@@ -158,3 +158,15 @@ def test_register_lifetime_atexit_returns_unregistrable_callback(
     callback()
     assert lifetime.done()
     assert not store.exists(key)
+
+
+def test_ended_lifetime_refused_before_anything_is_stored() -> None:
+    data: dict[Any, bytes] = {}
+    with Store("ended-lifetime", LocalConnector(data)) as store:
+        lifetime = ContextLifetime(store)
+        lifetime.close()
+        with pytest.raises(RuntimeError, match="ended"):
+            store.proxy([1, 2], lifetime=lifetime)
+        with pytest.raises(RuntimeError, match="ended"):
+            store.put_batch([1, 2], lifetime=lifetime)
+        assert data == {}

@@ -246,6 +246,15 @@ class Store(Generic[ConnectorT]):
             ) from e
 
     # ------------------------------------------------------------ operations
+    @staticmethod
+    def _check_lifetime(lifetime: Lifetime | None) -> None:
+        # Refuse an ended lifetime before anything is stored: checking afterwards
+        # (when the key is attached) would leave an object nobody evicts.
+        if lifetime is not None and lifetime.done():
+            raise RuntimeError(
+                f"{lifetime!r} has ended: no new object can be attached to it."
+            )
+
     def put(
         self,
         obj: Any,
@@ -267,6 +276,7 @@ class Store(Generic[ConnectorT]):
             SerializationError: if the default serializer cannot handle ``obj``.
             ConnectorError: if the connector fails.
         """
+        self._check_lifetime(lifetime)
         metrics = self._metrics
         if metrics is None:
             key: ConnectorKeyT = self.connector.put(
@@ -300,6 +310,7 @@ class Store(Generic[ConnectorT]):
             SerializationError: if the default serializer cannot handle an object.
             ConnectorError: if the connector fails.
         """
+        self._check_lifetime(lifetime)
         metrics = self._metrics
         start = 0 if metrics is None else _now()
         datas = [self._to_bytes(obj, serializer) for obj in objs]
@@ -500,6 +511,7 @@ class Store(Generic[ConnectorT]):
             if skip_nonproxiable:
                 return obj
             raise _nonproxiable_error(obj)
+        self._check_lifetime(lifetime)
         metrics = self._metrics
         start = 0 if metrics is None else _now()
         key = self.put(obj, serializer=serializer, **kwargs)
