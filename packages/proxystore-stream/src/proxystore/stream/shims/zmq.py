@@ -66,6 +66,7 @@ class ZeroMQPublisher:
             TimeoutError: If fewer arrived within ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
+        self._drain_subscriptions()
         while self._subscriptions < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._socket.poll(int(remaining * 1000) + 1):

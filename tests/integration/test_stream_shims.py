@@ -1,0 +1,134 @@
+"""Behaviour of each broker shim on a real server (single process)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.integration.harness import ServerAddress
+from tests.integration.harness.ports import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def _topic() -> str:
+    return f"shim-{uuid.uuid4().hex[:8]}"
+
+
+def test_redis_queue_timeout_and_prefetch_returned_on_close(
+    redis_server: ServerAddress,
+) -> None:
+    from proxystore.stream.shims.redis import (
+        RedisQueuePublisher,
+        RedisQueueSubscriber,
+    )
+
+    topic = _topic()
+    host, port = redis_server
+    with RedisQueuePublisher(host, port) as publisher:
+        for i in range(10):
+            publisher.send_message(topic, b"%d" % i)
+    with RedisQueueSubscriber(host, port, topic, prefetch=4) as sub:
+        assert [sub.next_message() for _ in range(2)] == [b"0", b"1"]
+    # Two prefetched-but-unread messages went back to the head, in order.
+    with RedisQueueSubscriber(host, port, topic, timeout=0.2, prefetch=1) as sub:
+        assert list(_take(sub, 8)) == [b"%d" % i for i in range(2, 10)]
+        with pytest.raises(TimeoutError, match=topic):
+            sub.next_message()
+
+
+def _take(sub: object, n: int) -> list[bytes]:
+    return [next(sub) for _ in range(n)]  # type: ignore[call-overload]
+
+
+def test_redis_pubsub_delivers_to_every_subscriber(redis_server: ServerAddress) -> None:
+    from proxystore.stream.shims.redis import RedisPublisher, RedisSubscriber
+
+    a, b = _topic(), _topic()
+    host, port = redis_server
+    with (
+        RedisSubscriber(host, port, [a, b]) as both,
+        RedisSubscriber(host, port, a) as only_a,
+        RedisPublisher(host, port) as publisher,
+    ):
+        publisher.send_message(a, b"1")
+        publisher.send_message(b, b"2")
+        assert [both.next_message(), both.next_message()] == [b"1", b"2"]
+        assert only_a.next_message() == b"1"
+
+
+def test_redis_unreachable_names_address() -> None:
+    from proxystore.stream.shims.redis import RedisQueuePublisher
+
+    port = free_port()
+    with (
+        RedisQueuePublisher("127.0.0.1", port) as publisher,
+        pytest.raises(ConnectionError, match=f"127.0.0.1:{port}"),
+    ):
+        publisher.send_message("t", b"x")
+
+
+def test_zmq_exact_topics_and_timeout() -> None:
+    from proxystore.stream.shims.zmq import ZeroMQPublisher, ZeroMQSubscriber
+
+    port = free_port()
+    with (
+        ZeroMQPublisher("127.0.0.1", port) as publisher,
+        ZeroMQSubscriber("127.0.0.1", port, topic="ab", timeout=0.5) as ab,
+        ZeroMQSubscriber("127.0.0.1", port, timeout=0.5) as every,
+    ):
+        publisher.wait_for_subscribers(2)
+        publisher.send_message("abc", b"prefix only")
+        publisher.send_message("ab", b"exact")
+        assert ab.next_message() == b"exact"
+        assert [every.next_message(), every.next_message()] == [
+            b"prefix only",
+            b"exact",
+        ]
+        with pytest.raises(TimeoutError):
+            ab.next_message()
+    with (
+        ZeroMQPublisher("127.0.0.1", free_port()) as lonely,
+        pytest.raises(TimeoutError, match="0 of 1"),
+    ):
+        lonely.wait_for_subscribers(1, timeout=0.2)
+
+
+def test_zmq_bind_conflict_is_connection_error() -> None:
+    from proxystore.stream.shims.zmq import ZeroMQPublisher
+
+    port = free_port()
+    with (
+        ZeroMQPublisher("127.0.0.1", port),
+        pytest.raises(ConnectionError, match=str(port)),
+    ):
+        ZeroMQPublisher("127.0.0.1", port)
+
+
+def test_kafka_subscriber_timeout_and_close(kafka_server: ServerAddress) -> None:
+    import confluent_kafka
+
+    from proxystore.stream.shims.kafka import KafkaPublisher, KafkaSubscriber
+
+    topic = _topic()
+    servers = f"{kafka_server.host}:{kafka_server.port}"
+    publisher = KafkaPublisher(confluent_kafka.Producer({"bootstrap.servers": servers}))
+    publisher.send_message(topic, b"hello")
+    publisher.close()
+    client = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": servers,
+            "group.id": topic,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+        },
+    )
+    client.subscribe([topic])
+    with KafkaSubscriber(client, timeout=30) as sub:
+        assert sub.next_message() == b"hello"
+        sub._timeout = 0.5
+        with pytest.raises(TimeoutError):
+            sub.next_message()
+    sub.close()  # idempotent
