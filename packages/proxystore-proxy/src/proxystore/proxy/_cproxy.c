@@ -2,9 +2,9 @@
  *
  * `ProxyBase` stores the four proxy slots and forwards every type slot
  * (number, sequence, mapping, comparison, hash, iteration, call, str, async)
- * straight to the cached target. Attribute lookup asks the proxy's type first
- * (one cached `_PyType_Lookup`) and otherwise reads the attribute from the
- * target, so a resolved proxy never pays for a failed lookup plus an exception
+ * and `__class__` straight to the cached target. Attribute lookup asks the
+ * proxy's type first (one cached `_PyType_Lookup`) and otherwise reads the
+ * attribute from the target, so a resolved proxy never pays for a failed lookup plus an exception
  * as a pure-Python `__getattr__` does.
  *
  * When no target is cached, resolution always goes through the
@@ -354,6 +354,48 @@ ASYNC_SLOT(proxy_await, am_await, "object %.100s can't be used in 'await' expres
 ASYNC_SLOT(proxy_aiter, am_aiter, "'%.100s' object is not an async iterable")
 ASYNC_SLOT(proxy_anext, am_anext, "'%.100s' object is not an async iterator")
 
+/* ------------------------------------------------------------------ __class__ */
+
+static PyObject *str_class;  /* "__class__" */
+
+/* The target's class, so that isinstance(proxy, type(target)) holds; while
+ * unresolved, the cached default class (if any) avoids resolving. */
+static PyObject *
+proxy_get_class(PyObject *self, void *Py_UNUSED(closure))
+{
+    ProxyObject *p = (ProxyObject *)self;
+    if (p->target == NULL && p->default_class != NULL && p->default_class != Py_None) {
+        Py_INCREF(p->default_class);
+        return p->default_class;
+    }
+    PyObject *t = proxy_target(self);
+    if (t == NULL) {
+        return NULL;
+    }
+    PyObject *res = PyObject_GetAttr(t, str_class);
+    Py_DECREF(t);
+    return res;
+}
+
+static int
+proxy_set_class(PyObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    PyObject *t = proxy_target(self);
+    if (t == NULL) {
+        return -1;
+    }
+    int res = PyObject_SetAttr(t, str_class, value);
+    Py_DECREF(t);
+    return res;
+}
+
+static PyGetSetDef proxy_getset[] = {
+    {"__class__", proxy_get_class, proxy_set_class,
+     PyDoc_STR("The target's class (the cached default class while unresolved)."),
+     NULL},
+    {NULL},
+};
+
 /* ------------------------------------------------------------------ type */
 
 static PyMemberDef proxy_members[] = {
@@ -437,6 +479,7 @@ static PyTypeObject ProxyBase_Type = {
     .tp_clear = (inquiry)proxy_clear,
     .tp_weaklistoffset = offsetof(ProxyObject, weakreflist),
     .tp_members = proxy_members,
+    .tp_getset = proxy_getset,
     .tp_getattro = proxy_getattro,
     .tp_as_number = &proxy_as_number,
     .tp_as_sequence = &proxy_as_sequence,
@@ -499,7 +542,8 @@ PyInit__cproxy(void)
     };
     str_wrapped = PyUnicode_InternFromString("__proxy_wrapped__");
     str_target = PyUnicode_InternFromString("__proxy_target__");
-    if (str_wrapped == NULL || str_target == NULL) {
+    str_class = PyUnicode_InternFromString("__class__");
+    if (str_wrapped == NULL || str_target == NULL || str_class == NULL) {
         return NULL;
     }
     for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {

@@ -2,12 +2,13 @@
 
 A proxy is two layers:
 
-- a *forwarding engine* that stores the slots and forwards every operator and
-  attribute to the target: the compiled `_cproxy.ProxyBase` when it is built, else
-  the pure-Python `_pure.PurePythonProxyBase` (same behaviour, slower);
+- a *forwarding engine* that stores the slots and forwards every operator,
+  attribute and `__class__` to the target: the compiled `_cproxy.ProxyBase` when
+  it is built, else the pure-Python `_pure.PurePythonProxyBase` (same behaviour,
+  slower);
 - `_ProxyAPI`, written once in Python on top of either engine: construction,
-  resolution (`__proxy_wrapped__`), `__class__`, `repr`, pickling, copying and the
-  operators that have no type slot (`format`, `round`, `math.trunc`, `with`, ...).
+  resolution (`__proxy_wrapped__`), `repr`, pickling, copying and the operators
+  that have no type slot (`format`, `round`, `math.trunc`, `with`, numpy, ...).
 """
 
 from __future__ import annotations
@@ -170,18 +171,6 @@ class _ProxyAPI(Generic[T]):
     @__proxy_wrapped__.deleter
     def __proxy_wrapped__(self) -> None:
         object.__delattr__(self, "__proxy_target__")
-
-    @property
-    def __class__(self) -> type:
-        """The target's class; the cached default class while unresolved."""
-        default: DefaultClassType = _get(self, "__proxy_default_class__")
-        if default is not None and not self.__proxy_resolved__:
-            return default
-        return self.__proxy_wrapped__.__class__
-
-    @__class__.setter
-    def __class__(self, value: type) -> None:
-        self.__proxy_wrapped__.__class__ = value
 
     # ------------------------------------------------------------- attributes
     def __setattr__(self, name: str, value: Any) -> None:

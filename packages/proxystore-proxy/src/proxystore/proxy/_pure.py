@@ -139,6 +139,19 @@ class PurePythonProxyBase:
         "__weakref__",
     )
 
+    @property
+    def __class__(self) -> type:
+        """The target's class; the cached default class while unresolved."""
+        if target_or(self, _MISSING) is _MISSING:
+            default: type | None = slot_or(self, "__proxy_default_class__", None)
+            if default is not None:
+                return default
+        return target_of(self).__class__  # type: ignore[no-any-return]
+
+    @__class__.setter
+    def __class__(self, value: type) -> None:
+        target_of(self).__class__ = value
+
     def __getattribute__(self, name: str) -> Any:
         if on_type(type(self), name):
             return _get(self, name)
