@@ -44,8 +44,12 @@ from typing import Any, NamedTuple, Self, cast
 import redis
 import redis.cluster
 import redis.exceptions
+from redis._parsers import _RESP2Parser, _RESP3Parser
+from redis._parsers.socket import SERVER_CLOSED_CONNECTION_ERROR, SocketBuffer
 from redis.backoff import NoBackoff
+from redis.connection import DefaultParser
 from redis.retry import Retry
+from redis.utils import DEFAULT_RESP_VERSION, SENTINEL
 
 from proxystore.connectors.exceptions import (
     ConnectorConnectionError,
@@ -72,6 +76,86 @@ class RedisKey(NamedTuple):
 
 
 _Client = redis.Redis | redis.cluster.RedisCluster
+
+#: Bulk replies at least this large are received straight into their final buffer.
+_LARGE_REPLY = 1 << 20
+
+
+class _LargeReplyBuffer(SocketBuffer):
+    """redis-py's socket buffer, receiving large bulk replies without extra copies.
+
+    The pure-Python parser collects a bulk reply chunk by chunk in a ``BytesIO``,
+    then reads, concatenates and slices it: about five copies of a 100 MB value.
+    Here a large reply is received with ``recv_into`` directly into one
+    ``bytearray`` (after draining what the buffer already holds), and its CRLF
+    terminator is cut off in place: one copy, from the kernel.
+    """
+
+    def read(self, length: int, timeout: float | object = SENTINEL) -> Any:
+        if length < _LARGE_REPLY:
+            return super().read(length, timeout)
+        total = length + 2  # payload and its CRLF terminator
+        out = bytearray(total)
+        with memoryview(out) as view:
+            got = self._buffer.readinto(view)
+            sock = self._sock
+            if timeout is not SENTINEL:
+                sock.settimeout(cast("float | None", timeout))
+            try:
+                while got < total:
+                    # socket.timeout / OSError propagate: the connection turns them
+                    # into redis TimeoutError / ConnectionError and disconnects.
+                    received = sock.recv_into(view[got:])
+                    if not received:
+                        raise redis.exceptions.ConnectionError(
+                            SERVER_CLOSED_CONNECTION_ERROR
+                        )
+                    got += received
+            finally:
+                if timeout is not SENTINEL:
+                    sock.settimeout(self.socket_timeout)
+        del out[length:]  # drop the CRLF: shrinks at the end, no copy
+        return out
+
+
+def _attach_large_reply_buffer(parser: Any, connection: Any) -> None:
+    parser._buffer = _LargeReplyBuffer(
+        connection._sock, parser.socket_read_size, connection.socket_timeout
+    )
+
+
+class _LargeReplyRESP2Parser(_RESP2Parser):
+    """The pure-Python RESP2 parser, with :class:`_LargeReplyBuffer` as its buffer."""
+
+    def on_connect(self, connection: Any) -> None:
+        super().on_connect(connection)  # type: ignore[no-untyped-call]
+        _attach_large_reply_buffer(self, connection)
+
+
+class _LargeReplyRESP3Parser(_RESP3Parser):
+    """The pure-Python RESP3 parser, with :class:`_LargeReplyBuffer` as its buffer."""
+
+    def on_connect(self, connection: Any) -> None:
+        super().on_connect(connection)  # type: ignore[no-untyped-call]
+        _attach_large_reply_buffer(self, connection)
+
+
+def _use_large_reply_parser(client: redis.Redis) -> None:
+    """Install a large-reply parser on ``client``'s pool where it applies.
+
+    Only when redis-py would use one of its pure-Python parsers anyway: hiredis (a
+    C parser) is left alone when installed, and so is a parser chosen by the user.
+    The protocol (RESP2 or RESP3, redis-py's default depends on its version) picks
+    the matching subclass.
+    """
+    kwargs = client.connection_pool.connection_kwargs
+    if DefaultParser is not _RESP2Parser or "parser_class" in kwargs:
+        return
+    protocol = kwargs.get("protocol") or DEFAULT_RESP_VERSION
+    if str(protocol) == "3":
+        kwargs["parser_class"] = _LargeReplyRESP3Parser
+    elif str(protocol) == "2":
+        kwargs["parser_class"] = _LargeReplyRESP2Parser
 
 
 def _translate(exc: Exception, address: str, action: str) -> ConnectorError:
@@ -253,7 +337,9 @@ class RedisConnector:
                 return redis.cluster.RedisCluster(
                     host=self.hostname, port=self.port, **options
                 )
-            return redis.Redis(host=self.hostname, port=self.port, **options)
+            client = redis.Redis(host=self.hostname, port=self.port, **options)
+            _use_large_reply_parser(client)
+            return client
 
     def _errors(self, action: str) -> _ErrorBoundary:
         return _ErrorBoundary(self.address, action)
@@ -327,14 +413,17 @@ class RedisConnector:
         with self._errors("EXISTS"):
             return bool(self._redis.exists(key.redis_key))
 
-    def get(self, key: RedisKey) -> bytes | None:
+    def get(self, key: RedisKey) -> BytesLike | None:
         """Return the object at ``key``, or ``None`` when missing.
+
+        Large objects come back as a ``bytearray`` received in place (no copy
+        after the socket); small ones as ``bytes``.
 
         Raises:
             ConnectorConnectionError: if the server cannot be reached.
         """
         with self._errors("GET"):
-            return cast("bytes | None", self._redis.get(key.redis_key))
+            return cast("BytesLike | None", self._redis.get(key.redis_key))
 
     def get_batch(self, keys: Sequence[RedisKey]) -> list[BytesLike | None]:
         """Return the object at each key (``None`` where missing), in order.
