@@ -458,3 +458,18 @@ def _walk(tb: Any) -> Any:
     while tb is not None:
         yield tb
         tb = tb.tb_next
+
+
+def test_class_assignment_is_forwarded(proxy_cls: Any) -> None:
+    class A:
+        pass
+
+    class B:
+        pass
+
+    a = A()
+    p = proxy_cls(lambda: a)
+    p.__class__ = B
+    assert type(a) is B
+    assert isinstance(p, B)
+    assert type(p) is proxy_cls
