@@ -467,7 +467,7 @@ def test_class_assignment_is_forwarded(proxy_cls: Any) -> None:
     class B:
         pass
 
-    a = A()
+    a: Any = A()
     p = proxy_cls(lambda: a)
     p.__class__ = B
     assert type(a) is B
