@@ -6,6 +6,7 @@ import errno
 import json
 import mmap
 import os
+import pickle
 import secrets
 import signal
 import subprocess
@@ -359,6 +360,21 @@ def test_store_get_is_zero_copy_and_writes_stay_private(
         report = json.loads(_run_child(_CHILD_STORE, NAMESPACE, json.dumps(list(key))))
         assert report == {"sum": float(arr.sum()), "writeable": True, "owner": "mmap"}
         assert np.array_equal(store.get(key), arr)
+
+
+def test_travelled_proxy_resolves_onto_the_mapping(
+    connector: SharedMemoryConnector,
+) -> None:
+    arr = np.arange(100_000, dtype=np.int64)
+    with Store("shm-proxy", connector, cache_size=0, register=True) as store:
+        proxy = pickle.loads(pickle.dumps(store.proxy(arr)))
+        resolved = extract(proxy)
+        owner: Any = resolved
+        while getattr(owner, "base", None) is not None:
+            owner = owner.base
+        assert isinstance(owner, memoryview)
+        assert isinstance(owner.obj, mmap.mmap)
+        assert np.array_equal(resolved, arr)
 
 
 _CHILD_KILLED = """

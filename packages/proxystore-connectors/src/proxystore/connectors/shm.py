@@ -48,6 +48,8 @@ from proxystore.connectors.exceptions import (
 from proxystore.connectors.protocols import BytesLike
 
 __all__ = [
+    "PREFIX",
+    "SHM_DIR",
     "SharedMemoryConnector",
     "SharedMemoryFullError",
     "SharedMemoryKey",
