@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 
 import pytest
 
-from proxystore.connectors.redis import RedisConnector, RedisKey
+from proxystore.connectors.redis import _LARGE_REPLY, RedisConnector, RedisKey
 from tests.integration.harness import ServerAddress
 from tests.integration.harness.redis import redis_command
 
@@ -20,7 +21,10 @@ def connector(redis_server: ServerAddress) -> Iterator[RedisConnector]:
         yield connector
 
 
-@pytest.mark.parametrize("size", [_MIB - 1, _MIB, _MIB + 1, 3 * _MIB + 7])
+@pytest.mark.parametrize(
+    "size",
+    [_LARGE_REPLY - 1, _LARGE_REPLY, _LARGE_REPLY + 1, 3 * _MIB + 7, 0],
+)
 def test_values_around_the_large_reply_threshold(
     connector: RedisConnector, size: int
 ) -> None:
@@ -29,6 +33,8 @@ def test_values_around_the_large_reply_threshold(
     got = connector.get(key)
     assert got is not None
     assert len(got) == size
+    if size >= _LARGE_REPLY and importlib.util.find_spec("hiredis") is None:
+        assert isinstance(got, bytearray)  # received in place
     assert got == data
     # The connection is still in step with the server afterwards.
     small = connector.put(b"after")

@@ -28,7 +28,7 @@ Design notes:
   restarted) is retried once on a new connection, so a restarted server is used again
   without any action from the caller.
 * **No extra copies.** Values are sent as ``memoryview``-s (the client writes them to
-  the socket as they are). A reply of 1 MiB or more is received with ``recv_into``
+  the socket as they are). A reply of 64 KiB or more is received with ``recv_into``
   straight into the ``bytearray`` that :meth:`RedisConnector.get` returns, instead
   of the pure-Python parser's chunked buffer (about five copies); about twice as
   fast for 100 MB. Skipped when the C parser ``hiredis`` is installed.
@@ -80,8 +80,9 @@ class RedisKey(NamedTuple):
 
 _Client = redis.Redis | redis.cluster.RedisCluster
 
-#: Bulk replies at least this large are received straight into their final buffer.
-_LARGE_REPLY = 1 << 20
+#: Bulk replies at least this large are received straight into their final buffer
+#: (measured: a 1 MB GET takes half the time, a 100 KB one 20 % less).
+_LARGE_REPLY = 64 << 10
 _UNSET = object()
 
 
