@@ -27,7 +27,7 @@ from proxystore.proxy import (
     resolve,
 )
 from proxystore.proxy._property import ProxyProperty, proxy_property
-from proxystore.proxy._proxy import PurePythonProxy, compiled
+from proxystore.proxy._proxy import _RESOLVING, PurePythonProxy, compiled
 
 
 class CountingFactory:
@@ -473,3 +473,38 @@ def test_class_assignment_is_forwarded(proxy_cls: Any) -> None:
     assert type(a) is B
     assert isinstance(p, B)
     assert type(p) is proxy_cls
+
+
+def test_concurrent_first_use_calls_factory_once(proxy_cls: Any) -> None:
+    started = threading.Event()
+    release = threading.Event()
+    calls: list[int] = []
+
+    def slow_factory() -> list[int]:
+        calls.append(1)
+        started.set()
+        release.wait(10)
+        return [1, 2, 3]
+
+    p = proxy_cls(slow_factory)
+    results: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(len(p))) for _ in range(4)
+    ]
+    threads[0].start()
+    assert started.wait(10)
+    for thread in threads[1:]:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert results == [3, 3, 3, 3]
+    assert calls == [1]
+    assert id(p) not in _RESOLVING
+
+
+def test_failed_resolution_leaves_no_lock_behind(proxy_cls: Any) -> None:
+    p = proxy_cls(FailingFactory())
+    with pytest.raises(ProxyResolveError):
+        extract(p)
+    assert id(p) not in _RESOLVING

@@ -17,6 +17,8 @@ import copy
 import math
 import operator
 import os
+from _thread import RLock as _RLock
+from _thread import _count as _other_threads
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, SupportsIndex, TypeAlias, TypeVar
 
@@ -94,6 +96,30 @@ def _unwrap(obj: Any) -> Any:
     return target_of(obj) if issubclass(type(obj), _ProxyAPI) else obj
 
 
+# Locks of the proxies being resolved now, by id (present only during resolution).
+# RLock: a factory that uses its own proxy recurses (RecursionError) like without.
+_RESOLVING: dict[int, _RLock] = {}
+# A lock held by a thread of the parent must not block the forked child.
+os.register_at_fork(after_in_child=_RESOLVING.clear)
+
+
+def _call_factory(proxy: _ProxyAPI[T]) -> T:
+    try:
+        factory: FactoryType[T] = _get(proxy, "__proxy_factory__")
+    except AttributeError as e:
+        raise ProxyResolveError(
+            "Cannot resolve the proxy: it has no factory (__init__ never ran).", e
+        ) from e
+    try:
+        return factory()
+    except Exception as e:
+        raise ProxyResolveError(
+            f"Cannot resolve the proxy: its factory {factory!r} raised "
+            f"{type(e).__name__}: {e}",
+            e,
+        ) from e
+
+
 class _ProxyAPI(Generic[T]):
     """The Python half of every proxy class (see the module docstring)."""
 
@@ -140,6 +166,9 @@ class _ProxyAPI(Generic[T]):
     def __proxy_wrapped__(self) -> T:
         """The target: the cached one, or the factory's result (then cached).
 
+        Threads that use an unresolved proxy at the same time call the factory
+        once: one resolves, the others wait for its result.
+
         Raises:
             ProxyResolveError: The factory raised (the error is the `cause`) or
                 the proxy has no factory.
@@ -147,21 +176,23 @@ class _ProxyAPI(Generic[T]):
         target: T = _target_or(self, _MISSING)
         if target is not _MISSING:
             return target
-        try:
-            factory = _get(self, "__proxy_factory__")
-        except AttributeError as e:
-            raise ProxyResolveError(
-                "Cannot resolve the proxy: it has no factory (__init__ never ran).", e
-            ) from e
-        try:
-            target = factory()
-        except Exception as e:
-            raise ProxyResolveError(
-                f"Cannot resolve the proxy: its factory {factory!r} raised "
-                f"{type(e).__name__}: {e}",
-                e,
-            ) from e
-        _set(self, "__proxy_target__", target)
+        if not _other_threads():
+            # No other thread exists, so none can race: skip the lock (~0.5 us).
+            target = _call_factory(self)
+            _set(self, "__proxy_target__", target)
+            return target
+        key = id(self)
+        lock = _RESOLVING.setdefault(key, _RLock())
+        with lock:
+            target = _target_or(self, _MISSING)
+            if target is _MISSING:
+                try:
+                    target = _call_factory(self)
+                    _set(self, "__proxy_target__", target)
+                finally:
+                    # Waiters hold `lock` already; later threads see the target.
+                    if _RESOLVING.get(key) is lock:
+                        del _RESOLVING[key]
         return target
 
     @__proxy_wrapped__.setter
