@@ -508,3 +508,7 @@ def test_failed_resolution_leaves_no_lock_behind(proxy_cls: Any) -> None:
     with pytest.raises(ProxyResolveError):
         extract(p)
     assert id(p) not in _RESOLVING
+
+
+def test_repr_of_uninitialised_proxy(proxy_cls: Any) -> None:
+    assert "with factory None" in repr(proxy_cls.__new__(proxy_cls))

@@ -28,6 +28,7 @@ from proxystore.proxy._pure import (
     PurePythonProxyBase,
     mro_dicts,
     on_type,
+    slot_or,
     target_of,
 )
 from proxystore.proxy._pure import target_or as _py_target_or
@@ -190,7 +191,8 @@ class _ProxyAPI(Generic[T]):
                     target = _call_factory(self)
                     _set(self, "__proxy_target__", target)
                 finally:
-                    # Waiters hold `lock` already; later threads see the target.
+                    # Waiters already took `lock` from the dict; later threads
+                    # find the target (or, after a failure, start afresh).
                     if _RESOLVING.get(key) is lock:
                         del _RESOLVING[key]
         return target
@@ -217,8 +219,8 @@ class _ProxyAPI(Generic[T]):
             delattr(target_of(self), name)
 
     def __repr__(self) -> str:
-        # Never resolves: repr is what debuggers and loggers call.
-        factory = _get(self, "__proxy_factory__")
+        # Never resolves (nor fails): repr is what debuggers and loggers call.
+        factory = slot_or(self, "__proxy_factory__", None)
         name = type(self).__name__
         target = _target_or(self, _MISSING)
         if target is _MISSING:
