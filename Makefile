@@ -31,15 +31,15 @@ test-integration: install ## Integration tests against real servers.
 	$(RUN) pytest tests/integration -n auto -p no:cacheprovider; $(PYTEST_NO_TESTS_OK)
 
 lint: install ## ruff check + format check.
-	$(RUN) ruff check packages tests scripts conftest.py
-	$(RUN) ruff format --check packages tests scripts conftest.py
+	$(RUN) ruff check packages tests scripts examples conftest.py
+	$(RUN) ruff format --check packages tests scripts examples conftest.py
 
 format: install ## Apply ruff formatting and autofixes.
-	$(RUN) ruff check --fix packages tests scripts conftest.py
-	$(RUN) ruff format packages tests scripts conftest.py
+	$(RUN) ruff check --fix packages tests scripts examples conftest.py
+	$(RUN) ruff format packages tests scripts examples conftest.py
 
 typecheck: install ## mypy --strict over packages/, tests/ and scripts/.
-	$(RUN) mypy packages/*/src tests scripts conftest.py
+	$(RUN) mypy packages/*/src tests scripts examples conftest.py
 	@set -e; for d in packages/*/tests; do \
 		if compgen -G "$$d/*.py" >/dev/null; then \
 			echo "mypy $$d"; MYPYPATH=$$d $(RUN) mypy $$d; fi; done
