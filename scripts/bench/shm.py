@@ -16,6 +16,8 @@ CPU load of other processes hits them alike):
   and theirs: ``extract(proxy)``; Ray: ``ray.get`` of a ref passed in a list).
 * ``put``: storing the array (``Store.put``, ``ray.put``, ``client.scatter``) against
   one ``numpy.copy`` of it (the floor for anything that must copy the data once).
+  Ours and theirs also time the two halves of a put: ``serialize`` and the
+  connector's ``put`` of the serialized bytes.
 * ``100 B resolve``: median time for a worker to resolve one 100 B object's proxy.
 
     uv run --frozen python -m scripts.bench.shm [--rounds N] [--repeats N] [--json]
@@ -71,6 +73,7 @@ PROXY_DRIVER = r"""
 import json, multiprocessing, sys, time, uuid
 from concurrent.futures import ProcessPoolExecutor
 import numpy as np
+from proxystore.serialize import serialize
 from proxystore.store import Store
 import _psbench_worker as worker
 
@@ -83,7 +86,8 @@ else:
     connector = RedisConnector("127.0.0.1", int(arg))
 array = np.random.default_rng(0).random(__ARRAY_BYTES__ // 8)
 expected = float(array.sum())
-out = {"put": [], "copy": [], "task": [], "resolve": []}
+out = {"put": [], "copy": [], "task": [], "resolve": [], "serialize": [],
+       "connector_put": []}
 store = Store("bench-shm-" + uuid.uuid4().hex, connector, cache_size=0, register=True)
 context = multiprocessing.get_context("spawn")
 with store, ProcessPoolExecutor(1, mp_context=context) as pool:
@@ -100,6 +104,14 @@ with store, ProcessPoolExecutor(1, mp_context=context) as pool:
         key = store.put(array)
         out["put"].append(time.perf_counter() - start)
         store.evict(key)
+        start = time.perf_counter()
+        data = serialize(array)
+        out["serialize"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        key = connector.put(data)
+        out["connector_put"].append(time.perf_counter() - start)
+        connector.evict(key)
+        del data
         proxy = store.proxy(array, populate_target=False)
         start = time.perf_counter()
         resolved, total = pool.submit(worker.resolve_sum, proxy).result()
@@ -305,6 +317,8 @@ def main(argv: list[str] | None = None) -> None:
         ("task (submit->sum)", "task"),
         ("resolve in worker", "resolve"),
         ("put", "put"),
+        ("  of which serialize", "serialize"),
+        ("  of which connector", "connector_put"),
         ("numpy.copy (floor)", "copy"),
         ("100 B resolve", "small_resolve"),
     ]
