@@ -132,3 +132,31 @@ def test_kafka_subscriber_timeout_and_close(kafka_server: ServerAddress) -> None
         with pytest.raises(TimeoutError):
             sub.next_message()
     sub.close()  # idempotent
+
+
+def test_zmq_large_inline_objects_travel_as_parts() -> None:
+    from proxystore.stream import StreamConsumer, StreamProducer
+    from proxystore.stream.events import EventBatch, bytes_to_event
+    from proxystore.stream.shims.zmq import ZeroMQPublisher, ZeroMQSubscriber
+
+    port = free_port()
+    big = [bytes([i]) * 300_000 for i in range(5)]
+    with (
+        ZeroMQPublisher("127.0.0.1", port) as publisher,
+        ZeroMQSubscriber("127.0.0.1", port, topic="t", timeout=10) as sub,
+        ZeroMQSubscriber("127.0.0.1", port, topic="t", timeout=10) as raw,
+    ):
+        publisher.wait_for_subscribers(2)
+        producer = StreamProducer[bytes](publisher, batch_size=5)
+        for obj in big:
+            producer.send("t", obj)
+        producer.close(topics=["t"], publisher=False)
+        # The batch went as one head plus one part per large object ...
+        parts = raw.next_message_parts()
+        assert len(parts) == 6
+        assert parts[1:] == big
+        # ... and a plain next_message() still gets one decodable buffer.
+        batch = bytes_to_event(raw.next_message())
+        assert isinstance(batch, EventBatch)
+        consumer = StreamConsumer[bytes](sub)
+        assert list(consumer) == big

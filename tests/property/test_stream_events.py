@@ -23,6 +23,8 @@ from proxystore.stream.events import (
     NewObjectKeyEvent,
     bytes_to_event,
     event_to_bytes,
+    event_to_parts,
+    parts_to_event,
 )
 from proxystore.stream.exceptions import EventDecodeError
 
@@ -134,3 +136,33 @@ def test_mutated_encodings_raise_only_decode_error(
         j = data.draw(st.integers(i, len(encoded)))
         encoded[i:j] = data.draw(st.binary(max_size=16))
     _decode_is_total(bytes(encoded))
+
+
+@given(batches(), st.binary(min_size=1, max_size=300), st.data())
+def test_multipart_round_trip_and_totality(
+    batch: EventBatch, blob: bytes, data: st.DataObject
+) -> None:
+    batch.events.insert(0, NewObjectEvent(batch.topic, blob, {}))
+    parts = event_to_parts(batch, part_min_size=1)
+    assert parts_to_event(parts) == batch
+    # Dropping, duplicating or corrupting parts only ever raises EventDecodeError.
+    mutated = list(parts)
+    action = data.draw(st.sampled_from(["drop", "dup", "head"]))
+    if action == "drop":
+        del mutated[data.draw(st.integers(0, len(mutated) - 1))]
+    elif action == "dup":
+        mutated.append(mutated[-1])
+    else:
+        head = bytearray(mutated[0])
+        head[data.draw(st.integers(0, len(head) - 1))] ^= 0xFF
+        mutated[0] = bytes(head)
+    try:
+        event = parts_to_event(mutated)
+    except EventDecodeError:
+        return
+    # A corrupted head may still decode (e.g. a flipped metadata byte), but then
+    # to an event, and never when a referenced part went missing.
+    assert action != "drop" or len(mutated) == len(parts)
+    assert isinstance(
+        event, (EventBatch, EndOfStreamEvent, NewObjectEvent, NewObjectKeyEvent)
+    )

@@ -20,6 +20,8 @@ from proxystore.stream.events import (
     dict_to_event,
     event_to_bytes,
     event_to_dict,
+    event_to_parts,
+    parts_to_event,
     trust_modules,
 )
 from proxystore.stream.exceptions import EventDecodeError
@@ -267,3 +269,40 @@ def test_deep_nesting_rejected() -> None:
     body = b"\x0a\x00\x00\x00\x01\x06\x00\x00\x00\x01k" + b"\x08\x00\x00\x00\x01" * 100
     with pytest.raises(EventDecodeError):
         bytes_to_event(prefix + body + b"\x00" * 8)
+
+
+def test_parts_keep_large_bytes_out_of_the_head() -> None:
+    big = bytes(range(256)) * 400
+    batch = EventBatch(
+        "t",
+        [
+            NewObjectEvent("t", big, {"i": 0}),
+            NewObjectEvent("t", b"small", {}),
+            _key_event(),
+        ],
+    )
+    parts = event_to_parts(batch, part_min_size=1000)
+    assert len(parts) == 2
+    assert parts[1] is big  # not copied
+    assert len(parts[0]) < 1000
+    decoded = parts_to_event(parts)
+    assert decoded == batch
+    assert isinstance(decoded, EventBatch)
+    first = decoded.events[0]
+    assert isinstance(first, NewObjectEvent)
+    assert first.obj is big  # bytes parts are used as they are
+    assert parts_to_event([bytearray(parts[0]), memoryview(big)]) == batch
+    # Without large objects there is a single part, decodable by bytes_to_event.
+    (only,) = event_to_parts(EndOfStreamEvent("t"))
+    assert bytes_to_event(only) == EndOfStreamEvent("t")
+
+
+@pytest.mark.parametrize("mutate", ["drop", "extra", "none"])
+def test_parts_must_match_references(mutate: str) -> None:
+    head, big = event_to_parts(NewObjectEvent("t", bytes(100), {}), part_min_size=10)
+    parts = {"drop": [head], "extra": [head, big, big], "none": []}[mutate]
+    with pytest.raises(EventDecodeError):
+        parts_to_event(parts)
+    if mutate == "drop":
+        with pytest.raises(EventDecodeError, match="part"):
+            bytes_to_event(head)

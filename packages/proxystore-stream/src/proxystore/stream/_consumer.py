@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, cast
 
@@ -16,12 +16,14 @@ from proxystore.stream.events import (
     SerializedObject,
     bytes_to_event,
     check_store_config,
+    parts_to_event,
 )
 from proxystore.stream.exceptions import EventDecodeError
 from proxystore.stream.protocols import (
     EventSubscriber,
     Filter,
     MessageSubscriber,
+    MultipartSubscriber,
     Subscriber,
 )
 
@@ -74,6 +76,9 @@ class StreamConsumer(Generic[T]):
         *,
         filter_: Filter | None = None,
     ) -> None:
+        self._next_parts: Callable[[], list[bytes]] | None = None
+        if isinstance(subscriber, MultipartSubscriber):
+            self._next_parts = subscriber.next_message_parts
         if isinstance(subscriber, MessageSubscriber):
             self._decode = True
         elif isinstance(subscriber, EventSubscriber):
@@ -139,15 +144,17 @@ class StreamConsumer(Generic[T]):
         return store
 
     def _next_batch(self) -> EventBatch:
-        if self._decode:
-            message = self.subscriber.next_message()  # type: ignore[union-attr]
-            batch = bytes_to_event(message)
-            if not isinstance(batch, EventBatch):
-                raise EventDecodeError(
-                    f"Expected an EventBatch message, got {type(batch).__name__}.",
-                )
-            return batch
-        return self.subscriber.next_events()  # type: ignore[union-attr]
+        if self._next_parts is not None:
+            batch = parts_to_event(self._next_parts())
+        elif self._decode:
+            batch = bytes_to_event(self.subscriber.next_message())  # type: ignore[union-attr]
+        else:
+            return self.subscriber.next_events()  # type: ignore[union-attr]
+        if not isinstance(batch, EventBatch):
+            raise EventDecodeError(
+                f"Expected an EventBatch message, got {type(batch).__name__}.",
+            )
+        return batch
 
     def _next_event(self) -> _ObjectEvent:
         while True:

@@ -15,12 +15,14 @@ from proxystore.stream.events import (
     NewObjectEvent,
     NewObjectKeyEvent,
     event_to_bytes,
+    event_to_parts,
 )
 from proxystore.stream.exceptions import TopicClosedError
 from proxystore.stream.protocols import (
     EventPublisher,
     Filter,
     MessagePublisher,
+    MultipartPublisher,
     Publisher,
 )
 
@@ -90,6 +92,9 @@ class StreamProducer(Generic[T]):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
         # Dispatch is decided once here instead of on every batch.
+        self._send_parts: Callable[[str, list[bytes]], None] | None = None
+        if isinstance(publisher, MultipartPublisher):
+            self._send_parts = publisher.send_message_parts
         if isinstance(publisher, MessagePublisher):
             self._send_message: Callable[[str, bytes], None] | None = (
                 publisher.send_message
@@ -220,7 +225,9 @@ class StreamProducer(Generic[T]):
             buffer.end_sent = True
 
     def _publish(self, batch: EventBatch) -> None:
-        if self._send_message is not None:
+        if self._send_parts is not None:
+            self._send_parts(batch.topic, event_to_parts(batch))
+        elif self._send_message is not None:
             self._send_message(batch.topic, event_to_bytes(batch))
         else:
             self.publisher.send_events(batch)  # type: ignore[union-attr]

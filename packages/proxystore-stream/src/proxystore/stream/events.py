@@ -33,6 +33,7 @@ import enum
 import functools
 import importlib
 import re
+from collections.abc import Sequence
 from typing import Any, Final, NamedTuple, TypeAlias
 
 from proxystore.serialize import deserialize, serialize
@@ -47,6 +48,7 @@ from proxystore.stream._wire import (
 from proxystore.stream.exceptions import EventDecodeError
 
 __all__ = [
+    "PART_MIN_SIZE",
     "WIRE_VERSION",
     "EndOfStreamEvent",
     "Event",
@@ -59,6 +61,8 @@ __all__ = [
     "dict_to_event",
     "event_to_bytes",
     "event_to_dict",
+    "event_to_parts",
+    "parts_to_event",
     "trust_modules",
 ]
 
@@ -510,6 +514,11 @@ _REC_BATCH: Final = 4
 
 _OBJ_PLAIN: Final = 0
 _OBJ_SERIALIZED: Final = 1
+_OBJ_PART: Final = 2
+
+#: ``bytes`` objects at least this large leave the message head and travel as
+#: separate parts when a transport takes multipart messages (no copy).
+PART_MIN_SIZE: Final = 64 * 1024
 
 # Scalars and buffers that round-trip exactly; anything else (including
 # containers, which could be huge) goes through proxystore.serialize.
@@ -519,10 +528,12 @@ _PLAIN_OBJECT_TYPES: Final = frozenset(
 
 
 class _Encoder:
-    __slots__ = ("configs", "out")
+    __slots__ = ("configs", "out", "part_min_size", "parts")
 
-    def __init__(self) -> None:
+    def __init__(self, part_min_size: int | None = None) -> None:
         self.out: list[bytes] = []
+        self.part_min_size = part_min_size
+        self.parts: list[bytes] = []
         # Configs are compared by identity first (a producer reuses one object
         # per store), then by value.
         self.configs: list[tuple[StoreConfig, tuple[Any, ...]]] = []
@@ -561,7 +572,15 @@ class _Encoder:
             encode_str(event.topic, out)
             _encode_metadata(event.metadata, out)
             obj = event.obj
-            if type(obj) in _PLAIN_OBJECT_TYPES:
+            if (
+                self.part_min_size is not None
+                and type(obj) is bytes
+                and len(obj) >= self.part_min_size
+            ):
+                out.append(bytes((_OBJ_PART,)))
+                encode_value(len(self.parts), out)
+                self.parts.append(obj)
+            elif type(obj) in _PLAIN_OBJECT_TYPES:
                 out.append(bytes((_OBJ_PLAIN,)))
                 encode_value(obj, out)
             else:
@@ -600,20 +619,62 @@ def event_to_bytes(event: Event | EventBatch) -> bytes:
         proxystore.serialize.SerializationError: If an inline object cannot be
             serialized.
     """
-    encoder = _Encoder()
+    return _encode(event, _Encoder())[0]
+
+
+def event_to_parts(
+    event: Event | EventBatch,
+    *,
+    part_min_size: int = PART_MIN_SIZE,
+) -> list[bytes]:
+    """Encode ``event`` as a multipart message: a head, then large payloads.
+
+    Inline ``bytes`` objects of at least ``part_min_size`` bytes are not copied
+    into the head: they become parts of their own (the very same objects), and
+    the head refers to them by index. Decode with :func:`parts_to_event`.
+    Transports with native multipart messages (ZeroMQ) send these without
+    joining them.
+
+    Raises:
+        TypeError: As :func:`event_to_bytes`.
+    """
+    head, parts = _encode(event, _Encoder(part_min_size))
+    return [head, *parts]
+
+
+def _encode(event: Event | EventBatch, encoder: _Encoder) -> tuple[bytes, list[bytes]]:
     encoder.record(event)
     table: list[bytes] = [_HEADER]
     encode_value([wire for _, wire in encoder.configs], table)
     table.extend(encoder.out)
-    return b"".join(table)
+    return b"".join(table), encoder.parts
+
+
+_AnyBytes: TypeAlias = bytes | bytearray | memoryview
 
 
 class _Decoder:
-    __slots__ = ("configs", "reader")
+    __slots__ = ("configs", "parts", "reader", "used")
 
-    def __init__(self, reader: Reader, configs: list[StoreConfig]) -> None:
+    def __init__(
+        self, reader: Reader, configs: list[StoreConfig], parts: Sequence[_AnyBytes]
+    ) -> None:
         self.reader = reader
         self.configs = configs
+        self.parts = parts
+        self.used = 0
+
+    def part(self) -> bytes:
+        index = _expect(self.reader.value(), int, "part index")
+        # Parts are referenced in order, each once: anything else is corrupt.
+        if index != self.used or index >= len(self.parts):
+            raise EventDecodeError(
+                f"Corrupt event: reference to part #{index} "
+                f"({len(self.parts)} parts, {self.used} used).",
+            )
+        self.used += 1
+        part = self.parts[index]
+        return part if type(part) is bytes else bytes(part)
 
     def metadata(self) -> dict[str, Any]:
         return _expect(self.reader.value(), dict, "metadata")  # type: ignore[no-any-return]
@@ -633,6 +694,8 @@ class _Decoder:
                     raise EventDecodeError("Corrupt event: inline object not plain.")
             elif obj_kind == _OBJ_SERIALIZED:
                 obj = SerializedObject(r.blob())
+            elif obj_kind == _OBJ_PART:
+                obj = self.part()
             else:
                 raise EventDecodeError(f"Corrupt event: object kind {obj_kind}.")
             return NewObjectEvent(topic, obj, metadata)
@@ -663,16 +726,34 @@ class _Decoder:
         raise EventDecodeError(f"Corrupt event: unknown record kind {kind}.")
 
 
-def bytes_to_event(data: bytes | bytearray | memoryview) -> Event | EventBatch:
+def bytes_to_event(data: _AnyBytes) -> Event | EventBatch:
     """Decode a message made by :func:`event_to_bytes`; never executes code.
 
     Raises:
         EventDecodeError: If ``data`` is not a complete, valid version-1 event,
-            or names a key type or connector outside ``proxystore.connectors``.
+            or names a key type or (de)serializer outside the trusted modules.
     """
+    return _decode(data, ())
+
+
+def parts_to_event(parts: Sequence[_AnyBytes]) -> Event | EventBatch:
+    """Decode a multipart message made by :func:`event_to_parts`.
+
+    ``bytes`` parts become the decoded objects without a copy.
+
+    Raises:
+        EventDecodeError: As :func:`bytes_to_event`, or if the parts do not match
+            the head's references.
+    """
+    if not parts:
+        raise EventDecodeError("Empty multipart message.")
+    return _decode(parts[0], parts[1:])
+
+
+def _decode(data: _AnyBytes, parts: Sequence[_AnyBytes]) -> Event | EventBatch:
     try:
         reader = Reader(data)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise EventDecodeError(f"Events must be bytes-like, not {type(data)}.") from e
     if bytes(reader.take(min(len(_MAGIC), reader.remaining))) != _MAGIC:
         raise EventDecodeError("Not a proxystore stream event (bad magic bytes).")
@@ -683,10 +764,14 @@ def bytes_to_event(data: bytes | bytearray | memoryview) -> Event | EventBatch:
             f"(this decoder reads version {WIRE_VERSION}).",
         )
     wire_configs = _expect(reader.value(), list, "store config table")
-    decoder = _Decoder(reader, [_config_from_wire(c) for c in wire_configs])
+    decoder = _Decoder(reader, [_config_from_wire(c) for c in wire_configs], parts)
     event = decoder.record()
     if reader.remaining:
         raise EventDecodeError(
             f"Corrupt event: {reader.remaining} trailing bytes after the event.",
+        )
+    if decoder.used != len(parts):
+        raise EventDecodeError(
+            f"Corrupt event: {len(parts) - decoder.used} unreferenced parts.",
         )
     return event

@@ -10,11 +10,16 @@ A broker adapter (a *shim*) implements one side of one pair:
   :class:`~proxystore.stream.events.EventBatch` objects directly, for transports
   that do their own encoding (or none, in-process).
 
+* :class:`MultipartPublisher` / :class:`MultipartSubscriber` optionally extend
+  the message pair for transports with native multipart messages, so that large
+  payloads are never joined into one buffer.
+
 Implementations satisfy these structurally; no base class is needed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, Self, TypeAlias, runtime_checkable
 
 from proxystore.stream.events import EventBatch
@@ -25,6 +30,8 @@ __all__ = [
     "Filter",
     "MessagePublisher",
     "MessageSubscriber",
+    "MultipartPublisher",
+    "MultipartSubscriber",
     "Publisher",
     "Subscriber",
 ]
@@ -92,6 +99,32 @@ class MessageSubscriber(Protocol):
 
     def next_message(self) -> bytes:
         """Return the next message.
+
+        Raises:
+            StopIteration: When the underlying transport is closed.
+        """
+        ...
+
+
+@runtime_checkable
+class MultipartPublisher(MessagePublisher, Protocol):
+    """A message publisher that also sends multipart messages without joining.
+
+    The producer then publishes :func:`~proxystore.stream.events.event_to_parts`
+    output, so large inline ``bytes`` objects are never copied into one buffer.
+    """
+
+    def send_message_parts(self, topic: str, parts: Sequence[bytes], /) -> None:
+        """Publish the parts of one message to ``topic``, in order."""
+        ...
+
+
+@runtime_checkable
+class MultipartSubscriber(MessageSubscriber, Protocol):
+    """A message subscriber that also returns multipart messages as parts."""
+
+    def next_message_parts(self) -> list[bytes]:
+        """Return the parts of the next message.
 
         Raises:
             StopIteration: When the underlying transport is closed.

@@ -12,9 +12,12 @@ subscriber's queue is full, so a stream arrives complete and in order.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Self
 
 import zmq
+
+from proxystore.stream.events import event_to_bytes, parts_to_event
 
 __all__ = ["ZeroMQPublisher", "ZeroMQSubscriber"]
 
@@ -38,6 +41,9 @@ class ZeroMQPublisher:
         self._socket.setsockopt(zmq.LINGER, 1000)
         if nodrop:
             self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+        # Report every (un)subscription, not only the first per topic, so that
+        # wait_for_subscribers() counts subscribers of the same topic.
+        self._socket.setsockopt(zmq.XPUB_VERBOSER, 1)
         try:
             self._socket.bind(self._endpoint)
         except zmq.ZMQError as e:
@@ -89,6 +95,10 @@ class ZeroMQPublisher:
         """Publish ``message`` under ``topic``."""
         self._socket.send_multipart((topic.encode(), message), copy=False)
 
+    def send_message_parts(self, topic: str, parts: Sequence[bytes]) -> None:
+        """Publish a multipart message under ``topic`` (large parts not copied)."""
+        self._socket.send_multipart((topic.encode(), *parts), copy=False)
+
 
 class ZeroMQSubscriber:
     """Yields messages from a :class:`ZeroMQPublisher`.
@@ -138,19 +148,34 @@ class ZeroMQSubscriber:
     def next_message(self) -> bytes:
         """Return the next message of the subscribed topic.
 
+        A multipart stream message (see :meth:`next_message_parts`) is joined
+        into the equivalent single-buffer encoding.
+
+        Raises:
+            TimeoutError: If nothing arrived within ``timeout`` seconds.
+            EventDecodeError: If a multipart message is not a stream event.
+        """
+        parts = self.next_message_parts()
+        if len(parts) == 1:
+            return parts[0]
+        return event_to_bytes(parts_to_event(parts))
+
+    def next_message_parts(self) -> list[bytes]:
+        """Return the parts of the next message of the subscribed topic.
+
         Raises:
             TimeoutError: If nothing arrived within ``timeout`` seconds.
         """
         while True:
             try:
-                topic, message = self._socket.recv_multipart()
+                frames = self._socket.recv_multipart()
             except zmq.Again as e:
                 raise TimeoutError(
                     f"No message from {self._endpoint} within "
                     f"{self._timeout_ms / 1000} s.",
                 ) from e
-            if not self._topic or topic == self._topic:
-                return message
+            if len(frames) >= 2 and (not self._topic or frames[0] == self._topic):
+                return frames[1:]
 
     def close(self) -> None:
         """Close the socket."""
