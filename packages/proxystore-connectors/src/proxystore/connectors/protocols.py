@@ -10,9 +10,7 @@ so a proxy that carries one stays small on the wire.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
-
-from typing_extensions import Self
+from typing import Any, NamedTuple, Protocol, Self, TypeVar, runtime_checkable
 
 __all__ = [
     "BytesLike",
