@@ -36,7 +36,7 @@ BATCH_SIZE = 100
 
 def _repeats(size: int) -> int:
     """Operations per timed sample: enough to smooth small sizes, few for big ones."""
-    return max(3, min(2000, 200_000_000 // max(size, 1) // 100))
+    return max(2, min(500, 50_000_000 // max(size, 1)))
 
 
 # Runs in the reference venv: argv = port, rounds-per-call; prints one JSON line.
@@ -120,17 +120,25 @@ def redis_server() -> Iterator[int]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _best_per_op(
-    op: Callable[[], object], reps: int, rounds: int, cleanup: Callable[[], object]
-) -> float:
-    """Best mean time of ``reps`` calls of ``op``; ``cleanup`` runs after each round."""
-    best = float("inf")
+def _best_interleaved(
+    ops: dict[str, Callable[[], object]],
+    reps: int,
+    rounds: int,
+    cleanup: Callable[[], object],
+) -> dict[str, float]:
+    """Best mean time of ``reps`` calls of each op, the ops alternating round by round.
+
+    Alternating in small blocks lets a burst of load from other processes hit every
+    op alike; ``cleanup`` runs after each block, untimed.
+    """
+    best = dict.fromkeys(ops, float("inf"))
     for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(reps):
-            op()
-        best = min(best, (time.perf_counter() - start) / reps)
-        cleanup()
+        for name, op in ops.items():
+            start = time.perf_counter()
+            for _ in range(reps):
+                op()
+            best[name] = min(best[name], (time.perf_counter() - start) / reps)
+            cleanup()
     return best
 
 
@@ -159,8 +167,10 @@ def _measure_local(port: int) -> dict[str, dict[str, float]]:
                 def ours_op(obj: bytes = obj) -> None:
                     store.get(store.put(obj))
 
-                out["raw"][name] = _best_per_op(raw_op, reps, 3, raw.flushdb)
-                out["ours"][name] = _best_per_op(ours_op, reps, 3, raw.flushdb)
+                best = _best_interleaved(
+                    {"raw": raw_op, "ours": ours_op}, reps, 7, raw.flushdb
+                )
+                out["raw"][name], out["ours"][name] = best["raw"], best["ours"]
 
             objs = [bytes(BATCH_SIZE) for _ in range(BATCH)]
             payloads = [bytes(store.serializer(o)) for o in objs]
@@ -168,10 +178,14 @@ def _measure_local(port: int) -> dict[str, dict[str, float]]:
             def raw_batch() -> None:
                 raw.mset({uuid.uuid4().hex: payload for payload in payloads})
 
-            out["raw"]["proxy_batch"] = _best_per_op(raw_batch, 1, 5, raw.flushdb)
-            out["ours"]["proxy_batch"] = _best_per_op(
-                lambda: store.proxy_batch(objs), 1, 5, raw.flushdb
+            best = _best_interleaved(
+                {"raw": raw_batch, "ours": lambda: store.proxy_batch(objs)},
+                3,
+                9,
+                raw.flushdb,
             )
+            out["raw"]["proxy_batch"] = best["raw"]
+            out["ours"]["proxy_batch"] = best["ours"]
     finally:
         raw.close()
     return out
