@@ -31,7 +31,8 @@ Design notes:
   the socket as they are). A reply of 64 KiB or more is received with ``recv_into``
   straight into the ``bytearray`` that :meth:`RedisConnector.get` returns, instead
   of the pure-Python parser's chunked buffer (about five copies); about twice as
-  fast for 100 MB. Skipped when the C parser ``hiredis`` is installed.
+  fast for 100 MB (standalone servers; skipped when the C parser ``hiredis`` is
+  installed, and for clusters, whose node clients redis-py builds itself).
 """
 
 from __future__ import annotations
