@@ -160,3 +160,32 @@ def test_zmq_large_inline_objects_travel_as_parts() -> None:
         assert isinstance(batch, EventBatch)
         consumer = StreamConsumer[bytes](sub)
         assert list(consumer) == big
+
+
+def test_redis_pipelined_publisher_confirms_on_flush(
+    redis_server: ServerAddress,
+) -> None:
+    import redis
+
+    from proxystore.stream.shims.redis import RedisQueuePublisher
+
+    topic, wrong = _topic(), _topic()
+    host, port = redis_server
+    client = redis.Redis(host, port)
+    client.set(wrong, b"not a list")
+    with pytest.raises(ValueError, match="window"):
+        RedisQueuePublisher(host, port, window=0)
+    publisher = RedisQueuePublisher(host, port, window=8)
+    for i in range(20):
+        publisher.send_message(topic, b"%d" % i)
+    publisher.flush()
+    assert client.llen(topic) == 20
+    # A refused message surfaces at the latest on flush(), in order.
+    publisher.send_message(wrong, b"x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        publisher.flush()
+    publisher.send_message(topic, b"after")
+    publisher.close()
+    assert client.lindex(topic, -1) == b"after"
+    client.delete(topic, wrong)
+    client.close()

@@ -233,9 +233,17 @@ class StreamProducer(Generic[T]):
             self.publisher.send_events(batch)  # type: ignore[union-attr]
 
     def flush(self) -> None:
-        """Publish the objects buffered on every topic."""
+        """Publish the objects buffered on every topic.
+
+        If the publisher has a ``flush()`` method (the Kafka and pipelined Redis
+        publishers do), it is called too, so every message sent so far has
+        been confirmed by the broker when this returns.
+        """
         for topic in list(self._buffers):
             self.flush_topic(topic)
+        publisher_flush = getattr(self.publisher, "flush", None)
+        if callable(publisher_flush):
+            publisher_flush()
 
     def close_topics(self, *topics: str) -> None:
         """Close ``topics``: publish what is buffered, then an end of stream.

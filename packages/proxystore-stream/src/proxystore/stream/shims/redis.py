@@ -59,23 +59,111 @@ class _RedisClient:
         self._redis_client.close()
 
 
-class RedisPublisher(_RedisClient):
-    """Publishes messages with Redis ``PUBLISH`` (pub/sub).
+class _PipelinedPublisher(_RedisClient):
+    """Sends one command per message on a dedicated connection, pipelined.
+
+    Up to ``window - 1`` commands may await their replies, so sending does not
+    pay a network round trip per message; replies are read as the window fills
+    and by :meth:`flush` / :meth:`close`. Commands travel in order on one
+    connection, so the order of messages is kept. ``window=1`` waits for each
+    reply before returning (fully synchronous).
+    """
+
+    _command: str
+
+    def __init__(
+        self,
+        hostname: str,
+        port: int,
+        *,
+        window: int = 64,
+        **kwargs: Any,
+    ) -> None:
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}.")
+        super().__init__(hostname, port, **kwargs)
+        self._window = window
+        self._pending = 0
+        self._connection: Any = None
+
+    def _connect(self) -> Any:
+        pool = self._redis_client.connection_pool
+        try:
+            return pool.get_connection()
+        except TypeError:  # redis-py < 5.3 requires a command name
+            return pool.get_connection(self._command)
+
+    def _drop(self) -> None:
+        # After a connection error the replies in flight are lost with it.
+        if self._connection is not None:
+            self._connection.disconnect()
+            self._redis_client.connection_pool.release(self._connection)
+            self._connection = None
+        self._pending = 0
+
+    def send_message(self, topic: str, message: bytes) -> None:
+        """Send ``message`` to ``topic``.
+
+        Raises:
+            ConnectionError: If the server cannot be reached.
+            redis.ResponseError: If the server refused this or an earlier,
+                still unconfirmed message (e.g. the key holds another type).
+        """
+        with self._errors():
+            try:
+                if self._connection is None:
+                    self._connection = self._connect()
+                self._connection.send_command(self._command, topic, message)
+                self._pending += 1
+                while self._pending >= self._window:
+                    self._pending -= 1
+                    self._connection.read_response()
+            except redis.ConnectionError:
+                self._drop()
+                raise
+
+    def flush(self) -> None:
+        """Wait until the server has confirmed every message sent so far.
+
+        Raises:
+            ConnectionError: If the server cannot be reached.
+            redis.ResponseError: If the server refused a message.
+        """
+        with self._errors():
+            try:
+                while self._pending:
+                    self._pending -= 1
+                    self._connection.read_response()
+            except redis.ConnectionError:
+                self._drop()
+                raise
+
+    def close(self) -> None:
+        """Confirm pending messages (see :meth:`flush`), then disconnect."""
+        try:
+            self.flush()
+        finally:
+            if self._connection is not None:
+                self._redis_client.connection_pool.release(self._connection)
+                self._connection = None
+            super().close()
+
+
+class RedisPublisher(_PipelinedPublisher):
+    """Publishes messages with Redis ``PUBLISH`` (pub/sub), pipelined.
 
     Args:
         hostname: Redis server host.
         port: Redis server port.
+        window: Most messages in flight before waiting for replies (1: wait
+            for each); see :meth:`flush`.
         kwargs: Passed to :class:`redis.Redis`.
+
+    Raises:
+        ValueError: If ``window`` is smaller than 1.
     """
 
-    def send_message(self, topic: str, message: bytes) -> None:
-        """Publish ``message`` on channel ``topic``.
-
-        Raises:
-            ConnectionError: If the server cannot be reached.
-        """
-        with self._errors():
-            self._redis_client.publish(topic, message)
+    _command = "PUBLISH"
 
 
 class RedisSubscriber(_RedisClient):
@@ -145,23 +233,21 @@ class RedisSubscriber(_RedisClient):
         super().close()
 
 
-class RedisQueuePublisher(_RedisClient):
-    """Appends messages to a Redis list per topic (``RPUSH``).
+class RedisQueuePublisher(_PipelinedPublisher):
+    """Appends messages to a Redis list per topic (``RPUSH``), pipelined.
 
     Args:
         hostname: Redis server host.
         port: Redis server port.
+        window: Most messages in flight before waiting for replies (1: wait
+            for each); see :meth:`flush`.
         kwargs: Passed to :class:`redis.Redis`.
+
+    Raises:
+        ValueError: If ``window`` is smaller than 1.
     """
 
-    def send_message(self, topic: str, message: bytes) -> None:
-        """Append ``message`` to the list ``topic``.
-
-        Raises:
-            ConnectionError: If the server cannot be reached.
-        """
-        with self._errors():
-            self._redis_client.rpush(topic, message)
+    _command = "RPUSH"
 
 
 class RedisQueueSubscriber(_RedisClient):
