@@ -8,14 +8,16 @@ including consumer groups, stays available.
 from __future__ import annotations
 
 import time
-from typing import Any, Self
+from typing import Any
 
 import confluent_kafka
+
+from proxystore.stream.shims._base import Closeable, MessageIterator
 
 __all__ = ["KafkaPublisher", "KafkaSubscriber"]
 
 
-class KafkaPublisher:
+class KafkaPublisher(Closeable):
     """Produces each message to the Kafka topic of the same name.
 
     Messages are handed to the client's background sender and delivered in
@@ -37,12 +39,6 @@ class KafkaPublisher:
         self.client = client
         self._flush_timeout = flush_timeout
         self._errors: list[Any] = []
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
 
     def _on_delivery(self, error: Any, message: Any) -> None:
         if error is not None:
@@ -89,7 +85,7 @@ class KafkaPublisher:
         self.flush()
 
 
-class KafkaSubscriber:
+class KafkaSubscriber(MessageIterator):
     """Yields message values from a Kafka consumer.
 
     Args:
@@ -107,18 +103,6 @@ class KafkaSubscriber:
         self.client = client
         self._timeout = timeout
         self._closed = False
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
-
-    def __iter__(self) -> Self:
-        return self
-
-    def __next__(self) -> bytes:
-        return self.next_message()
 
     def next_message(self) -> bytes:
         """Return the value of the next message.

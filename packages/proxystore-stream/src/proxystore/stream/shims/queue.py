@@ -9,7 +9,9 @@ from __future__ import annotations
 import multiprocessing.queues
 import queue
 from collections.abc import Mapping
-from typing import Self, TypeAlias
+from typing import TypeAlias
+
+from proxystore.stream.shims._base import Closeable, MessageIterator
 
 __all__ = ["QueuePublisher", "QueueSubscriber"]
 
@@ -23,7 +25,7 @@ def _close(q: AnyQueue) -> None:
         q.close()
 
 
-class QueuePublisher:
+class QueuePublisher(Closeable):
     """Puts each message on the queue of its topic.
 
     Args:
@@ -42,12 +44,6 @@ class QueuePublisher:
         self._queues = dict(queues)
         self._block = block
         self._timeout = timeout
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close multiprocessing queues (thread queues need no closing)."""
@@ -72,7 +68,7 @@ class QueuePublisher:
             raise TimeoutError(f'Queue of topic "{topic}" is full.') from e
 
 
-class QueueSubscriber:
+class QueueSubscriber(MessageIterator):
     """Yields messages from one queue.
 
     Args:
@@ -91,18 +87,6 @@ class QueueSubscriber:
         self._queue = queue
         self._block = block
         self._timeout = timeout
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
-
-    def __iter__(self) -> Self:
-        return self
-
-    def __next__(self) -> bytes:
-        return self.next_message()
 
     def close(self) -> None:
         """Close a multiprocessing queue (a thread queue needs no closing)."""

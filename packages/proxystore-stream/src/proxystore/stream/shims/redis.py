@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Any, Self
+from typing import Any
 
 import redis
+
+from proxystore.stream.shims._base import Closeable, MessageIterator
 
 __all__ = [
     "RedisPublisher",
@@ -29,18 +31,12 @@ __all__ = [
 ]
 
 
-class _RedisClient:
+class _RedisClient(Closeable):
     """Owns one Redis client and maps its connection errors (shared plumbing)."""
 
     def __init__(self, hostname: str, port: int, **kwargs: Any) -> None:
         self._address = f"{hostname}:{port}"
         self._redis_client = redis.Redis(host=hostname, port=port, **kwargs)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._address!r})"
@@ -166,7 +162,7 @@ class RedisPublisher(_PipelinedPublisher):
     _command = "PUBLISH"
 
 
-class RedisSubscriber(_RedisClient):
+class RedisSubscriber(_RedisClient, MessageIterator):
     """Yields messages published on one or more Redis pub/sub channels.
 
     Subscribes in the constructor: messages published before that are not seen.
@@ -199,12 +195,6 @@ class RedisSubscriber(_RedisClient):
         except ConnectionError:
             self.close()
             raise
-
-    def __iter__(self) -> Self:
-        return self
-
-    def __next__(self) -> bytes:
-        return self.next_message()
 
     def next_message(self) -> bytes:
         """Block until the next message and return it.
@@ -250,7 +240,7 @@ class RedisQueuePublisher(_PipelinedPublisher):
     _command = "RPUSH"
 
 
-class RedisQueueSubscriber(_RedisClient):
+class RedisQueueSubscriber(_RedisClient, MessageIterator):
     """Pops messages from the Redis list of one topic.
 
     Each round trip takes up to ``prefetch`` waiting messages at once and hands
@@ -299,12 +289,6 @@ class RedisQueueSubscriber(_RedisClient):
         self._buffer: deque[bytes] = deque()
         # Switched off on the first "unknown command" from a pre-7.0 server.
         self._blmpop = True
-
-    def __iter__(self) -> Self:
-        return self
-
-    def __next__(self) -> bytes:
-        return self.next_message()
 
     def next_message(self) -> bytes:
         """Return the next message, blocking while the list is empty.

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Self
 
 import zmq
 
 from proxystore.stream.events import event_to_bytes, parts_to_event
+from proxystore.stream.shims._base import Closeable, MessageIterator
 
 __all__ = ["ZeroMQPublisher", "ZeroMQSubscriber"]
 
 
-class ZeroMQPublisher:
+class ZeroMQPublisher(Closeable):
     """Publishes ``(topic, message)`` frames from a bound XPUB socket.
 
     Args:
@@ -50,12 +50,6 @@ class ZeroMQPublisher:
             self.close()
             raise ConnectionError(f"Cannot bind {self._endpoint}: {e}") from e
         self._subscriptions = 0
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._endpoint!r})"
@@ -100,7 +94,7 @@ class ZeroMQPublisher:
         self._socket.send_multipart((topic.encode(), *parts), copy=False)
 
 
-class ZeroMQSubscriber:
+class ZeroMQSubscriber(MessageIterator):
     """Yields messages from a :class:`ZeroMQPublisher`.
 
     Args:
@@ -129,18 +123,6 @@ class ZeroMQSubscriber:
         self._socket.setsockopt(zmq.RCVTIMEO, self._timeout_ms)
         self._socket.connect(self._endpoint)
         self._socket.setsockopt(zmq.SUBSCRIBE, self._topic)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
-
-    def __iter__(self) -> Self:
-        return self
-
-    def __next__(self) -> bytes:
-        return self.next_message()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._endpoint!r}, topic={self._topic!r})"
