@@ -58,11 +58,13 @@ class _RedisClient(Closeable):
 class _PipelinedPublisher(_RedisClient):
     """Sends one command per message on a dedicated connection, pipelined.
 
-    Up to ``window - 1`` commands may await their replies, so sending does not
-    pay a network round trip per message; replies are read as the window fills
-    and by :meth:`flush` / :meth:`close`. Commands travel in order on one
-    connection, so the order of messages is kept. ``window=1`` waits for each
-    reply before returning (fully synchronous).
+    Up to ``window - 1`` commands (and about ``window_bytes`` of messages) may
+    await their replies, so sending does not pay a network round trip per
+    message; replies are read as the window fills and by :meth:`flush` /
+    :meth:`close`. Commands travel in order on one connection, so the order of
+    messages is kept. ``window=1`` waits for each reply before returning (fully
+    synchronous). The byte bound keeps a producer of large messages from
+    racing ahead of the server (and of consumers sharing its CPUs).
     """
 
     _command: str
@@ -73,13 +75,17 @@ class _PipelinedPublisher(_RedisClient):
         port: int,
         *,
         window: int = 64,
+        window_bytes: int = 1_000_000,
         **kwargs: Any,
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, got {window}.")
         super().__init__(hostname, port, **kwargs)
         self._window = window
-        self._pending = 0
+        self._window_bytes = window_bytes
+        # Sizes of the messages whose replies are still unread, oldest first.
+        self._in_flight: deque[int] = deque()
+        self._in_flight_bytes = 0
         self._connection: Any = None
 
     def _connect(self) -> Any:
@@ -95,7 +101,12 @@ class _PipelinedPublisher(_RedisClient):
             self._connection.disconnect()
             self._redis_client.connection_pool.release(self._connection)
             self._connection = None
-        self._pending = 0
+        self._in_flight.clear()
+        self._in_flight_bytes = 0
+
+    def _confirm_one(self) -> None:
+        self._in_flight_bytes -= self._in_flight.popleft()
+        self._connection.read_response()
 
     def send_message(self, topic: str, message: bytes) -> None:
         """Send ``message`` to ``topic``.
@@ -110,10 +121,12 @@ class _PipelinedPublisher(_RedisClient):
                 if self._connection is None:
                     self._connection = self._connect()
                 self._connection.send_command(self._command, topic, message)
-                self._pending += 1
-                while self._pending >= self._window:
-                    self._pending -= 1
-                    self._connection.read_response()
+                self._in_flight.append(len(message))
+                self._in_flight_bytes += len(message)
+                while len(self._in_flight) >= self._window or (
+                    self._in_flight_bytes > self._window_bytes
+                ):
+                    self._confirm_one()
             except redis.ConnectionError:
                 self._drop()
                 raise
@@ -127,9 +140,8 @@ class _PipelinedPublisher(_RedisClient):
         """
         with self._errors():
             try:
-                while self._pending:
-                    self._pending -= 1
-                    self._connection.read_response()
+                while self._in_flight:
+                    self._confirm_one()
             except redis.ConnectionError:
                 self._drop()
                 raise
@@ -153,6 +165,7 @@ class RedisPublisher(_PipelinedPublisher):
         port: Redis server port.
         window: Most messages in flight before waiting for replies (1: wait
             for each); see :meth:`flush`.
+        window_bytes: Most bytes of messages in flight before waiting.
         kwargs: Passed to :class:`redis.Redis`.
 
     Raises:
@@ -231,6 +244,7 @@ class RedisQueuePublisher(_PipelinedPublisher):
         port: Redis server port.
         window: Most messages in flight before waiting for replies (1: wait
             for each); see :meth:`flush`.
+        window_bytes: Most bytes of messages in flight before waiting.
         kwargs: Passed to :class:`redis.Redis`.
 
     Raises:
