@@ -311,3 +311,14 @@ def test_context_managers(q: queue.Queue[bytes]) -> None:
     with StreamConsumer[int](QueueSubscriber(q)) as consumer:
         assert consumer.next() == 1
         assert "StreamConsumer" in repr(consumer)
+
+
+def test_import_warns_experimental() -> None:
+    import importlib
+
+    import proxystore.stream
+    from proxystore.warnings import ExperimentalWarning
+
+    with pytest.warns(ExperimentalWarning, match="experimental"):
+        importlib.reload(proxystore.stream)
+    assert proxystore.stream.__all__ == ["StreamConsumer", "StreamProducer"]
