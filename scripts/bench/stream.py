@@ -11,7 +11,8 @@ clock runs from the first send until the consumer holds the last item.
 * ``theirs``: the same code against the reference release (``.bench-venv/``).
 
 The same worker script runs in both interpreters. Rounds alternate raw/ours/theirs
-so CPU load from other processes hits every side alike; best of several rounds.
+(rotating which goes first) so CPU load from other processes hits every side
+alike; best of several rounds.
 
     uv run --frozen python -m scripts.bench.stream [--rounds N] [--json]
 """
@@ -359,8 +360,10 @@ def measure(rounds: int, brokers: list[str]) -> list[dict[str, Any]]:
         for broker in brokers:
             for label, size in SIZES.items():
                 best = {"raw": 0.0, "ours": 0.0, "theirs": 0.0}
-                for _ in range(rounds):
-                    for impl in best:
+                impls = list(best)
+                for r in range(rounds):
+                    # Rotate the order each round so no side always runs first.
+                    for impl in impls[r % 3 :] + impls[: r % 3]:
                         port = {"kafka": kafka_port, "zmq": _free_port()}.get(
                             broker, redis_port
                         )

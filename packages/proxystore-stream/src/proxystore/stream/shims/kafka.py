@@ -24,6 +24,9 @@ class KafkaPublisher(Closeable):
     order per partition; :meth:`flush` (or :meth:`close`) waits until every
     message is acknowledged and raises if any delivery failed. Unlike the
     reference shim, :meth:`send_message` does not wait for each acknowledgement.
+    Configure the client with ``enable.idempotence=True`` to keep the order
+    even when the client retries a failed request (librdkafka may otherwise
+    reorder retried messages).
 
     Args:
         client: A configured :class:`confluent_kafka.Producer`.
