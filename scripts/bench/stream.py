@@ -7,20 +7,26 @@ ZeroMQ PUB/SUB and Kafka. One process produces, a second (forked) consumes; the
 clock runs from the first send until the consumer holds the last item.
 
 * ``raw``: the client library alone sending the same bytes (the floor);
-* ``ours``: ``StreamProducer`` -> shim -> ``StreamConsumer`` (objects inline);
+* ``ours``: ``StreamProducer`` -> shim -> ``StreamConsumer``;
 * ``theirs``: the same code against the reference release (``.bench-venv/``).
+
+Two modes: ``inline`` (objects travel inside the events) and ``store`` (a
+Redis-backed ``Store`` holds the bulk bytes, the broker carries key events and the
+consumer resolves every proxy; the raw floor SETs the bytes and sends the key).
 
 The same worker script runs in both interpreters. Rounds alternate raw/ours/theirs
 (rotating which goes first) so CPU load from other processes hits every side
 alike; best of several rounds.
 
     uv run --frozen python -m scripts.bench.stream [--rounds N] [--json]
+        [--brokers redis-queue ...] [--modes inline store]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -37,6 +43,9 @@ from scripts.bench import _refvenv
 
 SIZES = {"10 KB": 10_000, "1 MB": 1_000_000}
 BROKERS = ["redis-queue", "redis-pubsub", "zmq", "kafka"]
+# inline: objects travel in the events; store: bulk bytes go to a Redis store and
+# the broker carries only keys (the raw floor: SET + send key, GET + DEL).
+MODES = ["inline", "store"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -52,8 +61,8 @@ def _items(broker: str, size: int) -> int:
 WORKER = r"""
 import json, multiprocessing, sys, time, uuid
 
-impl, broker, host, port, size, n = sys.argv[1:7]
-port, size, n = int(port), int(size), int(n)
+impl, broker, host, port, size, n, mode, store_port = sys.argv[1:9]
+port, size, n, store_port = int(port), int(size), int(n), int(store_port)
 topic = "bench-" + uuid.uuid4().hex[:10]
 servers = f"{host}:{port}"
 KAFKA = {"bootstrap.servers": servers, "message.max.bytes": 20_000_000}
@@ -125,13 +134,32 @@ def make_publisher():
     return KafkaPublisher(confluent_kafka.Producer(KAFKA))
 
 
+def raw_store():
+    # The raw floor of store mode: SET the bytes under a fresh key and send the
+    # key; the consumer GETs and DELetes it (what evict=True does).
+    import redis
+    r = redis.Redis(host, store_port)
+
+    def put(payload):
+        key = uuid.uuid4().hex.encode()
+        r.set(key, payload)
+        return key
+
+    def fetch(key):
+        data = r.get(key)
+        r.delete(key)
+        return data
+    return put, fetch
+
+
 def raw_consume(ready):
+    fetch = raw_store()[1] if mode == "store" else (lambda data: data)
     if broker == "redis-queue":
         import redis
         r = redis.Redis(host, port)
         ready.set()
         for _ in range(n):
-            r.blpop([topic])
+            assert len(fetch(r.blpop([topic])[1])) == size
     elif broker == "redis-pubsub":
         import redis
         r = redis.Redis(host, port)
@@ -140,7 +168,9 @@ def raw_consume(ready):
         ready.set()
         got = 0
         while got < n:
-            if ps.get_message(timeout=None) is not None:
+            m = ps.get_message(timeout=None)
+            if m is not None:
+                assert len(fetch(m["data"])) == size
                 got += 1
     elif broker == "zmq":
         zmq = __import__("zmq")
@@ -149,7 +179,7 @@ def raw_consume(ready):
         s.setsockopt(zmq.SUBSCRIBE, topic.encode())
         ready.set()
         for _ in range(n):
-            s.recv_multipart()
+            assert len(fetch(s.recv_multipart()[1])) == size
     else:
         c = kafka_consumer()
         ready.set()
@@ -157,6 +187,7 @@ def raw_consume(ready):
         while got < n:
             m = c.poll(1.0)
             if m is not None and m.error() is None:
+                assert len(fetch(m.value())) == size
                 got += 1
         c.close()
 
@@ -181,13 +212,14 @@ def consume(ready, done):
 
 
 def raw_produce(payload):
+    put = raw_store()[0] if mode == "store" else (lambda data: data)
     if broker in ("redis-queue", "redis-pubsub"):
         import redis
         r = redis.Redis(host, port)
         send = r.rpush if broker == "redis-queue" else r.publish
         start = time.perf_counter()
         for _ in range(n):
-            send(topic, payload)
+            send(topic, put(payload))
         return start, r.close
     if broker == "zmq":
         zmq = __import__("zmq")
@@ -198,7 +230,7 @@ def raw_produce(payload):
         t = topic.encode()
         start = time.perf_counter()
         for _ in range(n):
-            s.send_multipart((t, payload), copy=False)
+            s.send_multipart((t, put(payload)), copy=False)
         return start, lambda: (s.close(linger=-1), ctx.term())
     import confluent_kafka
     p = confluent_kafka.Producer(KAFKA)
@@ -206,7 +238,7 @@ def raw_produce(payload):
     for _ in range(n):
         while True:
             try:
-                p.produce(topic, payload)
+                p.produce(topic, put(payload))
                 break
             except BufferError:
                 p.poll(0.1)
@@ -223,7 +255,12 @@ def stream_produce(payload):
             publisher.wait_for_subscribers(1)
         else:
             time.sleep(0.5)
-    producer = StreamProducer(publisher)
+    store = None
+    if mode == "store":
+        from proxystore.connectors.redis import RedisConnector
+        from proxystore.store import Store
+        store = Store("bench-" + topic, RedisConnector(host, store_port))
+    producer = StreamProducer(publisher, default_store=store)
     start = time.perf_counter()
     for _ in range(n):
         producer.send(topic, payload)
@@ -353,11 +390,11 @@ def _run(impl: str, args: list[str]) -> float:
     return float(result["items_per_s"])
 
 
-def measure(rounds: int, brokers: list[str]) -> list[dict[str, Any]]:
-    """Return one row per (broker, size): best items/s of raw, ours and theirs."""
+def measure(rounds: int, brokers: list[str], modes: list[str]) -> list[dict[str, Any]]:
+    """Return one row per (mode, broker, size): best items/s of each side."""
     rows: list[dict[str, Any]] = []
     with _redis() as redis_port, _tansu() as kafka_port:
-        for broker in brokers:
+        for mode, broker in itertools.product(modes, brokers):
             for label, size in SIZES.items():
                 best = {"raw": 0.0, "ours": 0.0, "theirs": 0.0}
                 impls = list(best)
@@ -369,9 +406,11 @@ def measure(rounds: int, brokers: list[str]) -> list[dict[str, Any]]:
                         )
                         n = _items(broker, size)
                         args = [broker, "127.0.0.1", str(port), str(size), str(n)]
+                        args += [mode, str(redis_port)]
                         best[impl] = max(best[impl], _run(impl, args))
                 rows.append(
                     {
+                        "mode": mode,
                         "broker": broker,
                         "size": label,
                         **{f"{k}_items_per_s": round(v, 1) for k, v in best.items()},
@@ -385,7 +424,8 @@ def measure(rounds: int, brokers: list[str]) -> list[dict[str, Any]]:
 
 def _format_row(row: dict[str, Any]) -> str:
     return (
-        f"{row['broker']:<13} {row['size']:>6} {row['raw_items_per_s']:>11,.0f} "
+        f"{row['mode']:<6} {row['broker']:<13} {row['size']:>6} "
+        f"{row['raw_items_per_s']:>11,.0f} "
         f"{row['ours_items_per_s']:>11,.0f} {row['theirs_items_per_s']:>11,.0f} "
         f"{row['ours_vs_raw']:>8.2f}x {row['ours_vs_theirs']:>9.2f}x"
     )
@@ -396,15 +436,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--brokers", nargs="+", default=BROKERS, choices=BROKERS)
+    parser.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     header = (
-        f"{'broker':<13} {'size':>6} {'raw it/s':>11} {'ours it/s':>11} "
+        f"{'mode':<6} {'broker':<13} {'size':>6} {'raw it/s':>11} {'ours it/s':>11} "
         f"{'theirs it/s':>11} {'ours/raw':>9} {'ours/them':>10}"
     )
     if not args.json:
         print(header, file=sys.stderr)
-    rows = measure(args.rounds, args.brokers)
+    rows = measure(args.rounds, args.brokers, args.modes)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

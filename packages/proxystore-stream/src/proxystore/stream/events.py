@@ -7,10 +7,12 @@ stored in a :class:`~proxystore.store.Store`, the event carries its key) and
 
 Wire format (version 1), produced by :func:`event_to_bytes`::
 
-    b"\\x89PSE" | u8 version | store-config table | event record
+    b"\\x89PSE" | u8 version | u32 n | store-config table (n bytes) | event record
 
 The store-config table lists each distinct store configuration once, so a batch
-of key events does not repeat it; key events refer to it by index. Records and
+of key events does not repeat it; key events refer to it by index. Decoders
+cache decoded tables by their bytes: a stream from one producer decodes its
+store configurations once. Records and
 values use the small tagged encoding of :mod:`proxystore.stream._wire`.
 
 Safety: :func:`bytes_to_event` never executes code. It does not use pickle and
@@ -33,6 +35,7 @@ import enum
 import functools
 import importlib
 import re
+import struct
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple, TypeAlias
 
@@ -644,10 +647,11 @@ def event_to_parts(
 
 def _encode(event: Event | EventBatch, encoder: _Encoder) -> tuple[bytes, list[bytes]]:
     encoder.record(event)
-    table: list[bytes] = [_HEADER]
+    table: list[bytes] = []
     encode_value([wire for _, wire in encoder.configs], table)
-    table.extend(encoder.out)
-    return b"".join(table), encoder.parts
+    configs = b"".join(table)
+    head = [_HEADER, _U32.pack(len(configs)), configs, *encoder.out]
+    return b"".join(head), encoder.parts
 
 
 _AnyBytes: TypeAlias = bytes | bytearray | memoryview
@@ -726,6 +730,32 @@ class _Decoder:
         raise EventDecodeError(f"Corrupt event: unknown record kind {kind}.")
 
 
+_U32 = struct.Struct(">I")
+
+
+def _config_table(data: bytes) -> list[StoreConfig]:
+    # Cached by content: every message of a producer repeats the same table.
+    # StoreConfig is frozen, so sharing one decoded instance is safe. Unusually
+    # large tables are not cached, so the cache stays small whatever arrives.
+    if len(data) <= _CACHED_TABLE_SIZE:
+        return _cached_config_table(data)
+    return _decode_config_table(data)
+
+
+_CACHED_TABLE_SIZE: Final = 4096
+
+
+def _decode_config_table(data: bytes) -> list[StoreConfig]:
+    reader = Reader(data)
+    wire_configs = _expect(reader.value(), list, "store config table")
+    if reader.remaining:
+        raise EventDecodeError("Corrupt event: trailing bytes in the config table.")
+    return [_config_from_wire(c) for c in wire_configs]
+
+
+_cached_config_table = functools.lru_cache(maxsize=128)(_decode_config_table)
+
+
 def bytes_to_event(data: _AnyBytes) -> Event | EventBatch:
     """Decode a message made by :func:`event_to_bytes`; never executes code.
 
@@ -763,8 +793,7 @@ def _decode(data: _AnyBytes, parts: Sequence[_AnyBytes]) -> Event | EventBatch:
             f"Unsupported stream event version {version} "
             f"(this decoder reads version {WIRE_VERSION}).",
         )
-    wire_configs = _expect(reader.value(), list, "store config table")
-    decoder = _Decoder(reader, [_config_from_wire(c) for c in wire_configs], parts)
+    decoder = _Decoder(reader, _config_table(bytes(reader.take(reader.u32()))), parts)
     event = decoder.record()
     if reader.remaining:
         raise EventDecodeError(
