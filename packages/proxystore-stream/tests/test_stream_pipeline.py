@@ -322,3 +322,23 @@ def test_import_warns_experimental() -> None:
     with pytest.warns(ExperimentalWarning, match="experimental"):
         importlib.reload(proxystore.stream)
     assert proxystore.stream.__all__ == ["StreamConsumer", "StreamProducer"]
+
+
+def test_failed_publish_keeps_objects_buffered(q: queue.Queue[bytes]) -> None:
+    class Flaky(QueuePublisher):
+        fail = True
+
+        def send_message(self, topic: str, message: bytes) -> None:
+            if self.fail:
+                raise ConnectionError("broker down")
+            super().send_message(topic, message)
+
+    publisher = Flaky({"t": q})
+    producer = StreamProducer[int](publisher, batch_size=2)
+    producer.send("t", 1)
+    with pytest.raises(ConnectionError, match="broker down"):
+        producer.send("t", 2)
+    publisher.fail = False
+    producer.close(topics=["t"])
+    consumer = StreamConsumer[int](QueueSubscriber(q))
+    assert list(consumer) == [1, 2]

@@ -180,7 +180,8 @@ class StreamProducer(Generic[T]):
     def flush_topic(self, topic: str) -> None:
         """Publish the objects buffered on ``topic`` (and its end of stream).
 
-        Does nothing when there is nothing new to publish.
+        Does nothing when there is nothing new to publish. If the store or the
+        publisher raises, the objects stay buffered (the error propagates).
         """
         buffer = self._buffers.get(topic)
         if buffer is None:
@@ -189,7 +190,6 @@ class StreamProducer(Generic[T]):
         send_end = buffer.closed and not buffer.end_sent
         if not items and not send_end:
             return
-        buffer.items = []
         if self._aggregator is not None and items:
             merged: dict[str, Any] = {}
             for item in items:
@@ -221,6 +221,9 @@ class StreamProducer(Generic[T]):
         if send_end:
             events.append(EndOfStreamEvent(topic))
         self._publish(EventBatch(topic, events))
+        # Cleared only once published: if the store or the broker fails, the
+        # objects stay buffered and the next flush tries again.
+        buffer.items = []
         if send_end:
             buffer.end_sent = True
 
