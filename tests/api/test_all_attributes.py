@@ -1,8 +1,8 @@
 """Every public module of the ``proxystore`` namespace declares an accurate ``__all__``.
 
 Accurate means: every listed name exists, the list has no duplicates, and every public
-class or function *defined* in the module is listed (ruff's RUF022 keeps it sorted). Modules whose name has
-a ``_private`` part are skipped (they are re-exported by a public façade).
+class or function *defined* in the module is listed (ruff's RUF022 keeps it sorted).
+Modules whose name has a ``_private`` part are skipped (a public façade re-exports them).
 """
 
 from __future__ import annotations
