@@ -2,7 +2,7 @@
 
 Accurate means: every listed name exists, the list has no duplicates, and every public
 class or function *defined* in the module is listed (ruff's RUF022 keeps it sorted).
-Modules whose name has a ``_private`` part are skipped (a public façade re-exports them).
+Modules whose name has a ``_private`` part are skipped (a façade re-exports them).
 """
 
 from __future__ import annotations
