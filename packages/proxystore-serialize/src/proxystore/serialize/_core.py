@@ -373,7 +373,7 @@ def _as_payload(data: object) -> _Payload:
     return view.cast("B")
 
 
-def deserialize(data: BytesLike) -> Any:
+def deserialize(buffer: BytesLike) -> Any:
     """Rebuild an object from a payload produced by :func:`serialize`.
 
     Any C-contiguous buffer is accepted (``bytes``, ``bytearray``, ``memoryview``,
@@ -381,18 +381,18 @@ def deserialize(data: BytesLike) -> Any:
 
     * read-only input (``bytes``, read-only views): the buffer region is copied once
       into private writable memory, so resulting arrays are writable and independent
-      of ``data``;
+      of ``buffer``;
     * writable input (``bytearray``, writable ``memoryview``, a private ``mmap``):
       no copy at all -- resulting arrays are views that **share memory with**
-      ``data``, which must then stay unchanged while they are in use (and cannot be
+      ``buffer``, which must then stay unchanged while they are in use (and cannot be
       resized or closed while they exist).
 
     Raises:
-        SerializationError: If ``data`` is not a contiguous bytes-like buffer, is
+        SerializationError: If ``buffer`` is not a contiguous bytes-like buffer, is
             truncated, has an unsupported version or an unknown format tag, or its
             format's decoder fails (that exception is chained as the cause).
     """
-    payload = _as_payload(data)
+    payload = _as_payload(buffer)
     size = len(payload)
     if size < _PREFIX_LEN:
         raise SerializationError(

@@ -25,7 +25,7 @@ _stores: dict[str, Store[Any]] = {}
 _lock = threading.RLock()
 
 
-def register_store(store: Store[Any], *, exist_ok: bool = False) -> None:
+def register_store(store: Store[Any], exist_ok: bool = False) -> None:
     """Register ``store`` under its name in this process.
 
     Args:

@@ -11,7 +11,7 @@ evicted as soon as the task completes.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
@@ -187,6 +187,26 @@ class StoreExecutor(Executor):
         if keys:
             future.add_done_callback(self._evict_keys(keys))
         return future  # type: ignore[return-value]
+
+    def map(
+        self,
+        function: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+    ) -> Iterator[T]:
+        """Run ``function`` on the items of ``iterables``, like :func:`map`.
+
+        Each call goes through :meth:`submit`: its arguments are proxied and its
+        result returned according to the policy, and each task's argument keys
+        are evicted when that task completes. Results come in input order.
+
+        Raises:
+            TimeoutError: if a result is not ready ``timeout`` seconds after this
+                call.
+            Exception: whatever a task raised, when its result is reached.
+        """
+        return super().map(function, *iterables, timeout=timeout, chunksize=chunksize)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Shut down the wrapped executor, then close the store if ``close_store``.

@@ -266,6 +266,8 @@ class StaticLifetime(_KeyTracker):
     the next ``StaticLifetime()`` starts a fresh one.
     """
 
+    # Also readable on the class (``StaticLifetime.name``), like the reference.
+    name: str = "static"
     _instance: StaticLifetime | None = None
     _instance_lock = threading.Lock()
     _atexit_registered = False

@@ -49,35 +49,35 @@ _MAPPING_ORIGINS = (dict, collections.abc.Mapping, collections.abc.MutableMappin
 # ---------------------------------------------------------------- dumping
 
 
-def dumps(obj: DataclassInstance, *, exclude_none: bool = True) -> str:
-    """Return the TOML document for the dataclass instance ``obj``.
+def dumps(model: DataclassInstance, *, exclude_none: bool = True) -> str:
+    """Return the TOML document for the dataclass instance ``model``.
 
     Raises:
-        TypeError: If ``obj`` is not a dataclass instance or a field holds a value
+        TypeError: If ``model`` is not a dataclass instance or a field holds a value
             TOML cannot represent (the message names the field).
         ValueError: If a field is ``None`` and ``exclude_none`` is false.
         ImportError: If ``tomli-w`` is not installed.
     """
-    candidate: object = obj  # checked at runtime: callers may be untyped
+    candidate: object = model  # checked at runtime: callers may be untyped
     if not dataclasses.is_dataclass(candidate) or isinstance(candidate, type):
-        raise TypeError(f"Expected a dataclass instance, got {type(obj).__name__}.")
+        raise TypeError(f"Expected a dataclass instance, got {type(model).__name__}.")
     try:
         import tomli_w
     except ImportError as exc:  # tomli-w is an optional dependency
         raise ImportError(
             "Writing TOML needs the 'tomli-w' package: pip install tomli-w"
         ) from exc
-    table = _to_toml(obj, type(obj).__name__, exclude_none)
+    table = _to_toml(model, type(model).__name__, exclude_none)
     return tomli_w.dumps(table)
 
 
-def dump(obj: DataclassInstance, fp: IO[bytes], *, exclude_none: bool = True) -> None:
-    """Write the TOML document for ``obj`` to the binary file ``fp``.
+def dump(model: DataclassInstance, fp: IO[bytes], *, exclude_none: bool = True) -> None:
+    """Write the TOML document for ``model`` to the binary file ``fp``.
 
     Raises:
         TypeError, ValueError, ImportError: As :func:`dumps`.
     """
-    fp.write(dumps(obj, exclude_none=exclude_none).encode("utf-8"))
+    fp.write(dumps(model, exclude_none=exclude_none).encode("utf-8"))
 
 
 def _to_toml(value: Any, path: str, exclude_none: bool) -> Any:
@@ -128,28 +128,28 @@ def _to_toml(value: Any, path: str, exclude_none: bool) -> Any:
 # ---------------------------------------------------------------- loading
 
 
-def loads(cls: type[ConfigT], data: str) -> ConfigT:
-    """Parse the TOML string ``data`` into an instance of the dataclass ``cls``.
+def loads(model: type[ConfigT], data: str) -> ConfigT:
+    """Parse the TOML string ``data`` into an instance of the dataclass ``model``.
 
     Raises:
         ValueError: If ``data`` is not valid TOML, a required field is missing, an
             unknown field is present, or a value is not allowed (e.g. a ``Literal``
             or ``Enum`` mismatch); the message names the field.
-        TypeError: If ``cls`` is not a dataclass, or a value has the wrong type for
+        TypeError: If ``model`` is not a dataclass, or a value has the wrong type for
             its field's annotation; the message names the field.
     """
-    candidate: object = cls  # checked at runtime: callers may be untyped
+    candidate: object = model  # checked at runtime: callers may be untyped
     if not (isinstance(candidate, type) and dataclasses.is_dataclass(candidate)):
-        raise TypeError(f"Expected a dataclass type, got {cls!r}.")
+        raise TypeError(f"Expected a dataclass type, got {model!r}.")
     try:
         table = tomllib.loads(data)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"Invalid TOML for {cls.__name__}: {exc}") from exc
-    return _from_table(cls, table, cls.__name__)
+        raise ValueError(f"Invalid TOML for {model.__name__}: {exc}") from exc
+    return _from_table(model, table, model.__name__)
 
 
-def load(cls: type[ConfigT], fp: IO[bytes]) -> ConfigT:
-    """Read the binary file ``fp`` as TOML into an instance of the dataclass ``cls``.
+def load(model: type[ConfigT], fp: IO[bytes]) -> ConfigT:
+    """Read the binary file ``fp`` as TOML into an instance of the dataclass ``model``.
 
     Raises:
         ValueError, TypeError: As :func:`loads`.
@@ -158,8 +158,8 @@ def load(cls: type[ConfigT], fp: IO[bytes]) -> ConfigT:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{cls.__name__} file is not UTF-8: {exc}") from exc
-    return loads(cls, text)
+        raise ValueError(f"{model.__name__} file is not UTF-8: {exc}") from exc
+    return loads(model, text)
 
 
 def _from_table(cls: type[ConfigT], table: Any, path: str) -> ConfigT:

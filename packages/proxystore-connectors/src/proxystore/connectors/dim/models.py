@@ -16,6 +16,7 @@ when ``status`` is :attr:`Status.ERROR`.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import struct
 from collections.abc import Sequence
@@ -26,9 +27,12 @@ from proxystore.connectors.protocols import BytesLike
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "RPC",
     "DIMKey",
     "DIMType",
     "Op",
+    "RPCOperation",
+    "RPCResponse",
     "Request",
     "Response",
     "Status",
@@ -67,6 +71,47 @@ class DIMKey(NamedTuple):
     size: int
     peer_host: str
     peer_port: int
+
+
+#: Operation names of :class:`RPC` and :class:`RPCResponse`.
+RPCOperation = Literal["exists", "evict", "get", "put"]
+
+
+@dataclasses.dataclass
+class RPC:
+    """A DIM request as an object, for code written against proxystore-ex.
+
+    Our transports do not send these (they use the binary header above); they are
+    accepted by :meth:`proxystore.connectors.dim.zmq.ZeroMQServer.handle_rpc`.
+
+    Attributes:
+        operation: What to do with ``key``.
+        key: The object's key.
+        data: The object's bytes, for a ``put``.
+    """
+
+    operation: RPCOperation
+    key: DIMKey
+    data: BytesLike | None = None
+
+
+@dataclasses.dataclass
+class RPCResponse:
+    """The outcome of an :class:`RPC`.
+
+    Attributes:
+        operation: The request's operation.
+        key: The request's key.
+        data: The object's bytes for a ``get`` (``None`` when missing).
+        exists: Whether the object exists, for an ``exists``.
+        exception: The error the operation raised, if any.
+    """
+
+    operation: RPCOperation
+    key: DIMKey
+    data: BytesLike | None = None
+    exists: bool | None = None
+    exception: Exception | None = None
 
 
 class Op(enum.IntEnum):

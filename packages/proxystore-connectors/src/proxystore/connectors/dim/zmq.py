@@ -23,9 +23,11 @@ from proxystore.connectors.dim.exceptions import (
     TransportUnavailableError,
 )
 from proxystore.connectors.dim.models import (
+    RPC,
     Op,
     Request,
     Response,
+    RPCResponse,
     decode_response,
     encode_request,
     encode_response,
@@ -50,7 +52,9 @@ except ImportError as exc:  # pragma: no cover - pyzmq is this module's one need
 
 __all__ = [
     "ZeroMQConnector",
+    "ZeroMQServer",
     "ZeroMQTransport",
+    "run_server",
     "serve",
     "spawn_server",
     "start_server",
@@ -273,6 +277,67 @@ def start_server(address: str, port: int, chunk_length: int | None = None) -> No
 
     options = {} if chunk_length is None else {"chunk_length": str(chunk_length)}
     serve_forever("zmq", address, port, options=options)
+
+
+def run_server(address: str, port: int, chunk_length: int | None = None) -> None:
+    """Run a ZeroMQ DIM server in this process until SIGINT/SIGTERM.
+
+    Same as :func:`start_server` (the name proxystore-ex uses for its blocking loop).
+    """
+    start_server(address, port, chunk_length)
+
+
+class ZeroMQServer:
+    """An in-process object store that answers :class:`RPC` requests.
+
+    The state of one DIM server, usable without sockets (e.g. in tests of code
+    written against proxystore-ex). The server processes spawned by
+    :class:`ZeroMQConnector` hold their objects the same way.
+    """
+
+    def __init__(self) -> None:
+        self.data: dict[str, BytesLike] = {}
+
+    def put(self, key: str, data: BytesLike) -> None:
+        """Store ``data`` under ``key`` (overwriting)."""
+        self.data[key] = data
+
+    def get(self, key: str) -> BytesLike | None:
+        """Return the bytes under ``key``, or ``None`` when missing."""
+        return self.data.get(key)
+
+    def exists(self, key: str) -> bool:
+        """Return whether ``key`` is stored."""
+        return key in self.data
+
+    def evict(self, key: str) -> None:
+        """Forget ``key``; a missing key is not an error."""
+        self.data.pop(key, None)
+
+    def handle_rpc(self, rpc: RPC) -> RPCResponse:
+        """Perform ``rpc`` and describe its outcome.
+
+        Never raises: an error (e.g. a ``put`` without data, an unknown operation)
+        is returned in :attr:`RPCResponse.exception`.
+        """
+        obj_id = rpc.key.obj_id
+        response = RPCResponse(rpc.operation, rpc.key)
+        try:
+            if rpc.operation == "get":
+                response.data = self.get(obj_id)
+            elif rpc.operation == "exists":
+                response.exists = self.exists(obj_id)
+            elif rpc.operation == "evict":
+                self.evict(obj_id)
+            elif rpc.operation == "put":
+                if rpc.data is None:
+                    raise ValueError(f"put of key {obj_id!r} carries no data")
+                self.put(obj_id, rpc.data)
+            else:
+                raise ValueError(f"unknown DIM operation {rpc.operation!r}")
+        except Exception as exc:  # reported to the caller, like a server would
+            response.exception = exc
+        return response
 
 
 def spawn_server(

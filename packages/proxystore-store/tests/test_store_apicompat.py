@@ -1,0 +1,47 @@
+"""Call forms of the reference API that users' code relies on (names and kinds)."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from proxystore.connectors.local import LocalConnector
+from proxystore.store import Store, get_store, register_store, unregister_store
+from proxystore.store.executor import ProxyType, StoreExecutor
+from proxystore.store.lifetimes import StaticLifetime
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def test_register_store_takes_exist_ok_positionally() -> None:
+    name = f"compat-{uuid.uuid4().hex}"
+    with Store(name, LocalConnector()) as first, Store(name, LocalConnector()) as other:
+        register_store(first)
+        try:
+            register_store(other, True)
+            assert get_store(name) is other
+        finally:
+            unregister_store(name)
+    assert get_store(name) is None
+
+
+def test_static_lifetime_name_is_readable_on_the_class() -> None:
+    assert StaticLifetime.name == "static"
+    assert StaticLifetime().name == "static"
+
+
+def test_executor_map_accepts_the_reference_keywords() -> None:
+    data: dict[Any, bytes] = {}
+    name = f"compat-{uuid.uuid4().hex}"
+    store: Store[Any] = Store(name, LocalConnector(data), register=True)
+    with StoreExecutor(ThreadPoolExecutor(2), store, ProxyType(int)) as executor:
+        assert list(executor.map(function=_double, timeout=5, chunksize=1)) == []
+        results = list(executor.map(_double, [1, 2, 3], timeout=5))
+        assert results == [2, 4, 6]
+        # The results (owned proxies) are evicted when dropped.
+        del results
+    # Arguments are evicted as their tasks finish (shutdown waited for them).
+    assert data == {}
