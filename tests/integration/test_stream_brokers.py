@@ -303,3 +303,52 @@ def test_aggregation_filters_and_metadata_only_reads(
     assert report[f"{topic}:gets"] == 0
     # Skipped items were evicted by the consumer; kept ones are still stored.
     assert _bulk_left(bulk_store) == len(seen)
+
+
+# ------------------------------------------------------------------ queue shim
+def consume_queue(q: Any, results: Any) -> None:
+    """Child process: read a multiprocessing-queue stream backed by files."""
+    from proxystore.stream.shims.queue import QueueSubscriber
+
+    try:
+        with StreamConsumer[Any](QueueSubscriber(q, timeout=60)) as consumer:
+            seen = [
+                (m["i"], _summary(item)) for m, item in consumer.iter_with_metadata()
+            ]
+            consumer.close(stores=True, subscriber=False)
+        results.put(("ok", seen))
+    except BaseException as e:  # reported to the parent, which fails the test
+        results.put(("error", repr(e)))
+
+
+def test_multiprocessing_queue_with_file_store(tmp_path: Any) -> None:
+    from proxystore.connectors.file import FileConnector
+    from proxystore.stream.shims.queue import QueuePublisher
+
+    topic = _topics(1)[0]
+    q = _ctx.Queue()
+    results = _ctx.Queue()
+    child = _ctx.Process(target=consume_queue, args=(q, results))
+    child.start()
+    try:
+        connector = FileConnector(str(tmp_path / "bulk"), clear=False)
+        with Store(f"files-{topic}", connector) as store:
+            producer = StreamProducer[Any](
+                QueuePublisher({topic: q}), default_store=store, batch_size=16
+            )
+            for i in range(N_ITEMS):
+                producer.send(topic, _item(topic, i), metadata={"i": i})
+            producer.close(topics=[topic], publisher=False)
+            status, seen = results.get(timeout=150)
+            assert status == "ok", seen
+            assert seen == [(i, (i, PAYLOAD, bytes([i % 251]))) for i in range(N_ITEMS)]
+            # Every object was evicted by the consumer once resolved.
+            assert not any((tmp_path / "bulk").iterdir())
+    finally:
+        child.join(30)
+        if child.is_alive():
+            child.kill()
+            child.join()
+        for mp_queue in (q, results):
+            mp_queue.close()
+            mp_queue.join_thread()
