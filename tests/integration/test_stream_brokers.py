@@ -1,6 +1,7 @@
 """Streams through real brokers, producer and consumer in two processes.
 
-For each shim (Redis pub/sub, Redis queue, ZeroMQ, Kafka via tansu) the test
+For each shim (Redis pub/sub, Redis queue, ZeroMQ, Kafka via tansu; also a
+multiprocessing queue with a file-backed store) the test
 process produces and a spawned process consumes: 1 000 items per topic arrive
 in order, each topic ends with its end-of-stream event, batching, aggregation
 and filters behave, and bulk data travels through a Redis-backed store while
