@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pathlib
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -94,3 +96,13 @@ def test_plugin_entry_point_returns_the_plugin_class() -> None:
     from proxystore.mypy_plugin import ProxyStoreMypyPlugin, plugin
 
     assert plugin("1.13.0") is ProxyStoreMypyPlugin
+
+
+def test_plugin_imports_first_in_a_fresh_interpreter() -> None:
+    # mypy's modules import each other circularly; mypy loads a plugin after its
+    # own modules, but a bare import (e.g. the __all__ audit) must work too.
+    code = "import proxystore.mypy_plugin as m; print(m.__all__)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "['ProxyStoreMypyPlugin', 'plugin']"

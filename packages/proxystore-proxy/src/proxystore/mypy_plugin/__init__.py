@@ -27,10 +27,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+# mypy's modules import each other circularly: loading mypy.plugin first sets them
+# up in a working order (importing mypy.maptype first fails).
+from mypy.plugin import AttributeContext, Plugin
+
+# isort: split
 from mypy.errorcodes import ATTR_DEFINED, UNION_ATTR
 from mypy.maptype import map_instance_to_supertype
 from mypy.messages import format_type
-from mypy.plugin import AttributeContext, Plugin
 from mypy.subtypes import find_member
 from mypy.typeops import make_simplified_union
 from mypy.types import (
