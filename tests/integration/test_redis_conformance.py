@@ -27,9 +27,7 @@ class TestValkeyConformance(ConnectorSuite):
 
 class TestRedisClusterConformance(ConnectorSuite):
     @pytest.fixture
-    def connector(
-        self, redis_cluster: list[ServerAddress]
-    ) -> Iterator[RedisConnector]:
+    def connector(self, redis_cluster: list[ServerAddress]) -> Iterator[RedisConnector]:
         seed = redis_cluster[0]
         with RedisConnector(seed.host, seed.port, clustered=True) as connector:
             yield connector
