@@ -1,0 +1,7 @@
+"""Integrations under their proxystore-ex import paths (``proxystore.ex.plugins``).
+
+:mod:`proxystore.ex.plugins.distributed` re-exports :mod:`proxystore.store.dask`
+(the Dask ``Client`` that proxies large task arguments and results).
+"""
+
+__all__: list[str] = []
