@@ -113,6 +113,33 @@ def class_fields(cls):
             names.update(getattr(klass, "__annotations__", {}) or {})
     return sorted(n for n in names if not n.startswith("_"))
 
+def instance_attrs(cls):
+    # Public names assigned as `self.<name> = ...` in the methods of the class.
+    import ast, textwrap
+    names = set()
+    for klass in cls.__mro__:
+        if not (getattr(klass, "__module__", "") or "").startswith("proxystore"):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            targets = []
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+                targets = [node.target]
+            for target in targets:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == "self"
+                    and not target.attr.startswith("_")
+                ):
+                    names.add(target.attr)
+    return sorted(names)
+
 def describe_member(cls, name):
     owner = next((k for k in cls.__mro__ if name in vars(k)), None)
     raw = vars(owner)[name] if owner is not None else getattr(cls, name, None)
@@ -146,6 +173,7 @@ def describe(value):
             "sig": sig_of(value),
             "members": members,
             "fields": class_fields(value),
+            "instance_attrs": instance_attrs(value),
             "protocol": bool(getattr(value, "_is_protocol", False)),
             "bases": [b.__module__ + "." + b.__qualname__ for b in value.__mro__[1:]],
         }
@@ -390,10 +418,18 @@ def _diff_class(path: str, ref: ModuleInfo, ours: ModuleInfo, diff: ModuleDiff) 
             f"{path}: {len(inherited_missing)} members inherited from third-party "
             f"bases missing: {', '.join(inherited_missing)}"
         )
-    our_attrs = set(our_members) | set(ours.get("fields", []))
+    our_attrs = (
+        set(our_members)
+        | set(ours.get("fields", []))
+        | set(ours.get("instance_attrs", []))
+    )
     for fname in ref.get("fields", []):
         if fname not in our_attrs and fname not in ref_members:
             diff.issues.append(f"{path}.{fname}: missing field")
+    for aname in ref.get("instance_attrs", []):
+        known = set(ref_members) | set(ref.get("fields", []))
+        if aname not in our_attrs and aname not in known:
+            diff.issues.append(f"{path}.{aname}: missing instance attribute")
 
 
 def diff_module(

@@ -105,4 +105,5 @@ def test_plugin_imports_first_in_a_fresh_interpreter() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == "['ProxyStoreMypyPlugin', 'plugin']"
+    names = "['ProxyStoreMypyPlugin', 'plugin', 'proxy_attribute_access']"
+    assert out.stdout.strip() == names

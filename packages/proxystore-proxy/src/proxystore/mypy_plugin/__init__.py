@@ -51,7 +51,7 @@ from mypy.types import (
     get_proper_type,
 )
 
-__all__ = ["ProxyStoreMypyPlugin", "plugin"]
+__all__ = ["ProxyStoreMypyPlugin", "plugin", "proxy_attribute_access"]
 
 # The class whose type parameter is the target type, and the class defining the
 # `__getattribute__` that forwards unknown names (mypy reports forwarded attributes
@@ -127,15 +127,20 @@ def _member_of(
     return member
 
 
-def _proxy_attribute(name: str, ctx: AttributeContext) -> Type:
+def proxy_attribute_access(ctx: AttributeContext, *, attr: str) -> Type:
+    """Type of ``proxy.<attr>``: the attribute's type on the proxy's target type.
+
+    Attributes the proxy class itself defines (e.g. ``__proxy_wrapped__``) keep
+    their own type; a name the target lacks is reported as an ``attr-defined``
+    error (``union-attr`` for a member of a union target).
+    """
     proxy = get_proper_type(ctx.type)
-    if isinstance(proxy, Instance) and proxy.type.get(name) is not None:
-        # Defined by the proxy class itself (e.g. __proxy_wrapped__): not forwarded.
+    if isinstance(proxy, Instance) and proxy.type.get(attr) is not None:
         return ctx.default_attr_type
     target = _target_type(proxy)
     if target is None:
         return ctx.default_attr_type
-    return _member_of(name, target, ctx)
+    return _member_of(attr, target, ctx)
 
 
 class ProxyStoreMypyPlugin(Plugin):
@@ -147,7 +152,7 @@ class ProxyStoreMypyPlugin(Plugin):
         """Return the hook for attributes forwarded by a proxy class."""
         owner, _, name = fullname.rpartition(".")
         if owner in _FORWARDING_CLASSES:
-            return functools.partial(_proxy_attribute, name)
+            return functools.partial(proxy_attribute_access, attr=name)
         return None
 
 
