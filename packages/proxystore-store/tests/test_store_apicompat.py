@@ -9,7 +9,7 @@ from typing import Any
 from proxystore.connectors.local import LocalConnector
 from proxystore.store import Store, get_store, register_store, unregister_store
 from proxystore.store.executor import ProxyType, StoreExecutor
-from proxystore.store.lifetimes import StaticLifetime
+from proxystore.store.lifetimes import ContextLifetime, LeaseLifetime, StaticLifetime
 
 
 def _double(x: int) -> int:
@@ -45,3 +45,16 @@ def test_executor_map_accepts_the_reference_keywords() -> None:
         del results
     # Arguments are evicted as their tasks finish (shutdown waited for them).
     assert data == {}
+
+
+def test_lifetime_repr_matches_the_reference_text() -> None:
+    with Store("lt-repr", LocalConnector()) as store:
+        store_repr = repr(store)
+        assert store_repr.startswith("Store(name=lt-repr, connector=")
+        with ContextLifetime(store, name="ctx") as ctx:
+            assert repr(ctx) == f"Lifetime(name=ctx, store={store_repr})"
+        lease = LeaseLifetime(store, 60, name="lease")
+        try:
+            assert repr(lease) == f"Lifetime(name=lease, store={store_repr})"
+        finally:
+            lease.close()

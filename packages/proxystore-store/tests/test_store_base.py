@@ -59,7 +59,7 @@ def test_properties_and_repr() -> None:
         assert store.metrics is not None
         assert store.serializer is serialize
         assert repr(store) == (
-            "Store(name='repr-store', connector=LocalConnector(), "
+            "Store(name=repr-store, connector=LocalConnector(), "
             "serializer=default, deserializer=default, cache_size=3, metrics=True, "
             "populate_target=True, auto_register=False)"
         )

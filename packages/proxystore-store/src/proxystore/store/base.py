@@ -156,7 +156,8 @@ class Store(Generic[ConnectorT]):
         ser = "default" if self._custom_serializer is None else "custom"
         des = "default" if self._custom_deserializer is None else "custom"
         return (
-            f"{type(self).__name__}(name={self._name!r}, "
+            # Same text as the reference release (name unquoted).
+            f"{type(self).__name__}(name={self._name}, "
             f"connector={self.connector!r}, serializer={ser}, deserializer={des}, "
             f"cache_size={self.cache.maxsize}, metrics={self._metrics is not None}, "
             f"populate_target={self._populate_target}, "

@@ -183,7 +183,8 @@ class ContextLifetime(_KeyTracker):
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, store={self.store!r})"
+        # Same text as the reference release for every store-bound lifetime.
+        return f"Lifetime(name={self.name}, store={self.store!r})"
 
 
 def _as_deadline(expiry: datetime | timedelta | float, *, base: float) -> float:
