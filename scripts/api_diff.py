@@ -311,9 +311,8 @@ def compare_signatures(ref: Sig, ours: Sig) -> tuple[list[str], list[str]]:
     for name, kind, default in ref:
         if kind in ("VAR_POSITIONAL", "VAR_KEYWORD"):
             if kind not in ours_kinds:
-                issues.append(
-                    f"does not accept {'*' if kind[4] == 'P' else '**'}{name}"
-                )
+                star = "*" if kind == "VAR_POSITIONAL" else "**"
+                issues.append(f"does not accept {star}{name}")
             continue
         mine = ours_by_name.get(name)
         if mine is None:
