@@ -58,3 +58,37 @@ def test_lifetime_repr_matches_the_reference_text() -> None:
             assert repr(lease) == f"Lifetime(name=lease, store={store_repr})"
         finally:
             lease.close()
+
+
+def _upper(text: str) -> str:
+    return text.upper()
+
+
+class _ClientLike(ThreadPoolExecutor):
+    """An executor whose map() takes an extra option and returns futures."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.options: dict[str, Any] = {}
+
+    def map(self, fn: Any, *iterables: Any, **options: Any) -> Any:
+        self.options = options
+        return [self.submit(fn, *args) for args in zip(*iterables, strict=True)]
+
+
+def test_executor_map_hands_extra_keywords_to_the_wrapped_map() -> None:
+    data: dict[Any, bytes] = {}
+    name = f"compat-{uuid.uuid4().hex}"
+    store: Store[Any] = Store(name, LocalConnector(data), register=True)
+    client = _ClientLike()
+    with StoreExecutor(client, store, ProxyType(str), ownership=False) as executor:
+        results = executor.map(_upper, ["a", "b"], priority=3, timeout=5)
+        # Arguments were proxied before the call and stay until consumed.
+        assert len(data) == 2
+        assert client.options == {"priority": 3, "timeout": 5}
+        values: list[Any] = list(results)
+        assert values == ["A", "B"]
+        # The results are plain proxies (ownership=False): evict them by hand.
+        for value in values:
+            store.evict(value.__proxy_factory__.key)
+    assert data == {}

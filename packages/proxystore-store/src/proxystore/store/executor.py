@@ -188,25 +188,66 @@ class StoreExecutor(Executor):
             future.add_done_callback(self._evict_keys(keys))
         return future  # type: ignore[return-value]
 
-    def map(
+    # The reference names the callable `function`, so `fn=` is not accepted.
+    def map(  # type: ignore[override]
         self,
         function: Callable[..., T],
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int = 1,
+        **kwargs: Any,
     ) -> Iterator[T]:
         """Run ``function`` on the items of ``iterables``, like :func:`map`.
 
-        Each call goes through :meth:`submit`: its arguments are proxied and its
-        result returned according to the policy, and each task's argument keys
-        are evicted when that task completes. Results come in input order.
+        Without extra keywords each call goes through :meth:`submit`: its arguments
+        are proxied and its result returned according to the policy, and each
+        task's argument keys are evicted when that task completes.
+
+        Extra ``kwargs`` are options of the wrapped executor's own ``map()`` (e.g.
+        of an executor-like client), so the call is handed to it: arguments are
+        proxied by the policy first, and their keys evicted once every result has
+        been consumed. Results come in input order either way.
 
         Raises:
             TimeoutError: if a result is not ready ``timeout`` seconds after this
                 call.
+            TypeError: if the wrapped executor's ``map()`` rejects ``kwargs``.
             Exception: whatever a task raised, when its result is reached.
         """
-        return super().map(function, *iterables, timeout=timeout, chunksize=chunksize)
+        if not kwargs:
+            return super().map(
+                function, *iterables, timeout=timeout, chunksize=chunksize
+            )
+        keys: list[Any] = []
+        columns = [[self._proxy_arg(item, keys) for item in it] for it in iterables]
+        task = _ProxyResultTask(function, self.store, self.should_proxy, self.ownership)
+        # Only pass the standard options the caller changed: executor-like
+        # objects need not accept them.
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        if chunksize != 1:
+            kwargs["chunksize"] = chunksize
+        try:
+            results = self.executor.map(task, *columns, **kwargs)
+        except BaseException:
+            self._evict_keys(keys)(None)
+            raise
+        return self._collect(results, keys, timeout)
+
+    def _collect(
+        self, results: Iterable[Any], keys: list[Any], timeout: float | None
+    ) -> Iterator[T]:
+        try:
+            for result in results:
+                # Executor-like clients may hand back futures from map().
+                if isinstance(result, Future) or callable(
+                    getattr(result, "add_done_callback", None)
+                ):
+                    yield result.result(timeout)
+                else:
+                    yield result
+        finally:
+            self._evict_keys(keys)(None)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Shut down the wrapped executor, then close the store if ``close_store``.
