@@ -83,8 +83,9 @@ def test_executor_map_hands_extra_keywords_to_the_wrapped_map() -> None:
     client = _ClientLike()
     with StoreExecutor(client, store, ProxyType(str), ownership=False) as executor:
         results = executor.map(_upper, ["a", "b"], priority=3, timeout=5)
-        # Arguments were proxied before the call and stay until consumed.
-        assert len(data) == 2
+        # Arguments were proxied before the call and stay until consumed (results
+        # of tasks that already ran may be stored too).
+        assert len(data) >= 2
         assert client.options == {"priority": 3, "timeout": 5}
         values: list[Any] = list(results)
         assert values == ["A", "B"]

@@ -304,6 +304,11 @@ class _ProxyAPI(Generic[T]):
         # `array + Proxy(5)` would give an object array. Defining this hook makes
         # numpy hand the operation over; rerun it on the targets instead.
         inputs = tuple(_unwrap(x) for x in inputs)
+        if method == "__call__" and not kwargs and ufunc.__name__ == "power":
+            # `array ** proxy` lands here, past the shortcut numpy's `**` takes
+            # for scalar exponents (square, sqrt, ...), which may pick another
+            # result dtype than np.power: redo the operator to match the target.
+            return operator.pow(*inputs)
         if "out" in kwargs:
             kwargs["out"] = tuple(_unwrap(x) for x in kwargs["out"])
         return getattr(ufunc, method)(*inputs, **kwargs)
