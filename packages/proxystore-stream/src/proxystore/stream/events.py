@@ -756,14 +756,17 @@ def _decode_config_table(data: bytes) -> list[StoreConfig]:
 _cached_config_table = functools.lru_cache(maxsize=128)(_decode_config_table)
 
 
-def bytes_to_event(data: _AnyBytes) -> Event | EventBatch:
+def bytes_to_event(s: _AnyBytes) -> Event | EventBatch:
     """Decode a message made by :func:`event_to_bytes`; never executes code.
 
+    The parameter is named ``s`` like the reference release's, so keyword calls
+    keep working.
+
     Raises:
-        EventDecodeError: If ``data`` is not a complete, valid version-1 event,
+        EventDecodeError: If ``s`` is not a complete, valid version-1 event,
             or names a key type or (de)serializer outside the trusted modules.
     """
-    return _decode(data, ())
+    return _decode(s, ())
 
 
 def parts_to_event(parts: Sequence[_AnyBytes]) -> Event | EventBatch:
