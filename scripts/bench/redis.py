@@ -36,7 +36,7 @@ BATCH_SIZE = 100
 
 def _repeats(size: int) -> int:
     """Operations per timed sample: enough to smooth small sizes, few for big ones."""
-    return max(2, min(500, 50_000_000 // max(size, 1)))
+    return max(2, min(150, 50_000_000 // max(size, 1)))
 
 
 # Runs in the reference venv: argv = port, rounds-per-call; prints one JSON line.
@@ -128,12 +128,16 @@ def _best_interleaved(
 ) -> dict[str, float]:
     """Best mean time of ``reps`` calls of each op, the ops alternating round by round.
 
-    Alternating in small blocks lets a burst of load from other processes hit every
-    op alike; ``cleanup`` runs after each block, untimed.
+    Alternating in small blocks (in a rotating order) lets a burst of load from other
+    processes hit every op alike; ``cleanup`` runs after each block, untimed.
     """
     best = dict.fromkeys(ops, float("inf"))
+    order = list(ops.items())
     for _ in range(rounds):
-        for name, op in ops.items():
+        # Rotate who goes first: on this machine the first block of a round is
+        # measurably faster, whatever it runs.
+        order = order[1:] + order[:1]
+        for name, op in order:
             start = time.perf_counter()
             for _ in range(reps):
                 op()
@@ -168,7 +172,12 @@ def _measure_local(port: int) -> dict[str, dict[str, float]]:
                     store.get(store.put(obj))
 
                 best = _best_interleaved(
-                    {"raw": raw_op, "ours": ours_op}, reps, 7, raw.flushdb
+                    {"raw": raw_op, "ours": ours_op},
+                    reps,
+                    # Many short blocks for small sizes: loopback latency here swings
+                    # by 2x over seconds, and each side needs its share of calm.
+                    25 if size <= 10_000 else 7,
+                    raw.flushdb,
                 )
                 out["raw"][name], out["ours"][name] = best["raw"], best["ours"]
 
