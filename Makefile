@@ -28,7 +28,7 @@ test: install ## Unit and property tests (parallel).
 	$(RUN) pytest -n auto; $(PYTEST_NO_TESTS_OK)
 
 test-integration: install ## Integration tests against real servers.
-	$(RUN) pytest tests/integration -n auto -p no:cacheprovider; $(PYTEST_NO_TESTS_OK)
+	$(RUN) pytest tests/integration -n auto -p no:cacheprovider -v; $(PYTEST_NO_TESTS_OK)
 
 lint: install ## ruff check + format check.
 	$(RUN) ruff check packages tests scripts examples conftest.py
