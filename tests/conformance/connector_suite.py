@@ -19,8 +19,9 @@ The fixture must yield a fresh, open connector and close it afterwards (closing 
 connector twice must be harmless: one test closes it itself). The context-manager test
 wraps ``close`` on the instance, so connectors must not use ``__slots__``. Tests for
 :class:`~proxystore.connectors.protocols.DeferrableConnector` (``new_key``/``set``) and
-:class:`~proxystore.connectors.protocols.WaitableConnector` (``wait``) run only when the
-connector is an instance of those protocols, and are skipped otherwise.
+:class:`~proxystore.connectors.protocols.WaitableConnector` (``wait``) and
+:class:`~proxystore.connectors.protocols.EvictingConnector` (``get_evict``) run only
+when the connector is an instance of those protocols, and are skipped otherwise.
 
 ``ConnectorSuite`` has no ``Test`` prefix so pytest does not collect it by itself; only
 its subclasses run. Override a single test in a subclass (or mark it ``xfail``) when a
@@ -40,6 +41,7 @@ from proxystore.connectors.protocols import (
     BytesLike,
     Connector,
     DeferrableConnector,
+    EvictingConnector,
     WaitableConnector,
 )
 
@@ -276,3 +278,34 @@ class ConnectorSuite:
             assert _as_bytes(deferrable.get(key)) == b"done"
         finally:
             thread.join()
+
+    # ------------------------------------------------------------- evicting
+
+    @staticmethod
+    def _evicting(connector: Connector[Any]) -> EvictingConnector[Any]:
+        if not isinstance(connector, EvictingConnector):
+            pytest.skip(f"{type(connector).__name__} is not an EvictingConnector")
+        return connector
+
+    @pytest.mark.parametrize("size", [0, 1000, _FIVE_MB])
+    def test_get_evict_returns_then_removes(
+        self, connector: Connector[Any], size: int
+    ) -> None:
+        evicting = self._evicting(connector)
+        data = _payload(size, seed=3)
+        key = connector.put(data)
+        other = connector.put(b"stays")
+        assert _as_bytes(evicting.get_evict(key)) == data
+        assert not connector.exists(key)
+        assert connector.get(key) is None
+        assert evicting.get_evict(key) is None
+        assert _as_bytes(connector.get(other)) == b"stays"
+
+    def test_get_evict_missing_key_changes_nothing(
+        self, connector: Connector[Any]
+    ) -> None:
+        evicting = self._evicting(connector)
+        key = connector.put(b"x")
+        connector.evict(key)
+        assert evicting.get_evict(key) is None
+        assert not connector.exists(key)

@@ -7,7 +7,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import redis.exceptions
 
+from proxystore.connectors.exceptions import ConnectorError
 from proxystore.connectors.redis import _LARGE_REPLY, RedisConnector, RedisKey
 from tests.integration.harness import ServerAddress
 from tests.integration.harness.redis import redis_command
@@ -76,3 +78,39 @@ def test_clustered_batch_shares_one_hash_slot(
             b"b",
             b"c",
         ]
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_get_evict_without_getdel_falls_back(
+    redis_server: ServerAddress,
+    redis_cluster: list[ServerAddress],
+    clustered: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A server older than Redis 6.2 answers GETDEL with "unknown command".
+    server = redis_cluster[0] if clustered else redis_server
+
+    def no_getdel(*args: object) -> None:
+        raise redis.exceptions.ResponseError("unknown command 'GETDEL'")
+
+    with RedisConnector(server.host, server.port, clustered=clustered) as connector:
+        data = os.urandom(_LARGE_REPLY + 5)
+        keys = [connector.put(data), connector.put(b"small")]
+        monkeypatch.setattr(type(connector._redis), "getdel", no_getdel)
+        assert connector.get_evict(keys[0]) == data
+        assert connector.get_evict(keys[1]) == b"small"
+        assert not connector._has_getdel  # not tried again
+        assert not connector.exists(keys[0])
+        assert connector.get_evict(keys[1]) is None
+
+
+def test_get_evict_other_server_errors_are_translated(
+    connector: RedisConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object) -> None:
+        raise redis.exceptions.ResponseError("WRONGTYPE wrong kind of value")
+
+    monkeypatch.setattr(type(connector._redis), "getdel", refuse)
+    with pytest.raises(ConnectorError, match="WRONGTYPE"):
+        connector.get_evict(RedisKey("k"))
+    assert connector._has_getdel

@@ -12,6 +12,7 @@ from proxystore.connectors.local import LocalConnector, LocalKey
 from proxystore.connectors.protocols import (
     Connector,
     DeferrableConnector,
+    EvictingConnector,
     WaitableConnector,
 )
 from tests.conformance.connector_suite import ConnectorSuite
@@ -20,6 +21,7 @@ from tests.conformance.connector_suite import ConnectorSuite
 _connector: Connector[LocalKey] = LocalConnector()
 _deferrable: DeferrableConnector[LocalKey] = LocalConnector()
 _waitable: WaitableConnector[LocalKey] = LocalConnector()
+_evicting: EvictingConnector[LocalKey] = LocalConnector()
 
 
 class TestLocalConformance(ConnectorSuite):

@@ -22,6 +22,7 @@ from proxystore.connectors.exceptions import (
 from proxystore.connectors.protocols import (
     Connector,
     DeferrableConnector,
+    EvictingConnector,
     WaitableConnector,
 )
 from proxystore.connectors.redis import (
@@ -36,6 +37,7 @@ from proxystore.connectors.redis import (
 _connector: Connector[RedisKey] = RedisConnector("localhost", 6379)
 _deferrable: DeferrableConnector[RedisKey] = RedisConnector("localhost", 6379)
 _waitable: WaitableConnector[RedisKey] = RedisConnector("localhost", 6379)
+_evicting: EvictingConnector[RedisKey] = RedisConnector("localhost", 6379)
 
 
 @pytest.fixture
@@ -72,6 +74,7 @@ def test_unreachable_server_raises_connection_error_naming_address(
         for operation in (
             lambda: connector.put(b"x"),
             lambda: connector.get(RedisKey("k")),
+            lambda: connector.get_evict(RedisKey("k")),
             lambda: connector.exists(RedisKey("k")),
             lambda: connector.get_batch([RedisKey("k")]),
             lambda: connector.wait(RedisKey("k"), timeout=1),

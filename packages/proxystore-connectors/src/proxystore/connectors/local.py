@@ -2,8 +2,9 @@
 
 :class:`LocalConnector` keeps objects in a plain ``dict`` owned by this process. It
 implements :class:`~proxystore.connectors.protocols.Connector`,
-:class:`~proxystore.connectors.protocols.DeferrableConnector` and
-:class:`~proxystore.connectors.protocols.WaitableConnector`, so unit tests of the store,
+:class:`~proxystore.connectors.protocols.DeferrableConnector`,
+:class:`~proxystore.connectors.protocols.WaitableConnector` and
+:class:`~proxystore.connectors.protocols.EvictingConnector`, so unit tests of the store,
 proxies and streams can run without any server.
 
 Objects live only as long as the dict: a connector rebuilt from :meth:`config` in
@@ -100,6 +101,10 @@ class LocalConnector:
     def evict(self, key: LocalKey) -> None:
         """Remove the object at ``key``; a missing key is ignored."""
         self._store.pop(key, None)
+
+    def get_evict(self, key: LocalKey) -> bytes | None:
+        """Return the object at ``key`` and remove it, or ``None`` when missing."""
+        return self._store.pop(key, None)
 
     def exists(self, key: LocalKey) -> bool:
         """Return whether an object is stored at ``key``."""

@@ -16,6 +16,7 @@ __all__ = [
     "BytesLike",
     "Connector",
     "DeferrableConnector",
+    "EvictingConnector",
     "KeyT",
     "WaitableConnector",
 ]
@@ -101,5 +102,24 @@ class WaitableConnector(Protocol[KeyT_contra]):
 
         Returns:
             Whether an object exists at ``key`` when the call returns.
+        """
+        ...
+
+
+@runtime_checkable
+class EvictingConnector(Protocol[KeyT_contra]):
+    """A connector that can read and remove an object in one step.
+
+    Stores use this for objects read once and then evicted (proxies made with
+    ``evict=True``): one backend operation (a Redis ``GETDEL``, a dict ``pop``)
+    instead of a ``get`` followed by an ``evict``.
+    """
+
+    def get_evict(self, key: KeyT_contra) -> BytesLike | None:
+        """Return the bytes at ``key`` and remove them from the connector.
+
+        Returns:
+            The bytes, or ``None`` when nothing is stored at ``key`` (then
+            nothing is changed).
         """
         ...

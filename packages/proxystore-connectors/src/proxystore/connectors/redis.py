@@ -287,6 +287,8 @@ class RedisConnector:
         self.kwargs = kwargs
         self._client: _Client | None = None
         self._lock = threading.Lock()
+        # Cleared when the server turns out to predate GETDEL (Redis < 6.2).
+        self._has_getdel = True
 
     @property
     def address(self) -> str:
@@ -435,6 +437,36 @@ class RedisConnector:
         """
         with self._errors("GET"):
             return cast("BytesLike | None", self._redis.get(key.redis_key))
+
+    def get_evict(self, key: RedisKey) -> BytesLike | None:
+        """Return the object at ``key`` and delete it, in one round trip.
+
+        One ``GETDEL`` (Redis 6.2 or later, Valkey, KeyDB); on an older server,
+        a ``MULTI``/``GET``/``DEL``/``EXEC`` transaction (two round trips on a
+        cluster). Returns ``None`` when nothing is stored at ``key``.
+
+        Raises:
+            ConnectorConnectionError: if the server cannot be reached.
+        """
+        name = key.redis_key
+        with self._errors("GETDEL"):
+            client = self._redis
+            if self._has_getdel:
+                try:
+                    return cast("BytesLike | None", client.getdel(name))
+                except redis.exceptions.ResponseError as e:
+                    if "unknown command" not in str(e).lower():
+                        raise
+                    self._has_getdel = False
+            if isinstance(client, redis.cluster.RedisCluster):
+                value = client.get(name)
+                client.delete(name)
+            else:
+                with client.pipeline(transaction=True) as pipe:
+                    pipe.get(name)
+                    pipe.delete(name)
+                    value = pipe.execute()[0]
+            return cast("BytesLike | None", value)
 
     def get_batch(self, keys: Sequence[RedisKey]) -> list[BytesLike | None]:
         """Return the object at each key (``None`` where missing), in order.

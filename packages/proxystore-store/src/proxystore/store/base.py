@@ -10,9 +10,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    Self,
+    TypeVar,
+    cast,
+    overload,
+)
 
-from proxystore.connectors.protocols import DeferrableConnector
+from proxystore.connectors.protocols import DeferrableConnector, EvictingConnector
 from proxystore.proxy import Proxy, ProxyLocker
 from proxystore.serialize import SerializationError, deserialize, serialize
 from proxystore.store._registry import _stores, register_store, unregister_store
@@ -37,6 +46,19 @@ T = TypeVar("T")
 _now = time.perf_counter_ns
 # A tuple: isinstance() with a tuple is faster than with a `X | Y` union.
 _BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+# Connector type -> whether it is an EvictingConnector (runtime Protocol checks are
+# slow, and get_evict() is on the per-proxy resolve path).
+_evicting_types: dict[type, bool] = {}
+
+
+def _is_evicting(connector: object) -> bool:
+    kind = type(connector)
+    evicting = _evicting_types.get(kind)
+    if evicting is None:
+        evicting = _evicting_types[kind] = isinstance(connector, EvictingConnector)
+    return evicting
 
 
 def _is_nonproxiable(obj: object) -> bool:
@@ -419,6 +441,44 @@ class Store(Generic[ConnectorT]):
         if metrics is not None:
             metrics._time_since("store.evict.connector", key, start)
             metrics._time_since("store.evict", key, start)
+
+    def get_evict(
+        self,
+        key: ConnectorKeyT,
+        *,
+        deserializer: DeserializerT | None = None,
+        default: Any = None,
+    ) -> Any:
+        """Return the object at ``key`` and evict it; ``default`` when missing.
+
+        Same result as :meth:`get` followed (when found) by :meth:`evict`, which
+        is what resolving a proxy made with ``evict=True`` does. When the
+        connector is an :class:`~proxystore.connectors.protocols.
+        EvictingConnector` and the object is not cached, it is read and removed
+        in one connector call (e.g. one Redis ``GETDEL`` instead of ``GET`` then
+        ``DEL``), and the cache is not filled with an object about to be evicted.
+        Then the stored bytes are gone even when they fail to deserialize.
+        A missing key is left as it is.
+
+        Raises:
+            SerializationError: if the stored bytes cannot be deserialized.
+            ConnectorError: if the connector fails.
+        """
+        connector = self.connector
+        if self._metrics is not None or not _is_evicting(connector):
+            obj = self.get(key, deserializer=deserializer, default=_MISSING)
+        else:
+            # Counts a cache hit or miss, as get() does.
+            obj = self.cache.get(key, _MISSING)
+            if obj is _MISSING:
+                data = cast("EvictingConnector[Any]", connector).get_evict(key)
+                if data is None:
+                    return default
+                return self._from_bytes(data, key, deserializer)
+        if obj is _MISSING:
+            return default
+        self.evict(key)
+        return obj
 
     def is_cached(self, key: ConnectorKeyT) -> bool:
         """Return whether the deserialized object at ``key`` is in the cache."""

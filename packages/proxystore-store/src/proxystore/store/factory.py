@@ -3,8 +3,10 @@
 A :class:`StoreFactory` is what a store's proxy carries: the object's key and the
 store's config. Resolving is the hot path of the library, so it is kept short:
 registry lookup by name → ``Store.get`` (cache, then ``connector.get`` and
-deserialize). Only a process that has no store of that name builds one from the
-config (and registers it, so the next proxy finds it).
+deserialize), or ``Store.get_evict`` for ``evict=True`` (one connector call that
+reads and removes the bytes, where the connector can). Only a process that has
+no store of that name builds one from the config (and registers it, so the next
+proxy finds it).
 
 On the wire a factory is the key plus a compact positional form of the config (see
 :meth:`StoreConfig.__reduce__`); a factory unpickled in a process that already has the
@@ -142,11 +144,14 @@ class StoreFactory(Factory[T]):
         return store
 
     def _fetch(self, store: Store[Any]) -> Any:
+        if self.evict:
+            # Read and evict together: one connector call where it can.
+            return store.get_evict(
+                self.key, deserializer=self.deserializer, default=_MISSING
+            )
         return store.get(self.key, deserializer=self.deserializer, default=_MISSING)
 
     def _found(self, store: Store[Any], obj: Any, start: int | None) -> T:
-        if self.evict:
-            store.evict(self.key)
         if start is not None and store.metrics is not None:
             store.metrics._time_since(
                 "factory.polling_resolve"

@@ -222,14 +222,16 @@ class StreamConsumer(Generic[T]):
             return event.metadata, cast(T, _inline(event.obj))
         store = self._store(event)
         key = event.get_key()
-        obj = store.get(key, default=_MISSING)
+        if event.evict:
+            # One connector call (e.g. a Redis GETDEL) where the connector can.
+            obj = store.get_evict(key, default=_MISSING)
+        else:
+            obj = store.get(key, default=_MISSING)
         if obj is _MISSING:
             raise ValueError(
                 f"No object at key {key!r} in store {store.name!r} "
                 f"(topic {event.topic!r}); was it evicted already?",
             )
-        if event.evict:
-            store.evict(key)
         return event.metadata, cast(T, obj)
 
     def iter_with_metadata(
