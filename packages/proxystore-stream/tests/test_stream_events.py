@@ -306,3 +306,23 @@ def test_parts_must_match_references(mutate: str) -> None:
     if mutate == "drop":
         with pytest.raises(EventDecodeError, match="part"):
             bytes_to_event(head)
+
+
+def test_every_truncation_of_every_value_type_is_a_decode_error() -> None:
+    metadata = {
+        "i": -5,
+        "big": 2**70,
+        "f": 1.5,
+        "s": "ü",
+        "b": b"xy",
+        "l": [None, True, False],
+        "t": (1, 2),
+    }
+    event = EventBatch("topic", [NewObjectEvent("topic", b"obj", metadata)])
+    data = event_to_bytes(event)
+    decoded = bytes_to_event(data)
+    assert isinstance(decoded, EventBatch)
+    assert decoded.events == event.events
+    for end in range(len(data)):
+        with pytest.raises(EventDecodeError):
+            bytes_to_event(data[:end])

@@ -123,51 +123,67 @@ def encode_blob(value: bytes | bytearray | memoryview, out: list[bytes]) -> None
 class Reader:
     """Cursor over an encoded message; every read is bounds-checked."""
 
-    __slots__ = ("_buf", "_pos")
+    __slots__ = ("_buf", "_end", "_pos")
 
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
         self._buf = memoryview(data).cast("B")
+        self._end = len(self._buf)
         self._pos = 0
 
     @property
     def remaining(self) -> int:
         """Number of unread bytes."""
-        return len(self._buf) - self._pos
+        return self._end - self._pos
+
+    def _truncated(self, size: int) -> EventDecodeError:
+        return EventDecodeError(
+            f"Truncated event: needs {size} bytes at offset {self._pos}, "
+            f"{self._end - self._pos} left.",
+        )
 
     def take(self, size: int) -> memoryview:
         """Return the next ``size`` bytes (a view) and advance past them."""
-        if size < 0 or size > len(self._buf) - self._pos:
-            raise EventDecodeError(
-                f"Truncated event: needs {size} bytes at offset {self._pos}, "
-                f"{len(self._buf) - self._pos} left.",
-            )
         start = self._pos
-        self._pos = start + size
-        return self._buf[start : self._pos]
+        end = start + size
+        if size < 0 or end > self._end:
+            raise self._truncated(size)
+        self._pos = end
+        return self._buf[start:end]
 
     def u8(self) -> int:
         """Read an unsigned byte."""
-        if self._pos >= len(self._buf):
-            raise EventDecodeError(f"Truncated event at offset {self._pos}.")
-        value = self._buf[self._pos]
-        self._pos += 1
+        pos = self._pos
+        if pos >= self._end:
+            raise EventDecodeError(f"Truncated event at offset {pos}.")
+        self._pos = pos + 1
+        return self._buf[pos]
+
+    # Fixed-size reads unpack in place (no intermediate view); struct reports a
+    # read past the end, which becomes the same error as take()'s.
+    def _unpack(self, fmt: struct.Struct) -> Any:
+        pos = self._pos
+        try:
+            value = fmt.unpack_from(self._buf, pos)[0]
+        except struct.error:
+            raise self._truncated(fmt.size) from None
+        self._pos = pos + fmt.size
         return value
 
     def u32(self) -> int:
         """Read a big-endian unsigned 32-bit integer."""
-        return int(_U32.unpack(self.take(4))[0])
+        return int(self._unpack(_U32))
 
     def u64(self) -> int:
         """Read a big-endian unsigned 64-bit integer."""
-        return int(_U64.unpack(self.take(8))[0])
+        return int(self._unpack(_U64))
 
     def text(self) -> str:
         """Read a bare length-prefixed UTF-8 string."""
-        return self._utf8(self.take(self.u32()))
+        return self._utf8(self.take(self._unpack(_U32)))
 
     def blob(self) -> bytes:
         """Read a bare length-prefixed byte string."""
-        return bytes(self.take(self.u64()))
+        return bytes(self.take(self._unpack(_U64)))
 
     def count(self) -> int:
         """Read an item count; each item needs at least one byte, so cap it."""
@@ -183,27 +199,12 @@ class Reader:
         """Read one tagged plain value."""
         if depth > MAX_DEPTH:
             raise EventDecodeError(f"Event nested deeper than {MAX_DEPTH} levels.")
-        tag = self.u8()
-        if tag == _NONE:
-            return None
-        if tag == _FALSE:
-            return False
-        if tag == _TRUE:
-            return True
-        if tag == _INT:
-            return _I64.unpack(self.take(8))[0]
-        if tag == _BIGINT:
-            return int.from_bytes(self.take(self.u32()), "big", signed=True)
-        if tag == _FLOAT:
-            return _F64.unpack(self.take(8))[0]
-        if tag == _STR:
-            return self._utf8(self.take(self.u32()))
-        if tag == _BYTES:
-            return bytes(self.take(self.u64()))
-        if tag == _LIST:
-            return [self.value(depth + 1) for _ in range(self.count())]
-        if tag == _TUPLE:
-            return tuple(self.value(depth + 1) for _ in range(self.count()))
+        pos = self._pos
+        if pos >= self._end:
+            raise EventDecodeError(f"Truncated event at offset {pos}.")
+        self._pos = pos + 1
+        tag = self._buf[pos]
+        # Most frequent tags first (metadata dicts, keys, topics, payloads).
         if tag == _DICT:
             result: dict[Any, Any] = {}
             for _ in range(self.count()):
@@ -216,6 +217,26 @@ class Reader:
                         f"{type(key).__qualname__}.",
                     ) from e
             return result
+        if tag == _INT:
+            return self._unpack(_I64)
+        if tag == _STR:
+            return self._utf8(self.take(self._unpack(_U32)))
+        if tag == _BYTES:
+            return bytes(self.take(self._unpack(_U64)))
+        if tag == _TUPLE:
+            return tuple(self.value(depth + 1) for _ in range(self.count()))
+        if tag == _NONE:
+            return None
+        if tag == _TRUE:
+            return True
+        if tag == _FALSE:
+            return False
+        if tag == _LIST:
+            return [self.value(depth + 1) for _ in range(self.count())]
+        if tag == _FLOAT:
+            return self._unpack(_F64)
+        if tag == _BIGINT:
+            return int.from_bytes(self.take(self.u32()), "big", signed=True)
         raise EventDecodeError(
             f"Corrupt event: unknown value tag 0x{tag:02x} at offset {self._pos - 1}."
         )

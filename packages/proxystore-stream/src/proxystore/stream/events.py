@@ -73,6 +73,7 @@ __all__ = [
 WIRE_VERSION: Final = 1
 _MAGIC: Final = b"\x89PSE"
 _HEADER: Final = _MAGIC + bytes((WIRE_VERSION,))
+_U32 = struct.Struct(">I")
 
 _DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 _BARE = re.compile(r"[A-Za-z_]\w*")
@@ -647,14 +648,28 @@ def event_to_parts(
 
 def _encode(event: Event | EventBatch, encoder: _Encoder) -> tuple[bytes, list[bytes]]:
     encoder.record(event)
-    table: list[bytes] = []
-    encode_value([wire for _, wire in encoder.configs], table)
-    configs = b"".join(table)
-    head = [_HEADER, _U32.pack(len(configs)), configs, *encoder.out]
+    if encoder.configs:
+        table: list[bytes] = []
+        encode_value([wire for _, wire in encoder.configs], table)
+        configs = b"".join(table)
+        head = [_HEADER, _U32.pack(len(configs)), configs, *encoder.out]
+    else:
+        head = [_EMPTY_TABLE_HEADER, *encoder.out]
     return b"".join(head), encoder.parts
 
 
 _AnyBytes: TypeAlias = bytes | bytearray | memoryview
+
+
+def _empty_table_header() -> bytes:
+    # Header of every message without store configs (all-inline batches).
+    table: list[bytes] = []
+    encode_value([], table)
+    configs = b"".join(table)
+    return b"".join([_HEADER, _U32.pack(len(configs)), configs])
+
+
+_EMPTY_TABLE_HEADER: Final = _empty_table_header()
 
 
 class _Decoder:
@@ -728,9 +743,6 @@ class _Decoder:
             ]
             return EventBatch(topic, events)
         raise EventDecodeError(f"Corrupt event: unknown record kind {kind}.")
-
-
-_U32 = struct.Struct(">I")
 
 
 def _config_table(data: bytes) -> list[StoreConfig]:
