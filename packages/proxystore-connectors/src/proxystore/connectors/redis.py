@@ -289,6 +289,7 @@ class RedisConnector:
         self._lock = threading.Lock()
         # Cleared when the server turns out to predate GETDEL (Redis < 6.2).
         self._has_getdel = True
+        self._boundaries: dict[str, _ErrorBoundary] = {}
 
     @property
     def address(self) -> str:
@@ -355,7 +356,12 @@ class RedisConnector:
             return client
 
     def _errors(self, action: str) -> _ErrorBoundary:
-        return _ErrorBoundary(self.address, action)
+        # Boundaries hold no per-use state, so one per action is reused (this
+        # wraps every operation).
+        boundary = self._boundaries.get(action)
+        if boundary is None:
+            boundary = self._boundaries[action] = _ErrorBoundary(self.address, action)
+        return boundary
 
     # ------------------------------------------------------------------ lifecycle
     def close(self, clear: bool | None = None) -> None:
@@ -436,7 +442,12 @@ class RedisConnector:
             ConnectorConnectionError: if the server cannot be reached.
         """
         with self._errors("GET"):
-            return cast("BytesLike | None", self._redis.get(key.redis_key))
+            # execute_command: client.get() and client.set() only add argument
+            # handling (and set() an option parser) around it.
+            return cast(
+                "BytesLike | None",
+                self._redis.execute_command("GET", key.redis_key),  # type: ignore[no-untyped-call]
+            )
 
     def get_evict(self, key: RedisKey) -> BytesLike | None:
         """Return the object at ``key`` and delete it, in one round trip.
@@ -507,7 +518,9 @@ class RedisConnector:
         """
         key = RedisKey(os.urandom(16).hex())
         with self._errors("SET"):
-            self._redis.set(key.redis_key, _as_payload(obj))
+            self._redis.execute_command(  # type: ignore[no-untyped-call]
+                "SET", key.redis_key, _as_payload(obj)
+            )
         return key
 
     def put_batch(self, objs: Sequence[BytesLike]) -> list[RedisKey]:

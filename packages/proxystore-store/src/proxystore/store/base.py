@@ -299,11 +299,16 @@ class Store(Generic[ConnectorT]):
             SerializationError: if the default serializer cannot handle ``obj``.
             ConnectorError: if the connector fails.
         """
-        self._check_lifetime(lifetime)
+        if lifetime is not None:
+            self._check_lifetime(lifetime)
         metrics = self._metrics
         if metrics is None:
-            key: ConnectorKeyT = self.connector.put(
-                self._to_bytes(obj, serializer), **kwargs
+            data = self._to_bytes(obj, serializer)
+            # Without options, a plain call: unpacking an empty **kwargs costs.
+            key: ConnectorKeyT = (
+                self.connector.put(data, **kwargs)
+                if kwargs
+                else self.connector.put(data)
             )
         else:
             start = _now()

@@ -12,6 +12,8 @@ KeyT = TypeVar("KeyT", bound=Hashable)
 ValueT = TypeVar("ValueT")
 DefaultT = TypeVar("DefaultT")
 
+_ABSENT = object()
+
 
 class LRUCache(Generic[KeyT, ValueT]):
     """Map with at most ``maxsize`` entries; the least recently used goes first.
@@ -64,12 +66,18 @@ class LRUCache(Generic[KeyT, ValueT]):
     def get(self, key: KeyT, default: object = None) -> object:
         """Return the value at ``key`` (now most recently used) or ``default``."""
         data = self._data
-        try:
-            value = data[key]
-            data.move_to_end(key)
-        except KeyError:
+        # A lookup with a sentinel, not try/except: misses are common (every
+        # first get, every get with caching off) and raising is slow.
+        value = data.get(key, _ABSENT)
+        if value is _ABSENT:
             self.misses += 1
             return default
+        # Evicted by another thread in between: still a hit. (try/except, not
+        # contextlib.suppress: this is the hot path and suppress is slower.)
+        try:  # noqa: SIM105
+            data.move_to_end(key)
+        except KeyError:
+            pass
         self.hits += 1
         return value
 
