@@ -177,18 +177,34 @@ class Reader:
         """Read a big-endian unsigned 64-bit integer."""
         return int(self._unpack(_U64))
 
+    def _sized(self, prefix: struct.Struct) -> memoryview:
+        # A length prefix and the bytes it announces, in one call (the hot
+        # path of topics, strings and payloads).
+        pos = self._pos
+        try:
+            size = prefix.unpack_from(self._buf, pos)[0]
+        except struct.error:
+            raise self._truncated(prefix.size) from None
+        start = pos + prefix.size
+        end = start + size
+        if end > self._end:
+            self._pos = start
+            raise self._truncated(size)
+        self._pos = end
+        return self._buf[start:end]
+
     def text(self) -> str:
         """Read a bare length-prefixed UTF-8 string."""
-        return self._utf8(self.take(self._unpack(_U32)))
+        return self._utf8(self._sized(_U32))
 
     def blob(self) -> bytes:
         """Read a bare length-prefixed byte string."""
-        return bytes(self.take(self._unpack(_U64)))
+        return bytes(self._sized(_U64))
 
     def count(self) -> int:
         """Read an item count; each item needs at least one byte, so cap it."""
-        n = self.u32()
-        if n > self.remaining:
+        n: int = self._unpack(_U32)
+        if n > self._end - self._pos:
             raise EventDecodeError(
                 f"Corrupt event: {n} items announced but only "
                 f"{self.remaining} bytes left.",
@@ -220,9 +236,9 @@ class Reader:
         if tag == _INT:
             return self._unpack(_I64)
         if tag == _STR:
-            return self._utf8(self.take(self._unpack(_U32)))
+            return self._utf8(self._sized(_U32))
         if tag == _BYTES:
-            return bytes(self.take(self._unpack(_U64)))
+            return bytes(self._sized(_U64))
         if tag == _TUPLE:
             return tuple(self.value(depth + 1) for _ in range(self.count()))
         if tag == _NONE:
