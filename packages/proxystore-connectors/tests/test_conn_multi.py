@@ -22,10 +22,11 @@ from proxystore.connectors.multi import (
     Policy,
     PolicyDict,
 )
-from proxystore.connectors.protocols import Connector
+from proxystore.connectors.protocols import Connector, EvictingConnector
 from tests.conformance.connector_suite import ConnectorSuite
 
 _contract: Connector[MultiKey] = MultiConnector({})
+_evicting: EvictingConnector[MultiKey] = MultiConnector({})
 
 
 class TestMultiConformance(ConnectorSuite):

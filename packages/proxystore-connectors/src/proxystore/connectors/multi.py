@@ -21,7 +21,11 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple, Self, TypedDict
 
 from proxystore.connectors.exceptions import MultiConnectorError
-from proxystore.connectors.protocols import BytesLike, Connector
+from proxystore.connectors.protocols import (
+    BytesLike,
+    Connector,
+    EvictingConnector,
+)
 from proxystore.utils.environment import hostname
 from proxystore.utils.imports import get_object_path, import_from_path
 
@@ -328,6 +332,24 @@ class MultiConnector:
             MultiConnectorError: if the key's connector is unknown or dormant here.
         """
         return self._connector(key.connector_name).get(key.connector_key)
+
+    def get_evict(self, key: MultiKey) -> BytesLike | None:
+        """Return the object at ``key`` and remove it; ``None`` when missing.
+
+        One call to the key's connector when it is an
+        :class:`~proxystore.connectors.protocols.EvictingConnector`, else its
+        ``get`` then (when found) its ``evict``.
+
+        Raises:
+            MultiConnectorError: if the key's connector is unknown or dormant here.
+        """
+        connector = self._connector(key.connector_name)
+        if isinstance(connector, EvictingConnector):
+            return connector.get_evict(key.connector_key)
+        data = connector.get(key.connector_key)
+        if data is not None:
+            connector.evict(key.connector_key)
+        return data
 
     def get_batch(self, keys: Sequence[MultiKey]) -> list[BytesLike | None]:
         """Return the object at each key (``None`` where missing), in order.
