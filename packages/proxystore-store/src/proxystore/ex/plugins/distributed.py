@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from proxystore.store.dask import Client as Client
-
-__all__ = ["Client"]
+# The star import takes exactly the names in the source module's __all__, and that
+# list is re-exported as is, so the alias cannot drift from the module it mirrors.
+from proxystore.store.dask import *  # noqa: F403
+from proxystore.store.dask import __all__ as __all__

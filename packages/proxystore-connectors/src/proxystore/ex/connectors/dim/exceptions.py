@@ -2,20 +2,7 @@
 
 from __future__ import annotations
 
-from proxystore.connectors.dim.exceptions import DIMServerError as DIMServerError
-from proxystore.connectors.dim.exceptions import (
-    MessageDecodeError as MessageDecodeError,
-)
-from proxystore.connectors.dim.exceptions import (
-    ServerTimeoutError as ServerTimeoutError,
-)
-from proxystore.connectors.dim.exceptions import (
-    TransportUnavailableError as TransportUnavailableError,
-)
-
-__all__ = [
-    "DIMServerError",
-    "MessageDecodeError",
-    "ServerTimeoutError",
-    "TransportUnavailableError",
-]
+# The star import takes exactly the names in the source module's __all__, and that
+# list is re-exported as is, so the alias cannot drift from the module it mirrors.
+from proxystore.connectors.dim.exceptions import *  # noqa: F403
+from proxystore.connectors.dim.exceptions import __all__ as __all__

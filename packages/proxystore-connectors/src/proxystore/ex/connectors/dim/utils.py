@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxystore.connectors.dim.utils import get_ip_address as get_ip_address
-from proxystore.connectors.dim.utils import resolve_address as resolve_address
-
-__all__ = ["get_ip_address", "resolve_address"]
+# The star import takes exactly the names in the source module's __all__, and that
+# list is re-exported as is, so the alias cannot drift from the module it mirrors.
+from proxystore.connectors.dim.utils import *  # noqa: F403
+from proxystore.connectors.dim.utils import __all__ as __all__
