@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from proxystore.utils.data import bytes_to_readable
 from scripts.bench import _refvenv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,13 +157,6 @@ def measure(rounds: int, sizes: list[int], budget: float) -> dict[str, Any]:
     return table
 
 
-def _readable(size: int) -> str:
-    for unit, scale in (("MB", 1_000_000), ("KB", 1_000)):
-        if size >= scale:
-            return f"{size // scale} {unit}"
-    return f"{size} B"
-
-
 def main(argv: list[str] | None = None) -> None:
     """Print the table (or JSON with `--json`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -189,8 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     for case, row in table.items():
         kind, size, op = case.split(" ")
         floor = "" if row["floor_us"] is None else f"{row['floor_us']:.1f}"
+        label = bytes_to_readable(int(size))
         print(
-            f"{kind:<10}{_readable(int(size)):>8}  {op:<15}{row['ours_us']:>11.1f}"
+            f"{kind:<10}{label:>8}  {op:<15}{row['ours_us']:>11.1f}"
             f"{row['theirs_us']:>11.1f}{floor:>11}{row['ratio']:>13.3f}"
         )
 
