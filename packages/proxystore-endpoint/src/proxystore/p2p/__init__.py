@@ -1,0 +1,5 @@
+"""Peer-to-peer connections between endpoints."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,59 @@
+"""Errors raised by the relay client and server.
+
+```
+Exception
+├── RelayClientError
+│   ├── RelayNotConnectedError
+│   └── RelayRegistrationError
+└── RelayServerError
+    ├── BadRequestError        (400)
+    ├── UnauthorizedError      (401)
+    ├── ForbiddenError         (403)
+    └── InternalServerError    (500)
+```
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequestError",
+    "ForbiddenError",
+    "InternalServerError",
+    "RelayClientError",
+    "RelayNotConnectedError",
+    "RelayRegistrationError",
+    "RelayServerError",
+    "UnauthorizedError",
+]
+
+
+class RelayClientError(Exception):
+    """Base class for errors raised by a relay client."""
+
+
+class RelayNotConnectedError(RelayClientError):
+    """Raised when the client is used before its connection to the relay is open."""
+
+
+class RelayRegistrationError(RelayClientError):
+    """Raised when the relay refuses or fails to register a client."""
+
+
+class RelayServerError(Exception):
+    """Base class for errors the relay server reports to a client."""
+
+
+class BadRequestError(RelayServerError):
+    """Raised when a client's request to the relay is malformed (HTTP 400)."""
+
+
+class UnauthorizedError(RelayServerError):
+    """Raised when a client gave no valid credentials (HTTP 401)."""
+
+
+class ForbiddenError(RelayServerError):
+    """Raised when a client's credentials do not grant access (HTTP 403)."""
+
+
+class InternalServerError(RelayServerError):
+    """Raised when the relay failed while handling a request (HTTP 500)."""
