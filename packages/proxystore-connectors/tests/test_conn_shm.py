@@ -8,10 +8,6 @@ import mmap
 import os
 import pickle
 import secrets
-import signal
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,6 +30,7 @@ from proxystore.proxy import ProxyResolveError, extract
 from proxystore.store import Store
 from proxystore.store.exceptions import ProxyResolveMissingKeyError
 from tests.conformance.connector_suite import ConnectorSuite
+from tests.conformance.subprocesses import kill_when_stalled, run_python
 
 #: One namespace per test process (xdist worker), so parallel runs never meet.
 NAMESPACE = f"test_{os.getpid()}_{secrets.token_hex(4)}"
@@ -69,18 +66,6 @@ class TestSharedMemoryConformance(ConnectorSuite):
     def connector(self) -> Iterator[SharedMemoryConnector]:
         with SharedMemoryConnector(NAMESPACE) as connector:
             yield connector
-
-
-def _run_child(code: str, *args: str) -> str:
-    """Run ``code`` in a fresh interpreter (another process) and return its stdout."""
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return out.stdout
 
 
 # ------------------------------------------------------------------ basics
@@ -313,7 +298,7 @@ print(mine.name, mine.size)
 def test_other_process_reads_and_writes(connector: SharedMemoryConnector) -> None:
     arr = np.arange(200_000, dtype=np.float64)
     key = connector.put(arr.tobytes())
-    out = _run_child(_CHILD_READ, NAMESPACE, key.name, str(key.size)).split("\n")
+    out = run_python(_CHILD_READ, NAMESPACE, key.name, str(key.size)).split("\n")
     assert float(out[0]) == arr.sum()
     name, size = out[1].split()
     got = connector.get(SharedMemoryKey(name, int(size)))
@@ -357,7 +342,7 @@ def test_store_get_is_zero_copy_and_writes_stay_private(
         assert isinstance(raw.obj, mmap.mmap)
         got[:] = 7.0
         assert np.array_equal(store.get(key), arr)
-        report = json.loads(_run_child(_CHILD_STORE, NAMESPACE, json.dumps(list(key))))
+        report = json.loads(run_python(_CHILD_STORE, NAMESPACE, json.dumps(list(key))))
         assert report == {"sum": float(arr.sum()), "writeable": True, "owner": "mmap"}
         assert np.array_equal(store.get(key), arr)
 
@@ -392,20 +377,7 @@ shm.SharedMemoryConnector(sys.argv[1], clear=False).put(b"x" * (1 << 20))
 
 
 def test_writer_killed_mid_put_leaves_nothing_valid() -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD_KILLED, NAMESPACE],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "stalled"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        if child.stdout is not None:
-            child.stdout.close()
-    assert child.returncode == -signal.SIGKILL
+    kill_when_stalled(_CHILD_KILLED, NAMESPACE)
     left = _leftovers()
     assert len(left) == 1
     assert ".tmp-" in left[0]

@@ -26,11 +26,35 @@ numpy arrays directly on the shared pages, and a consumer's writes land in priva
 copies of the touched pages, never in the stored object. The mapping lives as long as
 any view or array made from it; evicting the segment meanwhile is safe (``tmpfs``
 frees the pages only after the last mapping goes).
+
+Arena mode (``arena=True``)
+---------------------------
+Fresh ``tmpfs`` pages are expensive: each put pays their allocation and first
+touch, each reader pays page-table set-up for a new mapping. In arena mode the
+namespace instead owns one pre-sized file, ``psshm-<namespace>-arena``, which every
+process maps once (pages reserved and pre-faulted) and which holds objects in
+slots (see ``proxystore.connectors._arena`` for the layout, the crash-safe lock
+and the reference counts):
+
+* a put is one copy into the arena; any process may put, get and evict;
+* a get of 256 KiB or more returns a **read-only** zero-copy view into the arena
+  (numpy arrays built on it are read-only, as Ray's are); ``writable=True`` (on
+  the connector, or per call of :meth:`SharedMemoryConnector.get`) returns a
+  private writable copy instead; smaller objects are copied into ``bytes``;
+* a slot is never reused while any process holds a view of it: evicting such an
+  object only hides it, and the last view to go frees the slot;
+* objects that do not fit (larger than the arena, or while it is full) fall back
+  to a segment of their own, as above;
+* ``close(clear=True)`` removes the arena file with the segments; processes that
+  still map it keep valid views.
+
+Keys of arena objects are named ``psshm-<namespace>-~<slot>.<generation>``.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import mmap
 import os
 import re
@@ -40,6 +64,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, Final, NamedTuple, Self
 
+from proxystore.connectors import _arena as arenas
 from proxystore.connectors.exceptions import (
     ConnectorConnectionError,
     ConnectorError,
@@ -71,6 +96,14 @@ _TMP_MARK: Final = ".tmp-"
 _MAP_MIN_BYTES: Final = 256 * 1024
 _NAMESPACE_RE: Final = re.compile(r"[A-Za-z0-9_.]{1,64}")
 _FILE_MODE: Final = 0o600
+_ARENA_NAME: Final = "arena"
+_ARENA_MARK: Final = "~"
+#: Default arena: a quarter of the free shared memory, at most this much.
+_ARENA_MAX_DEFAULT: Final = 1 << 30
+_ARENA_MIN: Final = 1 << 20
+_ARENA_SLOTS: Final = 4096
+
+logger = logging.getLogger(__name__)
 
 
 class SharedMemoryKey(NamedTuple):
@@ -125,35 +158,88 @@ def _full_error(needed: int, directory: str) -> SharedMemoryFullError:
     )
 
 
-def _write_all(fd: int, header: bytes, view: memoryview) -> None:
-    total = len(header) + len(view)
-    written = os.writev(fd, [header, view])
-    # Writes to tmpfs are normally complete; loop for the rare short write.
-    while written < total:
-        if written < len(header):
-            written += os.writev(fd, [header[written:], view])
-        else:
-            written += os.write(fd, view[written - len(header) :])
+def _write_all(fd: int, buffers: list[bytes | memoryview]) -> None:
+    pending = [memoryview(b) for b in buffers]
+    while pending:
+        written = os.writev(fd, pending)
+        # Writes to tmpfs are normally complete; loop for the rare short write.
+        while written and pending:
+            first = pending[0]
+            if written >= len(first):
+                written -= len(first)
+                pending.pop(0)
+            else:
+                pending[0] = first[written:]
+                written = 0
+        while pending and not len(pending[0]):
+            pending.pop(0)
+
+
+def _flat(obj: BytesLike) -> bytes | memoryview:
+    """Return ``obj`` as ``bytes`` or a flat unsigned-byte view (no copy)."""
+    if type(obj) is bytes:
+        return obj
+    view = memoryview(obj)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def _default_arena_size() -> int:
+    stats = os.statvfs(SHM_DIR)
+    free = stats.f_bavail * stats.f_frsize
+    size = min(free // 4, _ARENA_MAX_DEFAULT)
+    return max(size - size % _ARENA_MIN, _ARENA_MIN)
+
+
+def _private_copy(view: memoryview) -> memoryview:
+    """Copy ``view`` into fresh private anonymous memory (huge pages advised)."""
+    mapping = mmap.mmap(-1, len(view))
+    advice = getattr(mmap, "MADV_HUGEPAGE", None)
+    if advice is not None:
+        with suppress(OSError):
+            mapping.madvise(advice)
+    out = memoryview(mapping)
+    out[:] = view
+    return out
 
 
 class SharedMemoryConnector:
-    """Connector storing each object in its own shared-memory segment of the node.
+    """Connector keeping objects in the node's shared memory.
 
     Objects are visible to every process of the same user on this machine that uses
-    the same ``namespace``; nothing crosses the network.
+    the same ``namespace``; nothing crosses the network. By default each object has
+    a segment of its own; with ``arena=True`` objects live in one pre-mapped arena
+    per namespace (see the module documentation).
 
     Args:
         namespace: Group of segments this connector works in (letters, digits, ``_``
             and ``.``; at most 64 characters). :meth:`close` with ``clear`` removes
             every segment of the namespace, whichever process wrote it.
         clear: Remove the namespace's segments on :meth:`close`.
+        arena: Keep objects in the namespace's shared arena.
+        arena_size: Size in bytes of the arena when this connector creates it
+            (default: a quarter of the free shared memory, at most 1 GiB). An
+            existing arena keeps the size its creator gave it.
+        arena_slots: Maximum number of objects in the arena when this connector
+            creates it; more objects fall back to segments of their own.
+        writable: Make :meth:`get` of large arena objects return a private
+            writable copy instead of a read-only zero-copy view.
 
     Raises:
-        ValueError: if ``namespace`` has other characters or is empty or too long.
+        ValueError: if ``namespace`` has other characters or is empty or too long,
+            or the arena size or slot count is too small.
         ConnectorConnectionError: if ``/dev/shm`` does not exist (not Linux).
     """
 
-    def __init__(self, namespace: str = "proxystore", *, clear: bool = True) -> None:
+    def __init__(
+        self,
+        namespace: str = "proxystore",
+        *,
+        clear: bool = True,
+        arena: bool = False,
+        arena_size: int | None = None,
+        arena_slots: int = _ARENA_SLOTS,
+        writable: bool = False,
+    ) -> None:
         if not _NAMESPACE_RE.fullmatch(namespace):
             raise ValueError(
                 f"Invalid namespace {namespace!r}: use 1-64 letters, digits, '_' "
@@ -165,12 +251,29 @@ class SharedMemoryConnector:
                 "shared-memory connector needs Linux POSIX shared memory.",
                 address=SHM_DIR,
             )
+        if arena_slots < 1:
+            raise ValueError(f"arena_slots must be at least 1, got {arena_slots}.")
+        table = arenas.HEADER_BYTES + arena_slots * arenas.ENTRY_WORDS * 8
+        if arena_size is not None and arena_size < table + arenas.ALIGN:
+            raise ValueError(
+                f"arena_size {arena_size} is too small: {arena_slots} slots need "
+                f"{table} bytes of header and table, plus room for data."
+            )
         self.namespace = namespace
         self.clear = clear
+        self.arena = arena
+        self.arena_size = arena_size
+        self.arena_slots = arena_slots
+        self.writable = writable
         self._stem = f"{PREFIX}-{namespace}-"
-        # Names of this namespace: final segments and temporary ones being written.
+        self._arena_stem = self._stem + _ARENA_MARK
+        self._arena_path = os.path.join(SHM_DIR, self._stem + _ARENA_NAME)
+        # Names of this namespace: the arena, final segments and temporary ones.
         self._ours = re.compile(
-            re.escape(self._stem) + r"[0-9a-f]{32}(?:" + re.escape(_TMP_MARK) + r".+)?"
+            re.escape(self._stem)
+            + r"(?:[0-9a-f]{32}|~[0-9]+\.[0-9]+|arena)(?:"
+            + re.escape(_TMP_MARK)
+            + r".+)?"
         )
 
     def __repr__(self) -> str:
@@ -190,21 +293,54 @@ class SharedMemoryConnector:
     def _path(key: SharedMemoryKey) -> str:
         name = key.name
         # Keys may come from another process inside a pickled proxy: accept only our
-        # own segment names, which can neither escape /dev/shm nor name a temp file.
+        # own segment names, which can neither escape /dev/shm nor name a temp file
+        # or an arena.
         if (
             not name.startswith(PREFIX + "-")
             or "/" in name
             or "\0" in name
             or _TMP_MARK in name
+            or name.endswith("-" + _ARENA_NAME)
         ):
             raise ValueError(f"Invalid shared-memory segment name in key {key!r}.")
         return os.path.join(SHM_DIR, name)
 
-    def segments(self) -> list[str]:
-        """Return the names of this namespace's segments now in ``/dev/shm``.
+    def _slot(self, key: SharedMemoryKey) -> tuple[int, int] | None:
+        """Return ``(slot, generation)`` of an arena key of this namespace."""
+        name = key.name
+        if not name.startswith(self._arena_stem):
+            return None
+        slot, _, gen = name[len(self._arena_stem) :].partition(".")
+        if not (slot.isdigit() and gen.isdigit()):
+            return None
+        return int(slot), int(gen)
 
-        Includes temporary segments of writes in progress (or of writers that were
-        killed mid-write).
+    def _arena(self) -> arenas.Arena | None:
+        """Return this process's mapping of the namespace arena (``None``: off)."""
+        if not self.arena:
+            return None
+        try:
+            return arenas.open_arena(
+                self._arena_path,
+                self.arena_size or _default_arena_size(),
+                self.arena_slots,
+            )
+        except arenas.ArenaFullError:
+            logger.warning(
+                "Not enough shared memory for the arena of namespace %r; objects "
+                "get segments of their own.",
+                self.namespace,
+            )
+            return None
+        except OSError as exc:
+            with _os_errors("map", self._arena_path):
+                raise exc from None
+
+    def segments(self) -> list[str]:
+        """Return the names of this namespace's files now in ``/dev/shm``.
+
+        Includes the arena and temporary segments of writes in progress (or of
+        writers that were killed mid-write).
         """
         with os.scandir(SHM_DIR) as entries:
             return sorted(e.name for e in entries if self._ours.fullmatch(e.name))
@@ -215,19 +351,29 @@ class SharedMemoryConnector:
 
         Args:
             clear: Remove every segment of the namespace, complete or temporary,
-                written by any process (also those of crashed writers); ``None``
-                uses the ``clear`` given to the constructor. Arrays still mapped
-                stay valid. Closing twice is harmless.
+                written by any process (also those of crashed writers), and its
+                arena; ``None`` uses the ``clear`` given to the constructor.
+                Arrays and views still in use stay valid. Closing twice is
+                harmless.
         """
         if not (self.clear if clear is None else clear):
             return
+        arenas.forget_arena(self._arena_path)
         for name in self.segments():
             with suppress(FileNotFoundError):
                 os.unlink(os.path.join(SHM_DIR, name))
 
     def config(self) -> dict[str, Any]:
         """Return the options that :meth:`from_config` takes."""
-        return {"namespace": self.namespace, "clear": self.clear}
+        config: dict[str, Any] = {"namespace": self.namespace, "clear": self.clear}
+        if self.arena:
+            config.update(
+                arena=True,
+                arena_size=self.arena_size,
+                arena_slots=self.arena_slots,
+                writable=self.writable,
+            )
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self:
@@ -235,21 +381,26 @@ class SharedMemoryConnector:
 
         Raises:
             TypeError: if ``config`` has an unknown option.
-            ValueError: if the namespace is invalid.
+            ValueError: if the namespace or an arena option is invalid.
         """
         return cls(**config)
 
     # ------------------------------------------------------------- operations
     def evict(self, key: SharedMemoryKey) -> None:
-        """Remove the segment at ``key``; a missing key is ignored.
+        """Remove the object at ``key``; a missing key is ignored.
 
-        Processes that still use the object keep a valid mapping of it.
+        Processes that still use the object keep valid views or mappings of it.
 
         Raises:
             ValueError: if the key does not name a segment of this connector kind.
             ConnectorConnectionError: if the segment exists but cannot be removed.
         """
         path = self._path(key)
+        slot = self._slot(key)
+        if slot is not None:
+            arena = self._arena()
+            if arena is not None and arena.evict(*slot):
+                return
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -259,20 +410,30 @@ class SharedMemoryConnector:
                 raise
 
     def exists(self, key: SharedMemoryKey) -> bool:
-        """Return whether a segment exists at ``key``.
+        """Return whether an object exists at ``key``.
 
         Raises:
             ValueError: if the key does not name a segment of this connector kind.
         """
-        return os.path.exists(self._path(key))
+        path = self._path(key)
+        slot = self._slot(key)
+        if slot is not None:
+            arena = self._arena()
+            if arena is not None and arena.exists(*slot):
+                return True
+        return os.path.exists(path)
 
-    def get(self, key: SharedMemoryKey) -> bytes | memoryview | None:
-        """Return the object at ``key``, or ``None`` when no segment exists there.
+    def get(
+        self, key: SharedMemoryKey, *, writable: bool | None = None
+    ) -> bytes | memoryview | None:
+        """Return the object at ``key``, or ``None`` when nothing is stored there.
 
-        Objects of 256 KiB or more come back as a writable ``memoryview`` of a
+        Segments of 256 KiB or more come back as a writable ``memoryview`` of a
         private (copy-on-write) mapping of the segment: no copy, and writes through
-        it (or through arrays built on it) never reach the stored object. Smaller
-        objects are read into ``bytes``.
+        it (or through arrays built on it) never reach the stored object. Arena
+        objects of that size come back as a read-only zero-copy view, or as a
+        private writable copy when ``writable`` (default: the connector's
+        ``writable``) is true. Smaller objects are read into ``bytes``.
 
         Raises:
             ValueError: if the key does not name a segment of this connector kind.
@@ -281,6 +442,41 @@ class SharedMemoryConnector:
             ConnectorConnectionError: if the segment exists but cannot be read.
         """
         path = self._path(key)
+        slot = self._slot(key)
+        if slot is not None:
+            arena = self._arena()
+            if arena is not None:
+                data = self._get_arena(arena, slot, key.size, writable)
+                if data is not None:
+                    return data
+        return self._get_segment(key, path)
+
+    def _get_arena(
+        self,
+        arena: arenas.Arena,
+        slot: tuple[int, int],
+        size: int,
+        writable: bool | None,
+    ) -> bytes | memoryview | None:
+        if size < _MAP_MIN_BYTES:
+            return arena.read(*slot)
+        found = arena.view(*slot)
+        if found is None:
+            return None
+        offset, length = found
+        if offset < 0:  # every holder word is taken: hand out a private copy
+            data = arena.read(*slot)
+            return None if data is None else _private_copy(memoryview(data))
+        view = arena.readonly_view(*slot, offset, length)
+        if self.writable if writable is None else writable:
+            copy = _private_copy(view)
+            view.release()  # the hold ends with the last reference to the view
+            return copy
+        return view
+
+    def _get_segment(
+        self, key: SharedMemoryKey, path: str
+    ) -> bytes | memoryview | None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -350,19 +546,45 @@ class SharedMemoryConnector:
         return self.put(obj)
 
     def put(self, obj: BytesLike) -> SharedMemoryKey:
-        """Store ``obj`` in a new segment and return its key.
+        """Store ``obj`` (in the arena, or in a new segment) and return its key.
 
         Raises:
             SharedMemoryFullError: if ``obj`` does not fit in the free space of
                 ``/dev/shm``; nothing is left behind.
             ConnectorConnectionError: if the segment cannot be written otherwise.
         """
+        return self.put_parts((obj,))
+
+    def put_parts(self, parts: Sequence[BytesLike]) -> SharedMemoryKey:
+        """Store the concatenation of ``parts`` as one object; return its key.
+
+        The parts are copied straight to shared memory, never joined first (the
+        store hands a serializer's header and out-of-band buffers over this way).
+
+        Raises:
+            SharedMemoryFullError: if the object does not fit in free shared memory.
+            ConnectorConnectionError: if the segment cannot be written otherwise.
+        """
+        flat = [_flat(part) for part in parts]
+        size = sum(len(part) for part in flat)
+        arena = self._arena()
+        if arena is not None:
+            found = arena.allocate(size)
+            if found is not None:
+                slot, gen, offset = found
+                try:
+                    arena.write(offset, flat)
+                except BaseException:
+                    arena.abort(slot, gen)
+                    raise
+                arena.commit(slot, gen)
+                return SharedMemoryKey(f"{self._arena_stem}{slot}.{gen}", size)
         name = self._new_name()
-        size = self._write(name, obj)
+        self._write(name, flat, size)
         return SharedMemoryKey(name, size)
 
     def put_batch(self, objs: Sequence[BytesLike]) -> list[SharedMemoryKey]:
-        """Store each object in a new segment; return the keys in order.
+        """Store each object; return the keys in order.
 
         Raises:
             SharedMemoryFullError: if an object does not fit (earlier ones stay).
@@ -372,7 +594,9 @@ class SharedMemoryConnector:
     def set(self, key: SharedMemoryKey, obj: BytesLike) -> None:
         """Atomically store ``obj`` at ``key``, replacing any object already there.
 
-        Readers that mapped the previous object keep it unchanged.
+        Readers that mapped the previous object keep it unchanged. The object gets
+        a segment of its own (also when ``key`` named an arena object, which is
+        evicted).
 
         Raises:
             ValueError: if the key does not name a segment of this connector kind.
@@ -380,39 +604,42 @@ class SharedMemoryConnector:
             ConnectorConnectionError: if the segment cannot be written otherwise.
         """
         self._path(key)
-        self._write(key.name, obj)
+        data = _flat(obj)
+        self._write(key.name, [data], len(data))
+        slot = self._slot(key)
+        if slot is not None:
+            arena = self._arena()
+            if arena is not None:
+                arena.evict(*slot)
 
-    def _write(self, name: str, obj: BytesLike) -> int:
-        """Write ``obj`` to a temporary segment, then rename it to ``name``."""
-        with memoryview(obj) as raw, raw.cast("B") as view:
-            size = len(view)
-            needed = _HEADER_SIZE + size
-            stats = os.statvfs(SHM_DIR)
-            if needed > stats.f_bavail * stats.f_frsize:
-                raise _full_error(needed, SHM_DIR)
-            final = os.path.join(SHM_DIR, name)
-            tmp = f"{final}{_TMP_MARK}{secrets.token_hex(6)}"
-            header = _HEADER.pack(_MAGIC, size) + _HEADER_PAD
+    def _write(self, name: str, parts: list[bytes | memoryview], size: int) -> None:
+        """Write ``parts`` to a temporary segment, then rename it to ``name``."""
+        needed = _HEADER_SIZE + size
+        stats = os.statvfs(SHM_DIR)
+        if needed > stats.f_bavail * stats.f_frsize:
+            raise _full_error(needed, SHM_DIR)
+        final = os.path.join(SHM_DIR, name)
+        tmp = f"{final}{_TMP_MARK}{secrets.token_hex(6)}"
+        header = _HEADER.pack(_MAGIC, size) + _HEADER_PAD
+        try:
+            fd = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                _FILE_MODE,
+            )
             try:
-                fd = os.open(
-                    tmp,
-                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                    _FILE_MODE,
-                )
-                try:
-                    _write_all(fd, header, view)
-                finally:
-                    os.close(fd)
-                # Names hold 128 random bits, so a put never replaces an object.
-                os.replace(tmp, final)
-            except BaseException as exc:
-                with suppress(OSError):
-                    os.unlink(tmp)
-                if not isinstance(exc, OSError):
-                    raise
-                if exc.errno in (errno.ENOSPC, errno.EFBIG):
-                    # Another writer took the space between our check and write.
-                    raise _full_error(needed, SHM_DIR) from exc
-                with _os_errors("write", final):
-                    raise
-        return size
+                _write_all(fd, [header, *parts])
+            finally:
+                os.close(fd)
+            # Names hold 128 random bits, so a put never replaces an object.
+            os.replace(tmp, final)
+        except BaseException as exc:
+            with suppress(OSError):
+                os.unlink(tmp)
+            if not isinstance(exc, OSError):
+                raise
+            if exc.errno in (errno.ENOSPC, errno.EFBIG):
+                # Another writer took the space between our check and write.
+                raise _full_error(needed, SHM_DIR) from exc
+            with _os_errors("write", final):
+                raise

@@ -18,6 +18,7 @@ from proxystore.serialize._core import FORMAT_VERSION as FORMAT_VERSION
 from proxystore.serialize._core import deserialize as deserialize
 from proxystore.serialize._core import is_bytes_like as is_bytes_like
 from proxystore.serialize._core import serialize as serialize
+from proxystore.serialize._core import serialize_parts as serialize_parts
 from proxystore.serialize.exceptions import SerializationError as SerializationError
 from proxystore.serialize.protocols import BytesLike as BytesLike
 
@@ -28,6 +29,7 @@ __all__ = [
     "deserialize",
     "is_bytes_like",
     "serialize",
+    "serialize_parts",
     "sign",
     "signed_deserializer",
     "signed_serializer",

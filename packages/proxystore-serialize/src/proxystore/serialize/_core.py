@@ -40,13 +40,19 @@ import pickle
 import struct
 import sys
 from collections.abc import Callable
-from typing import Any, Final, NamedTuple, TypeAlias, TypeGuard
+from typing import Any, Final, NamedTuple, TypeAlias, TypeGuard, cast
 
 from proxystore.serialize._memory import LARGE, new_buffer, new_bytes
 from proxystore.serialize.exceptions import SerializationError
 from proxystore.serialize.protocols import BytesLike
 
-__all__ = ["FORMAT_VERSION", "deserialize", "is_bytes_like", "serialize"]
+__all__ = [
+    "FORMAT_VERSION",
+    "deserialize",
+    "is_bytes_like",
+    "serialize",
+    "serialize_parts",
+]
 
 #: Version byte written first in every payload; bump it when the layout changes.
 FORMAT_VERSION: Final = 1
@@ -79,9 +85,52 @@ class _Format(NamedTuple):
     supported: Callable[[Any], bool]
     dump: Callable[[Any], bytes]
     load: Callable[[_Payload], Any]
+    #: Like ``dump`` but returns parts to concatenate (``None``: ``[dump(obj)]``).
+    parts: Callable[[Any], list[bytes | memoryview]] | None = None
 
 
 # ---------------------------------------------------------------- pickle layout
+
+
+def _pickle_parts(
+    prefix: bytes,
+    dumps: Callable[..., bytes],
+    obj: Any,
+) -> tuple[list[bytes | memoryview], int]:
+    """Return the pickle layout of ``obj`` as parts to concatenate, and its size."""
+    buffers: list[pickle.PickleBuffer] = []
+    stream = dumps(obj, protocol=_PICKLE_PROTOCOL, buffer_callback=buffers.append)
+    if not buffers:
+        head = _IN_BAND[prefix]
+        return [head, stream], len(head) + len(stream)
+    return _lay_out(prefix, dumps, obj, stream, buffers)
+
+
+def _lay_out(
+    prefix: bytes,
+    dumps: Callable[..., bytes],
+    obj: Any,
+    stream: bytes,
+    buffers: list[pickle.PickleBuffer],
+) -> tuple[list[bytes | memoryview], int]:
+    try:
+        raws = [buf.raw() for buf in buffers]
+    except BufferError:
+        # A non-contiguous exporter cannot be laid out flat; let pickle copy it in-band.
+        head = _IN_BAND[prefix]
+        stream = dumps(obj, protocol=_PICKLE_PROTOCOL)
+        return [head, stream], len(head) + len(stream)
+    count = len(raws)
+    table = struct.pack(f"<IQ{count}Q", count, len(stream), *(r.nbytes for r in raws))
+    parts: list[bytes | memoryview] = [prefix, table, stream]
+    pos = len(prefix) + len(table) + len(stream)
+    for raw in raws:
+        pad = -pos % _ALIGN
+        if pad:
+            parts.append(_ZEROS[:pad])
+        parts.append(raw)
+        pos += pad + raw.nbytes
+    return parts, pos
 
 
 def _dump_pickle_layout(
@@ -93,23 +142,9 @@ def _dump_pickle_layout(
     stream = dumps(obj, protocol=_PICKLE_PROTOCOL, buffer_callback=buffers.append)
     if not buffers:
         return _IN_BAND[prefix] + stream
-    try:
-        raws = [buf.raw() for buf in buffers]
-    except BufferError:
-        # A non-contiguous exporter cannot be laid out flat; let pickle copy it in-band.
-        return _IN_BAND[prefix] + dumps(obj, protocol=_PICKLE_PROTOCOL)
-    count = len(raws)
-    table = struct.pack(f"<IQ{count}Q", count, len(stream), *(r.nbytes for r in raws))
-    parts: list[bytes | memoryview] = [prefix, table, stream]
-    pos = len(prefix) + len(table) + len(stream)
-    for raw in raws:
-        pad = -pos % _ALIGN
-        if pad:
-            parts.append(_ZEROS[:pad])
-        parts.append(raw)
-        pos += pad + raw.nbytes
+    parts, size = _lay_out(prefix, dumps, obj, stream, buffers)
     # The only copy of the buffers' bytes: straight into the output.
-    return _join(parts, pos)
+    return _join(parts, size)
 
 
 def _join(parts: list[bytes | memoryview], size: int) -> bytes:
@@ -161,7 +196,7 @@ def _load_pickle_layout(data: _Payload) -> Any:
         )
     view = memoryview(data)
     source, shift = view, 0
-    if view.readonly:
+    if view.readonly and not getattr(view.obj, "proxystore_zero_copy", False):
         # Buffers over read-only memory would give read-only arrays; copy the whole
         # out-of-band region once so results are writable, as with plain pickle.
         shift = offsets[0]
@@ -248,16 +283,39 @@ def _always(obj: Any) -> bool:
     return True
 
 
+def _parts_pandas(obj: Any) -> list[bytes | memoryview]:
+    return _pickle_parts(_PD, pickle.dumps, obj)[0]
+
+
+def _parts_pickle(obj: Any) -> list[bytes | memoryview]:
+    return _pickle_parts(_PK, pickle.dumps, obj)[0]
+
+
+def _parts_cloudpickle(obj: Any) -> list[bytes | memoryview]:
+    cloudpickle = importlib.import_module("cloudpickle")
+    return _pickle_parts(_CP, cloudpickle.dumps, obj)[0]
+
+
 _FORMATS: Final = (
     _Format(b"BS", "bytes", lambda o: type(o) is bytes, _dump_bytes, _load_bytes),
     _Format(b"US", "str", lambda o: type(o) is str, _dump_str, _load_str),
     _Format(
-        b"PD", "pandas", _dataframe_check("pandas"), _dump_pandas, _load_pickle_layout
+        b"PD",
+        "pandas",
+        _dataframe_check("pandas"),
+        _dump_pandas,
+        _load_pickle_layout,
+        _parts_pandas,
     ),
     _Format(b"PL", "polars", _dataframe_check("polars"), _dump_polars, _load_polars),
-    _Format(b"PK", "pickle", _always, _dump_pickle, _load_pickle_layout),
+    _Format(b"PK", "pickle", _always, _dump_pickle, _load_pickle_layout, _parts_pickle),
     _Format(
-        b"CP", "cloudpickle", _has_cloudpickle, _dump_cloudpickle, _load_pickle_layout
+        b"CP",
+        "cloudpickle",
+        _has_cloudpickle,
+        _dump_cloudpickle,
+        _load_pickle_layout,
+        _parts_cloudpickle,
     ),
 )
 
@@ -338,18 +396,43 @@ def serialize(obj: Any) -> bytes:
     if cls is bytes:  # the hot path of most stores: skip the format scan
         raw: bytes = _BS + obj
         return raw
-    error: Exception | None = None
     if cls in _BUILTINS:
         # No format before pickle can take a builtin: skip their checks.
         try:
             return _dump_pickle_layout(_PK, pickle.dumps, obj)
         except Exception as exc:
-            error = exc
-    for fmt in _FORMATS[_PICKLE_FIRST.get(cls, 0) :]:
+            return cast(bytes, _encode(obj, False, _PICKLE_FIRST[cls], exc))
+    return cast(bytes, _encode(obj, False, 0, None))
+
+
+def serialize_parts(obj: Any) -> list[bytes | memoryview]:
+    """Serialize ``obj`` like :func:`serialize`, as parts to concatenate.
+
+    The parts reference the object's own buffers (a ``bytes`` object, numpy array
+    data...) instead of copying them, so a connector can write them straight to
+    their destination: ``b"".join(serialize_parts(obj)) == serialize(obj)``. The
+    parts are only valid while ``obj`` is unchanged.
+
+    Raises:
+        SerializationError: If no format can serialize ``obj``.
+    """
+    if type(obj) is bytes:
+        return [_BS, obj]
+    return cast(list[bytes | memoryview], _encode(obj, True, 0, None))
+
+
+def _encode(
+    obj: Any, parts: bool, start: int, error: Exception | None
+) -> bytes | list[bytes | memoryview]:
+    """Encode ``obj`` with the first format from ``start`` on that takes it."""
+    cls = type(obj)
+    for fmt in _FORMATS[start:]:
         if not fmt.supported(obj):
             continue
         try:
-            return fmt.dump(obj)
+            if not parts:
+                return fmt.dump(obj)
+            return [fmt.dump(obj)] if fmt.parts is None else fmt.parts(obj)
         except Exception as exc:
             error = exc
     raise SerializationError(
@@ -382,6 +465,9 @@ def deserialize(buffer: BytesLike) -> Any:
     * read-only input (``bytes``, read-only views): the buffer region is copied once
       into private writable memory, so resulting arrays are writable and independent
       of ``buffer``;
+    * read-only input whose exporting object has a true ``proxystore_zero_copy``
+      attribute (the read-only views of the shared-memory arena): no copy; the
+      resulting arrays are read-only views of ``buffer``;
     * writable input (``bytearray``, writable ``memoryview``, a private ``mmap``):
       no copy at all -- resulting arrays are views that **share memory with**
       ``buffer``, which must then stay unchanged while they are in use (and cannot be

@@ -23,7 +23,12 @@ from typing import (
 
 from proxystore.connectors.protocols import DeferrableConnector, EvictingConnector
 from proxystore.proxy import Proxy, ProxyLocker
-from proxystore.serialize import SerializationError, deserialize, serialize
+from proxystore.serialize import (
+    SerializationError,
+    deserialize,
+    serialize,
+    serialize_parts,
+)
 from proxystore.store._registry import _stores, register_store, unregister_store
 from proxystore.store.cache import LRUCache
 from proxystore.store.config import ConnectorConfig, StoreConfig, _is_nonempty_str
@@ -129,6 +134,11 @@ class Store(Generic[ConnectorT]):
         self._serialize: SerializerT = serialize if serializer is None else serializer
         self._deserialize: DeserializerT = (
             deserialize if deserializer is None else deserializer
+        )
+        # A connector that takes parts (shared memory) receives the default
+        # serializer's header and buffers unjoined: the data is copied once.
+        self._put_parts: Any = (
+            getattr(connector, "put_parts", None) if serializer is None else None
         )
         self._metrics = StoreMetrics() if metrics else None
         self._populate_target = populate_target
@@ -302,10 +312,12 @@ class Store(Generic[ConnectorT]):
         if lifetime is not None:
             self._check_lifetime(lifetime)
         metrics = self._metrics
-        if metrics is None:
+        if metrics is None and serializer is None and self._put_parts and not kwargs:
+            key: ConnectorKeyT = self._put_parts(serialize_parts(obj))
+        elif metrics is None:
             data = self._to_bytes(obj, serializer)
             # Without options, a plain call: unpacking an empty **kwargs costs.
-            key: ConnectorKeyT = (
+            key = (
                 self.connector.put(data, **kwargs)
                 if kwargs
                 else self.connector.put(data)

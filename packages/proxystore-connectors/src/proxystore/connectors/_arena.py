@@ -1,0 +1,470 @@
+"""Pre-mapped shared-memory arena behind the arena mode of the shm connector.
+
+One file of ``/dev/shm`` per namespace holds a header, a table of object slots and
+a data region. Every process maps the whole file once (``MAP_SHARED`` with
+``MAP_POPULATE``, after the creator has reserved every page with
+``posix_fallocate``), so a put is one ``memcpy`` into pages that are already
+faulted in and a get of a large object is a view of pages the reader has already
+mapped: no system call, no page fault, no new mapping.
+
+File layout (all words are native little-endian ``int64``)::
+
+    page 0              header: magic, file size, slot count, table offset,
+                        data offset, last generation, high-water slot count
+    table               SLOTS entries of 16 words:
+                        state, generation, offset, capacity, payload size,
+                        writer pid, then 10 holder pids (0 = free)
+    data region         object payloads at 64-byte aligned offsets
+
+Concurrency and crashes:
+
+* Every change of the header or of the table happens under one exclusive
+  ``flock`` on the arena file (plus a per-process ``RLock``, because ``flock``
+  does not exclude threads sharing a file description). The kernel drops a
+  ``flock`` when its holder dies, so a SIGKILLed process never leaves the arena
+  locked.
+* Each critical section ends with a single decisive word store (a slot's
+  ``state`` or one holder word), written after every other field it publishes. A
+  process killed inside one therefore leaves either the old or the new state,
+  never a half-made one.
+* A put allocates under the lock (slot ``WRITING``, owned by its pid), copies the
+  payload *outside* the lock, then marks the slot ``READY``. A slot still
+  ``WRITING`` whose writer is dead is reclaimed by the next sweep (run whenever
+  an allocation finds no room, and by :meth:`Arena.sweep`).
+
+Views and slot reuse (the reference-count scheme):
+
+* A key names a slot *and* the generation the slot had when the object was
+  stored; generations come from a counter in the header and are never reused, so
+  a stale key can never see a later object in the same slot.
+* A process that hands out a zero-copy view of a slot records its pid in one of
+  the slot's holder words (once per process; a per-process counter tracks its own
+  views). The view's owner object carries a finalizer that decrements that
+  counter and clears the holder word when the process's last view is gone.
+* Evicting a slot with any holder only marks it ``EVICTED`` (invisible to gets,
+  not reusable); the last holder to let go frees it. So a slot's bytes never
+  change while any process can still read them.
+* Holders that died without letting go are dropped by the sweep (a dead pid is
+  one for which ``kill(pid, 0)`` fails with ``ESRCH``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import mmap
+import os
+import secrets
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+__all__ = ["Arena", "ArenaFullError", "arena_of", "forget_arena", "open_arena"]
+
+MAGIC: Final = int.from_bytes(b"PSARENA\x01", "little")
+HEADER_BYTES: Final = 4096
+ALIGN: Final = 64
+ENTRY_WORDS: Final = 16
+HOLDERS: Final = 10
+
+# Header words.
+_H_MAGIC, _H_SIZE, _H_SLOTS, _H_TABLE, _H_DATA, _H_GEN, _H_HIGH = range(7)
+# Entry words (offsets inside one entry).
+_E_STATE, _E_GEN, _E_OFF, _E_CAP, _E_SIZE, _E_OWNER = range(6)
+_E_HOLD: Final = 6
+# Slot states.
+FREE, WRITING, READY, EVICTED = 0, 1, 2, 3
+
+_FILE_MODE: Final = 0o600
+
+
+class ArenaFullError(Exception):
+    """Raised when the arena file cannot be created for lack of shared memory."""
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+class _Hold:
+    """Owner of one zero-copy view; releases the slot hold when collected."""
+
+    __slots__ = ("__weakref__",)
+
+
+class Arena:
+    """One process's mapping of a namespace's arena file.
+
+    Args:
+        path: Path of the arena file.
+        fd: Open read-write descriptor of it (owned by the arena).
+    """
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+        header = os.pread(fd, 7 * 8, 0)
+        words = memoryview(header).cast("q")
+        if len(header) < 7 * 8 or words[_H_MAGIC] != MAGIC:
+            raise ValueError(f"{path!r} is not a proxystore shared-memory arena.")
+        self.size = words[_H_SIZE]
+        self.slots = words[_H_SLOTS]
+        self.table = words[_H_TABLE] // 8
+        self.data_start = words[_H_DATA]
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        self.mm = mmap.mmap(fd, self.size, flags=flags)
+        self.bytes = memoryview(self.mm)
+        self.words = self.bytes.cast("q")
+        # Views made by readonly_view() point at this address; each keeps this
+        # arena (so the mapping) alive.
+        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.mm))
+        self.pid = os.getpid()
+        self.stale = False
+        self._tlock = threading.RLock()
+        self._depth = 0
+        self._held: dict[tuple[int, int], int] = {}
+        weakref.finalize(self, os.close, fd)
+
+    # ------------------------------------------------------------------ locking
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the arena lock (re-entrant within a thread)."""
+        with self._tlock:
+            if self._depth == 0:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    # ------------------------------------------------------------------ entries
+    def _entry(self, slot: int) -> int:
+        return self.table + slot * ENTRY_WORDS
+
+    def _find(self, need: int) -> tuple[int, int] | None:
+        """Return ``(slot, offset)`` of free room for ``need`` bytes, or ``None``."""
+        w = self.words
+        high = w[_H_HIGH]
+        start, stop = self.table, self.table + high * ENTRY_WORDS
+        states = w[start + _E_STATE : stop : ENTRY_WORDS].tolist()
+        offsets = w[start + _E_OFF : stop : ENTRY_WORDS].tolist()
+        caps = w[start + _E_CAP : stop : ENTRY_WORDS].tolist()
+        slot = -1
+        used = []
+        for i, state in enumerate(states):
+            if state:
+                used.append((offsets[i], offsets[i] + caps[i]))
+            elif slot < 0:
+                slot = i
+        if slot < 0:
+            if high >= self.slots:
+                return None
+            slot = high
+        pos = self.data_start
+        used.sort()
+        for begin, end in used:
+            if begin - pos >= need:
+                break
+            pos = max(pos, end)
+        else:
+            if self.size - pos < need:
+                return None
+        return slot, pos
+
+    def _free(self, slot: int) -> None:
+        """Mark ``slot`` free and lower the high-water mark past free slots."""
+        w = self.words
+        w[self._entry(slot) + _E_STATE] = FREE
+        high = w[_H_HIGH]
+        while high and w[self._entry(high - 1) + _E_STATE] == FREE:
+            high -= 1
+        w[_H_HIGH] = high
+
+    def sweep(self) -> None:
+        """Reclaim slots of dead writers and drop holds of dead processes."""
+        with self.locked():
+            w = self.words
+            for slot in range(w[_H_HIGH]):
+                e = self._entry(slot)
+                state = w[e + _E_STATE]
+                if state == FREE:
+                    continue
+                for h in range(e + _E_HOLD, e + _E_HOLD + HOLDERS):
+                    if w[h] and not _alive(w[h]):
+                        w[h] = 0
+                dead_writer = state == WRITING and not _alive(w[e + _E_OWNER])
+                if dead_writer or (state == EVICTED and not self._has_holders(e)):
+                    self._free(slot)
+
+    def _has_holders(self, e: int) -> bool:
+        return any(self.words[e + _E_HOLD : e + _E_HOLD + HOLDERS].tolist())
+
+    # ------------------------------------------------------------------ writing
+    def allocate(self, size: int) -> tuple[int, int, int] | None:
+        """Reserve room for ``size`` bytes; return ``(slot, generation, offset)``.
+
+        Returns ``None`` when the arena has no room (after a sweep).
+        """
+        need = max(size, 1) + (-max(size, 1) % ALIGN)
+        if need > self.size - self.data_start:
+            return None
+        with self.locked():
+            found = self._find(need)
+            if found is None:
+                self.sweep()
+                found = self._find(need)
+                if found is None:
+                    return None
+            slot, offset = found
+            w = self.words
+            gen = w[_H_GEN] + 1
+            w[_H_GEN] = gen
+            e = self._entry(slot)
+            w[e + _E_GEN] = gen
+            w[e + _E_OFF] = offset
+            w[e + _E_CAP] = need
+            w[e + _E_SIZE] = size
+            w[e + _E_OWNER] = self.pid
+            for h in range(e + _E_HOLD, e + _E_HOLD + HOLDERS):
+                w[h] = 0
+            if slot >= w[_H_HIGH]:
+                w[_H_HIGH] = slot + 1
+            w[e + _E_STATE] = WRITING  # decisive: the slot now exists
+        return slot, gen, offset
+
+    def write(self, offset: int, parts: Sequence[memoryview | bytes]) -> None:
+        """Copy ``parts`` one after another into the data region at ``offset``."""
+        out = self.bytes
+        for part in parts:
+            end = offset + len(part)
+            out[offset:end] = part
+            offset = end
+
+    def commit(self, slot: int, gen: int) -> bool:
+        """Publish a written slot; return whether it was still ours to publish."""
+        with self.locked():
+            e = self._entry(slot)
+            w = self.words
+            if w[e + _E_GEN] != gen or w[e + _E_STATE] != WRITING:
+                return False
+            w[e + _E_STATE] = READY
+            return True
+
+    def abort(self, slot: int, gen: int) -> None:
+        """Give back a slot whose write failed."""
+        with self.locked():
+            e = self._entry(slot)
+            if self.words[e + _E_GEN] == gen and self.words[e + _E_STATE] == WRITING:
+                self._free(slot)
+
+    # ------------------------------------------------------------------ reading
+    def locate(self, slot: int, gen: int) -> tuple[int, int] | None:
+        """Return ``(offset, size)`` of a ready object; call with the lock held."""
+        if not 0 <= slot < self.slots:
+            return None
+        e = self._entry(slot)
+        w = self.words
+        if w[e + _E_GEN] != gen or w[e + _E_STATE] != READY:
+            return None
+        offset: int = w[e + _E_OFF]
+        size: int = w[e + _E_SIZE]
+        return offset, size
+
+    def exists(self, slot: int, gen: int) -> bool:
+        """Return whether a ready object is at ``(slot, gen)``."""
+        with self.locked():
+            return self.locate(slot, gen) is not None
+
+    def read(self, slot: int, gen: int) -> bytes | None:
+        """Return a copy of the object at ``(slot, gen)``, or ``None``."""
+        with self.locked():
+            found = self.locate(slot, gen)
+            if found is None:
+                return None
+            offset, size = found
+            return self.bytes[offset : offset + size].tobytes()
+
+    def view(self, slot: int, gen: int) -> tuple[int, int] | None:
+        """Take a hold on ``(slot, gen)`` for this process; return its location.
+
+        Returns ``None`` when no ready object is there, and ``(-1, -1)`` when the
+        slot's holder words are all taken by other processes (the caller copies).
+        """
+        with self.locked():
+            found = self.locate(slot, gen)
+            if found is None:
+                return None
+            count = self._held.get((slot, gen), 0)
+            if count == 0:
+                w = self.words
+                e = self._entry(slot)
+                for h in range(e + _E_HOLD, e + _E_HOLD + HOLDERS):
+                    if w[h] == 0 or w[h] == self.pid:
+                        w[h] = self.pid  # decisive
+                        break
+                else:
+                    return -1, -1
+            self._held[(slot, gen)] = count + 1
+            return found
+
+    def release(self, slot: int, gen: int) -> None:
+        """Drop one hold taken by :meth:`view`; free an evicted slot left unheld."""
+        with self.locked():
+            if self.pid != os.getpid():
+                return  # a forked child: its parent's holds are not its own
+            count = self._held.get((slot, gen), 0) - 1
+            if count > 0:
+                self._held[(slot, gen)] = count
+                return
+            self._held.pop((slot, gen), None)
+            e = self._entry(slot)
+            w = self.words
+            if w[e + _E_GEN] != gen:
+                return
+            for h in range(e + _E_HOLD, e + _E_HOLD + HOLDERS):
+                if w[h] == self.pid:
+                    w[h] = 0
+            if w[e + _E_STATE] == EVICTED and not self._has_holders(e):
+                self._free(slot)
+
+    def readonly_view(self, slot: int, gen: int, offset: int, size: int) -> memoryview:
+        """Return a read-only view of held bytes; the hold ends with the view."""
+        array = (ctypes.c_ubyte * size).from_address(self.address + offset)
+        # Keeps the mapping alive as long as the view, and tells the deserializer
+        # that this read-only memory is stable (no private copy needed).
+        array.arena = self  # type: ignore[attr-defined]
+        array.proxystore_zero_copy = True  # type: ignore[attr-defined]
+        weakref.finalize(array, self.release, slot, gen)
+        return memoryview(array).cast("B").toreadonly()
+
+    # ------------------------------------------------------------------ evicting
+    def evict(self, slot: int, gen: int) -> bool:
+        """Remove the object at ``(slot, gen)``; return whether one was there.
+
+        A slot that some process still views is only marked evicted: it is freed
+        when the last view is gone.
+        """
+        with self.locked():
+            if not 0 <= slot < self.slots:
+                return False
+            e = self._entry(slot)
+            w = self.words
+            if w[e + _E_GEN] != gen or w[e + _E_STATE] not in (READY, WRITING):
+                return False
+            if self._has_holders(e):
+                w[e + _E_STATE] = EVICTED
+            else:
+                self._free(slot)
+            return True
+
+
+# ---------------------------------------------------------------- per process
+
+_ARENAS: dict[str, Arena] = {}
+_ARENAS_LOCK = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    # A forked child shares its parent's flock description: give it its own.
+    global _ARENAS_LOCK
+    _ARENAS_LOCK = threading.Lock()
+    for arena in _ARENAS.values():
+        arena.stale = True
+    _ARENAS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _create(path: str, size: int, slots: int) -> None:
+    """Create the arena file atomically (temporary name, then ``link``)."""
+    tmp = f"{path}.tmp-{secrets.token_hex(6)}"
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EFBIG):
+                raise ArenaFullError(size) from exc
+            raise
+        table = HEADER_BYTES
+        data = table + slots * ENTRY_WORDS * 8
+        data += -data % 4096
+        header = memoryview(bytearray(7 * 8)).cast("q")
+        for index, value in (
+            (_H_MAGIC, MAGIC),
+            (_H_SIZE, size),
+            (_H_SLOTS, slots),
+            (_H_TABLE, table),
+            (_H_DATA, data),
+        ):
+            header[index] = value
+        os.pwrite(fd, header.cast("B"), 0)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # fails if another process created it first
+    finally:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def open_arena(path: str, size: int, slots: int) -> Arena:
+    """Return this process's mapping of the arena at ``path``, creating it if needed.
+
+    ``size`` and ``slots`` apply only when the file does not exist yet; an existing
+    arena keeps the size its creator chose.
+
+    Raises:
+        ArenaFullError: if there is not enough shared memory to create it.
+        OSError: if the file cannot be opened or mapped.
+    """
+    with _ARENAS_LOCK:
+        arena = _ARENAS.get(path)
+        if arena is not None and not arena.stale:
+            return arena
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            _create(path, size, slots)
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            arena = Arena(path, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        _ARENAS[path] = arena
+        return arena
+
+
+def forget_arena(path: str) -> None:
+    """Stop using this process's mapping of ``path`` (after the file was removed).
+
+    Existing views stay valid; the next :func:`open_arena` maps a new file.
+    """
+    with _ARENAS_LOCK:
+        arena = _ARENAS.pop(path, None)
+        if arena is not None:
+            arena.stale = True
+
+
+def arena_of(path: str) -> Arena | None:
+    """Return this process's current mapping of ``path`` if there is one."""
+    arena = _ARENAS.get(path)
+    return None if arena is None or arena.stale else arena
