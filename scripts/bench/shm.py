@@ -6,8 +6,8 @@ CPU load of other processes hits them alike):
 * ``task``: a long-lived, warmed-up worker process (spawned) receives a handle to a
   stored 100 MB float64 array and returns its sum; time from submit to result.
   Each repeat stores a *new* array, so every resolve really fetches.
-  - ours: ``Store`` + ``SharedMemoryConnector``, a proxy sent to a
-    ``ProcessPoolExecutor`` (spawn) worker;
+  - ours: ``Store`` + ``SharedMemoryConnector`` in arena mode (default arena
+    size), a proxy sent to a ``ProcessPoolExecutor`` (spawn) worker;
   - theirs: the reference release (``.bench-venv/``), ``RedisConnector`` on a
     throwaway ``redis-server``, same executor pattern;
   - Ray: ``ray.put`` + a remote task taking the ``ObjectRef`` (Ray resolves it);
@@ -80,7 +80,7 @@ import _psbench_worker as worker
 kind, arg, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if kind == "shm":
     from proxystore.connectors.shm import SharedMemoryConnector
-    connector = SharedMemoryConnector(arg)
+    connector = SharedMemoryConnector(arg, arena=True)
 else:
     from proxystore.connectors.redis import RedisConnector
     connector = RedisConnector("127.0.0.1", int(arg))

@@ -14,9 +14,9 @@ carries the whole dict inside the config, and so is only sensible for small test
 
 from __future__ import annotations
 
+import random
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Self
 
@@ -35,6 +35,18 @@ class LocalKey(NamedTuple):
 
     id: str
     """Random UUID4 string naming the object."""
+
+
+def _new_id() -> str:
+    # A random version-4 UUID string, made without uuid.UUID (several times
+    # cheaper). Keys only name objects of this process's dict, so the Mersenne
+    # Twister (reseeded in forked children) is random enough.
+    h = f"{random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 def _as_bytes(obj: BytesLike) -> bytes:
@@ -66,6 +78,8 @@ class LocalConnector:
         self._store: dict[LocalKey, bytes] = {} if store_dict is None else store_dict
         self.include_data_in_config = include_data_in_config
         self._changed = threading.Condition(threading.Lock())
+        # Threads inside wait(): writers notify only when there are some.
+        self._waiting = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -121,31 +135,35 @@ class LocalConnector:
 
     def new_key(self, obj: BytesLike | None = None) -> LocalKey:
         """Return a fresh key, storing ``obj`` at it when given."""
-        key = LocalKey(str(uuid.uuid4()))
+        key = LocalKey(_new_id())
         if obj is not None:
             self.set(key, obj)
         return key
 
     def put(self, obj: BytesLike) -> LocalKey:
         """Store ``obj`` under a new key and return the key."""
-        key = LocalKey(str(uuid.uuid4()))
+        key = LocalKey(_new_id())
         self.set(key, obj)
         return key
 
     def put_batch(self, objs: Sequence[BytesLike]) -> list[LocalKey]:
         """Store each object under a new key; return the keys in order."""
-        items = [(LocalKey(str(uuid.uuid4())), _as_bytes(obj)) for obj in objs]
-        with self._changed:
-            self._store.update(items)
-            self._changed.notify_all()
+        items = [(LocalKey(_new_id()), _as_bytes(obj)) for obj in objs]
+        self._store.update(items)
+        self._notify()
         return [key for key, _ in items]
 
     def set(self, key: LocalKey, obj: BytesLike) -> None:
         """Store ``obj`` at ``key``, replacing any object already there."""
-        data = _as_bytes(obj)
-        with self._changed:
-            self._store[key] = data
-            self._changed.notify_all()
+        self._store[key] = obj if type(obj) is bytes else bytes(obj)
+        self._notify()
+
+    def _notify(self) -> None:
+        # Called after the dict changed. A waiter counts itself (under the lock)
+        # before it checks the dict, so either it sees the change or we see it.
+        if self._waiting:
+            with self._changed:
+                self._changed.notify_all()
 
     def wait(self, key: LocalKey, timeout: float | None = None) -> bool:
         """Block until an object exists at ``key`` or ``timeout`` seconds pass.
@@ -161,12 +179,16 @@ class LocalConnector:
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            while key not in self._store:
-                if deadline is None:
-                    remaining = _WAIT_RECHECK_S
-                else:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                self._changed.wait(min(remaining, _WAIT_RECHECK_S))
-            return True
+            self._waiting += 1
+            try:
+                while key not in self._store:
+                    if deadline is None:
+                        remaining = _WAIT_RECHECK_S
+                    else:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            return False
+                    self._changed.wait(min(remaining, _WAIT_RECHECK_S))
+                return True
+            finally:
+                self._waiting -= 1

@@ -239,7 +239,15 @@ def _dump_bytes(obj: bytes) -> bytes:
 
 
 def _load_bytes(data: _Payload) -> bytes:
-    return bytes(data[_PREFIX_LEN:])
+    size = len(data) - _PREFIX_LEN
+    fresh = new_bytes(size) if size >= LARGE else None
+    if fresh is None:
+        return bytes(data[_PREFIX_LEN:])
+    # Large: fill huge-page-advised storage (a plain copy faults every 4 KiB page).
+    result, view = fresh
+    with view:
+        view[:] = memoryview(data)[_PREFIX_LEN:]
+    return result
 
 
 def _dump_str(obj: str) -> bytes:
@@ -394,8 +402,10 @@ def serialize(obj: Any) -> bytes:
     """
     cls = type(obj)
     if cls is bytes:  # the hot path of most stores: skip the format scan
-        raw: bytes = _BS + obj
-        return raw
+        if len(obj) < LARGE:
+            raw: bytes = _BS + obj
+            return raw
+        return _join([_BS, obj], len(_BS) + len(obj))
     if cls in _BUILTINS:
         # No format before pickle can take a builtin: skip their checks.
         try:

@@ -33,7 +33,11 @@ from proxystore.store._registry import _stores, register_store, unregister_store
 from proxystore.store.cache import LRUCache
 from proxystore.store.config import ConnectorConfig, StoreConfig, _is_nonempty_str
 from proxystore.store.exceptions import NonProxiableTypeError
-from proxystore.store.factory import PollingStoreFactory, StoreFactory
+from proxystore.store.factory import (
+    PollingStoreFactory,
+    StoreFactory,
+    _init_from_wire,
+)
 from proxystore.store.metrics import StoreMetrics
 from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT
 
@@ -145,6 +149,7 @@ class Store(Generic[ConnectorT]):
         self._register = register
         self._lock = threading.RLock()
         self._config: StoreConfig | None = None
+        self._wire: tuple[Any, ...] | None = None
         self._closed = False
         if register:
             try:
@@ -510,9 +515,14 @@ class Store(Generic[ConnectorT]):
         deserializer: DeserializerT | None,
         populate_target: bool | None,
     ) -> Proxy[T]:
-        factory: StoreFactory[T] = StoreFactory(
-            key, self.config(), evict=evict, deserializer=deserializer
-        )
+        # What StoreFactory(key, self.config(), ...) builds, with the config's wire
+        # form computed once per store instead of on every pickling of a proxy.
+        wire = self._wire
+        if wire is None:
+            wire = self._wire = self.config()._to_wire()
+        factory: StoreFactory[T] = StoreFactory.__new__(StoreFactory)
+        _init_from_wire(factory, key, wire, evict, deserializer)
+        factory._config = self._config
         if self._populate_target if populate_target is None else populate_target:
             return Proxy(factory, cache_defaults=True, target=obj)
         return Proxy(factory)
