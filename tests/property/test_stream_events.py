@@ -166,3 +166,46 @@ def test_multipart_round_trip_and_totality(
     assert isinstance(
         event, (EventBatch, EndOfStreamEvent, NewObjectEvent, NewObjectKeyEvent)
     )
+
+
+@given(
+    batch_topic=st.text(max_size=20),
+    topic=st.text(max_size=20),
+    payload=st.binary(max_size=2048),
+    cut=st.integers(0, 64),
+    flip=st.integers(0, 255),
+)
+def test_single_object_fast_path_matches_generic_codec(
+    batch_topic: str, topic: str, payload: bytes, cut: int, flip: int
+) -> None:
+    # One inline bytes object without metadata has a cached fast path on both
+    # sides: it must produce and accept exactly what the generic codec does.
+    from proxystore.stream import events
+
+    batch = EventBatch(batch_topic, [NewObjectEvent(topic, payload, {})])
+    encoder = events._Encoder()
+    encoder.record(batch)
+    generic = b"".join([events._EMPTY_TABLE_HEADER, *encoder.out])
+    fast = event_to_bytes(batch)
+    assert fast == generic
+    assert event_to_parts(batch) == [fast]
+    for _ in range(2):  # the second decode takes the fast path
+        assert bytes_to_event(fast) == batch
+        assert bytes_to_event(bytearray(fast)) == batch
+    # Damaged copies decode (or fail) exactly as without the fast path.
+    damaged = bytearray(fast[: max(0, len(fast) - 1 - cut)])
+    if damaged:
+        damaged[len(damaged) // 2] ^= flip
+    outcomes = []
+    for cached in (True, False):
+        saved = dict(events._SEEN_PREFIXES)
+        if not cached:
+            events._SEEN_PREFIXES.clear()
+        try:
+            outcomes.append(bytes_to_event(bytes(damaged)))
+        except EventDecodeError:
+            outcomes.append(None)
+        finally:
+            events._SEEN_PREFIXES.clear()
+            events._SEEN_PREFIXES.update(saved)
+    assert outcomes[0] == outcomes[1]

@@ -647,6 +647,22 @@ def event_to_parts(
 
 
 def _encode(event: Event | EventBatch, encoder: _Encoder) -> tuple[bytes, list[bytes]]:
+    if type(event) is EventBatch and len(event.events) == 1:
+        # The common message (one inline bytes object, no metadata) is a cached
+        # prefix and the payload: the same bytes the generic encoder makes.
+        item = event.events[0]
+        if (
+            type(item) is NewObjectEvent
+            and type(item.obj) is bytes
+            and type(item.metadata) is dict
+            and not item.metadata
+            and (encoder.part_min_size is None or len(item.obj) < encoder.part_min_size)
+        ):
+            obj = item.obj
+            prefix = _single_prefix(event.topic, item.topic)
+            return b"".join(
+                (prefix, _PLAIN_BYTES_TAG.pack(*_PLAIN_BYTES_HEAD, len(obj)), obj)
+            ), []
     encoder.record(event)
     if encoder.configs:
         table: list[bytes] = []
@@ -659,6 +675,80 @@ def _encode(event: Event | EventBatch, encoder: _Encoder) -> tuple[bytes, list[b
 
 
 _AnyBytes: TypeAlias = bytes | bytearray | memoryview
+
+#: What follows the prefix of a single inline bytes object: the plain-object
+#: kind, then the tagged bytes value (tag, u64 length; the payload follows).
+_PLAIN_BYTES_TAG: Final = struct.Struct(">BBQ")
+_PLAIN_BYTES_HEAD: Final = (_OBJ_PLAIN, 0x07)
+
+
+@functools.lru_cache(maxsize=256)
+def _single_prefix(batch_topic: str, topic: str) -> bytes:
+    """Encoding of a one-object batch up to the object (kind byte excluded)."""
+    encoder = _Encoder()
+    encoder.record(EventBatch(batch_topic, [NewObjectEvent(topic, b"", {})]))
+    head = b"".join([_EMPTY_TABLE_HEADER, *encoder.out])
+    return head[: -_PLAIN_BYTES_TAG.size]
+
+
+#: Decoded prefixes of one-object batches -> (batch topic, object topic). Filled
+#: by the generic decoder, bounded; a hit skips record parsing entirely.
+_SEEN_PREFIXES: dict[bytes, tuple[str, str]] = {}
+_SEEN_PREFIXES_MAX: Final = 256
+_TOPIC_LEN = struct.Struct(">I")
+
+
+def _single_prefix_length(data: _AnyBytes) -> int:
+    """Length the prefix of a one-object batch in ``data`` would have, or 0."""
+    start = len(_EMPTY_TABLE_HEADER)
+    # header | batch kind, u32 topic length, topic | tagged count (9 bytes) |
+    # object kind, u32 topic length, topic | empty dict (5 bytes)
+    try:
+        if data[start] != _REC_BATCH:
+            return 0
+        (batch_len,) = _TOPIC_LEN.unpack_from(data, start + 1)
+        second: int = start + 1 + 4 + batch_len + 9 + 1
+        topic_len: int = _TOPIC_LEN.unpack_from(data, second)[0]
+    except (IndexError, struct.error):
+        return 0
+    return second + 4 + topic_len + 5
+
+
+def _decode_single(data: _AnyBytes) -> EventBatch | None:
+    """Decode a one-object batch whose prefix was seen before, else ``None``."""
+    end = _single_prefix_length(data)
+    if not end:
+        return None
+    topics = _SEEN_PREFIXES.get(bytes(data[:end]))
+    if topics is None:
+        return None
+    try:
+        kind, tag, size = _PLAIN_BYTES_TAG.unpack_from(data, end)
+    except struct.error:
+        return None
+    start = end + _PLAIN_BYTES_TAG.size
+    if (kind, tag) != _PLAIN_BYTES_HEAD or start + size != len(data):
+        return None
+    obj = data[start:] if type(data) is bytes else bytes(data[start:])
+    return EventBatch(topics[0], [NewObjectEvent(topics[1], obj, {})])
+
+
+def _remember_single(data: _AnyBytes, event: Event | EventBatch) -> None:
+    """Record the prefix of ``data`` if it is a plain one-object batch."""
+    if (
+        len(_SEEN_PREFIXES) < _SEEN_PREFIXES_MAX
+        and type(event) is EventBatch
+        and len(event.events) == 1
+    ):
+        item = event.events[0]
+        if (
+            type(item) is NewObjectEvent
+            and type(item.obj) is bytes
+            and not item.metadata
+        ):
+            prefix = _single_prefix(event.topic, item.topic)
+            if bytes(data[: len(prefix)]) == prefix:
+                _SEEN_PREFIXES[prefix] = (event.topic, item.topic)
 
 
 def _empty_table_header() -> bytes:
@@ -796,6 +886,10 @@ def parts_to_event(parts: Sequence[_AnyBytes]) -> Event | EventBatch:
 
 
 def _decode(data: _AnyBytes, parts: Sequence[_AnyBytes]) -> Event | EventBatch:
+    if not parts and type(data) in (bytes, bytearray, memoryview):
+        single = _decode_single(data)
+        if single is not None:
+            return single
     try:
         reader = Reader(data)
     except (TypeError, ValueError) as e:
@@ -818,4 +912,6 @@ def _decode(data: _AnyBytes, parts: Sequence[_AnyBytes]) -> Event | EventBatch:
         raise EventDecodeError(
             f"Corrupt event: {len(parts) - decoder.used} unreferenced parts.",
         )
+    if not parts:
+        _remember_single(data, event)
     return event
