@@ -196,7 +196,7 @@ def test_single_object_fast_path_matches_generic_codec(
     damaged = bytearray(fast[: max(0, len(fast) - 1 - cut)])
     if damaged:
         damaged[len(damaged) // 2] ^= flip
-    outcomes = []
+    outcomes: list[Any] = []
     for cached in (True, False):
         saved = dict(events._SEEN_PREFIXES)
         if not cached:
