@@ -71,6 +71,7 @@ from proxystore.connectors.exceptions import (
     CorruptPayloadError,
 )
 from proxystore.connectors.protocols import BytesLike
+from proxystore.utils._closeable import Closeable
 
 __all__ = [
     "PREFIX",
@@ -202,7 +203,7 @@ def _private_copy(view: memoryview) -> memoryview:
     return out
 
 
-class SharedMemoryConnector:
+class SharedMemoryConnector(Closeable):
     """Connector keeping objects in the node's shared memory.
 
     Objects are visible to every process of the same user on this machine that uses
@@ -278,12 +279,6 @@ class SharedMemoryConnector:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(namespace={self.namespace!r})"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------- naming
     def _new_name(self) -> str:
