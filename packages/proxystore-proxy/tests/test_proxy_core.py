@@ -231,6 +231,29 @@ def test_pickle_never_resolves(proxy_cls: Any) -> None:
     assert pickle.loads(data) == 3
 
 
+class _Local:
+    pass
+
+
+@pytest.mark.parametrize("target", [b"x", 3, [1], _Local()])
+def test_pickle_keeps_the_default_class(proxy_cls: Any, target: Any) -> None:
+    p = proxy_cls(SimpleFactory(target), cache_defaults=True, target=target)
+    # Builtin classes travel by name, other classes as classes.
+    sent = p.__reduce__()[1][1]
+    assert sent == (type(target) if type(target) is _Local else type(target).__name__)
+    q = pickle.loads(pickle.dumps(p))
+    assert object.__getattribute__(q, "__proxy_default_class__") is type(target)
+    assert not is_resolved(q)
+    assert isinstance(q, type(target))
+
+
+def test_pickled_unknown_builtin_name_is_refused() -> None:
+    from proxystore.proxy._proxy import _proxy_trampoline
+
+    with pytest.raises(TypeError, match="Unknown builtin class 'nope'"):
+        _proxy_trampoline(SimpleFactory(1), "nope", None)
+
+
 def test_pickle_is_small() -> None:
     p = Proxy(SimpleFactory(1))
     assert len(pickle.dumps(p)) < 200

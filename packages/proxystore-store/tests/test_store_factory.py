@@ -9,7 +9,7 @@ import pathlib
 import pickle
 import threading
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -218,3 +218,26 @@ def test_proxy_resolves_in_spawned_process(tmp_path: pathlib.Path) -> None:
         assert was_resolved is False
         assert value == [2, 4, 6]
         assert store.exists(get_key(proxy))
+
+
+class _Outer:
+    class Key(NamedTuple):
+        a: str
+        b: int
+
+
+def test_named_tuple_keys_travel_as_path_and_fields() -> None:
+    from proxystore.store.factory import _key_class, _store_factory_named
+
+    with Store(_name(), LocalConnector()) as store:
+        for key in (_Outer.Key("k", 1), ("plain", 2), "text"):
+            factory: StoreFactory[Any, Any] = StoreFactory(key, store.config())
+            data = pickle.dumps(factory)
+            assert (b"_Outer" in data) == (type(key) is _Outer.Key)
+            copy_ = pickle.loads(data)
+            assert copy_.key == key
+            assert type(copy_.key) is type(key)
+    with pytest.raises(TypeError, match="not a tuple class"):
+        _key_class("pickle:dumps")
+    with pytest.raises(TypeError, match="not a tuple class"):
+        _store_factory_named("builtins:int", (1,), ("s", "local", {}))

@@ -13,6 +13,7 @@ A proxy is two layers:
 
 from __future__ import annotations
 
+import builtins
 import copy
 import math
 import operator
@@ -76,13 +77,27 @@ def compiled() -> bool:
     return _Engine is not PurePythonProxyBase
 
 
+#: Builtin classes by name and back: a cached default class that is a builtin
+#: (``int``, ``bytes``, ``dict``...) travels as its name, because pickling a
+#: class costs an import and attribute lookups on both sides.
+_BUILTIN_CLASSES: dict[str, type] = {
+    name: value for name, value in vars(builtins).items() if isinstance(value, type)
+}
+_BUILTIN_NAMES: dict[type, str] = {cls: name for name, cls in _BUILTIN_CLASSES.items()}
+
+
 def _proxy_trampoline(
     factory: FactoryType[T],
-    default_class: DefaultClassType,
+    default_class: DefaultClassType | str,
     default_hash: DefaultHashType,
     cls: type[Proxy[T]] | None = None,
 ) -> Proxy[T]:
     """Rebuild an (unresolved) proxy from its pickled factory and cached defaults."""
+    if type(default_class) is str:
+        try:
+            default_class = _BUILTIN_CLASSES[default_class]
+        except KeyError:
+            raise TypeError(f"Unknown builtin class {default_class!r}.") from None
     proxy = (Proxy if cls is None else cls)(factory)
     _set(proxy, "__proxy_default_class__", default_class)
     _set(proxy, "__proxy_default_hash__", default_hash)
@@ -233,9 +248,12 @@ class _ProxyAPI(Generic[T]):
     # ------------------------------------------------------------- pickling, copying
     def __reduce__(self) -> _Reduced:
         # Only the factory and the cached defaults travel, never the target.
+        default_class = _get(self, "__proxy_default_class__")
+        if type(default_class) is type:  # plain classes only: hashing is safe
+            default_class = _BUILTIN_NAMES.get(default_class, default_class)
         args: tuple[Any, ...] = (
             _get(self, "__proxy_factory__"),
-            _get(self, "__proxy_default_class__"),
+            default_class,
             _get(self, "__proxy_default_hash__"),
         )
         if type(self) is not Proxy:

@@ -16,6 +16,7 @@ store never even rebuilds the config object.
 from __future__ import annotations
 
 import concurrent.futures
+import importlib
 import threading
 import time
 from collections.abc import Callable
@@ -206,7 +207,14 @@ class StoreFactory(Factory[T], Generic[ConnectorT, T]):
         self,
     ) -> tuple[Callable[..., StoreFactory[ConnectorT, T]], tuple[Any, ...]]:
         # Only the key and the config travel: never a pending async resolve.
-        return (_store_factory, self._wire_args())
+        args = self._wire_args()
+        path = _key_path(type(self.key))
+        if path is None:
+            return (_store_factory, args)
+        # A NamedTuple key travels as its class's dotted path and a plain tuple:
+        # pickling the class itself (import + attribute lookups) and rebuilding
+        # through copyreg's Python-level hooks would cost more than the rest.
+        return (_store_factory_named, (path, tuple(self.key), *args[1:]))
 
 
 def _init_from_wire(
@@ -236,6 +244,54 @@ def _store_factory(
     factory: StoreFactory[Any, Any] = StoreFactory.__new__(StoreFactory)
     _init_from_wire(factory, key, wire, evict, deserializer)
     return factory
+
+
+# NamedTuple key classes <-> dotted paths (``None``: not a NamedTuple class).
+_KEY_PATHS: dict[type, str | None] = {}
+_KEY_CLASSES: dict[str, type] = {}
+
+
+def _key_path(cls: type) -> str | None:
+    try:
+        return _KEY_PATHS[cls]
+    except KeyError:
+        pass
+    path: str | None = None
+    if (
+        issubclass(cls, tuple)
+        and hasattr(cls, "_fields")
+        and "<" not in cls.__qualname__
+    ):
+        path = f"{cls.__module__}:{cls.__qualname__}"
+        _KEY_CLASSES.setdefault(path, cls)
+    _KEY_PATHS[cls] = path
+    return path
+
+
+def _key_class(path: str) -> type:
+    cls = _KEY_CLASSES.get(path)
+    if cls is None:
+        module, _, qualname = path.partition(":")
+        found: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+        if not (isinstance(found, type) and issubclass(found, tuple)):
+            raise TypeError(f"Key class {path!r} is not a tuple class.")
+        cls = _KEY_CLASSES[path] = found
+    return cls
+
+
+def _store_factory_named(
+    key_path: str,
+    key_fields: tuple[Any, ...],
+    wire: tuple[Any, ...],
+    evict: bool = False,
+    deserializer: DeserializerT | None = None,
+) -> StoreFactory[Any, Any]:
+    # tuple.__new__ is what a NamedTuple's own __new__ does, minus argument
+    # parsing.
+    key: Any = tuple.__new__(_key_class(key_path), key_fields)
+    return _store_factory(key, wire, evict, deserializer)
 
 
 class PollingStoreFactory(StoreFactory[ConnectorT, T]):
