@@ -230,7 +230,8 @@ def test_named_tuple_keys_travel_as_path_and_fields() -> None:
     from proxystore.store.factory import _key_class, _store_factory_named
 
     with Store(_name(), LocalConnector()) as store:
-        for key in (_Outer.Key("k", 1), ("plain", 2), "text"):
+        keys: list[Any] = [_Outer.Key("k", 1), ("plain", 2), "text"]
+        for key in keys:
             factory: StoreFactory[Any, Any] = StoreFactory(key, store.config())
             data = pickle.dumps(factory)
             assert (b"_Outer" in data) == (type(key) is _Outer.Key)
