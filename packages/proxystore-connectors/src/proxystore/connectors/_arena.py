@@ -60,7 +60,7 @@ import secrets
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from typing import Final
+from typing import Any, Final
 
 __all__ = ["Arena", "ArenaFullError", "arena_of", "forget_arena", "open_arena"]
 
@@ -136,6 +136,7 @@ class Arena:
         self._tlock = threading.RLock()
         self._depth = 0
         self._held: dict[tuple[int, int], int] = {}
+        self._refs: dict[int, tuple[weakref.ref[Any], int, int]] = {}
         weakref.finalize(self, os.close, fd)
 
     # ------------------------------------------------------------------ locking
@@ -350,8 +351,16 @@ class Arena:
         # that this read-only memory is stable (no private copy needed).
         array.arena = self  # type: ignore[attr-defined]
         array.proxystore_zero_copy = True  # type: ignore[attr-defined]
-        weakref.finalize(array, self.release, slot, gen)
+        # A weak reference with a callback (kept alive by _refs until it fires) is
+        # lighter than weakref.finalize on this path.
+        ref = weakref.ref(array, self._released)
+        self._refs[id(ref)] = (ref, slot, gen)
         return memoryview(array).cast("B").toreadonly()
+
+    def _released(self, ref: weakref.ref[Any]) -> None:
+        entry = self._refs.pop(id(ref), None)
+        if entry is not None:
+            self.release(entry[1], entry[2])
 
     # ------------------------------------------------------------------ evicting
     def evict(self, slot: int, gen: int) -> bool:

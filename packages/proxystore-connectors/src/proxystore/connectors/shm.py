@@ -269,6 +269,7 @@ class SharedMemoryConnector(Closeable):
         self._stem = f"{PREFIX}-{namespace}-"
         self._arena_stem = self._stem + _ARENA_MARK
         self._arena_path = os.path.join(SHM_DIR, self._stem + _ARENA_NAME)
+        self._mapped: arenas.Arena | None = None
         # Names of this namespace: the arena, final segments and temporary ones.
         self._ours = re.compile(
             re.escape(self._stem)
@@ -314,12 +315,16 @@ class SharedMemoryConnector(Closeable):
         """Return this process's mapping of the namespace arena (``None``: off)."""
         if not self.arena:
             return None
+        arena = self._mapped
+        if arena is not None and not arena.stale:
+            return arena
         try:
-            return arenas.open_arena(
+            arena = self._mapped = arenas.open_arena(
                 self._arena_path,
                 self.arena_size or _default_arena_size(),
                 self.arena_slots,
             )
+            return arena
         except arenas.ArenaFullError:
             logger.warning(
                 "Not enough shared memory for the arena of namespace %r; objects "
