@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from proxystore.connectors import _arena
+from proxystore.connectors.exceptions import CorruptPayloadError
 from proxystore.connectors.shm import SharedMemoryConnector, SharedMemoryKey
 from proxystore.store import Store
 from tests.conformance.connector_suite import ConnectorSuite
@@ -227,6 +228,7 @@ def test_close_clear_removes_the_arena_and_views_survive() -> None:
 
 _CHILD = """
 import sys, numpy as np
+from proxystore.connectors.exceptions import CorruptPayloadError
 from proxystore.connectors.shm import SharedMemoryConnector, SharedMemoryKey
 c = SharedMemoryConnector(sys.argv[1], arena=True, arena_size=1, clear=False)
 view = c.get(SharedMemoryKey(sys.argv[2], int(sys.argv[3])))
@@ -354,3 +356,16 @@ def test_fork_child_gets_its_own_lock(connector: SharedMemoryConnector) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert connector.get(key) == b"before fork"
     connector.evict(key)
+
+
+def test_foreign_file_at_the_arena_path_is_refused() -> None:
+    path = f"/dev/shm/psshm-{NAMESPACE}-arena"
+    with open(path, "wb") as f:
+        f.write(b"not an arena")
+    try:
+        with pytest.raises(
+            CorruptPayloadError, match="not a proxystore shared-memory arena"
+        ):
+            _make().put(b"x")
+    finally:
+        os.unlink(path)

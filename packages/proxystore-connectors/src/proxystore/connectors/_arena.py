@@ -117,8 +117,8 @@ class Arena:
         self.path = path
         self.fd = fd
         header = os.pread(fd, 7 * 8, 0)
-        words = memoryview(header).cast("q")
-        if len(header) < 7 * 8 or words[_H_MAGIC] != MAGIC:
+        words = memoryview(header).cast("q") if len(header) == 7 * 8 else None
+        if words is None or words[_H_MAGIC] != MAGIC:
             raise ValueError(f"{path!r} is not a proxystore shared-memory arena.")
         self.size = words[_H_SIZE]
         self.slots = words[_H_SLOTS]

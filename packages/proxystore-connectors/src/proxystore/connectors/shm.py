@@ -332,6 +332,8 @@ class SharedMemoryConnector(Closeable):
                 self.namespace,
             )
             return None
+        except ValueError as exc:  # another file squats on the arena's name
+            raise CorruptPayloadError(str(exc)) from exc
         except OSError as exc:
             with _os_errors("map", self._arena_path):
                 raise exc from None
