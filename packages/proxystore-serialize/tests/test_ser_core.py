@@ -277,3 +277,41 @@ def test_corrupt_reference_payload() -> None:
         deserialize(b"PK\n\x80\x05garbage")
     with pytest.raises(SerializationError, match="unsupported format version 90"):
         deserialize(b"ZZ\nabc")
+
+
+def test_plain_arrays_use_the_array_format() -> None:
+    import numpy as np
+
+    from proxystore.serialize import serialize_parts
+
+    for array in (
+        np.arange(12, dtype=">i4").reshape(3, 4),
+        np.asfortranarray(np.ones((2, 3), dtype=np.complex64)),
+        np.array(["ab", "c"]),
+        np.zeros((0, 5)),
+        np.array(3.5),
+    ):
+        data = serialize(array)
+        assert data[1:3] == b"NA"
+        assert b"".join(serialize_parts(array)) == data
+        back = deserialize(bytearray(data))
+        assert back.dtype == array.dtype
+        assert back.shape == array.shape
+        assert np.array_equal(back, array)
+        assert back.flags.f_contiguous == array.flags.f_contiguous
+    # Object, structured and strided arrays keep going through pickle.
+    for other in (
+        np.array([object()]),
+        np.zeros(2, dtype=[("a", "<i4")]),
+        np.arange(10)[::2],
+    ):
+        assert serialize(other)[1:3] == b"PK"
+
+
+def test_corrupt_array_payloads_raise() -> None:
+    import numpy as np
+
+    data = serialize(np.arange(10, dtype=np.int64))
+    for bad in (data[:40], data[:-8], data + b"\0" * 8):
+        with pytest.raises(SerializationError):
+            deserialize(bad)

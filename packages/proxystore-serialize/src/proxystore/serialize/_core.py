@@ -13,6 +13,8 @@ succeeds wins):
 ``US``  exact ``str``: UTF-8 text.
 ``PD``  ``pandas.DataFrame``: the pickle layout below (its blocks are numpy arrays).
 ``PL``  ``polars.DataFrame``: Arrow IPC file bytes.
+``NA``  a plain contiguous ``numpy.ndarray`` (no object or structured dtype): a
+        small header, then the raw data at offset 64 (see below).
 ``PK``  anything picklable: pickle protocol 5 with out-of-band buffers.
 ``CP``  cloudpickle fallback (lambdas, local functions), same layout as ``PK``.
 
@@ -23,6 +25,16 @@ Pickle layout (``PK``, ``PD``, ``CP``), all integers little-endian::
     n > 0:   u64 stream_len, n * u64 buffer_len, pickle stream,
              then each buffer starting at the next multiple of 64 bytes
              (counted from the start of the data), zero padding in between.
+
+Array layout (``NA``)::
+
+    u8 flags (1: Fortran order, 2: read-only), u8 ndim, u16 dtype length,
+    dtype string (numpy's ``dtype.str``), ndim * u64 shape,
+    zero padding, then the data starting at offset 64 (counted from the start
+    of the payload; headers never need more).
+
+Decoding an array is ``numpy.frombuffer`` plus a reshape: no pickle machinery
+on the path, which matters most when caches are cold (a fresh worker).
 
 Payloads of the reference release (``b"PK\\n"`` + pickle, ...) are also read.
 
@@ -226,6 +238,7 @@ def _dataframe_check(root: str) -> Callable[[Any], bool]:
     return supported
 
 
+_NA: Final = _prefix(b"NA")
 _BS: Final = _prefix(b"BS")
 _US: Final = _prefix(b"US")
 _PD: Final = _prefix(b"PD")
@@ -274,6 +287,91 @@ def _load_polars(data: _Payload) -> Any:
     return polars.read_ipc(io.BytesIO(data[_PREFIX_LEN:]))
 
 
+_NA_HEAD: Final = struct.Struct("<BBH")
+_NA_DATA: Final = 64
+_NA_FORTRAN: Final = 1
+_NA_READONLY: Final = 2
+
+
+def _plain_array(obj: Any) -> bool:
+    if type(obj).__module__ != "numpy":
+        return False
+    numpy = sys.modules.get("numpy")
+    if numpy is None or type(obj) is not numpy.ndarray:
+        return False
+    dtype = obj.dtype
+    flags = obj.flags
+    return bool(
+        dtype.fields is None
+        and not dtype.hasobject
+        and dtype.subdtype is None
+        and dtype.itemsize > 0
+        and obj.ndim <= 32
+        and (flags.c_contiguous or flags.f_contiguous)
+    )
+
+
+def _parts_array(obj: Any) -> list[bytes | memoryview]:
+    flags = obj.flags
+    mode = (0 if flags.c_contiguous else _NA_FORTRAN) | (
+        0 if flags.writeable else _NA_READONLY
+    )
+    dtype = obj.dtype.str.encode("ascii")
+    head = b"".join(
+        (
+            _NA,
+            _NA_HEAD.pack(mode, obj.ndim, len(dtype)),
+            dtype,
+            struct.pack(f"<{obj.ndim}Q", *obj.shape),
+        )
+    )
+    if len(head) > _NA_DATA:
+        raise ValueError("array header too long")
+    raw = pickle.PickleBuffer(obj).raw() if obj.size else b""
+    return [head, _ZEROS[: _NA_DATA - len(head)], raw]
+
+
+def _dump_array(obj: Any) -> bytes:
+    parts = _parts_array(obj)
+    return _join(parts, _NA_DATA + len(parts[2]))
+
+
+def _load_array(data: _Payload) -> Any:
+    numpy = importlib.import_module("numpy")
+    total = len(data)
+    if total < _NA_DATA:
+        raise SerializationError(f"truncated array payload: {total} bytes")
+    mode, ndim, dtype_len = _NA_HEAD.unpack_from(data, _PREFIX_LEN)
+    start = _PREFIX_LEN + _NA_HEAD.size
+    shape_at = start + dtype_len
+    if shape_at + 8 * ndim > _NA_DATA:
+        raise SerializationError("corrupt array header")
+    dtype = numpy.dtype(bytes(data[start:shape_at]).decode("ascii"))
+    shape = struct.unpack_from(f"<{ndim}Q", data, shape_at)
+    count = 1
+    for side in shape:
+        count *= side
+    if total != _NA_DATA + count * dtype.itemsize:
+        raise SerializationError(
+            f"corrupt array payload: {total} bytes for shape {shape} of {dtype}"
+        )
+    order = "F" if mode & _NA_FORTRAN else "C"
+    view = memoryview(data)
+    if view.readonly and not getattr(view.obj, "proxystore_zero_copy", False):
+        # As for pickled buffers: read-only input is copied once, so the array is
+        # writable (unless it was stored read-only) and independent of it.
+        copy = new_buffer(total - _NA_DATA)
+        copy[:] = view[_NA_DATA:]
+        view, offset = copy, 0
+    else:
+        offset = _NA_DATA
+    flat = numpy.frombuffer(view, dtype=dtype, count=count, offset=offset)
+    array = flat.reshape(shape, order=order)
+    if mode & _NA_READONLY and array.flags.writeable:
+        array.flags.writeable = False
+    return array
+
+
 def _dump_pickle(obj: Any) -> bytes:
     return _dump_pickle_layout(_PK, pickle.dumps, obj)
 
@@ -316,6 +414,7 @@ _FORMATS: Final = (
         _parts_pandas,
     ),
     _Format(b"PL", "polars", _dataframe_check("polars"), _dump_polars, _load_polars),
+    _Format(b"NA", "numpy", _plain_array, _dump_array, _load_array, _parts_array),
     _Format(b"PK", "pickle", _always, _dump_pickle, _load_pickle_layout, _parts_pickle),
     _Format(
         b"CP",
