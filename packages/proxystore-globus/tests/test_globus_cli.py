@@ -57,7 +57,9 @@ def test_login_runs_flow_when_needed(user_app: UserApp) -> None:
         mock.patch.object(UserApp, "login_required", return_value=True),
         mock.patch.object(UserApp, "login") as flow,
     ):
-        result = CliRunner().invoke(login, ["-c", "c0ffee00-0000-0000-0000-000000000001"])
+        result = CliRunner().invoke(
+            login, ["-c", "c0ffee00-0000-0000-0000-000000000001"]
+        )
     assert result.exit_code == 0, result.output
     flow.assert_called_once_with(auth_params=None, force=False)
     transfer = user_app.scope_requirements["transfer.api.globus.org"]
@@ -118,6 +120,6 @@ def test_logout_revokes_and_deletes_stored_tokens(user_app: UserApp) -> None:
     assert result.exit_code == 0, result.output
     request = get_last_request()
     assert request is not None
-    assert request.url.endswith("/v2/oauth2/token/revoke")
+    assert str(request.url).endswith("/v2/oauth2/token/revoke")
     assert "stored-access-token" in str(request.body)
     assert storage.get_token_data("transfer.api.globus.org") is None

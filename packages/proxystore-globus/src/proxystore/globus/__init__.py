@@ -7,7 +7,7 @@ raises an `ImportError` that says what to install.
 from __future__ import annotations
 
 try:
-    import globus_sdk  # noqa: F401
+    import globus_sdk
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides it
     raise ImportError(
         "proxystore.globus needs the globus-sdk package. Install it with "

@@ -142,7 +142,7 @@ def is_client_login() -> bool:
 
 
 def get_globus_app() -> GlobusApp:
-    """Return the app to use here: a client app when credentials are set, else a user app."""
+    """Return a client app when credentials are in the environment, else a user app."""
     if is_client_login():
         return get_client_app()
     return get_user_app()

@@ -2,7 +2,7 @@
 
 ```bash
 proxystore-globus-auth login                    # log in once; tokens are stored
-proxystore-globus-auth login -c UUID -c UUID    # also consent to data_access on collections
+proxystore-globus-auth login -c UUID -c UUID    # and data_access on collections
 proxystore-globus-auth login -d example.edu     # require an identity from a domain
 proxystore-globus-auth logout                   # revoke and delete the stored tokens
 ```
@@ -52,8 +52,7 @@ def login(collection: tuple[str, ...], domain: tuple[str, ...], force: bool) -> 
     auth_params = None
     if domain:
         auth_params = GlobusAuthorizationParameters(
-            session_message="This login needs an identity from: "
-            + ", ".join(domain),
+            session_message="This login needs an identity from: " + ", ".join(domain),
             session_required_single_domain=list(domain),
             prompt="login",
         )
