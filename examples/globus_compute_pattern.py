@@ -1,8 +1,8 @@
 """Globus Compute: `StoreExecutor` around a `globus_compute_sdk.Executor`.
 
 Globus Compute runs Python functions on remote endpoints (clusters, supercomputers)
-and ships every argument and result through its cloud service, which caps a task's
-payload at a few MB. Wrapping its `Executor` in a `StoreExecutor` sends large
+and ships every argument and result through its cloud service, which limits the size
+of a task's payload. Wrapping its `Executor` in a `StoreExecutor` sends large
 arguments and results through a store both sides can reach (Redis, a shared file
 system, Globus Transfer, ...): the Compute service carries only the proxies.
 
@@ -39,7 +39,7 @@ from proxystore.store.executor import ProxyType, StoreExecutor
 if TYPE_CHECKING:
     from globus_compute_sdk import Executor as ComputeExecutor
 
-#: Bigger than what the Globus Compute service accepts in one task payload.
+#: Large enough that it should not travel inside a Compute task payload.
 SAMPLE_BYTES = 12_000_000
 
 
