@@ -25,6 +25,7 @@ from typing import Any
 from unittest import mock
 
 import globus_sdk
+import globus_sdk.testing
 import pytest
 import responses
 from globus_sdk.testing import RegisteredResponse, get_response_set
@@ -37,6 +38,7 @@ from proxystore.connectors.globus import (
     GlobusEndpointError,
     GlobusEndpoints,
     GlobusKey,
+    GlobusTaskFailedError,
     GlobusTaskTimeoutError,
     GlobusTransferError,
 )
@@ -459,8 +461,9 @@ def test_failed_transfer_is_a_typed_error_and_no_key_claims_to_exist(
     key = connector.put(b"doomed")
     assert isinstance(key.task_id, tuple)
     [task_id] = key.task_id
-    with pytest.raises(GlobusTransferError, match=task_id) as info:
+    with pytest.raises(GlobusTaskFailedError, match=task_id) as info:
         connector.get(key)
+    assert isinstance(info.value, GlobusTransferError)
     assert info.value.task_id == task_id
     assert "PERMISSION_DENIED" in str(info.value)
     assert not connector.exists(key)
@@ -497,6 +500,26 @@ def test_unknown_task_means_missing(endpoints: GlobusEndpoints) -> None:
     assert not connector.exists(forged)
     assert connector.get(forged) is None
     assert connector._validate_task_id(key.task_id)
+
+
+def test_refused_status_lookup_keeps_the_object(
+    endpoints: GlobusEndpoints, service: TransferService
+) -> None:
+    connector = _connector(endpoints, clear=False)
+    key = connector.put(b"kept")
+    other = _connector(endpoints, clear=False)  # has not seen the task finish
+    refusal = globus_sdk.testing.construct_error(
+        http_status=409, body={"code": "Conflict", "message": "busy"}
+    )
+    assert isinstance(refusal, globus_sdk.GlobusAPIError)
+    with (
+        mock.patch.object(other._transfer_client, "get_task", side_effect=refusal),
+        pytest.raises(GlobusTransferError, match="Conflict") as info,
+    ):
+        other.exists(key)
+    assert not isinstance(info.value, GlobusTaskFailedError)
+    # Not a failed transfer: the object stays, and a later lookup finds it.
+    assert other.get(key) == b"kept"
 
 
 def test_rejected_submission_leaves_nothing(

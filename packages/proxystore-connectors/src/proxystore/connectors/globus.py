@@ -15,7 +15,9 @@ naming the endpoint or the task concerned::
         │                              (also a ValueError)
         ├── GlobusAuthError            Globus refused our tokens (expired, revoked,
         │                              missing consent); also a PermissionError
-        ├── GlobusTransferError        a task could not be submitted, or it FAILED
+        ├── GlobusTransferError        Transfer refused a request (task submission,
+        │   │                          status lookup)
+        │   └── GlobusTaskFailedError  a task ended FAILED
         └── GlobusTaskTimeoutError     a task did not finish within `timeout`
                                        (also ConnectorTimeoutError and RuntimeError)
 
@@ -67,6 +69,7 @@ __all__ = [
     "GlobusEndpointError",
     "GlobusEndpoints",
     "GlobusKey",
+    "GlobusTaskFailedError",
     "GlobusTaskTimeoutError",
     "GlobusTransferError",
 ]
@@ -109,6 +112,10 @@ class GlobusTransferError(GlobusConnectorError):
         super().__init__(message)
         self.task_id = task_id
         self.endpoint = endpoint
+
+
+class GlobusTaskFailedError(GlobusTransferError):
+    """Raised when a Transfer task ended in the FAILED state (names the task)."""
 
 
 class GlobusTaskTimeoutError(ConnectorTimeoutError, GlobusConnectorError, RuntimeError):
@@ -546,7 +553,8 @@ class GlobusConnector:
             a forged one), `True` once all have succeeded.
 
         Raises:
-            GlobusTransferError: if a task failed (names the task).
+            GlobusTaskFailedError: if a task failed (names the task).
+            GlobusTransferError: if Transfer refuses the status lookup.
             GlobusTaskTimeoutError: if a task is unfinished after `timeout` seconds.
         """
         endpoint = self._get_local_endpoint().uuid
@@ -568,7 +576,7 @@ class GlobusConnector:
                     )
                 time.sleep(min(self.polling_interval, remaining))
             if tid in self._failed:
-                raise GlobusTransferError(
+                raise GlobusTaskFailedError(
                     f"Globus transfer task {tid} failed ({self._failed[tid]}); "
                     "the object it carried is not available.",
                     task_id=tid,
@@ -710,13 +718,14 @@ class GlobusConnector:
         """Wait for the key's tasks; `False` if Transfer does not know them.
 
         Raises:
-            GlobusTransferError: if a task failed; the local copy of the object is
-                removed first, so nothing claims the object exists.
+            GlobusTaskFailedError: if a task failed; the local copy of the object
+                is removed first, so nothing claims the object exists.
+            GlobusTransferError: if Transfer refuses the status lookup.
             GlobusTaskTimeoutError: if a task is unfinished after `timeout`.
         """
         try:
             return self._wait_on_tasks(key.task_id)
-        except GlobusTransferError:
+        except GlobusTaskFailedError:
             with suppress(OSError, ConnectorError):
                 self._local_files().evict(FileKey(key.filename))
             raise
@@ -734,7 +743,7 @@ class GlobusConnector:
         """
         try:
             known = self._wait_on_tasks(key.task_id)
-        except GlobusTransferError:
+        except GlobusTaskFailedError:
             known = False  # the copies never arrived: only the local file remains
         local = self._local_files()
         present = local.exists(FileKey(key.filename))
@@ -752,11 +761,13 @@ class GlobusConnector:
 
         Raises:
             GlobusTaskTimeoutError: if a transfer is unfinished after `timeout`.
+            GlobusTransferError: if Transfer refuses the status lookup (the local
+                copy is kept: the task may well have succeeded).
         """
         try:
             if not self._ready(key):
                 return False
-        except GlobusTransferError:
+        except GlobusTaskFailedError:
             return False
         return self._local_files().exists(FileKey(key.filename))
 
@@ -768,7 +779,8 @@ class GlobusConnector:
             file is gone (evicted).
 
         Raises:
-            GlobusTransferError: if the object's transfer failed (names the task).
+            GlobusTaskFailedError: if the object's transfer failed (names the task).
+            GlobusTransferError: if Transfer refuses the status lookup.
             GlobusTaskTimeoutError: if a transfer is unfinished after `timeout`.
         """
         if not self._ready(key):
