@@ -21,8 +21,10 @@ from proxystore.globus.client import (
     get_transfer_client,
 )
 from proxystore.globus.scopes import (
+    ProxyStoreRelayScopes,
     get_all_scopes_by_resource_server,
     get_auth_scopes_by_resource_server,
+    get_relay_scopes_by_resource_server,
     get_transfer_scopes_by_resource_server,
     uses_data_access,
 )
@@ -80,8 +82,12 @@ def test_scopes_by_resource_server() -> None:
     scope = str(transfer["transfer.api.globus.org"][0])
     assert scope.startswith("urn:globus:auth:scope:transfer.api.globus.org:all")
     assert f"{MAPPED}/data_access" in scope
+    relay = get_relay_scopes_by_resource_server()
+    assert list(relay) == [ProxyStoreRelayScopes.resource_server]
+    assert str(relay[ProxyStoreRelayScopes.resource_server][0]).endswith("/relay_all")
     assert set(get_all_scopes_by_resource_server()) == {
         "auth.globus.org",
+        ProxyStoreRelayScopes.resource_server,
         "transfer.api.globus.org",
     }
 

@@ -41,7 +41,7 @@ def cli() -> None:
 )
 @click.option("--force", is_flag=True, help="Log in even if valid tokens exist.")
 def login(collection: tuple[str, ...], domain: tuple[str, ...], force: bool) -> None:
-    """Log in with Globus Auth (Auth and Transfer scopes).
+    """Log in with Globus Auth (Auth, relay server and Transfer scopes).
 
     Do not pass high-assurance GCS mapped collections to --collection: they do not
     use data_access scopes and the login would fail with "Unknown Scope"; use

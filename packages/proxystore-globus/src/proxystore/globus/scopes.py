@@ -1,8 +1,9 @@
 """Globus Auth scopes that proxystore asks for.
 
 Scopes are grouped by resource server (the mapping a `globus_sdk.GlobusApp` takes as
-its scope requirements): Globus Auth itself (identity) and Globus Transfer, the latter
-with a `data_access` dependency for each GCSv5 collection that needs one.
+its scope requirements): Globus Auth itself (identity), the ProxyStore relay server
+(endpoints authenticate to it), and Globus Transfer, the latter with a `data_access`
+dependency for each GCSv5 collection that needs one.
 """
 
 from __future__ import annotations
@@ -10,14 +11,32 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from globus_sdk import TransferClient
-from globus_sdk.scopes import AuthScopes, GCSCollectionScopes, Scope, TransferScopes
+from globus_sdk.scopes import (
+    AuthScopes,
+    GCSCollectionScopes,
+    Scope,
+    StaticScopeCollection,
+    TransferScopes,
+)
 
 __all__ = [
+    "ProxyStoreRelayScopes",
     "get_all_scopes_by_resource_server",
     "get_auth_scopes_by_resource_server",
+    "get_relay_scopes_by_resource_server",
     "get_transfer_scopes_by_resource_server",
     "uses_data_access",
 ]
+
+
+class _ProxyStoreRelayScopes(StaticScopeCollection):
+    # The relay's Globus Auth resource server (a registered app; public identifier).
+    resource_server = "ebd5bbed-95e2-47cf-9c80-39e2064274bd"
+    relay_all = Scope(f"https://auth.globus.org/scopes/{resource_server}/relay_all")
+
+
+ProxyStoreRelayScopes = _ProxyStoreRelayScopes()
+"""Scopes of the ProxyStore relay server (`relay_all`)."""
 
 
 def get_all_scopes_by_resource_server(
@@ -30,10 +49,11 @@ def get_all_scopes_by_resource_server(
             along with Transfer (see `get_transfer_scopes_by_resource_server`).
 
     Returns:
-        Scopes for Globus Auth and Globus Transfer.
+        Scopes for Globus Auth, the ProxyStore relay server and Globus Transfer.
     """
     return {
         **get_auth_scopes_by_resource_server(),
+        **get_relay_scopes_by_resource_server(),
         **get_transfer_scopes_by_resource_server(collections),
     }
 
@@ -46,6 +66,13 @@ def get_auth_scopes_by_resource_server() -> dict[str, list[Scope]]:
             AuthScopes.email,
             AuthScopes.view_identity_set,
         ],
+    }
+
+
+def get_relay_scopes_by_resource_server() -> dict[str, list[Scope]]:
+    """Return the scope an endpoint needs to register with the ProxyStore relay."""
+    return {
+        ProxyStoreRelayScopes.resource_server: [ProxyStoreRelayScopes.relay_all],
     }
 
 
