@@ -316,7 +316,14 @@ class Store(Closeable, Generic[ConnectorT]):
         if lifetime is not None:
             self._check_lifetime(lifetime)
         metrics = self._metrics
-        if metrics is None and serializer is None and self._put_parts and not kwargs:
+        if (
+            self._put_parts is not None
+            and metrics is None
+            and serializer is None
+            and not kwargs
+            # Signed stores (see the store's auth options) sign joined bytes.
+            and getattr(self, "_auth_key", None) is None
+        ):
             key: ConnectorKeyT = self._put_parts(serialize_parts(obj))
         elif metrics is None:
             data = self._to_bytes(obj, serializer)
