@@ -39,7 +39,7 @@ Views and slot reuse (the reference-count scheme):
   a stale key can never see a later object in the same slot.
 * A process that hands out a zero-copy view of a slot records its pid in one of
   the slot's holder words (once per process; a per-process counter tracks its own
-  views). The view's owner object carries a finalizer that decrements that
+  views). The view's owner object has a weakref callback that decrements that
   counter and clears the holder word when the process's last view is gone.
 * Evicting a slot with any holder only marks it ``EVICTED`` (invisible to gets,
   not reusable); the last holder to let go frees it. So a slot's bytes never
@@ -97,12 +97,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # exists, owned by someone else
     return True
-
-
-class _Hold:
-    """Owner of one zero-copy view; releases the slot hold when collected."""
-
-    __slots__ = ("__weakref__",)
 
 
 class Arena:
