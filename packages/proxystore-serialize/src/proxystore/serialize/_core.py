@@ -336,8 +336,12 @@ def _dump_array(obj: Any) -> bytes:
     return _join(parts, _NA_DATA + len(parts[2]))
 
 
+#: Decoded dtypes by their wire name (a bounded cache).
+_DTYPES: dict[bytes, Any] = {}
+
+
 def _load_array(data: _Payload) -> Any:
-    numpy = importlib.import_module("numpy")
+    numpy = sys.modules.get("numpy") or importlib.import_module("numpy")
     total = len(data)
     if total < _NA_DATA:
         raise SerializationError(f"truncated array payload: {total} bytes")
@@ -346,7 +350,12 @@ def _load_array(data: _Payload) -> Any:
     shape_at = start + dtype_len
     if shape_at + 8 * ndim > _NA_DATA:
         raise SerializationError("corrupt array header")
-    dtype = numpy.dtype(bytes(data[start:shape_at]).decode("ascii"))
+    name = bytes(data[start:shape_at])
+    dtype = _DTYPES.get(name)
+    if dtype is None:
+        dtype = numpy.dtype(name.decode("ascii"))
+        if len(_DTYPES) < 256:
+            _DTYPES[name] = dtype
     shape = struct.unpack_from(f"<{ndim}Q", data, shape_at)
     count = 1
     for side in shape:
