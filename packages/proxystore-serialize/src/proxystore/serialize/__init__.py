@@ -2,7 +2,8 @@
 
 ``deserialize(serialize(obj))`` rebuilds ``obj``. See :mod:`proxystore.serialize._core`
 for the wire format. :func:`sign`/:func:`verify` (or :func:`signed_serializer`/
-:func:`signed_deserializer`) add HMAC authentication. Custom (de)serializers for a
+:func:`signed_deserializer`) add HMAC authentication; `RestrictedDeserializer`
+limits what the pickle path may load to an allow-list. Custom (de)serializers for a
 store satisfy
 :class:`~proxystore.serialize.protocols.Serializer` /
 :class:`~proxystore.serialize.protocols.Deserializer`.
@@ -18,12 +19,22 @@ from proxystore.serialize._core import FORMAT_VERSION as FORMAT_VERSION
 from proxystore.serialize._core import deserialize as deserialize
 from proxystore.serialize._core import is_bytes_like as is_bytes_like
 from proxystore.serialize._core import serialize as serialize
+from proxystore.serialize._restricted import (
+    RestrictedDeserializer as RestrictedDeserializer,
+)
+from proxystore.serialize.exceptions import DisallowedTypeError as DisallowedTypeError
+from proxystore.serialize.exceptions import (
+    PayloadAuthenticationError as PayloadAuthenticationError,
+)
 from proxystore.serialize.exceptions import SerializationError as SerializationError
 from proxystore.serialize.protocols import BytesLike as BytesLike
 
 __all__ = [
     "FORMAT_VERSION",
     "BytesLike",
+    "DisallowedTypeError",
+    "PayloadAuthenticationError",
+    "RestrictedDeserializer",
     "SerializationError",
     "deserialize",
     "is_bytes_like",

@@ -21,7 +21,7 @@ from typing import Any, Final
 from proxystore.serialize._core import FORMAT_VERSION, _as_payload, _join
 from proxystore.serialize._core import deserialize as _deserialize
 from proxystore.serialize._core import serialize as _serialize
-from proxystore.serialize.exceptions import SerializationError
+from proxystore.serialize.exceptions import PayloadAuthenticationError
 from proxystore.serialize.protocols import BytesLike, Deserializer, Serializer
 
 __all__ = ["sign", "signed_deserializer", "signed_serializer", "verify"]
@@ -60,20 +60,21 @@ def verify(data: BytesLike, key: bytes) -> memoryview:
     Raises:
         TypeError: If ``key`` is not bytes.
         ValueError: If ``key`` is empty.
-        SerializationError: If ``data`` is not signed, is truncated, or its HMAC
-            does not match (tampered payload or wrong key).
+        PayloadAuthenticationError: If ``data`` is not signed, is truncated, or
+            its HMAC does not match (tampered payload or wrong key).
+        SerializationError: If ``data`` is not a contiguous bytes-like buffer.
     """
     _check_key(key)
     view = memoryview(_as_payload(data))
     if len(view) < _HEADER_LEN or view[: len(_SIGNED)] != _SIGNED:
-        raise SerializationError(
+        raise PayloadAuthenticationError(
             "payload is not signed: expected a signature header of "
             f"{_HEADER_LEN} bytes starting with {_SIGNED!r}"
         )
     payload = view[_HEADER_LEN:]
     expected = hmac.digest(key, payload, "sha256")
     if not hmac.compare_digest(expected, view[len(_SIGNED) : _HEADER_LEN]):
-        raise SerializationError(
+        raise PayloadAuthenticationError(
             "payload authentication failed: HMAC mismatch (tampered data or wrong key)"
         )
     return payload

@@ -23,7 +23,15 @@ from typing import (
 
 from proxystore.connectors.protocols import DeferrableConnector, EvictingConnector
 from proxystore.proxy import Proxy, ProxyLocker
-from proxystore.serialize import SerializationError, deserialize, serialize
+from proxystore.serialize import (
+    DisallowedTypeError,
+    PayloadAuthenticationError,
+    SerializationError,
+    deserialize,
+    serialize,
+    sign,
+    verify,
+)
 from proxystore.store._registry import _stores, register_store, unregister_store
 from proxystore.store.cache import LRUCache
 from proxystore.store.config import ConnectorConfig, StoreConfig, _is_nonempty_str
@@ -31,6 +39,7 @@ from proxystore.store.exceptions import NonProxiableTypeError
 from proxystore.store.factory import PollingStoreFactory, StoreFactory
 from proxystore.store.metrics import StoreMetrics
 from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT
+from proxystore.utils.credentials import resolve_secret_bytes
 
 if TYPE_CHECKING:
     from proxystore.connectors.protocols import BytesLike
@@ -99,10 +108,16 @@ class Store(Generic[ConnectorT]):
             process never fetches its own object back.
         register: Register the store by name in this process (see
             :func:`~proxystore.store.register_store`); :meth:`close` unregisters it.
+        auth_key_id: Sign every payload on put and verify it on get, before any
+            deserialization, with the HMAC key this reference names
+            (``"env:VAR"`` or a credentials-file entry, see
+            `proxystore.utils.credentials`). Only the reference enters
+            :meth:`config` (and so proxies); each process resolves the key itself.
 
     Raises:
         ValueError: if ``name`` is empty or ``cache_size`` is negative.
         StoreExistsError: if ``register`` and a store of that name is registered.
+        CredentialError: if ``auth_key_id`` does not resolve in this process.
     """
 
     def __init__(
@@ -116,6 +131,7 @@ class Store(Generic[ConnectorT]):
         metrics: bool = False,
         populate_target: bool = True,
         register: bool = False,
+        auth_key_id: str | None = None,
     ) -> None:
         if not _is_nonempty_str(name):
             raise ValueError(f"Store name must be a non-empty string, got {name!r}.")
@@ -136,6 +152,10 @@ class Store(Generic[ConnectorT]):
         self._lock = threading.RLock()
         self._config: StoreConfig | None = None
         self._closed = False
+        self._auth_key_id = auth_key_id
+        self._auth_key = (
+            None if auth_key_id is None else resolve_secret_bytes(auth_key_id)
+        )
         if register:
             try:
                 register_store(self)
@@ -222,6 +242,7 @@ class Store(Generic[ConnectorT]):
                 metrics=self._metrics is not None,
                 populate_target=self._populate_target,
                 auto_register=self._register,
+                auth_key_id=self._auth_key_id,
             )
         return config
 
@@ -244,6 +265,7 @@ class Store(Generic[ConnectorT]):
             metrics=config.metrics,
             populate_target=config.populate_target,
             register=config.auto_register,
+            auth_key_id=config.auth_key_id,
         )
 
     # ------------------------------------------------------------- serializing
@@ -254,14 +276,21 @@ class Store(Generic[ConnectorT]):
                 "Serializer must return a bytes-like object, got "
                 f"{type(data).__name__}."
             )
+        if self._auth_key is not None:
+            return sign(data, self._auth_key)
         return data
 
     def _from_bytes(
         self, data: BytesLike, key: ConnectorKeyT, deserializer: DeserializerT | None
     ) -> Any:
         func = self._deserialize if deserializer is None else deserializer
+        if self._auth_key is not None:
+            # Before anything decodes a byte: a forged payload never reaches pickle.
+            data = verify(data, self._auth_key)
         try:
             return func(data)
+        except (PayloadAuthenticationError, DisallowedTypeError):
+            raise  # already names the problem; callers may catch the type
         except Exception as e:
             raise SerializationError(
                 f"Failed to deserialize object (deserializer={_object_path(func)}, "

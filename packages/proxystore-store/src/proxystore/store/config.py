@@ -165,9 +165,10 @@ _STORE_FIELDS = (
     "metrics",
     "populate_target",
     "auto_register",
+    "auth_key_id",
 )
 # Defaults of the optional fields, in field order; the wire form drops trailing ones.
-_STORE_DEFAULTS: tuple[Any, ...] = (None, None, 16, False, True, False)
+_STORE_DEFAULTS: tuple[Any, ...] = (None, None, 16, False, True, False, None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -183,6 +184,8 @@ class StoreConfig:
         metrics: Whether the store records metrics.
         populate_target: Whether proxies are returned already resolved.
         auto_register: Whether the store registers itself on creation.
+        auth_key_id: Reference (never the key itself) to the HMAC key with which
+            the store signs and verifies payloads, or ``None`` for no signing.
 
     Raises:
         ValueError: if a field has the wrong type or value (the message names it).
@@ -196,6 +199,7 @@ class StoreConfig:
     metrics: bool = False
     populate_target: bool = True
     auto_register: bool = False
+    auth_key_id: str | None = None
 
     def __post_init__(self) -> None:
         _check(
@@ -223,6 +227,11 @@ class StoreConfig:
                 isinstance(value, bool),
                 f"StoreConfig.{field} must be a bool, got {value!r}.",
             )
+        _check(
+            self.auth_key_id is None or _is_nonempty_str(self.auth_key_id),
+            "StoreConfig.auth_key_id must be a non-empty string or None, "
+            f"got {self.auth_key_id!r}.",
+        )
 
     # ------------------------------------------------------------- plain data
     def as_dict(self) -> dict[str, Any]:
@@ -313,6 +322,7 @@ class StoreConfig:
             self.metrics,
             self.populate_target,
             self.auto_register,
+            self.auth_key_id,
         )
         n = len(rest)
         # Trailing fields equal to their defaults are implied by absence.

@@ -390,10 +390,13 @@ def _config_to_plain(config: StoreConfig) -> dict[str, Any]:
         "metrics": config.metrics,
         "populate_target": config.populate_target,
         "auto_register": config.auto_register,
+        "auth_key_id": config.auth_key_id,
     }
 
 
 _CONFIG_FIELDS: Final = 9
+# A signing store adds its key reference (never the key) as a tenth field.
+_SIGNED_CONFIG_FIELDS: Final = 10
 
 
 def _config_to_wire(config: StoreConfig) -> tuple[Any, ...]:
@@ -408,14 +411,17 @@ def _config_to_wire(config: StoreConfig) -> tuple[Any, ...]:
         config.metrics,
         config.populate_target,
         config.auto_register,
-    )
+    ) + (() if config.auth_key_id is None else (config.auth_key_id,))
 
 
 def _config_from_wire(data: Any) -> StoreConfig:
     fields = _expect(data, tuple, "store config")
-    if len(fields) != _CONFIG_FIELDS:
+    if len(fields) not in (_CONFIG_FIELDS, _SIGNED_CONFIG_FIELDS):
         raise EventDecodeError(f"Corrupt event: store config of {len(fields)} fields.")
-    name, kind, options, ser, deser, cache_size, metrics, populate, register = fields
+    name, kind, options, ser, deser, cache_size, metrics, populate, register = fields[
+        :_CONFIG_FIELDS
+    ]
+    auth = fields[_CONFIG_FIELDS] if len(fields) == _SIGNED_CONFIG_FIELDS else None
     return _config_from_plain(
         {
             "name": name,
@@ -426,6 +432,7 @@ def _config_from_wire(data: Any) -> StoreConfig:
             "metrics": metrics,
             "populate_target": populate,
             "auto_register": register,
+            "auth_key_id": auth,
         },
     )
 
@@ -458,6 +465,7 @@ def _config_from_plain(data: Any) -> StoreConfig:
             metrics=_expect(data["metrics"], bool, "metrics"),
             populate_target=_expect(data["populate_target"], bool, "populate_target"),
             auto_register=_expect(data["auto_register"], bool, "auto_register"),
+            auth_key_id=_expect(data.get("auth_key_id"), (str, type(None)), "auth"),
         )
     except KeyError as e:
         raise EventDecodeError(f"Corrupt event: store config lacks {e}.") from e
