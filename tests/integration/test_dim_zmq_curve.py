@@ -168,6 +168,19 @@ print(sum(proxy))
 """
 
 
+def _resolve_elsewhere(
+    blob: bytes, env: dict[str, str]
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-c", _RESOLVE],
+        input=blob,
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+
 def test_proxy_resolves_where_the_key_reference_resolves(
     deployment: tuple[Deployment, ZeroMQConnector],
 ) -> None:
@@ -175,24 +188,11 @@ def test_proxy_resolves_where_the_key_reference_resolves(
     name = f"curve-{uuid.uuid4().hex[:8]}"
     with Store(name, d.connector()) as store:
         blob = pickle.dumps(store.proxy([4, 5, 6]))
-        ok = subprocess.run(
-            [sys.executable, "-c", _RESOLVE],
-            input=blob,
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        ok = _resolve_elsewhere(blob, dict(os.environ))
         assert ok.returncode == 0, ok.stderr.decode()
         assert ok.stdout.strip() == b"15"
         env = {k: v for k, v in os.environ.items() if k != SECRET_VAR}
-        missing = subprocess.run(
-            [sys.executable, "-c", _RESOLVE],
-            input=blob,
-            capture_output=True,
-            timeout=60,
-            check=False,
-            env=env,
-        )
+        missing = _resolve_elsewhere(blob, env)
         assert missing.returncode != 0
         assert CredentialNotFoundError.__name__ in missing.stderr.decode()
 
