@@ -54,7 +54,5 @@ def test_from_settings_builds_real_clients(monkeypatch: pytest.MonkeyPatch) -> N
     with subscriber:
         assert isinstance(subscriber.client, confluent_kafka.Consumer)
     # librdkafka checks the settings it is given (here: an unknown mechanism).
-    with pytest.raises(
-        confluent_kafka.KafkaException, match="Unsupported SASL mechanism"
-    ):
+    with pytest.raises(confluent_kafka.KafkaException, match="Unsupported SASL"):
         KafkaPublisher.from_settings({**SASL, "sasl.mechanisms": "NOPE"})
