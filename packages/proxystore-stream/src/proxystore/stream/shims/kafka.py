@@ -22,7 +22,8 @@ from typing import Any, Self
 
 import confluent_kafka
 
-from proxystore.stream.shims._base import Closeable, MessageIterator
+from proxystore.stream.shims._base import MessageIterator
+from proxystore.utils._closeable import Closeable
 from proxystore.utils.credentials import (
     resolve_secret_options,
     split_secret_options,
