@@ -210,3 +210,21 @@ def test_restricted_deserializer_travels_and_refuses(tmp_path: pathlib.Path) -> 
         # The allow-list is plain data inside the proxy's config.
         config = pickle.loads(pickle.dumps(store.config()))
         assert config.deserializer == restricted
+
+
+def test_key_holding_serializers_refuse_to_travel() -> None:
+    from proxystore.serialize import signed_deserializer, signed_serializer
+
+    key = b"raw-key-bytes-123"
+    with Store(
+        unique_name(),
+        LocalConnector(),
+        serializer=signed_serializer(key),
+        deserializer=signed_deserializer(key),
+    ) as store:
+        assert store.get(store.put([1])) == [1]  # works in this process
+        proxy = store.proxy([2])
+        with pytest.raises(TypeError, match="auth_key_id") as info:
+            pickle.dumps(proxy)
+        assert "raw-key-bytes" not in str(info.value)
+        assert "raw-key-bytes" not in repr(store.serializer)

@@ -80,18 +80,52 @@ def verify(data: BytesLike, key: bytes) -> memoryview:
     return payload
 
 
+class _KeyHolder:
+    """A (de)serializer holding an HMAC key: usable here, never pickled."""
+
+    __slots__ = ("_inner", "_key")
+
+    def __init__(self, key: bytes, inner: Any) -> None:
+        _check_key(key)
+        self._key = bytes(key)
+        self._inner = inner
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            f"{type(self).__name__} holds its HMAC key and is never pickled (it "
+            "would carry the key inside every proxy); give the store a key "
+            "reference instead: Store(..., auth_key_id='env:VAR')"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key=<hidden>)"
+
+
+class _SignedSerializer(_KeyHolder):
+    __slots__ = ()
+
+    def __call__(self, obj: Any, /) -> bytes:
+        return sign(self._inner(obj), self._key)
+
+
+class _VerifiedDeserializer(_KeyHolder):
+    __slots__ = ()
+
+    def __call__(self, data: BytesLike, /) -> Any:
+        return self._inner(verify(data, self._key))
+
+
 def signed_serializer(key: bytes, serializer: Serializer = _serialize) -> Serializer:
     """Return a serializer that signs ``serializer``'s output with ``key``.
+
+    The result holds ``key``, so it refuses to be pickled (a `TypeError` that
+    points to ``Store(..., auth_key_id=...)``, which signs with a key *reference*
+    and so works in proxies).
 
     Raises:
         TypeError, ValueError: If ``key`` is not non-empty bytes.
     """
-    _check_key(key)
-
-    def serialize_signed(obj: Any, /) -> bytes:
-        return sign(serializer(obj), key)
-
-    return serialize_signed
+    return _SignedSerializer(key, serializer)
 
 
 def signed_deserializer(
@@ -99,12 +133,9 @@ def signed_deserializer(
 ) -> Deserializer:
     """Return a deserializer that verifies ``key``'s signature before decoding.
 
+    Like `signed_serializer`, the result holds ``key`` and is never pickled.
+
     Raises:
         TypeError, ValueError: If ``key`` is not non-empty bytes.
     """
-    _check_key(key)
-
-    def deserialize_verified(data: BytesLike, /) -> Any:
-        return deserializer(verify(data, key))
-
-    return deserialize_verified
+    return _VerifiedDeserializer(key, deserializer)
