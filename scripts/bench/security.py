@@ -2,14 +2,15 @@
 
 Times ``Store.put`` + ``Store.get`` (cache off) of a ``bytes`` object:
 
-* signing: a store with ``auth_key_id`` (HMAC-SHA256 on put, verified on get) against
-  the same store without, on the Local, File and Redis connectors, 1 MB and 100 MB;
+* signing: a store with ``auth_key_id`` (a MAC on put, verified on get; HMAC-SHA256
+  and keyed BLAKE3) against the same store without, on the Local, File and Redis
+  connectors, 1 MB and 100 MB;
 * TLS: our ``RedisConnector`` to one ``redis-server`` (``--requirepass``) through its
   TLS port against its plain port, 1 MB and 100 MB; and raw redis-py ``SET``+``GET``
   through the same two ports (the floor: what TLS costs any client).
 
 The ``floor`` column of the signing rows is the bare cost of the two HMAC-SHA256
-passes (sign + verify) over the payload, as a ratio to the unsigned put+get: no
+passes (sign + verify) over the payload, plus 1, as a ratio to the unsigned put+get: no
 implementation of signing can do better than ``1 + floor``.
 
 Each pair alternates block by block (rotating who goes first) and reports the
@@ -122,16 +123,16 @@ def secure_redis() -> Iterator[tuple[int, int, Path]]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _hmac_time(obj: bytes, rounds: int) -> float:
-    """Median time of two HMAC-SHA256 passes over ``obj`` (sign + verify)."""
-    import hmac
+def _mac_time(algorithm: str, obj: bytes, rounds: int) -> float:
+    """Median time of two bare MAC passes over ``obj`` (sign + verify)."""
+    from proxystore.serialize._auth import _mac
 
     key = bytes(32)
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        hmac.digest(key, obj, "sha256")
-        hmac.digest(key, obj, "sha256")
+        _mac(algorithm, key, obj)
+        _mac(algorithm, key, obj)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -192,24 +193,36 @@ def measure(rounds: int) -> dict[str, dict[str, float]]:
             with (
                 Store(f"plain-{uuid.uuid4().hex}", make(), cache_size=0) as bare,
                 Store(
-                    f"signed-{uuid.uuid4().hex}",
+                    f"hmac-{uuid.uuid4().hex}",
                     make(),
                     cache_size=0,
                     auth_key_id=f"env:{KEY_VAR}",
-                ) as signed,
+                ) as hmac_store,
+                Store(
+                    f"blake3-{uuid.uuid4().hex}",
+                    make(),
+                    cache_size=0,
+                    auth_key_id=f"env:{KEY_VAR}",
+                    auth_algorithm="blake3",
+                ) as blake3_store,
             ):
                 for label, size in SIZES.items():
                     obj = os.urandom(size)
                     got = _median_interleaved(
-                        {"without": _put_get(bare, obj), "with": _put_get(signed, obj)},
+                        {
+                            "without": _put_get(bare, obj),
+                            "hmac-sha256": _put_get(hmac_store, obj),
+                            "blake3": _put_get(blake3_store, obj),
+                        },
                         _reps(size),
                         rounds,
                     )
-                    table[f"signing {kind} {label}"] = {
-                        "without_s": got["without"],
-                        "with_s": got["with"],
-                        "floor": _hmac_time(obj, rounds) / got["without"],
-                    }
+                    for algorithm in ("hmac-sha256", "blake3"):
+                        table[f"{algorithm} {kind} {label}"] = {
+                            "without_s": got["without"],
+                            "with_s": got[algorithm],
+                            "floor": _mac_time(algorithm, obj, rounds) / got["without"],
+                        }
         tls_connector = RedisConnector(
             "127.0.0.1", tls, ssl=True, ssl_ca_certs=str(ca), password_env=PASSWORD_VAR
         )
@@ -268,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{'' if theirs is None else _fmt(theirs):>14}"
         )
     print(
-        "(signing: with = Store(auth_key_id=...), floor = 1 + two bare HMAC passes"
+        "(signing: with = Store(auth_key_id=...), floor = 1 + two bare MAC passes"
         " / without;\n TLS: with = the TLS port, floor = raw redis-py TLS/plain)"
     )
 

@@ -91,19 +91,30 @@ def test_unsigned_and_tampered_payloads_never_reach_pickle(hmac_env: str) -> Non
         with pytest.raises(PayloadAuthenticationError, match="not signed"):
             store.get(forged)
         wrong = store.connector.put(sign(serialize(Tripwire("wrong")), b"other key"))
-        with pytest.raises(PayloadAuthenticationError, match="HMAC mismatch"):
+        with pytest.raises(PayloadAuthenticationError, match="MAC mismatch"):
             store.get(wrong)
         with pytest.raises(PayloadAuthenticationError):
             store.get_evict(wrong)
     assert UNPICKLED == []
 
 
-def test_fuzz_mutated_signed_payloads_are_all_rejected(hmac_env: str) -> None:
+@pytest.mark.parametrize("algorithm", ["hmac-sha256", "blake3"])
+def test_fuzz_mutated_signed_payloads_are_all_rejected(
+    hmac_env: str, algorithm: str
+) -> None:
     """10 000 mutations of a signed payload: every one refused before pickle."""
+    if algorithm == "blake3":
+        pytest.importorskip("blake3")
     UNPICKLED.clear()
     rng = random.Random(1234)
     connector = LocalConnector()
-    with Store(unique_name(), connector, auth_key_id=hmac_env, cache_size=0) as store:
+    with Store(
+        unique_name(),
+        connector,
+        auth_key_id=hmac_env,
+        auth_algorithm=algorithm,
+        cache_size=0,
+    ) as store:
         stored = connector.get(
             cast("LocalKey", store.put([Tripwire("t"), list(range(50))]))
         )
@@ -138,6 +149,26 @@ def test_fuzz_mutated_signed_payloads_are_all_rejected(hmac_env: str) -> None:
             connector.evict(key)
     assert rejected == 10_000
     assert UNPICKLED == []
+
+
+def test_blake3_store_config_and_cross_verification(hmac_env: str) -> None:
+    pytest.importorskip("blake3")
+    connector = LocalConnector()
+    with Store(
+        unique_name(), connector, auth_key_id=hmac_env, auth_algorithm="blake3"
+    ) as fast:
+        key = cast("LocalKey", fast.put([1, 2]))
+        raw = connector.get(key)
+        assert raw is not None
+        assert bytes(raw[1:3]) == b"SB"
+        config = fast.config()
+        assert config.auth_algorithm == "blake3"
+        assert pickle.loads(pickle.dumps(config)) == config
+        # A store of the same key reads either algorithm.
+        with Store(unique_name(), connector, auth_key_id=hmac_env) as default:
+            assert default.get(key) == [1, 2]
+    with pytest.raises(ValueError, match="auth_algorithm"):
+        Store(unique_name(), LocalConnector(), auth_algorithm="md5")
 
 
 def test_missing_key_reference_is_a_typed_error(

@@ -11,6 +11,7 @@ store satisfy
 
 from __future__ import annotations
 
+from proxystore.serialize._auth import ALGORITHMS as ALGORITHMS
 from proxystore.serialize._auth import sign as sign
 from proxystore.serialize._auth import signed_deserializer as signed_deserializer
 from proxystore.serialize._auth import signed_serializer as signed_serializer
@@ -30,6 +31,7 @@ from proxystore.serialize.exceptions import SerializationError as SerializationE
 from proxystore.serialize.protocols import BytesLike as BytesLike
 
 __all__ = [
+    "ALGORITHMS",
     "FORMAT_VERSION",
     "BytesLike",
     "DisallowedTypeError",

@@ -166,9 +166,19 @@ _STORE_FIELDS = (
     "populate_target",
     "auto_register",
     "auth_key_id",
+    "auth_algorithm",
 )
 # Defaults of the optional fields, in field order; the wire form drops trailing ones.
-_STORE_DEFAULTS: tuple[Any, ...] = (None, None, 16, False, True, False, None)
+_STORE_DEFAULTS: tuple[Any, ...] = (
+    None,
+    None,
+    16,
+    False,
+    True,
+    False,
+    None,
+    "hmac-sha256",
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -186,6 +196,8 @@ class StoreConfig:
         auto_register: Whether the store registers itself on creation.
         auth_key_id: Reference (never the key itself) to the HMAC key with which
             the store signs and verifies payloads, or ``None`` for no signing.
+        auth_algorithm: MAC the store signs with (``"hmac-sha256"`` or
+            ``"blake3"``).
 
     Raises:
         ValueError: if a field has the wrong type or value (the message names it).
@@ -200,6 +212,7 @@ class StoreConfig:
     populate_target: bool = True
     auto_register: bool = False
     auth_key_id: str | None = None
+    auth_algorithm: str = "hmac-sha256"
 
     def __post_init__(self) -> None:
         _check(
@@ -231,6 +244,11 @@ class StoreConfig:
             self.auth_key_id is None or _is_nonempty_str(self.auth_key_id),
             "StoreConfig.auth_key_id must be a non-empty string or None, "
             f"got {self.auth_key_id!r}.",
+        )
+        _check(
+            _is_nonempty_str(self.auth_algorithm),
+            "StoreConfig.auth_algorithm must be a non-empty string, "
+            f"got {self.auth_algorithm!r}.",
         )
 
     # ------------------------------------------------------------- plain data
@@ -323,6 +341,7 @@ class StoreConfig:
             self.populate_target,
             self.auto_register,
             self.auth_key_id,
+            self.auth_algorithm,
         )
         n = len(rest)
         # Trailing fields equal to their defaults are implied by absence.

@@ -391,12 +391,13 @@ def _config_to_plain(config: StoreConfig) -> dict[str, Any]:
         "populate_target": config.populate_target,
         "auto_register": config.auto_register,
         "auth_key_id": config.auth_key_id,
+        "auth_algorithm": config.auth_algorithm,
     }
 
 
 _CONFIG_FIELDS: Final = 9
-# A signing store adds its key reference (never the key) as a tenth field.
-_SIGNED_CONFIG_FIELDS: Final = 10
+# A signing store adds its key reference (never the key) and its MAC algorithm.
+_SIGNED_CONFIG_FIELDS: Final = 11
 
 
 def _config_to_wire(config: StoreConfig) -> tuple[Any, ...]:
@@ -411,7 +412,11 @@ def _config_to_wire(config: StoreConfig) -> tuple[Any, ...]:
         config.metrics,
         config.populate_target,
         config.auto_register,
-    ) + (() if config.auth_key_id is None else (config.auth_key_id,))
+    ) + (
+        ()
+        if config.auth_key_id is None
+        else (config.auth_key_id, config.auth_algorithm)
+    )
 
 
 def _config_from_wire(data: Any) -> StoreConfig:
@@ -421,7 +426,9 @@ def _config_from_wire(data: Any) -> StoreConfig:
     name, kind, options, ser, deser, cache_size, metrics, populate, register = fields[
         :_CONFIG_FIELDS
     ]
-    auth = fields[_CONFIG_FIELDS] if len(fields) == _SIGNED_CONFIG_FIELDS else None
+    signed = len(fields) == _SIGNED_CONFIG_FIELDS
+    auth = fields[_CONFIG_FIELDS] if signed else None
+    algorithm = fields[_CONFIG_FIELDS + 1] if signed else "hmac-sha256"
     return _config_from_plain(
         {
             "name": name,
@@ -433,6 +440,7 @@ def _config_from_wire(data: Any) -> StoreConfig:
             "populate_target": populate,
             "auto_register": register,
             "auth_key_id": auth,
+            "auth_algorithm": algorithm,
         },
     )
 
@@ -466,6 +474,9 @@ def _config_from_plain(data: Any) -> StoreConfig:
             populate_target=_expect(data["populate_target"], bool, "populate_target"),
             auto_register=_expect(data["auto_register"], bool, "auto_register"),
             auth_key_id=_expect(data.get("auth_key_id"), (str, type(None)), "auth"),
+            auth_algorithm=_expect(
+                data.get("auth_algorithm", "hmac-sha256"), str, "auth_algorithm"
+            ),
         )
     except KeyError as e:
         raise EventDecodeError(f"Corrupt event: store config lacks {e}.") from e
