@@ -259,3 +259,14 @@ def test_key_holding_serializers_refuse_to_travel() -> None:
             pickle.dumps(proxy)
         assert "raw-key-bytes" not in str(info.value)
         assert "raw-key-bytes" not in repr(store.serializer)
+
+
+def test_futures_of_a_signed_store_are_signed(hmac_env: str) -> None:
+    connector = LocalConnector()
+    with Store(unique_name(), connector, auth_key_id=hmac_env, register=True) as store:
+        future = store.future()
+        future.set_result({"done": True})
+        assert future.result(timeout=5) == {"done": True}
+        raw = connector.get(cast("LocalKey", future.factory.key))
+        assert raw is not None
+        assert bytes(raw[1:3]) == b"SG"
