@@ -39,7 +39,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple, TypeAlias
 
-from proxystore.serialize import deserialize, serialize
+from proxystore.serialize import RestrictedDeserializer, deserialize, serialize
 from proxystore.store.config import ConnectorConfig, StoreConfig
 from proxystore.stream._wire import (
     NotPlainDataError,
@@ -351,11 +351,17 @@ class _ImportOnCall:
         return f"<{self.path} (imported on first call)>"
 
 
+# A RestrictedDeserializer travels as this prefix and its allow-list (plain data).
+_RESTRICTED: Final = "restricted:"
+
+
 def _callable_path(func: Any) -> str | None:
     if func is None:
         return None
     if isinstance(func, _ImportOnCall):
         return func.path
+    if isinstance(func, RestrictedDeserializer):
+        return _RESTRICTED + ",".join(func.allow)
     return f"{func.__module__}.{func.__qualname__}"
 
 
@@ -458,9 +464,14 @@ def _config_from_plain(data: Any) -> StoreConfig:
         connector = _expect(data["connector"], dict, "connector config")
         kind = _expect(connector["kind"], str, "connector kind")
         options = _expect(connector["options"], dict, "connector options")
-        funcs: dict[str, _ImportOnCall | None] = {}
+        funcs: dict[str, Any] = {}
         for field in ("serializer", "deserializer"):
             path = data[field]
+            restricted = field == "deserializer" and isinstance(path, str)
+            if restricted and path.startswith(_RESTRICTED):
+                allow = path[len(_RESTRICTED) :]
+                funcs[field] = RestrictedDeserializer(allow.split(",") if allow else ())
+                continue
             if path is not None:
                 _check_path(_expect(path, str, field), _TRUSTED_CALLABLES, field)
             funcs[field] = None if path is None else _ImportOnCall(path)
