@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
 import pickle
 import signal
@@ -74,13 +75,13 @@ def port_for(host: str) -> int:
 
 
 _RESOLVE_ON_B = """
-import hashlib, importlib, pickle, sys
+import hashlib, importlib, json, pickle, sys
 from proxystore.proxy import is_resolved
 from proxystore.store import Store
 
-module, cls, name, host, port = sys.argv[1:4] + sys.argv[4:6]
+module, cls, name, host, port, extra = sys.argv[1:7]
 connector = getattr(importlib.import_module(module), cls)(
-    int(port), address=host, timeout=5
+    int(port), address=host, timeout=5, **json.loads(extra)
 )
 assert connector.server is None, "peer B's server should already run"
 with Store(name, connector, register=True):
@@ -100,12 +101,15 @@ class PeerScenarios:
     connector_name: ClassVar[str]
     #: Seconds a spawned server may take to answer (UCX starts slowly).
     spawn_timeout: ClassVar[float] = 30.0
+    #: Extra constructor arguments (JSON-able), e.g. Margo's ``protocol``.
+    connector_kwargs: ClassVar[dict[str, Any]] = {}
 
     started: ClassVar[list[int]]
 
     def connector(self, peer: Peer, **kwargs: Any) -> PeerConnector:
         """A connector of this transport attached to ``peer``."""
         cls = getattr(importlib.import_module(self.module), self.connector_name)
+        kwargs = {**self.connector_kwargs, **kwargs}
         connector: PeerConnector = cls(peer.port, address=peer.host, **kwargs)
         return connector
 
@@ -113,12 +117,18 @@ class PeerScenarios:
     def spawn(cls, host: str) -> tuple[Peer, subprocess.Popen[bytes]]:
         """Start a server of this transport on a free port of ``host``."""
         port = port_for(host)
+        process = cls.spawn_server(host, port)
+        cls.started.append(process.pid)
+        return Peer(host, port), process
+
+    @classmethod
+    def spawn_server(cls, host: str, port: int) -> subprocess.Popen[bytes]:
+        """The transport's ``spawn_server`` (override when it takes more)."""
         spawn = importlib.import_module(cls.module).spawn_server
         process: subprocess.Popen[bytes] = spawn(
             host, port, spawn_timeout=cls.spawn_timeout
         )
-        cls.started.append(process.pid)
-        return Peer(host, port), process
+        return process
 
     @pytest.fixture(scope="class", autouse=True)
     @classmethod
@@ -155,7 +165,8 @@ class PeerScenarios:
             assert is_resolved(proxy)
             payload = pickle.dumps(proxy)
             assert len(payload) < 1024  # the proxy carries a key, not the object
-            argv = [self.module, self.connector_name, name, b.host, str(b.port)]
+            extra = json.dumps(self.connector_kwargs)
+            argv = [self.module, self.connector_name, name, b.host, str(b.port), extra]
             child = subprocess.run(
                 [sys.executable, "-c", _RESOLVE_ON_B, *argv],
                 input=payload,
