@@ -8,7 +8,9 @@ get crosses from B's connector to A's server. The raw floor is a pyzmq REQ/REP p
 The UCX column runs our ``UCXConnector`` the same way (when ``ucxx`` is installed:
 ``uv sync --group ucx``), against a raw ucxx floor: a server process that answers
 each one-byte request with a tag send of the object, received into a fresh buffer
-of its size, over the same kind of endpoint (opened from worker addresses). UCX
+of its size, over the same kind of endpoint (opened from worker addresses, with
+UCX error handling unless ``PROXYSTORE_DIM_UCX_ERROR_HANDLING=0``, as the
+connector). UCX
 runs with ``UCX_TLS=tcp,self,sm`` and ``UCX_NET_DEVICES=lo`` unless they are set.
 proxystore-ex's UCX connector needs ``ucp`` (ucx-py), which is not installed in the
 reference venv, so UCX has no reference column.
@@ -115,7 +117,7 @@ print(json.dumps(out))
 # sends a 1-byte tag message, the server answers with one tag send of the object,
 # received into a fresh buffer of its size.
 _RAW_UCX_SERVER = """
-import asyncio, sys
+import asyncio, os, sys
 import ucxx
 
 async def run(size):
@@ -123,7 +125,10 @@ async def run(size):
     print(ucxx.get_worker_address().tobytes().hex(), flush=True)
     peer = bytes.fromhex(sys.stdin.readline())
     ep = await ucxx.create_endpoint_from_worker_address(
-        ucxx.get_ucx_address_from_buffer(peer)
+        ucxx.get_ucx_address_from_buffer(peer),
+        endpoint_error_handling=os.environ.get(
+            "PROXYSTORE_DIM_UCX_ERROR_HANDLING", "1"
+        ) != "0",
     )
     request = bytearray(1)
     while True:
@@ -137,7 +142,7 @@ asyncio.run(run(int(sys.argv[1])))
 """
 
 _RAW_UCX_CODE = """
-import asyncio, json, statistics, subprocess, sys, time
+import asyncio, json, os, statistics, subprocess, sys, time
 import ucxx
 
 async def client(server, size, reps):
@@ -145,7 +150,10 @@ async def client(server, size, reps):
     server.stdin.write(ucxx.get_worker_address().tobytes().hex().encode() + b"\\n")
     server.stdin.flush()
     ep = await ucxx.create_endpoint_from_worker_address(
-        ucxx.get_ucx_address_from_buffer(peer)
+        ucxx.get_ucx_address_from_buffer(peer),
+        endpoint_error_handling=os.environ.get(
+            "PROXYSTORE_DIM_UCX_ERROR_HANDLING", "1"
+        ) != "0",
     )
     times = []
     for i in range(reps + 1):

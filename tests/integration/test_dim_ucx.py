@@ -218,3 +218,31 @@ def test_transport_is_thread_safe(ucx_server: tuple[str, int]) -> None:
         for thread in threads:
             thread.join(60)
     assert not errors, errors
+
+
+_SHARED_MEMORY = """
+import os, sys
+from proxystore.connectors.dim.ucx import UCXConnector
+
+port = int(sys.argv[1])
+with UCXConnector(port, address="127.0.0.1", timeout=10) as connector:
+    data = os.urandom(8 * 1024 * 1024)
+    assert connector.get(connector.put(data)) == data
+    connector.close(kill_server=True)
+print("ok")
+"""
+
+
+def test_shared_memory_mode_moves_objects() -> None:
+    # The opt-out of UCX error handling (shared memory within a node), in a
+    # process of its own: client and spawned server both read the variable.
+    env = {**os.environ, "PROXYSTORE_DIM_UCX_ERROR_HANDLING": "0"}
+    child = subprocess.run(
+        [sys.executable, "-c", _SHARED_MEMORY, str(port_for(HOST_A))],
+        capture_output=True,
+        timeout=180,
+        check=False,
+        env=env,
+    )
+    assert child.returncode == 0, child.stderr.decode()
+    assert child.stdout.decode().strip() == "ok"

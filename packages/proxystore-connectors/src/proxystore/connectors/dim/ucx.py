@@ -20,6 +20,14 @@ The TCP connection doubles as the liveness signal: a peer that dies closes it,
 so requests fail at once instead of waiting for the timeout (which still bounds
 every request). On a machine without RDMA hardware set `UCX_TLS=tcp,self,sm`;
 for loopback-only tests also `UCX_NET_DEVICES=lo`.
+
+UCX endpoints are opened with UCX's peer-failure handling, so a peer that dies
+mid-transfer is an error, not a crash. UCX then excludes its shared-memory
+transports (they cannot detect a dead peer), so peers on one node talk over TCP.
+`PROXYSTORE_DIM_UCX_ERROR_HANDLING=0` (read when an endpoint opens, in clients
+and servers alike) trades that safety for shared memory (CMA) within a node,
+several times faster on loopback: but then UCX aborts the process when a peer
+dies during a transfer.
 """
 
 from __future__ import annotations
@@ -89,6 +97,11 @@ def _ucx() -> ModuleType:
     # would print a warning about it in every process.
     os.environ.setdefault("UCX_WARN_UNUSED_ENV_VARS", "n")
     return import_library(("ucxx",), "UCX", _INSTALL)
+
+
+def _error_handling() -> bool:
+    """Whether endpoints use UCX peer-failure handling (see the module notes)."""
+    return os.environ.get("PROXYSTORE_DIM_UCX_ERROR_HANDLING", "1") != "0"
 
 
 def _flat(parts: Sequence[BytesLike]) -> BytesLike:
@@ -193,7 +206,9 @@ async def _greet(
     if magic != _HELLO_MAGIC or length > _MAX_META:
         raise MessageDecodeError("peer did not greet as a DIM UCX peer")
     peer = lib.get_ucx_address_from_buffer(await reader.readexactly(length))
-    endpoint = await lib.create_endpoint_from_worker_address(peer)
+    endpoint = await lib.create_endpoint_from_worker_address(
+        peer, endpoint_error_handling=_error_handling()
+    )
     if tags is None:  # server side
         return _Link(reader, writer, endpoint, to_client, to_server)
     return _Link(reader, writer, endpoint, *tags)
