@@ -88,6 +88,10 @@ _HELLO_MAGIC = b"DMUX"
 # then the payload when the mode is inline.
 _RECORD = struct.Struct("!BIQ")
 _NO_PAYLOAD, _INLINE, _BULK = 0, 1, 2
+# A UCX server imports ucxx (and its CUDA-aware dependencies) before it binds:
+# seconds on a busy node. The server says when it is ready, so a generous bound
+# costs nothing when it starts fast.
+_SPAWN_TIMEOUT = 30.0
 # Largest worker address or header accepted from a peer (guards allocations).
 _MAX_META = 1 << 20
 
@@ -508,7 +512,9 @@ class UCXConnector(PeerConnector):
         self._locate(port, address, interface, timeout)
         self._start(
             UCXTransport(),
-            lambda: spawn_server(self.address, port, spawn_timeout=max(timeout, 5.0)),
+            lambda: spawn_server(
+                self.address, port, spawn_timeout=max(timeout, _SPAWN_TIMEOUT)
+            ),
         )
 
     def close(self, kill_server: bool = False) -> None:
