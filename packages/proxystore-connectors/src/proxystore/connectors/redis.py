@@ -494,16 +494,8 @@ class RedisConnector(Closeable):
         return cast("list[BytesLike | None]", list(values))
 
     def new_key(self, obj: BytesLike | None = None) -> RedisKey:
-        """Return a fresh key, storing ``obj`` at it when given.
-
-        Raises:
-            ConnectorConnectionError: if ``obj`` is given and the server cannot be
-                reached.
-        """
-        key = RedisKey(os.urandom(16).hex())
-        if obj is not None:
-            self.set(key, obj)
-        return key
+        """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
+        return RedisKey(os.urandom(16).hex())
 
     def put(self, obj: BytesLike) -> RedisKey:
         """Store ``obj`` at a new key and return the key.

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, SupportsIndex, TypeAlias, TypeVa
 
 from proxystore.proxy._exceptions import ProxyResolveError
 from proxystore.proxy._pure import (
+    FORWARD_ALWAYS,
     MRO_DICTS,
     PurePythonProxyBase,
     mro_dicts,
@@ -56,16 +57,19 @@ _set = object.__setattr__
 _Reduced: TypeAlias = tuple[Callable[..., Any], tuple[Any, ...]]
 
 _target_or = _py_target_or
+_use_engine_getattro: Callable[[type], None] | None = None
 if TYPE_CHECKING:
     _Engine = PurePythonProxyBase
 else:
     try:
         from proxystore.proxy._cproxy import ProxyBase as _Engine
         from proxystore.proxy._cproxy import target_or as _target_or
+        from proxystore.proxy._cproxy import use_engine_getattro as _use_engine_getattro
     except ImportError:  # pragma: no cover - built without a compiler
         _Engine = PurePythonProxyBase
     if os.environ.get("PROXYSTORE_PROXY_PURE_PYTHON", "") not in ("", "0"):
         _Engine = PurePythonProxyBase
+        _use_engine_getattro = None
 
 #: Marks "no target cached" (a target may legitimately be None).
 _MISSING: Any = object()
@@ -121,6 +125,35 @@ def _call_factory(proxy: _ProxyAPI[T]) -> T:
         ) from e
 
 
+def _own_then_getattr(self: Any, name: str) -> Any:
+    """`__getattribute__` of subclasses that define their own `__getattr__`.
+
+    As in the reference: the proxy's own attributes (class attributes, properties,
+    its instance dict) are found here; any other name raises `AttributeError`,
+    which makes Python call the subclass's `__getattr__`.
+    """
+    if name in FORWARD_ALWAYS:
+        return getattr(target_of(self), name)
+    return _get(self, name)
+
+
+def _route_attributes(cls: type) -> None:
+    """Choose how attributes of the proxy class `cls` are looked up.
+
+    Classes that keep the base `__getattr__` use the engine's lookup (the compiled
+    one keeps its fast slot); classes with their own `__getattr__` get it called
+    for every name the proxy itself does not have.
+    """
+    owner = next(k for k in cls.__mro__ if "__getattr__" in vars(k))
+    if owner is _ProxyAPI:
+        if _use_engine_getattro is not None and issubclass(cls, _Engine):
+            _use_engine_getattro(cls)
+        return
+    custom = next(k for k in cls.__mro__ if "__getattribute__" in vars(k))
+    if custom is _Engine or custom is PurePythonProxyBase:
+        type.__setattr__(cls, "__getattribute__", _own_then_getattr)
+
+
 class _ProxyAPI(Generic[T]):
     """The Python half of every proxy class (see the module docstring)."""
 
@@ -131,6 +164,20 @@ class _ProxyAPI(Generic[T]):
         # Attribute routing asks "is this name defined on the proxy's class?" on
         # every access of the pure-Python engine: keep the MRO's namespaces ready.
         setattr(cls, MRO_DICTS, mro_dicts(cls))
+        _route_attributes(cls)
+
+    if not TYPE_CHECKING:
+        # Hidden from type checkers: a `__getattr__` would type every unknown
+        # attribute of a `Proxy[T]` as Any.
+        def __getattr__(self, name: str) -> Any:
+            # Called by subclasses (`super().__getattr__(name)`) and found by
+            # `hasattr(proxy, "__getattr__")`, as in the reference; plain proxies
+            # forward in their attribute lookup and never get here.
+            if on_type(type(self), name):
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}"
+                )
+            return getattr(target_of(self), name)
 
     def __init__(
         self,

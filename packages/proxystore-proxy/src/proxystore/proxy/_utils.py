@@ -65,7 +65,8 @@ class ProxyLocker(Generic[T]):
         proxy: The proxy to lock.
     """
 
-    __slots__ = ("_proxy",)
+    # A `__dict__` too: other attributes can be set on a locker, as in the reference.
+    __slots__ = ("__dict__", "_proxy")
 
     def __init__(self, proxy: Proxy[T]) -> None:
         self._proxy = proxy
