@@ -81,7 +81,7 @@ def test_dict_round_trip_is_plain_data() -> None:
     assert data["event_type"] == "EVENT_BATCH"
     key_event = data["events"][0]
     assert key_event["event_type"] == "NEW_OBJECT_KEY"
-    assert key_event["store_config"]["connector"]["kind"].endswith("LocalConnector")
+    assert key_event["store_config"]["connector"]["kind"] == "local"  # as given
     assert dict_to_event(data) == _batch()
 
 
