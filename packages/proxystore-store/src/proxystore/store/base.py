@@ -345,8 +345,9 @@ class Store(Closeable, Generic[ConnectorT]):
         keys: list[ConnectorKeyT] = list(self.connector.put_batch(datas, **kwargs))
         if metrics is not None:
             batch = tuple(keys)
+            # The total size, as the reference records it.
             metrics.add_attribute(
-                "store.put_batch.object_sizes", batch, [len(d) for d in datas]
+                "store.put_batch.object_sizes", batch, sum(len(d) for d in datas)
             )
             metrics.add_time("store.put_batch.serialize", batch, (mid - start) / 1e6)
             metrics._time_since("store.put_batch.connector", batch, mid)
@@ -419,14 +420,16 @@ class Store(Closeable, Generic[ConnectorT]):
         Raises:
             ConnectorError: if the connector fails.
         """
-        if self.cache.exists(key):
-            return True
         metrics = self._metrics
         if metrics is None:
-            return self.connector.exists(key)
+            return self.cache.exists(key) or self.connector.exists(key)
+        # As the reference records: the whole call always, the connector on a miss.
         start = _now()
-        found = self.connector.exists(key)
-        metrics._time_since("store.exists.connector", key, start)
+        found = self.cache.exists(key)
+        if not found:
+            mid = _now()
+            found = self.connector.exists(key)
+            metrics._time_since("store.exists.connector", key, mid)
         metrics._time_since("store.exists", key, start)
         return found
 

@@ -80,9 +80,10 @@ def submit(
     """Call ``submit_func(*args, **kwargs)`` and end its reference borrows when done.
 
     Every argument (positional or keyword) whose exact type is `RefProxy` or
-    `RefMutProxy` (from `proxystore.store.ref`) is marked out of scope by a done-callback on the returned future, and so is
-    every reference listed in ``register_custom_refs`` (for references nested in
-    data structures). Classes listed there are treated as reference types too.
+    `RefMutProxy` (from `proxystore.store.ref`) is marked out of scope by a
+    done-callback on the returned future, and so is every reference listed in
+    `register_custom_refs` (for references nested in data structures). Classes
+    listed there are treated as reference types too.
 
     Returns:
         The future returned by ``submit_func``.
