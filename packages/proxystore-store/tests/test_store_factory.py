@@ -229,4 +229,4 @@ def test_factories_are_generic_in_connector_and_object(local_store: Store[Any]) 
     assert factory() == "x"
     assert PollingStoreFactory[LocalConnector, str].__origin__ is PollingStoreFactory  # type: ignore[attr-defined]
     with pytest.raises(TypeError):
-        StoreFactory[str]  # type: ignore[misc,type-arg]
+        StoreFactory[str]  # type: ignore[misc]
