@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 
-class PydanticModel(Protocol):
+class _PydanticModel(Protocol):
     """What is used of a pydantic (v2) model instance: `model_dump`."""
 
     def model_dump(self, *, exclude_none: bool = ...) -> dict[str, Any]:
@@ -37,7 +37,7 @@ class PydanticModel(Protocol):
 
 
 if TYPE_CHECKING:
-    ConfigT = TypeVar("ConfigT", bound=DataclassInstance | PydanticModel)
+    ConfigT = TypeVar("ConfigT", bound=DataclassInstance | _PydanticModel)
 else:
     ConfigT = TypeVar("ConfigT")
 
@@ -69,7 +69,7 @@ _MAPPING_ORIGINS = (dict, collections.abc.Mapping, collections.abc.MutableMappin
 
 
 def dumps(
-    model: DataclassInstance | PydanticModel, *, exclude_none: bool = True
+    model: DataclassInstance | _PydanticModel, *, exclude_none: bool = True
 ) -> str:
     """Return the TOML document for ``model``.
 
@@ -98,14 +98,14 @@ def dumps(
             "Writing TOML needs the 'tomli-w' package: pip install tomli-w"
         ) from exc
     if pydantic:
-        data = cast("PydanticModel", model).model_dump(exclude_none=exclude_none)
+        data = cast("_PydanticModel", model).model_dump(exclude_none=exclude_none)
         return tomli_w.dumps(data)
     table = _to_toml(model, type(model).__name__, exclude_none)
     return tomli_w.dumps(table)
 
 
 def dump(
-    model: DataclassInstance | PydanticModel,
+    model: DataclassInstance | _PydanticModel,
     fp: IO[bytes],
     *,
     exclude_none: bool = True,
