@@ -189,3 +189,21 @@ def test_keys_are_small_plain_tuples() -> None:
     key = RedisKey("0" * 32)
     assert pickle.loads(pickle.dumps(key)) == key
     assert key.redis_key == "0" * 32
+
+
+def test_connect_and_reconnect_are_logged_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="proxystore.connectors.redis")
+    connector = RedisConnector("127.0.0.1", 1)
+    assert connector._redis is connector._redis  # one client (no I/O yet)
+    connector.close()
+    assert connector._redis is not None  # used after close: a new client
+    connector.close()
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert lines == [
+        "RedisConnector connecting to 127.0.0.1:1",
+        "RedisConnector reconnecting to 127.0.0.1:1",
+    ]

@@ -38,6 +38,7 @@ Design notes:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -64,6 +65,8 @@ from proxystore.connectors.protocols import BytesLike
 from proxystore.utils._closeable import Closeable
 
 __all__ = ["RedisConnector", "RedisKey"]
+
+_log = logging.getLogger(__name__)
 
 #: Channel on which :meth:`RedisConnector.set` announces a key (suffix: the key).
 CHANNEL_PREFIX = "proxystore:set:"
@@ -287,6 +290,7 @@ class RedisConnector(Closeable):
         self.clustered = clustered
         self.kwargs = kwargs
         self._client: _Client | None = None
+        self._connections = 0  # clients made so far (a second one is a reconnect)
         self._lock = threading.Lock()
         # Cleared when the server turns out to predate GETDEL (Redis < 6.2).
         self._has_getdel = True
@@ -341,6 +345,14 @@ class RedisConnector(Closeable):
             **self.kwargs,
             "decode_responses": False,
         }
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "RedisConnector %s to %s%s",
+                "reconnecting" if self._connections else "connecting",
+                self.address,
+                " (cluster)" if self.clustered else "",
+            )
+        self._connections += 1
         with self._errors("connect"):
             if self.clustered:
                 return redis.cluster.RedisCluster(

@@ -7,9 +7,10 @@ on first use). See :mod:`proxystore.store.factory` for the resolve side.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -45,6 +46,14 @@ if TYPE_CHECKING:
     from proxystore.store.types import DeserializerT, SerializerT
 
 __all__ = ["Store"]
+
+_log = logging.getLogger(__name__)
+_DEBUG = logging.DEBUG
+# `Logger.isEnabledFor` caches its answer per level in this dict (cleared on every
+# level change). Reading it first makes the disabled case one dict lookup on each
+# operation: `_LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG)`.
+# (Without that private dict, `{}.get` answers None: isEnabledFor is always asked.)
+_LOG_CACHE: Callable[[int], bool | None] = getattr(_log, "_cache", {}).get
 
 T = TypeVar("T")
 
@@ -150,6 +159,8 @@ class Store(Closeable, Generic[ConnectorT]):
                     "get_store(name), or create this one with register=False."
                 )
                 raise
+        if _log.isEnabledFor(logging.INFO):
+            _log.info("Initialized %r", self)
 
     # ------------------------------------------------------------- properties
     @property
@@ -318,6 +329,8 @@ class Store(Closeable, Generic[ConnectorT]):
             metrics.add_time("store.put.serialize", key, (mid - start) / 1e6)
             metrics._time_since("store.put.connector", key, mid)
             metrics._time_since("store.put", key, start)
+        if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+            self._log_op("PUT", key)
         if lifetime is not None:
             lifetime.add_key(key, store=self)
         return key
@@ -376,16 +389,20 @@ class Store(Closeable, Generic[ConnectorT]):
             ConnectorError: if the connector fails.
         """
         if self._metrics is not None:
-            return self._get_measured(self._metrics, key, deserializer, default)
-        obj = self.cache.get(key, _MISSING)
-        if obj is not _MISSING:
-            return obj
-        data = self.connector.get(key)
-        if data is None:
-            return default
-        obj = self._from_bytes(data, key, deserializer)
-        self.cache.set(key, obj)
-        return obj
+            obj = self._get_measured(self._metrics, key, deserializer, _MISSING)
+        else:
+            obj = self.cache.get(key, _MISSING)
+            if obj is not _MISSING:
+                if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+                    self._log_op("GET", key, " (cached)")
+                return obj
+            data = self.connector.get(key)
+            if data is not None:
+                obj = self._from_bytes(data, key, deserializer)
+                self.cache.set(key, obj)
+        if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+            self._log_op("GET", key, " (missing)" if obj is _MISSING else "")
+        return default if obj is _MISSING else obj
 
     def _get_measured(
         self,
@@ -448,6 +465,19 @@ class Store(Closeable, Generic[ConnectorT]):
         if metrics is not None:
             metrics._time_since("store.evict.connector", key, start)
             metrics._time_since("store.evict", key, start)
+        if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+            self._log_op("EVICT", key)
+
+    def _log_op(self, operation: str, key: ConnectorKeyT, note: str = "") -> None:
+        # Same shape as the reference's lines, plus the connector.
+        _log.debug(
+            'Store(name="%s"): %s %r (connector=%s)%s',
+            self._name,
+            operation,
+            key,
+            type(self.connector).__name__,
+            note,
+        )
 
     def get_evict(
         self,
@@ -479,6 +509,10 @@ class Store(Closeable, Generic[ConnectorT]):
             obj = self.cache.get(key, _MISSING)
             if obj is _MISSING:
                 data = cast("EvictingConnector[Any]", connector).get_evict(key)
+                if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+                    self._log_op(
+                        "GET_EVICT", key, "" if data is not None else " (missing)"
+                    )
                 if data is None:
                     return default
                 return self._from_bytes(data, key, deserializer)
