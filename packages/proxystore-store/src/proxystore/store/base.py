@@ -37,7 +37,7 @@ from proxystore.store.factory import PollingStoreFactory, StoreFactory
 from proxystore.store.future import Future
 from proxystore.store.metrics import StoreMetrics
 from proxystore.store.ref import OwnedProxy, into_owned
-from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT
+from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT, NonProxiableT
 from proxystore.utils._closeable import Closeable
 
 if TYPE_CHECKING:
@@ -722,19 +722,21 @@ class Store(Closeable, Generic[ConnectorT]):
             lifetime.add_proxy(proxy)
         return proxy
 
+    # As in the reference: `None`/`bool` come back as themselves (the default
+    # skips them); any other object gives a locker.
     @overload
     def locked_proxy(
         self,
-        obj: T,
+        obj: NonProxiableT,
         *,
         evict: bool = ...,
         lifetime: Lifetime | None = ...,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
         populate_target: bool | None = ...,
-        skip_nonproxiable: Literal[False],
+        skip_nonproxiable: Literal[True] = ...,
         **kwargs: Any,
-    ) -> ProxyLocker[T]: ...
+    ) -> NonProxiableT: ...
 
     @overload
     def locked_proxy(
@@ -748,7 +750,7 @@ class Store(Closeable, Generic[ConnectorT]):
         populate_target: bool | None = ...,
         skip_nonproxiable: bool = ...,
         **kwargs: Any,
-    ) -> ProxyLocker[T] | T: ...
+    ) -> ProxyLocker[T]: ...
 
     def locked_proxy(
         self,
@@ -783,17 +785,19 @@ class Store(Closeable, Generic[ConnectorT]):
         )
         return ProxyLocker(proxy) if isinstance(proxy, Proxy) else proxy
 
+    # As in the reference: `None`/`bool` come back as themselves (the default
+    # skips them); any other object gives an owned proxy.
     @overload
     def owned_proxy(
         self,
-        obj: T,
+        obj: NonProxiableT,
         *,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
         populate_target: bool | None = ...,
-        skip_nonproxiable: Literal[False],
+        skip_nonproxiable: Literal[True] = ...,
         **kwargs: Any,
-    ) -> OwnedProxy[T]: ...
+    ) -> NonProxiableT: ...
 
     @overload
     def owned_proxy(
@@ -805,7 +809,7 @@ class Store(Closeable, Generic[ConnectorT]):
         populate_target: bool | None = ...,
         skip_nonproxiable: bool = ...,
         **kwargs: Any,
-    ) -> OwnedProxy[T] | T: ...
+    ) -> OwnedProxy[T]: ...
 
     def owned_proxy(
         self,
