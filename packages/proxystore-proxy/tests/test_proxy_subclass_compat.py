@@ -63,7 +63,7 @@ def test_plain_proxy_still_forwards_every_other_name(make: Any) -> None:
 def test_proxy_locker_takes_attributes() -> None:
     locker = ProxyLocker(Proxy(lambda: [1]))
     locker.label = "batch-1"  # type: ignore[attr-defined]
-    assert locker.label == "batch-1"  # type: ignore[attr-defined]
+    assert locker.label == "batch-1"
     with pytest.raises(AttributeError):
         _ = locker._proxy
     assert locker.unlock() == [1]
