@@ -247,3 +247,21 @@ def test_secret_references_resolve_in_the_connecting_process(
     assert seen.pop("password") == "direct"
     with pytest.raises(ValueError, match="password_env"):
         RedisConnector("h", 1, password_env="")
+
+
+def test_connect_and_reconnect_are_logged_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="proxystore.connectors.redis")
+    connector = RedisConnector("127.0.0.1", 1)
+    assert connector._redis is connector._redis  # one client (no I/O yet)
+    connector.close()
+    assert connector._redis is not None  # used after close: a new client
+    connector.close()
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert lines == [
+        "RedisConnector connecting to 127.0.0.1:1",
+        "RedisConnector reconnecting to 127.0.0.1:1",
+    ]

@@ -38,6 +38,7 @@ Design notes:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -68,6 +69,8 @@ from proxystore.utils.credentials import (
 )
 
 __all__ = ["RedisConnector", "RedisKey"]
+
+_log = logging.getLogger(__name__)
 
 #: Channel on which :meth:`RedisConnector.set` announces a key (suffix: the key).
 CHANNEL_PREFIX = "proxystore:set:"
@@ -305,6 +308,7 @@ class RedisConnector(Closeable):
         # Secrets passed directly stay in this object; references stay in kwargs.
         self.kwargs, self._secrets = split_secret_options(kwargs, _SECRET_OPTIONS)
         self._client: _Client | None = None
+        self._connections = 0  # clients made so far (a second one is a reconnect)
         self._lock = threading.Lock()
         # Cleared when the server turns out to predate GETDEL (Redis < 6.2).
         self._has_getdel = True
@@ -359,6 +363,14 @@ class RedisConnector(Closeable):
             **resolve_secret_options(self.kwargs, self._secrets, _SECRET_OPTIONS),
             "decode_responses": False,
         }
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "RedisConnector %s to %s%s",
+                "reconnecting" if self._connections else "connecting",
+                self.address,
+                " (cluster)" if self.clustered else "",
+            )
+        self._connections += 1
         with self._errors("connect"):
             if self.clustered:
                 return redis.cluster.RedisCluster(
@@ -512,16 +524,8 @@ class RedisConnector(Closeable):
         return cast("list[BytesLike | None]", list(values))
 
     def new_key(self, obj: BytesLike | None = None) -> RedisKey:
-        """Return a fresh key, storing ``obj`` at it when given.
-
-        Raises:
-            ConnectorConnectionError: if ``obj`` is given and the server cannot be
-                reached.
-        """
-        key = RedisKey(os.urandom(16).hex())
-        if obj is not None:
-            self.set(key, obj)
-        return key
+        """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
+        return RedisKey(os.urandom(16).hex())
 
     def put(self, obj: BytesLike) -> RedisKey:
         """Store ``obj`` at a new key and return the key.

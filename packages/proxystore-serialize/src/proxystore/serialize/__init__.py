@@ -46,3 +46,17 @@ __all__ = [
     "signed_serializer",
     "verify",
 ]
+
+# Public names report this module in reprs and tracebacks (pickles stay valid: each
+# name is importable from here).
+for _public in (
+    deserialize,
+    is_bytes_like,
+    serialize,
+    sign,
+    signed_deserializer,
+    signed_serializer,
+    verify,
+):
+    _public.__module__ = __name__
+del _public

@@ -7,9 +7,10 @@ on first use). See :mod:`proxystore.store.factory` for the resolve side.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -45,7 +46,7 @@ from proxystore.store.factory import PollingStoreFactory, StoreFactory
 from proxystore.store.future import Future
 from proxystore.store.metrics import StoreMetrics
 from proxystore.store.ref import OwnedProxy, into_owned
-from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT
+from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT, NonProxiableT
 from proxystore.utils._closeable import Closeable
 from proxystore.utils.credentials import resolve_secret_bytes
 
@@ -55,6 +56,14 @@ if TYPE_CHECKING:
     from proxystore.store.types import DeserializerT, SerializerT
 
 __all__ = ["Store"]
+
+_log = logging.getLogger(__name__)
+_DEBUG = logging.DEBUG
+# `Logger.isEnabledFor` caches its answer per level in this dict (cleared on every
+# level change). Reading it first makes the disabled case one dict lookup on each
+# operation: `_LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG)`.
+# (Without that private dict, `{}.get` answers None: isEnabledFor is always asked.)
+_LOG_CACHE: Callable[[int], bool | None] = getattr(_log, "_cache", {}).get
 
 T = TypeVar("T")
 
@@ -182,6 +191,8 @@ class Store(Closeable, Generic[ConnectorT]):
                     "get_store(name), or create this one with register=False."
                 )
                 raise
+        if _log.isEnabledFor(logging.INFO):
+            _log.info("Initialized %r", self)
 
     # ------------------------------------------------------------- properties
     @property
@@ -361,6 +372,8 @@ class Store(Closeable, Generic[ConnectorT]):
             metrics.add_time("store.put.serialize", key, (mid - start) / 1e6)
             metrics._time_since("store.put.connector", key, mid)
             metrics._time_since("store.put", key, start)
+        if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+            self._log_op("PUT", key)
         if lifetime is not None:
             lifetime.add_key(key, store=self)
         return key
@@ -388,8 +401,9 @@ class Store(Closeable, Generic[ConnectorT]):
         keys: list[ConnectorKeyT] = list(self.connector.put_batch(datas, **kwargs))
         if metrics is not None:
             batch = tuple(keys)
+            # The total size, as the reference records it.
             metrics.add_attribute(
-                "store.put_batch.object_sizes", batch, [len(d) for d in datas]
+                "store.put_batch.object_sizes", batch, sum(len(d) for d in datas)
             )
             metrics.add_time("store.put_batch.serialize", batch, (mid - start) / 1e6)
             metrics._time_since("store.put_batch.connector", batch, mid)
@@ -418,16 +432,20 @@ class Store(Closeable, Generic[ConnectorT]):
             ConnectorError: if the connector fails.
         """
         if self._metrics is not None:
-            return self._get_measured(self._metrics, key, deserializer, default)
-        obj = self.cache.get(key, _MISSING)
-        if obj is not _MISSING:
-            return obj
-        data = self.connector.get(key)
-        if data is None:
-            return default
-        obj = self._from_bytes(data, key, deserializer)
-        self.cache.set(key, obj)
-        return obj
+            obj = self._get_measured(self._metrics, key, deserializer, _MISSING)
+        else:
+            obj = self.cache.get(key, _MISSING)
+            if obj is not _MISSING:
+                if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+                    self._log_op("GET", key, " (cached)")
+                return obj
+            data = self.connector.get(key)
+            if data is not None:
+                obj = self._from_bytes(data, key, deserializer)
+                self.cache.set(key, obj)
+        if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+            self._log_op("GET", key, " (missing)" if obj is _MISSING else "")
+        return default if obj is _MISSING else obj
 
     def _get_measured(
         self,
@@ -462,14 +480,16 @@ class Store(Closeable, Generic[ConnectorT]):
         Raises:
             ConnectorError: if the connector fails.
         """
-        if self.cache.exists(key):
-            return True
         metrics = self._metrics
         if metrics is None:
-            return self.connector.exists(key)
+            return self.cache.exists(key) or self.connector.exists(key)
+        # As the reference records: the whole call always, the connector on a miss.
         start = _now()
-        found = self.connector.exists(key)
-        metrics._time_since("store.exists.connector", key, start)
+        found = self.cache.exists(key)
+        if not found:
+            mid = _now()
+            found = self.connector.exists(key)
+            metrics._time_since("store.exists.connector", key, mid)
         metrics._time_since("store.exists", key, start)
         return found
 
@@ -488,6 +508,19 @@ class Store(Closeable, Generic[ConnectorT]):
         if metrics is not None:
             metrics._time_since("store.evict.connector", key, start)
             metrics._time_since("store.evict", key, start)
+        if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+            self._log_op("EVICT", key)
+
+    def _log_op(self, operation: str, key: ConnectorKeyT, note: str = "") -> None:
+        # Same shape as the reference's lines, plus the connector.
+        _log.debug(
+            'Store(name="%s"): %s %r (connector=%s)%s',
+            self._name,
+            operation,
+            key,
+            type(self.connector).__name__,
+            note,
+        )
 
     def get_evict(
         self,
@@ -519,6 +552,10 @@ class Store(Closeable, Generic[ConnectorT]):
             obj = self.cache.get(key, _MISSING)
             if obj is _MISSING:
                 data = cast("EvictingConnector[Any]", connector).get_evict(key)
+                if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+                    self._log_op(
+                        "GET_EVICT", key, "" if data is not None else " (missing)"
+                    )
                 if data is None:
                     return default
                 return self._from_bytes(data, key, deserializer)
@@ -728,19 +765,21 @@ class Store(Closeable, Generic[ConnectorT]):
             lifetime.add_proxy(proxy)
         return proxy
 
+    # As in the reference: `None`/`bool` come back as themselves (the default
+    # skips them); any other object gives a locker.
     @overload
     def locked_proxy(
         self,
-        obj: T,
+        obj: NonProxiableT,
         *,
         evict: bool = ...,
         lifetime: Lifetime | None = ...,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
         populate_target: bool | None = ...,
-        skip_nonproxiable: Literal[False],
+        skip_nonproxiable: Literal[True] = ...,
         **kwargs: Any,
-    ) -> ProxyLocker[T]: ...
+    ) -> NonProxiableT: ...
 
     @overload
     def locked_proxy(
@@ -754,7 +793,7 @@ class Store(Closeable, Generic[ConnectorT]):
         populate_target: bool | None = ...,
         skip_nonproxiable: bool = ...,
         **kwargs: Any,
-    ) -> ProxyLocker[T] | T: ...
+    ) -> ProxyLocker[T]: ...
 
     def locked_proxy(
         self,
@@ -789,17 +828,19 @@ class Store(Closeable, Generic[ConnectorT]):
         )
         return ProxyLocker(proxy) if isinstance(proxy, Proxy) else proxy
 
+    # As in the reference: `None`/`bool` come back as themselves (the default
+    # skips them); any other object gives an owned proxy.
     @overload
     def owned_proxy(
         self,
-        obj: T,
+        obj: NonProxiableT,
         *,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
         populate_target: bool | None = ...,
-        skip_nonproxiable: Literal[False],
+        skip_nonproxiable: Literal[True] = ...,
         **kwargs: Any,
-    ) -> OwnedProxy[T]: ...
+    ) -> NonProxiableT: ...
 
     @overload
     def owned_proxy(
@@ -811,7 +852,7 @@ class Store(Closeable, Generic[ConnectorT]):
         populate_target: bool | None = ...,
         skip_nonproxiable: bool = ...,
         **kwargs: Any,
-    ) -> OwnedProxy[T] | T: ...
+    ) -> OwnedProxy[T]: ...
 
     def owned_proxy(
         self,

@@ -38,7 +38,10 @@ _ALIASES: dict[str, str] = {
     "daos": "proxystore.connectors.daos.DAOSConnector",
 }
 # Reverse map used to shorten a config on the wire (see StoreConfig.__reduce__).
-_SHORT_KIND = {path: alias for alias, path in reversed(_ALIASES.items())}
+# There (inside pickled proxies) a built-in connector's dotted path travels as
+# "=" + its short name; the "=" tells it apart from a short name given by the user,
+# so that both come back exactly as they were.
+_SHORT_KIND = {path: "=" + alias for alias, path in reversed(_ALIASES.items())}
 
 _connector_types: dict[str, type[Connector[Any]]] = {}
 
@@ -93,7 +96,8 @@ class ConnectorConfig:
         kind: Dotted path of the connector class
             (``"proxystore.connectors.file.FileConnector"``) or a short name
             (``"file"``, ``"local"``, ``"redis"``, ``"multi"``, ``"zmq"``, ...;
-            case-insensitive). Known short names are expanded to the dotted path.
+            case-insensitive). Kept as given (like the reference); short names are
+            resolved when the connector type is looked up.
         options: The connector's ``config()``; passed to its ``from_config()``.
 
     Raises:
@@ -115,9 +119,6 @@ class ConnectorConfig:
             "ConnectorConfig.options must be a dict with string keys, "
             f"got {self.options!r}.",
         )
-        full = _ALIASES.get(_alias_key(self.kind))
-        if full is not None and "." not in self.kind:
-            object.__setattr__(self, "kind", full)
 
     def get_connector_type(self) -> type[Connector[Any]]:
         """Import and return the connector class named by :attr:`kind`.
@@ -133,6 +134,8 @@ class ConnectorConfig:
         try:
             if "." in kind:
                 found = _import_path(kind)
+            elif (path := _ALIASES.get(_alias_key(kind))) is not None:
+                found = _import_path(path)
             else:
                 found = _find_by_module(_alias_key(kind))
         except ImportError as e:
@@ -356,4 +359,6 @@ class StoreConfig:
 def _config_from_wire(
     name: str, kind: str, options: dict[str, Any], *rest: Any
 ) -> StoreConfig:
+    if kind.startswith("="):
+        kind = _ALIASES[kind[1:]]
     return StoreConfig(name, ConnectorConfig(kind, options), *rest)

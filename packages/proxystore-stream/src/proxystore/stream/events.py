@@ -184,14 +184,21 @@ class NewObjectKeyEvent:
             store_config=store_config,
         )
 
-    def get_key(self) -> Any:
+    def get_key(self, *, connector: object | None = None) -> Any:
         """Rebuild the key ``NamedTuple``.
+
+        Args:
+            connector: The connector of the consumer's store for this event. Key
+                classes defined in its module are accepted too: a store the
+                consumer itself set up vouches for its connector's keys.
 
         Raises:
             EventDecodeError: If ``key_type`` is not a ``NamedTuple`` class of a
-                ``proxystore.connectors.*`` module, or ``raw_key`` does not fit it.
+                trusted module (``proxystore.connectors.*``, see
+                `trust_modules`, or the module of ``connector``), or ``raw_key``
+                does not fit it.
         """
-        key_cls = _key_class(self.key_type)
+        key_cls = _key_class(self.key_type, _module_of(connector))
         if len(self.raw_key) != len(key_cls._fields):
             raise EventDecodeError(
                 f"Key of type {self.key_type} has {len(key_cls._fields)} fields, "
@@ -290,14 +297,22 @@ def _defined_in_trusted(obj: type, trusted: list[str]) -> bool:
     return f"{obj.__module__}.".startswith(tuple(trusted))
 
 
+def _module_of(connector: object | None) -> str | None:
+    return None if connector is None else type(connector).__module__
+
+
 @functools.lru_cache(maxsize=256)
-def _key_class(path: str) -> type[Any]:
-    cls = _import_attr(path, _TRUSTED_TYPES, "key type")
+def _key_class(path: str, connector_module: str | None = None) -> type[Any]:
+    trusted = _TRUSTED_TYPES
+    if connector_module is not None and path.startswith(connector_module + "."):
+        # Already imported in this process (the connector exists): no new code runs.
+        trusted = [*trusted, connector_module + "."]
+    cls = _import_attr(path, trusted, "key type")
     if not (
         isinstance(cls, type)
         and issubclass(cls, tuple)
         and hasattr(cls, "_fields")
-        and _defined_in_trusted(cls, _TRUSTED_TYPES)
+        and _defined_in_trusted(cls, trusted)
     ):
         raise EventDecodeError(f"{path!r} is not a connector key NamedTuple.")
     return cls
@@ -752,8 +767,12 @@ class _Decoder:
             topic = r.text()
             key_type = r.text()
             raw_key = _expect(r.value(), tuple, "raw key")
-            # Only the form is checked here; get_key() imports the class.
-            _check_path(key_type, _TRUSTED_TYPES, "key type")
+            # Only the form is checked here; get_key() checks the allow-list
+            # (which the consumer's own store may extend) and imports the class.
+            if not _DOTTED.fullmatch(key_type):
+                raise EventDecodeError(
+                    f"Corrupt event: key type {key_type!r} is not a dotted path."
+                )
             evict = _expect(r.value(), bool, "evict flag")
             metadata = self.metadata()
             index = _expect(r.value(), int, "store config index")
