@@ -50,6 +50,7 @@ __all__ = [
 # Public names report this module in reprs and tracebacks (pickles stay valid: each
 # name is importable from here).
 for _public in (
+    RestrictedDeserializer,
     deserialize,
     is_bytes_like,
     serialize,
