@@ -31,6 +31,8 @@ __all__ = [
     "Result",
     "check_nat",
     "check_nat_and_log",
+    "decode_binding_response",
+    "encode_binding_request",
 ]
 
 logger = logging.getLogger(__name__)
