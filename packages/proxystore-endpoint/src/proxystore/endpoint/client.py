@@ -148,7 +148,13 @@ class Session:
         for attempt in (0, 1):
             conn, reused = self._connection(netloc)
             try:
-                conn.request(method, target, body=body, headers=headers)
+                try:
+                    conn.request(method, target, body=body, headers=headers)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The server may answer (e.g. 413) and close before the
+                    # whole body is sent: its answer is still worth reading.
+                    if body is None or reused:
+                        raise
                 response = conn.getresponse()
                 data = response.read()
             except _STALE as exc:

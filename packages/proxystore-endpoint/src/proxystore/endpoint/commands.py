@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 import logging
 import os
 import random
@@ -311,22 +312,37 @@ def _start_daemon(
     logger.info(f"Starting endpoint {cfg.name} as a daemon; log: {log_file}")
     sys.stdout.flush()
     sys.stderr.flush()
+    # The daemon holds the write end of this pipe for its whole life: reading
+    # end-of-file here means it has exited.
+    alive_r, alive_w = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the daemon
+        os.close(alive_r)
         _become_daemon(cfg, endpoint_dir, pid_file, log_file, level)
+    os.close(alive_w)
+    os.set_blocking(alive_r, False)
     os.waitpid(child, 0)
     assert cfg.host is not None
     deadline = time.monotonic() + _DETACH_READY_TIMEOUT
     while time.monotonic() < deadline:
         pid = _read_pid(pid_file)
-        if pid is not None and not _pid_alive(pid):
-            break
-        if pid is not None and _accepts(cfg.host, cfg.port):
+        if _closed(alive_r):
+            break  # the daemon has exited
+        if pid is not None and _answers(cfg):
+            os.close(alive_r)
             logger.info(f"Endpoint {cfg.name} is running (PID {pid}).")
             return 0
         time.sleep(0.05)
+    os.close(alive_r)
     logger.error(f"Endpoint {cfg.name} did not start; see {log_file}.")
     return 1
+
+
+def _closed(fd: int) -> bool:
+    try:
+        return os.read(fd, 1) == b""
+    except BlockingIOError:
+        return False
 
 
 def _become_daemon(  # pragma: no cover - runs in the daemon
@@ -354,13 +370,19 @@ def _become_daemon(  # pragma: no cover - runs in the daemon
         os._exit(code)
 
 
-def _accepts(host: str, port: int) -> bool:
-    target = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    try:
-        with socket.create_connection((target, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+def _answers(cfg: EndpointConfig) -> bool:
+    """Whether the endpoint `cfg` describes answers with its own UUID."""
+    from proxystore.endpoint import client
+
+    host = "127.0.0.1" if cfg.host in (None, "0.0.0.0", "") else cfg.host
+    with client.Session(timeout=1.0) as session:
+        try:
+            status, _, body = session.request(
+                "GET", f"http://{host}:{cfg.port}", "endpoint", {}
+            )
+            return status == 200 and json.loads(body).get("uuid") == cfg.uuid
+        except (client.RequestException, ValueError, AttributeError):
+            return False
 
 
 def stop_endpoint(name: str, *, proxystore_dir: str | None = None) -> int:

@@ -26,7 +26,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID, uuid4
 
-from proxystore.endpoint.constants import PEER_REQUEST_TIMEOUT_DEFAULT
+from proxystore.endpoint.constants import (
+    MAX_CHUNK_LENGTH,
+    PEER_REQUEST_TIMEOUT_DEFAULT,
+)
 from proxystore.endpoint.exceptions import (
     ObjectSizeExceededError,
     PeeringNotAvailableError,
@@ -144,8 +147,7 @@ class Endpoint:
     def uuid(self) -> UUID:
         """UUID of this endpoint."""
         if self._peer_manager is not None:
-            value = self._peer_manager.uuid
-            return value if isinstance(value, UUID) else UUID(str(value))
+            return self._peer_manager.uuid
         assert self._default_uuid is not None
         return self._default_uuid
 
@@ -187,11 +189,26 @@ class Endpoint:
     async def async_init(self) -> None:
         """Start peering (connect the peer manager, listen to peers); idempotent."""
         if self._peer_manager is not None and self._peer_handler_task is None:
+            on_peer_closed = getattr(self._peer_manager, "on_peer_closed", None)
+            if on_peer_closed is not None:
+                on_peer_closed(self._peer_closed)
             await self._peer_manager.async_init()
             self._peer_handler_task = asyncio.create_task(
                 self._handle_peer_messages(), name=f"endpoint-{self.uuid}-peers"
             )
         logger.info("%r: started", self)
+
+    def _peer_closed(self, peer: UUID) -> None:
+        """Fail the requests waiting on `peer`, whose connection went away."""
+        self._direct.pop(peer, None)
+        for waiting_on, future in list(self._pending.values()):
+            if waiting_on == peer and not future.done():
+                future.set_exception(
+                    PeerRequestError(
+                        f"Connection to peer endpoint {peer} closed before it "
+                        "answered."
+                    )
+                )
 
     async def close(self) -> None:
         """Stop peering, fail pending requests and close the storage; idempotent."""
@@ -328,7 +345,6 @@ class Endpoint:
         assert manager is not None
         while True:
             source, raw = await manager.recv()
-            source = source if isinstance(source, UUID) else UUID(str(source))
             try:
                 message = decode_request(raw.encode() if isinstance(raw, str) else raw)
             except MessageDecodeError as exc:
@@ -446,7 +462,7 @@ class Endpoint:
         method = "POST" if op in ("set", "evict") else "GET"
         try:
             async with session.request(
-                method, f"{address}/{op}", params=params, data=data
+                method, f"{address}/{op}", params=params, data=_body(data)
             ) as resp:
                 if op == "get" and resp.status == 404:
                     return response
@@ -465,6 +481,19 @@ class Endpoint:
                 f"{self._request_timeout:g} s."
             ) from None
         return response
+
+
+def _body(data: bytes | None) -> Any:
+    """Request body for aiohttp: small bodies as is, large ones in slices."""
+    if data is None or len(data) <= MAX_CHUNK_LENGTH:
+        return data
+
+    async def slices() -> Any:
+        view = memoryview(data)
+        for start in range(0, len(view), MAX_CHUNK_LENGTH):
+            yield view[start : start + MAX_CHUNK_LENGTH]
+
+    return slices()
 
 
 class _DirectUnavailableError(Exception):

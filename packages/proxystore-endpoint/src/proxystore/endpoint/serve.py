@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from proxystore.endpoint.config import EndpointConfig
+from proxystore.endpoint.constants import MAX_CHUNK_LENGTH
 from proxystore.endpoint.endpoint import ERROR_HEADER, Endpoint
 from proxystore.endpoint.exceptions import (
     ObjectSizeExceededError,
@@ -103,7 +104,7 @@ def _args(request: web.Request) -> tuple[str, uuid.UUID | None]:
         raise _BadRequestError(f"{raw} is not a valid UUID") from None
 
 
-async def _call(request: web.Request, op: str) -> web.Response:
+async def _call(request: web.Request, op: str) -> web.StreamResponse:
     try:
         key, target = _args(request)
     except _BadRequestError as exc:
@@ -114,7 +115,7 @@ async def _call(request: web.Request, op: str) -> web.Response:
             data = await endpoint.get(key, target)
             if data is None:
                 return _error(404, "no data associated with request key")
-            return web.Response(body=data, content_type="application/octet-stream")
+            return await _send_bytes(request, data)
         if op == "exists":
             exists = await endpoint.exists(key, target)
             return web.json_response({"exists": exists})
@@ -130,6 +131,19 @@ async def _call(request: web.Request, op: str) -> web.Response:
         return _error(413, exc)
     except (PeerRequestError, PeeringNotAvailableError) as exc:
         return _error(_HTTP_FAILED_DEPENDENCY, exc)
+
+
+async def _send_bytes(request: web.Request, data: bytes) -> web.StreamResponse:
+    # Written in slices: one huge write would make the transport copy whatever
+    # the socket does not take at once, and would hold the event loop.
+    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    response.content_length = len(data)
+    await response.prepare(request)
+    view = memoryview(data)
+    for start in range(0, len(view), MAX_CHUNK_LENGTH):
+        await response.write(view[start : start + MAX_CHUNK_LENGTH])
+    await response.write_eof()
+    return response
 
 
 async def _read_body(request: web.Request) -> bytes:
@@ -167,19 +181,19 @@ async def _endpoint_handler(request: web.Request) -> web.Response:
     return web.json_response({"uuid": str(request.app[_ENDPOINT_KEY].uuid)})
 
 
-async def _evict_handler(request: web.Request) -> web.Response:
+async def _evict_handler(request: web.Request) -> web.StreamResponse:
     return await _call(request, "evict")
 
 
-async def _exists_handler(request: web.Request) -> web.Response:
+async def _exists_handler(request: web.Request) -> web.StreamResponse:
     return await _call(request, "exists")
 
 
-async def _get_handler(request: web.Request) -> web.Response:
+async def _get_handler(request: web.Request) -> web.StreamResponse:
     return await _call(request, "get")
 
 
-async def _set_handler(request: web.Request) -> web.Response:
+async def _set_handler(request: web.Request) -> web.StreamResponse:
     return await _call(request, "set")
 
 
@@ -213,7 +227,10 @@ async def _serve_async(config: EndpointConfig, stop: asyncio.Event) -> None:
         request_timeout=config.peering.request_timeout,
     )
     app = create_app(endpoint, max_content_length=config.storage.max_object_size)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Stopping waits at most this long for requests still in flight.
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+    )
     try:
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
