@@ -41,23 +41,25 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 280) -> T:
 
 
 class Peer:
-    def __init__(self, relay: str, *extra: str) -> None:
+    def __init__(self, relay: str, log: Path, *extra: str) -> None:
         self.uuid = uuid.uuid4()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.integration.harness.p2p_peer",
-                relay,
-                str(self.uuid),
-                *extra,
-            ],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self.log = log
+        with log.open("ab") as stderr:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.integration.harness.p2p_peer",
+                    relay,
+                    str(self.uuid),
+                    *extra,
+                ],
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                start_new_session=True,
+            )
 
     def wait_for(self, line: str, timeout: float = 60) -> None:
         assert self.process.stdout is not None
@@ -95,7 +97,7 @@ def start_peer(relay: RelayProcess) -> Iterator[Callable[..., Peer]]:
     peers: list[Peer] = []
 
     def start(*extra: str, wait: str = "READY") -> Peer:
-        peer = Peer(relay.address, *extra)
+        peer = Peer(relay.address, relay.workdir / f"peer-{len(peers)}.log", *extra)
         peers.append(peer)
         peer.wait_for(wait)
         return peer
