@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 def periodic_client_logger(
     server: RelayServer[Any],
     interval: float = 60,
-    limit: int | None = 32,
+    limit: int | None = 60,
     level: int = logging.INFO,
 ) -> asyncio.Task[None]:
     """Start a task logging the connected clients every `interval` seconds.
