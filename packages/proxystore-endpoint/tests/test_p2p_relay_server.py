@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
@@ -369,3 +370,42 @@ def test_bad_arguments() -> None:
             PeerManager(client).relay_client  # noqa: B018
 
     run(main())
+
+
+def test_serve_until_stopped_with_token_auth_and_client_logging(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from proxystore.p2p.relay.config import (
+        RelayAuthConfig,
+        RelayLoggingConfig,
+        RelayServingConfig,
+    )
+    from proxystore.p2p.relay.run import serve
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = RelayServingConfig(
+        host="127.0.0.1",
+        port=port,
+        auth=RelayAuthConfig("token", {"token": "t0k"}),
+        logging=RelayLoggingConfig(current_client_interval=1),
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(config, stop=stop))
+        client = RelayClient(
+            f"ws://127.0.0.1:{port}", extra_headers={"Authorization": "Bearer t0k"}
+        )
+        client._initial_backoff_seconds = 0.05
+        await client.connect()
+        await asyncio.sleep(1.5)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await client.close()
+
+    with caplog.at_level("INFO", logger="proxystore.p2p.relay.run"):
+        run(main())
+    assert "Connected clients: 1" in caplog.text
+    assert "Relay server stopped" in caplog.text
