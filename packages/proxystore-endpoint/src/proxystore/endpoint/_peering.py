@@ -19,6 +19,8 @@ def _auth_headers(config: EndpointConfig) -> dict[str, str]:
     method = config.relay.auth.method
     if method is None:
         return {}
+    if method == "token":
+        return {"Authorization": f"Bearer {config.relay.auth.kwargs['token']}"}
     try:
         globus_app: Any = importlib.import_module("proxystore.globus.app")
         globus_scopes: Any = importlib.import_module("proxystore.globus.scopes")

@@ -61,18 +61,26 @@ class EndpointRelayAuthConfig:
     """How the endpoint authenticates with the relay server.
 
     Attributes:
-        method: `'globus'` or `None` (no authentication).
+        method: `'globus'`, `'token'` (a shared secret sent as a bearer token,
+            given as `kwargs.token`), or `None` (no authentication).
         kwargs: Options for the authentication method.
     """
 
-    method: Literal["globus"] | None = None
+    method: Literal["globus", "token"] | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.method not in (None, "globus"):
+        if self.method not in (None, "globus", "token"):
             raise ValueError(
-                f"relay.auth.method must be 'globus' or unset, got {self.method!r}."
+                "relay.auth.method must be 'globus', 'token' or unset, got "
+                f"{self.method!r}."
             )
+        if self.method == "token" and not isinstance(self.kwargs.get("token"), str):
+            raise ValueError("relay.auth.method 'token' needs relay.auth.kwargs.token.")
+
+    def __repr__(self) -> str:
+        # kwargs may hold a secret: never print it.
+        return f"EndpointRelayAuthConfig(method={self.method!r}, kwargs=<hidden>)"
 
 
 @dataclass

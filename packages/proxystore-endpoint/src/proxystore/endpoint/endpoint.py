@@ -205,8 +205,7 @@ class Endpoint:
             if waiting_on == peer and not future.done():
                 future.set_exception(
                     PeerRequestError(
-                        f"Connection to peer endpoint {peer} closed before it "
-                        "answered."
+                        f"Connection to peer endpoint {peer} closed before it answered."
                     )
                 )
 
