@@ -211,7 +211,7 @@ def test_peer_killed_mid_transfer(
     a.kill()
     thread.join(60)
     assert not thread.is_alive(), "the forwarded request was not bounded"
-    status, headers, body = outcome["answer"]
+    status, _, body = outcome["answer"]
     assert 400 <= status < 500, body[:200]
     assert str(a.uuid) in body.decode()
     assert outcome["seconds"] < 30
@@ -244,15 +244,21 @@ def test_relay_restart_keeps_and_restores_peering(
 
 
 def test_oversized_objects_are_413(relay: RelayProcess, cluster: Any) -> None:
-    a = cluster("A", relay, direct=False, max_object_size=1000)
+    a = cluster("A", relay, direct=False, max_object_size=500)
     b = cluster("B", relay, direct=False, max_object_size=1000)
-    status, headers, _ = _http(a, "POST", "/set?key=big", b"x" * 1001)
+    status, headers, _ = _http(a, "POST", "/set?key=big", b"x" * 501)
     assert status == 413
-    status, headers, _ = _http(b, "POST", f"/set?key=big&endpoint={a.uuid}", b"x" * 900)
-    assert status == 200
-    # Forwarded over WebRTC, the owner's limit answers with the same error.
-    b_cfg_limit_ok = _http(b, "GET", f"/exists?key=big&endpoint={a.uuid}")
-    assert b_cfg_limit_ok[0] == 200
+    assert headers["X-ProxyStore-Error"] == "ObjectSizeExceededError"
+    # B accepts 900 bytes, but the owner A does not: its error comes back
+    # through the peer connection with the same status.
+    status, headers, body = _http(
+        b, "POST", f"/set?key=big&endpoint={a.uuid}", b"x" * 900
+    )
+    assert status == 413, body
+    assert headers["X-ProxyStore-Error"] == "ObjectSizeExceededError"
+    assert (
+        _http(b, "GET", f"/exists?key=big&endpoint={a.uuid}")[2] == b'{"exists": false}'
+    )
 
 
 @pytest.mark.parametrize(
