@@ -18,7 +18,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from aiortc import (
@@ -72,6 +72,13 @@ class _Closed:
 _CLOSED = _Closed()
 
 
+def _mark_retrieved(future: asyncio.Future[None]) -> None:
+    # A handshake error set while nobody waits must not be logged by asyncio as
+    # "exception was never retrieved": ready() and send() re-raise it when asked.
+    if not future.cancelled():
+        future.exception()
+
+
 def log_name(uuid: UUID, name: str) -> str:
     """Return `'name(first 8 characters of uuid)'` for log lines."""
     return f"{name}({str(uuid)[:8]})"
@@ -114,10 +121,7 @@ class PeerConnection:
         )
         loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[None] = loop.create_future()
-        # An error set while nobody waits must not be reported as "never retrieved".
-        self._ready.add_done_callback(
-            lambda f: f.cancelled() or (f.exception() and None)
-        )
+        self._ready.add_done_callback(_mark_retrieved)
         configuration = (
             None
             if ice_servers is None
@@ -215,12 +219,14 @@ class PeerConnection:
         logger.info("%s: sending answer to %s", self._log_prefix, peer_uuid)
         await self._relay_client.send(self._description_message(peer_uuid, "answer"))
 
-    def _description_message(self, peer_uuid: UUID, kind: str) -> PeerConnectionRequest:
+    def _description_message(
+        self, peer_uuid: UUID, kind: Literal["answer", "offer"]
+    ) -> PeerConnectionRequest:
         return PeerConnectionRequest(
             source_uuid=self._relay_client.uuid,
             source_name=self._relay_client.name,
             peer_uuid=peer_uuid,
-            description_type="offer" if kind == "offer" else "answer",
+            description_type=kind,
             description=object_to_string(self._pc.localDescription),
         )
 
