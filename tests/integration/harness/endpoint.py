@@ -69,6 +69,9 @@ class RelayProcess:
     port: int
     log_dir: Path
     proc: subprocess.Popen[bytes] | None = None
+    #: The `proxystore-relay` console script (another install's, e.g. the
+    #: reference release in a benchmark).
+    program: str | None = None
 
     @property
     def address(self) -> str:
@@ -80,7 +83,7 @@ class RelayProcess:
         with (self.log_dir / "relay.out").open("ab") as out:
             self.proc = subprocess.Popen(
                 [
-                    script("proxystore-relay"),
+                    self.program or script("proxystore-relay"),
                     "--host",
                     "127.0.0.1",
                     "--port",
@@ -115,6 +118,8 @@ class EndpointProcess:
     config: EndpointConfig
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: The `proxystore-endpoint` console script (default: this install's).
+    program: str | None = None
 
     @property
     def uuid(self) -> str:
@@ -133,7 +138,12 @@ class EndpointProcess:
         """Start the endpoint and wait until it answers with its UUID."""
         with (self.home / f"{self.name}.out").open("ab") as out:
             self.proc = subprocess.Popen(
-                [script("proxystore-endpoint"), "start", self.name, "--no-detach"],
+                [
+                    self.program or script("proxystore-endpoint"),
+                    "start",
+                    self.name,
+                    "--no-detach",
+                ],
                 env={**os.environ, "PROXYSTORE_HOME": str(self.home), **self.env},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -185,9 +195,9 @@ def _wait(
     raise RuntimeError(f"{what} did not become ready within {timeout} s")
 
 
-def start_relay(log_dir: Path) -> RelayProcess:
+def start_relay(log_dir: Path, program: str | None = None) -> RelayProcess:
     """Start a relay on a free loopback port."""
-    relay = RelayProcess(free_port(), log_dir)
+    relay = RelayProcess(free_port(), log_dir, program=program)
     relay.start()
     return relay
 
@@ -201,11 +211,16 @@ def start_endpoint(
     request_timeout: float = 60.0,
     max_object_size: int = 200_000_000,
     persist: bool = False,
+    program: str | None = None,
 ) -> EndpointProcess:
-    """Configure `name` in `home` with the CLI, adjust its config, and start it."""
+    """Configure `name` in `home` with the CLI, adjust its config, and start it.
+
+    `program` runs another install's `proxystore-endpoint` (the reference
+    release reads the extra keys written here and ignores them).
+    """
     port = free_port()
     args = [
-        script("proxystore-endpoint"),
+        program or script("proxystore-endpoint"),
         "configure",
         name,
         "--host",
@@ -233,6 +248,8 @@ def start_endpoint(
     cfg.peering.direct = direct
     cfg.peering.request_timeout = request_timeout
     write_config(cfg, str(home / name))
-    endpoint = EndpointProcess(name, home, read_config(str(home / name)))
+    endpoint = EndpointProcess(
+        name, home, read_config(str(home / name)), program=program
+    )
     endpoint.start()
     return endpoint
