@@ -32,6 +32,7 @@ from proxystore.p2p.relay.exceptions import (
 )
 from proxystore.p2p.relay.messages import (
     PeerConnectionRequest,
+    RelayMessageDecodeError,
     RelayRegistrationRequest,
     RelayResponse,
     decode_relay_message,
@@ -50,6 +51,17 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(asyncio.wait_for(coro, 120))
 
 
+async def serve_on_loopback(runner: web.AppRunner, port: int = 0) -> int:
+    """Serve `runner` on 127.0.0.1 and return the bound port."""
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
+    await site.start()
+    server = site._server  # the port is only known after binding
+    assert isinstance(server, asyncio.Server)
+    bound: int = server.sockets[0].getsockname()[1]
+    return bound
+
+
 class Relay:
     def __init__(self, authenticator: Authenticator[Any], **kwargs: Any) -> None:
         self.server: RelayServer[Any] = RelayServer(authenticator, **kwargs)
@@ -61,12 +73,7 @@ class Relay:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True)
-        await site.start()
-        server = site._server  # the port is only known after binding
-        assert isinstance(server, asyncio.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = await serve_on_loopback(self.runner, self.port)
 
     async def stop(self) -> None:
         await self.runner.cleanup()
@@ -409,3 +416,32 @@ def test_serve_until_stopped_with_token_auth_and_client_logging(
         run(main())
     assert "Connected clients: 1" in caplog.text
     assert "Relay server stopped" in caplog.text
+
+
+def test_client_survives_a_malformed_message_from_the_relay() -> None:
+    follow_up = PeerConnectionRequest(uuid.uuid4(), "x", uuid.uuid4(), "offer", "sdp")
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive()  # the registration request
+        await ws.send_str(encode_relay_message(RelayResponse()))
+        await ws.send_str("{garbage")
+        await ws.send_str(encode_relay_message(follow_up))
+        await ws.receive()  # until the client closes
+        return ws
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/", handler)
+        runner = web.AppRunner(app)
+        port = await serve_on_loopback(runner)
+        try:
+            async with RelayClient(f"ws://127.0.0.1:{port}") as client:
+                with pytest.raises(RelayMessageDecodeError):
+                    await client.recv(timeout=5)
+                assert await client.recv(timeout=5) == follow_up
+        finally:
+            await runner.cleanup()
+
+    run(main())
