@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -41,7 +42,15 @@ from proxystore.endpoint.storage import DictStorage, SQLiteStorage, Storage
 if TYPE_CHECKING:
     from proxystore.p2p.manager import PeerManager
 
-__all__ = ["create_app", "serve"]
+__all__ = [
+    "create_app",
+    "endpoint_handler",
+    "evict_handler",
+    "exists_handler",
+    "get_handler",
+    "serve",
+    "set_handler",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +80,11 @@ def create_app(
     app[_ENDPOINT_KEY] = endpoint
     app[_LIMITS_KEY] = {"max": max_content_length, "timeout": body_timeout}
     app.router.add_get("/", _home)
-    app.router.add_get("/endpoint", _endpoint_handler)
-    app.router.add_post("/evict", _evict_handler)
-    app.router.add_get("/exists", _exists_handler)
-    app.router.add_get("/get", _get_handler)
-    app.router.add_post("/set", _set_handler)
+    app.router.add_get("/endpoint", endpoint_handler)
+    app.router.add_post("/evict", evict_handler)
+    app.router.add_get("/exists", exists_handler)
+    app.router.add_get("/get", get_handler)
+    app.router.add_post("/set", set_handler)
 
     async def _lifecycle(app: web.Application) -> Any:
         await app[_ENDPOINT_KEY].async_init()
@@ -177,23 +186,28 @@ async def _home(request: web.Request) -> web.Response:
     return web.Response()
 
 
-async def _endpoint_handler(request: web.Request) -> web.Response:
+async def endpoint_handler(request: web.Request) -> web.Response:
+    """`GET /endpoint`: answer `{"uuid": ...}` with this endpoint's UUID."""
     return web.json_response({"uuid": str(request.app[_ENDPOINT_KEY].uuid)})
 
 
-async def _evict_handler(request: web.Request) -> web.StreamResponse:
+async def evict_handler(request: web.Request) -> web.StreamResponse:
+    """`POST /evict`: remove the object at `key`."""
     return await _call(request, "evict")
 
 
-async def _exists_handler(request: web.Request) -> web.StreamResponse:
+async def exists_handler(request: web.Request) -> web.StreamResponse:
+    """`GET /exists`: answer `{"exists": bool}`."""
     return await _call(request, "exists")
 
 
-async def _get_handler(request: web.Request) -> web.StreamResponse:
+async def get_handler(request: web.Request) -> web.StreamResponse:
+    """`GET /get`: answer the object's bytes, 404 when missing."""
     return await _call(request, "get")
 
 
-async def _set_handler(request: web.Request) -> web.StreamResponse:
+async def set_handler(request: web.Request) -> web.StreamResponse:
+    """`POST /set`: store the request body at `key`."""
     return await _call(request, "set")
 
 
@@ -253,7 +267,7 @@ def serve(
     *,
     log_level: int | str = logging.INFO,
     log_file: str | None = None,
-    use_uvloop: bool = False,
+    use_uvloop: bool = True,
 ) -> None:
     """Run the endpoint described by `config` until SIGINT or SIGTERM.
 
@@ -261,7 +275,8 @@ def serve(
         config: Endpoint configuration (its `host` must be set).
         log_level: Level of the root logger.
         log_file: File the log is appended to, if any.
-        use_uvloop: Run on uvloop when it is installed.
+        use_uvloop: Run on uvloop when it is installed (it is not a dependency;
+            without it the standard event loop runs).
 
     Raises:
         ValueError: If `config.host` is not set.
@@ -281,9 +296,9 @@ def serve(
     root.setLevel(log_level)
     if use_uvloop:
         try:
-            import uvloop  # type: ignore[import-not-found]
+            uvloop: Any = importlib.import_module("uvloop")
         except ImportError:
-            logger.warning("uvloop is not installed; using asyncio's event loop")
+            logger.debug("uvloop is not installed; using asyncio's event loop")
         else:
             uvloop.install()
 

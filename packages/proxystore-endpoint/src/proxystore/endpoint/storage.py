@@ -137,6 +137,14 @@ class SQLiteStorage:
             self._conn = conn
         return self._conn
 
+    async def db(self) -> sqlite3.Connection:
+        """Return the database connection, opening it on first use.
+
+        The connection belongs to the storage's private thread: use it only
+        through that thread (as the storage's own methods do).
+        """
+        return await self._run(lambda conn: conn)
+
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="endpoint-sqlite")
