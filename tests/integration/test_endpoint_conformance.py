@@ -63,9 +63,7 @@ class TestEndpointConformance(ConnectorSuite):
     ) -> None:
         assert not isinstance(connector, WaitableConnector)
 
-    def test_get_evict_returns_then_removes(
-        self, connector: Connector[Any]
-    ) -> None:
+    def test_get_evict_returns_then_removes(self, connector: Connector[Any]) -> None:
         assert not isinstance(connector, EvictingConnector)
 
     def test_get_evict_missing_key_changes_nothing(
