@@ -125,8 +125,9 @@ def test_proxy_resolves_on_the_other_endpoint(
     monkeypatch: pytest.MonkeyPatch,
     direct: bool,
 ) -> None:
-    a = cluster("A", relay, direct=direct)
-    b = cluster("B", relay, direct=direct)
+    # 100 MB over aiortc's SCTP can take a minute on a loaded machine.
+    a = cluster("A", relay, direct=direct, request_timeout=240)
+    b = cluster("B", relay, direct=direct, request_timeout=240)
     monkeypatch.setenv("PROXYSTORE_HOME", str(a.home))
     with _store(a, b) as store:
         objects = [os.urandom(64) + i.to_bytes(4, "big") for i in range(1000)]
