@@ -141,7 +141,11 @@ class RelayServer(Generic[UserT]):
             ForbiddenError: If the UUID is registered to a different user.
         """
         try:
-            user = self.authenticator.authenticate_user(headers or {})
+            # Authenticators may block on the network (Globus token introspection):
+            # keep the event loop free for other clients meanwhile.
+            user = await asyncio.to_thread(
+                self.authenticator.authenticate_user, headers or {}
+            )
         except RelayServerError as exc:
             logger.warning(
                 "Authentication of client %s failed: %s: %s",
