@@ -175,7 +175,19 @@ class Session:
         raise AssertionError("unreachable")
 
 
-_default = Session()
+def _send(
+    session: Session | None,
+    method: str,
+    address: str,
+    path: str,
+    params: dict[str, str],
+    body: bytes | bytearray | memoryview | None = None,
+) -> tuple[int, str | None, bytes]:
+    if session is not None:
+        return session.request(method, address, path, params, body)
+    # No session: one connection for this request only, closed afterwards.
+    with Session() as once:
+        return once.request(method, address, path, params, body)
 
 
 def _params(key: str, endpoint: uuid.UUID | str | None) -> dict[str, str]:
@@ -208,8 +220,7 @@ def evict(
         RequestException: If the endpoint answers with an error status.
         EndpointConnectionError: If the endpoint cannot be reached.
     """
-    s = _default if session is None else session
-    _check(*s.request("POST", address, "evict", _params(key, endpoint)))
+    _check(*_send(session, "POST", address, "evict", _params(key, endpoint)))
 
 
 def exists(
@@ -224,8 +235,9 @@ def exists(
         RequestException: If the endpoint answers with an error status.
         EndpointConnectionError: If the endpoint cannot be reached.
     """
-    s = _default if session is None else session
-    status, error, body = s.request("GET", address, "exists", _params(key, endpoint))
+    status, error, body = _send(
+        session, "GET", address, "exists", _params(key, endpoint)
+    )
     _check(status, error, body)
     answer: Any = json.loads(body)
     return bool(answer["exists"])
@@ -244,8 +256,7 @@ def get(
             than 404 (no such object).
         EndpointConnectionError: If the endpoint cannot be reached.
     """
-    s = _default if session is None else session
-    status, error, body = s.request("GET", address, "get", _params(key, endpoint))
+    status, error, body = _send(session, "GET", address, "get", _params(key, endpoint))
     if status == 404 and error is None:
         return None
     _check(status, error, body)
@@ -266,5 +277,4 @@ def put(
             the object exceeds its maximum size).
         EndpointConnectionError: If the endpoint cannot be reached.
     """
-    s = _default if session is None else session
-    _check(*s.request("POST", address, "set", _params(key, endpoint), data))
+    _check(*_send(session, "POST", address, "set", _params(key, endpoint), data))
