@@ -445,3 +445,33 @@ def test_client_survives_a_malformed_message_from_the_relay() -> None:
             await runner.cleanup()
 
     run(main())
+
+
+def test_manager_starts_while_the_relay_is_down_and_registers_later() -> None:
+    async def main() -> None:
+        r = Relay(NullAuthenticator())
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            r.port = probe.getsockname()[1]
+        client = RelayClient(r.address, client_name="early")
+        client._initial_backoff_seconds = 0.1
+        early = loopback_manager(client)
+        await asyncio.wait_for(early.async_init(), 5)  # does not wait for the relay
+        assert not client.connected
+        early._timeout = 1  # bound the offer that cannot reach the relay
+        with pytest.raises(PeerConnectionError):
+            await early.send(uuid.uuid4(), b"x")
+        await r.start()
+        try:
+            async with loopback_manager(RelayClient(r.address)) as late:
+                for _ in range(100):
+                    if client.connected:
+                        break
+                    await asyncio.sleep(0.1)
+                await late.send(early.uuid, b"hello")
+                assert await early.recv(timeout=15) == (late.uuid, b"hello")
+            await early.close()
+        finally:
+            await r.stop()
+
+    run(main())

@@ -28,7 +28,7 @@ from proxystore.p2p._ice import validate_addresses
 from proxystore.p2p.connection import PeerConnection, log_name
 from proxystore.p2p.exceptions import PeerConnectionError, PeerConnectionTimeoutError
 from proxystore.p2p.relay.client import RelayClient
-from proxystore.p2p.relay.exceptions import RelayClientError
+from proxystore.p2p.relay.exceptions import RelayClientError, RelayRegistrationError
 from proxystore.p2p.relay.messages import (
     PeerConnectionRequest,
     RelayMessageDecodeError,
@@ -122,12 +122,25 @@ class PeerManager:
     async def async_init(self) -> None:
         """Connect to the relay and start answering peers (idempotent).
 
+        A relay that cannot be reached does not block start-up: the manager keeps
+        trying in the background (1 s doubling to 60 s) and offers to new peers fail
+        with `PeerConnectionError` until it succeeds.
+
         Raises:
             RelayRegistrationError: If the relay refuses this client.
         """
         if self._lock is None:
             self._lock = asyncio.Lock()
-        await self._relay_client.connect()
+        try:
+            await self._relay_client.connect(retry=False)
+        except RelayRegistrationError:
+            if self._relay_client.refused:
+                raise
+            logger.warning(
+                "%s: relay %s unreachable; retrying in the background",
+                self._log_prefix,
+                self._relay_client.address,
+            )
         if self._server_task is None:
             self._server_task = asyncio.create_task(
                 self._handle_server_messages(),

@@ -155,6 +155,11 @@ class RelayClient:
         return self._websocket is not None and not self._websocket.closed
 
     @property
+    def refused(self) -> bool:
+        """Whether the relay refused this client for good (4001, 4002 or 4004)."""
+        return self._fatal is not None
+
+    @property
     def websocket(self) -> aiohttp.ClientWebSocketResponse:
         """The open websocket to the relay.
 
