@@ -80,7 +80,6 @@ class PeerManager:
         self._messages: asyncio.Queue[tuple[UUID, bytes | str]] = asyncio.Queue()
         self._server_task: asyncio.Task[None] | None = None
         self._closed_callbacks: list[Callable[[UUID], object]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._lock: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
