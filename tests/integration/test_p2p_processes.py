@@ -111,8 +111,7 @@ def start_peer(relay: RelayProcess) -> Iterator[Callable[..., Peer]]:
 
 
 def manager(relay: RelayProcess, **kwargs: Any) -> PeerManager:
-    client = RelayClient(relay.address, client_name="test")
-    client._initial_backoff_seconds = 0.2
+    client = RelayClient(relay.address, client_name="test", initial_backoff=0.2)
     return PeerManager(
         client, ice_servers=[], ice_addresses=["127.0.0.1"], timeout=30, **kwargs
     )

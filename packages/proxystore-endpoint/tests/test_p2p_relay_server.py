@@ -215,8 +215,7 @@ def test_same_uuid_registered_twice_closes_the_first_with_4004() -> None:
 def test_client_reconnects_when_the_relay_returns() -> None:
     async def main() -> None:
         async with relay() as r:
-            a = await RelayClient(r.address, client_name="a")
-            a._initial_backoff_seconds = 0.1
+            a = await RelayClient(r.address, client_name="a", initial_backoff=0.1)
             await r.stop()
             await asyncio.sleep(0.3)
             assert not a.connected
@@ -403,9 +402,10 @@ def test_serve_until_stopped_with_token_auth_and_client_logging(
         stop = asyncio.Event()
         task = asyncio.create_task(serve(config, stop=stop))
         client = RelayClient(
-            f"ws://127.0.0.1:{port}", extra_headers={"Authorization": "Bearer t0k"}
+            f"ws://127.0.0.1:{port}",
+            extra_headers={"Authorization": "Bearer t0k"},
+            initial_backoff=0.05,
         )
-        client._initial_backoff_seconds = 0.05
         await client.connect()
         await asyncio.sleep(1.5)
         stop.set()
@@ -453,12 +453,13 @@ def test_manager_starts_while_the_relay_is_down_and_registers_later() -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             r.port = probe.getsockname()[1]
-        client = RelayClient(r.address, client_name="early")
-        client._initial_backoff_seconds = 0.1
-        early = loopback_manager(client)
+        client = RelayClient(r.address, client_name="early", initial_backoff=0.1)
+        # A short timeout bounds the offer that cannot reach the relay.
+        early = PeerManager(
+            client, ice_servers=[], ice_addresses=["127.0.0.1"], timeout=1
+        )
         await asyncio.wait_for(early.async_init(), 5)  # does not wait for the relay
         assert not client.connected
-        early._timeout = 1  # bound the offer that cannot reach the relay
         with pytest.raises(PeerConnectionError):
             await early.send(uuid.uuid4(), b"x")
         await r.start()

@@ -27,8 +27,10 @@ def digest(message: bytes | str) -> str:
 
 
 async def serve(relay: str, me: uuid.UUID, send: tuple[str, str] | None) -> None:
-    client = RelayClient(relay, client_name=f"peer-{str(me)[:4]}", client_uuid=me)
-    client._initial_backoff_seconds = 0.2  # come back quickly when the relay returns
+    # initial_backoff: come back quickly when the relay returns.
+    client = RelayClient(
+        relay, client_name=f"peer-{str(me)[:4]}", client_uuid=me, initial_backoff=0.2
+    )
     async with PeerManager(
         client, ice_servers=[], ice_addresses=["127.0.0.1"], timeout=30
     ) as manager:

@@ -68,6 +68,8 @@ class RelayClient:
         timeout: Seconds to wait for the connection and the registration reply.
         verify_certificate: Verify the relay's certificate (only used when
             `ssl_context` is `None`).
+        initial_backoff: Seconds before the first reconnection attempt; doubles
+            after each failure up to 60 s.
 
     Raises:
         ValueError: If `address` does not start with `ws://` or `wss://`.
@@ -84,6 +86,7 @@ class RelayClient:
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 10,
         verify_certificate: bool = True,
+        initial_backoff: float = 1.0,
     ) -> None:
         if not address.startswith(("ws://", "wss://")):
             raise ValueError(
@@ -101,7 +104,7 @@ class RelayClient:
                 ssl_context.check_hostname = False
                 ssl_context.verify_mode = ssl.CERT_NONE
         self._ssl_context = ssl_context
-        self._initial_backoff_seconds = 1.0
+        self._initial_backoff_seconds = initial_backoff
 
         self._session: aiohttp.ClientSession | None = None
         self._websocket: aiohttp.ClientWebSocketResponse | None = None
