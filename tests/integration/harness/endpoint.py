@@ -248,8 +248,20 @@ def start_endpoint(
     cfg.peering.direct = direct
     cfg.peering.request_timeout = request_timeout
     write_config(cfg, str(home / name))
-    endpoint = EndpointProcess(
-        name, home, read_config(str(home / name)), program=program
-    )
-    endpoint.start()
-    return endpoint
+    for attempt in range(3):
+        endpoint = EndpointProcess(
+            name, home, read_config(str(home / name)), program=program
+        )
+        try:
+            endpoint.start()
+        except RuntimeError:
+            # Probing cannot reserve a port: another process may have taken it
+            # before the endpoint bound it. Retry on a new port.
+            if attempt == 2:
+                raise
+            cfg = read_config(str(home / name))
+            cfg.port = free_port()
+            write_config(cfg, str(home / name))
+        else:
+            return endpoint
+    raise AssertionError("unreachable")
