@@ -242,3 +242,15 @@ def test_named_tuple_keys_travel_as_path_and_fields() -> None:
         _key_class("pickle:dumps")
     with pytest.raises(TypeError, match="not a tuple class"):
         _store_factory_named("builtins:int", (1,), ("s", "local", {}))
+
+
+def test_factories_are_generic_in_connector_and_object(local_store: Store[Any]) -> None:
+    from proxystore.connectors.local import LocalConnector
+
+    key = local_store.put("x")
+    alias = StoreFactory[LocalConnector, str]
+    factory = alias(key, local_store.config())
+    assert factory() == "x"
+    assert PollingStoreFactory[LocalConnector, str].__origin__ is PollingStoreFactory  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        StoreFactory[str]  # type: ignore[misc]

@@ -38,6 +38,7 @@ Design notes:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -62,14 +63,23 @@ from proxystore.connectors.exceptions import (
 )
 from proxystore.connectors.protocols import BytesLike
 from proxystore.utils._closeable import Closeable
+from proxystore.utils.credentials import (
+    resolve_secret_options,
+    split_secret_options,
+)
 
 __all__ = ["RedisConnector", "RedisKey"]
+
+_log = logging.getLogger(__name__)
 
 #: Channel on which :meth:`RedisConnector.set` announces a key (suffix: the key).
 CHANNEL_PREFIX = "proxystore:set:"
 # How often wait() re-checks EXISTS in case a writer stored the key without publishing.
 _WAIT_RECHECK_S = 1.0
 _DEFAULT_CONNECT_TIMEOUT_S = 10.0
+#: Client options that are secrets: never part of config(). Each may instead be
+#: given by reference as ``<name>_env`` / ``<name>_credential``.
+_SECRET_OPTIONS = ("password", "username", "ssl_password", "ssl_keyfile")
 
 
 class RedisKey(NamedTuple):
@@ -259,14 +269,24 @@ class RedisConnector(Closeable):
             :meth:`close`. This removes *all* keys in it, not only ours.
         clustered: Talk to a Redis Cluster (``redis.cluster.RedisCluster``); the
             given node is the seed from which the others are discovered.
-        kwargs: Extra options for the ``redis`` client (``password``,
-            ``socket_timeout``, ``ssl``, ...). They are part of :meth:`config`, so
+        kwargs: Extra options for the ``redis`` client (``socket_timeout``,
+            ``ssl``, ``ssl_ca_certs``, ...). They are part of :meth:`config`, so
             they must be plain data for the connector to travel inside a proxy.
+            Secrets (``password``, ``username``, ``ssl_password``,
+            ``ssl_keyfile``) are the exception: passed directly they are used by
+            this connector only and never enter :meth:`config`. Pass them by
+            reference instead (``password_env="REDIS_PASSWORD"``,
+            ``password_credential="redis-prod"``, see
+            `proxystore.utils.credentials`) for copies rebuilt elsewhere (e.g.
+            inside a proxy) to authenticate too.
 
     Raises:
-        ValueError: if ``decode_responses`` is requested (values are raw bytes).
+        ValueError: if ``decode_responses`` is requested (values are raw bytes),
+            or a secret reference is not a non-empty string.
 
-    Nothing connects until the first operation; errors surface there.
+    Nothing connects until the first operation; errors surface there (including
+    `proxystore.utils.credentials.CredentialError` for a reference that does not
+    resolve in this process).
     """
 
     def __init__(
@@ -285,8 +305,10 @@ class RedisConnector(Closeable):
         self.port = port
         self.clear = clear
         self.clustered = clustered
-        self.kwargs = kwargs
+        # Secrets passed directly stay in this object; references stay in kwargs.
+        self.kwargs, self._secrets = split_secret_options(kwargs, _SECRET_OPTIONS)
         self._client: _Client | None = None
+        self._connections = 0  # clients made so far (a second one is a reconnect)
         self._lock = threading.Lock()
         # Cleared when the server turns out to predate GETDEL (Redis < 6.2).
         self._has_getdel = True
@@ -338,9 +360,17 @@ class RedisConnector(Closeable):
             # A stale pooled connection (server restarted) fails once, then the
             # command is replayed on a fresh one. Every command we send is idempotent.
             "retry": Retry(NoBackoff(), 1),
-            **self.kwargs,
+            **resolve_secret_options(self.kwargs, self._secrets, _SECRET_OPTIONS),
             "decode_responses": False,
         }
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "RedisConnector %s to %s%s",
+                "reconnecting" if self._connections else "connecting",
+                self.address,
+                " (cluster)" if self.clustered else "",
+            )
+        self._connections += 1
         with self._errors("connect"):
             if self.clustered:
                 return redis.cluster.RedisCluster(
@@ -494,16 +524,8 @@ class RedisConnector(Closeable):
         return cast("list[BytesLike | None]", list(values))
 
     def new_key(self, obj: BytesLike | None = None) -> RedisKey:
-        """Return a fresh key, storing ``obj`` at it when given.
-
-        Raises:
-            ConnectorConnectionError: if ``obj`` is given and the server cannot be
-                reached.
-        """
-        key = RedisKey(os.urandom(16).hex())
-        if obj is not None:
-            self.set(key, obj)
-        return key
+        """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
+        return RedisKey(os.urandom(16).hex())
 
     def put(self, obj: BytesLike) -> RedisKey:
         """Store ``obj`` at a new key and return the key.

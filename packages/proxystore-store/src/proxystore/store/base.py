@@ -7,9 +7,10 @@ on first use). See :mod:`proxystore.store.factory` for the resolve side.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -23,10 +24,15 @@ from typing import (
 from proxystore.connectors.protocols import DeferrableConnector, EvictingConnector
 from proxystore.proxy import Proxy, ProxyLocker
 from proxystore.serialize import (
+    ALGORITHMS,
+    DisallowedTypeError,
+    PayloadAuthenticationError,
     SerializationError,
     deserialize,
     serialize,
     serialize_parts,
+    sign,
+    verify,
 )
 from proxystore.store._registry import (
     _set_store_builder,
@@ -45,8 +51,9 @@ from proxystore.store.factory import (
 from proxystore.store.future import Future
 from proxystore.store.metrics import StoreMetrics
 from proxystore.store.ref import OwnedProxy, into_owned
-from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT
+from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT, NonProxiableT
 from proxystore.utils._closeable import Closeable
+from proxystore.utils.credentials import resolve_secret_bytes
 
 if TYPE_CHECKING:
     from proxystore.connectors.protocols import BytesLike
@@ -54,6 +61,14 @@ if TYPE_CHECKING:
     from proxystore.store.types import DeserializerT, SerializerT
 
 __all__ = ["Store"]
+
+_log = logging.getLogger(__name__)
+_DEBUG = logging.DEBUG
+# `Logger.isEnabledFor` caches its answer per level in this dict (cleared on every
+# level change). Reading it first makes the disabled case one dict lookup on each
+# operation: `_LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG)`.
+# (Without that private dict, `{}.get` answers None: isEnabledFor is always asked.)
+_LOG_CACHE: Callable[[int], bool | None] = getattr(_log, "_cache", {}).get
 
 T = TypeVar("T")
 
@@ -113,10 +128,20 @@ class Store(Closeable, Generic[ConnectorT]):
             process never fetches its own object back.
         register: Register the store by name in this process (see
             :func:`~proxystore.store.register_store`); :meth:`close` unregisters it.
+        auth_key_id: Sign every payload on put and verify it on get, before any
+            deserialization, with the HMAC key this reference names
+            (``"env:VAR"`` or a credentials-file entry, see
+            `proxystore.utils.credentials`). Only the reference enters
+            :meth:`config` (and so proxies); each process resolves the key itself.
+        auth_algorithm: MAC used to sign: ``"hmac-sha256"`` (standard library)
+            or ``"blake3"`` (several times faster; needs the ``blake3``
+            package wherever payloads are signed or verified). Verification
+            accepts either.
 
     Raises:
         ValueError: if ``name`` is empty or ``cache_size`` is negative.
         StoreExistsError: if ``register`` and a store of that name is registered.
+        CredentialError: if ``auth_key_id`` does not resolve in this process.
     """
 
     def __init__(
@@ -130,6 +155,8 @@ class Store(Closeable, Generic[ConnectorT]):
         metrics: bool = False,
         populate_target: bool = True,
         register: bool = False,
+        auth_key_id: str | None = None,
+        auth_algorithm: str = "hmac-sha256",
     ) -> None:
         if not _is_nonempty_str(name):
             raise ValueError(f"Store name must be a non-empty string, got {name!r}.")
@@ -156,6 +183,16 @@ class Store(Closeable, Generic[ConnectorT]):
         self._config: StoreConfig | None = None
         self._wire: tuple[Any, ...] | None = None
         self._closed = False
+        if auth_algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"Store auth_algorithm must be one of {sorted(ALGORITHMS)}, "
+                f"got {auth_algorithm!r}."
+            )
+        self._auth_key_id = auth_key_id
+        self._auth_algorithm = auth_algorithm
+        self._auth_key = (
+            None if auth_key_id is None else resolve_secret_bytes(auth_key_id)
+        )
         if register:
             try:
                 register_store(self)
@@ -165,6 +202,8 @@ class Store(Closeable, Generic[ConnectorT]):
                     "get_store(name), or create this one with register=False."
                 )
                 raise
+        if _log.isEnabledFor(logging.INFO):
+            _log.info("Initialized %r", self)
 
     # ------------------------------------------------------------- properties
     @property
@@ -236,6 +275,8 @@ class Store(Closeable, Generic[ConnectorT]):
                 metrics=self._metrics is not None,
                 populate_target=self._populate_target,
                 auto_register=self._register,
+                auth_key_id=self._auth_key_id,
+                auth_algorithm=self._auth_algorithm,
             )
         return config
 
@@ -258,6 +299,8 @@ class Store(Closeable, Generic[ConnectorT]):
             metrics=config.metrics,
             populate_target=config.populate_target,
             register=config.auto_register,
+            auth_key_id=config.auth_key_id,
+            auth_algorithm=config.auth_algorithm,
         )
 
     # ------------------------------------------------------------- serializing
@@ -268,14 +311,21 @@ class Store(Closeable, Generic[ConnectorT]):
                 "Serializer must return a bytes-like object, got "
                 f"{type(data).__name__}."
             )
+        if self._auth_key is not None:
+            return sign(data, self._auth_key, algorithm=self._auth_algorithm)
         return data
 
     def _from_bytes(
         self, data: BytesLike, key: ConnectorKeyT, deserializer: DeserializerT | None
     ) -> Any:
         func = self._deserialize if deserializer is None else deserializer
+        if self._auth_key is not None:
+            # Before anything decodes a byte: a forged payload never reaches pickle.
+            data = verify(data, self._auth_key)
         try:
             return func(data)
+        except (PayloadAuthenticationError, DisallowedTypeError):
+            raise  # already names the problem; callers may catch the type
         except Exception as e:
             raise SerializationError(
                 f"Failed to deserialize object (deserializer={_object_path(func)}, "
@@ -321,8 +371,8 @@ class Store(Closeable, Generic[ConnectorT]):
             and metrics is None
             and serializer is None
             and not kwargs
-            # Signed stores (see the store's auth options) sign joined bytes.
-            and getattr(self, "_auth_key", None) is None
+            # A signing store signs the joined bytes.
+            and self._auth_key is None
         ):
             key: ConnectorKeyT = self._put_parts(serialize_parts(obj))
         elif metrics is None:
@@ -342,6 +392,8 @@ class Store(Closeable, Generic[ConnectorT]):
             metrics.add_time("store.put.serialize", key, (mid - start) / 1e6)
             metrics._time_since("store.put.connector", key, mid)
             metrics._time_since("store.put", key, start)
+        if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+            self._log_op("PUT", key)
         if lifetime is not None:
             lifetime.add_key(key, store=self)
         return key
@@ -369,8 +421,9 @@ class Store(Closeable, Generic[ConnectorT]):
         keys: list[ConnectorKeyT] = list(self.connector.put_batch(datas, **kwargs))
         if metrics is not None:
             batch = tuple(keys)
+            # The total size, as the reference records it.
             metrics.add_attribute(
-                "store.put_batch.object_sizes", batch, [len(d) for d in datas]
+                "store.put_batch.object_sizes", batch, sum(len(d) for d in datas)
             )
             metrics.add_time("store.put_batch.serialize", batch, (mid - start) / 1e6)
             metrics._time_since("store.put_batch.connector", batch, mid)
@@ -399,16 +452,20 @@ class Store(Closeable, Generic[ConnectorT]):
             ConnectorError: if the connector fails.
         """
         if self._metrics is not None:
-            return self._get_measured(self._metrics, key, deserializer, default)
-        obj = self.cache.get(key, _MISSING)
-        if obj is not _MISSING:
-            return obj
-        data = self.connector.get(key)
-        if data is None:
-            return default
-        obj = self._from_bytes(data, key, deserializer)
-        self.cache.set(key, obj)
-        return obj
+            obj = self._get_measured(self._metrics, key, deserializer, _MISSING)
+        else:
+            obj = self.cache.get(key, _MISSING)
+            if obj is not _MISSING:
+                if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+                    self._log_op("GET", key, " (cached)")
+                return obj
+            data = self.connector.get(key)
+            if data is not None:
+                obj = self._from_bytes(data, key, deserializer)
+                self.cache.set(key, obj)
+        if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+            self._log_op("GET", key, " (missing)" if obj is _MISSING else "")
+        return default if obj is _MISSING else obj
 
     def _get_measured(
         self,
@@ -443,14 +500,16 @@ class Store(Closeable, Generic[ConnectorT]):
         Raises:
             ConnectorError: if the connector fails.
         """
-        if self.cache.exists(key):
-            return True
         metrics = self._metrics
         if metrics is None:
-            return self.connector.exists(key)
+            return self.cache.exists(key) or self.connector.exists(key)
+        # As the reference records: the whole call always, the connector on a miss.
         start = _now()
-        found = self.connector.exists(key)
-        metrics._time_since("store.exists.connector", key, start)
+        found = self.cache.exists(key)
+        if not found:
+            mid = _now()
+            found = self.connector.exists(key)
+            metrics._time_since("store.exists.connector", key, mid)
         metrics._time_since("store.exists", key, start)
         return found
 
@@ -469,6 +528,19 @@ class Store(Closeable, Generic[ConnectorT]):
         if metrics is not None:
             metrics._time_since("store.evict.connector", key, start)
             metrics._time_since("store.evict", key, start)
+        if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+            self._log_op("EVICT", key)
+
+    def _log_op(self, operation: str, key: ConnectorKeyT, note: str = "") -> None:
+        # Same shape as the reference's lines, plus the connector.
+        _log.debug(
+            'Store(name="%s"): %s %r (connector=%s)%s',
+            self._name,
+            operation,
+            key,
+            type(self.connector).__name__,
+            note,
+        )
 
     def get_evict(
         self,
@@ -500,6 +572,10 @@ class Store(Closeable, Generic[ConnectorT]):
             obj = self.cache.get(key, _MISSING)
             if obj is _MISSING:
                 data = cast("EvictingConnector[Any]", connector).get_evict(key)
+                if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+                    self._log_op(
+                        "GET_EVICT", key, "" if data is not None else " (missing)"
+                    )
                 if data is None:
                     return default
                 return self._from_bytes(data, key, deserializer)
@@ -714,19 +790,21 @@ class Store(Closeable, Generic[ConnectorT]):
             lifetime.add_proxy(proxy)
         return proxy
 
+    # As in the reference: `None`/`bool` come back as themselves (the default
+    # skips them); any other object gives a locker.
     @overload
     def locked_proxy(
         self,
-        obj: T,
+        obj: NonProxiableT,
         *,
         evict: bool = ...,
         lifetime: Lifetime | None = ...,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
         populate_target: bool | None = ...,
-        skip_nonproxiable: Literal[False],
+        skip_nonproxiable: Literal[True] = ...,
         **kwargs: Any,
-    ) -> ProxyLocker[T]: ...
+    ) -> NonProxiableT: ...
 
     @overload
     def locked_proxy(
@@ -740,7 +818,7 @@ class Store(Closeable, Generic[ConnectorT]):
         populate_target: bool | None = ...,
         skip_nonproxiable: bool = ...,
         **kwargs: Any,
-    ) -> ProxyLocker[T] | T: ...
+    ) -> ProxyLocker[T]: ...
 
     def locked_proxy(
         self,
@@ -775,17 +853,19 @@ class Store(Closeable, Generic[ConnectorT]):
         )
         return ProxyLocker(proxy) if isinstance(proxy, Proxy) else proxy
 
+    # As in the reference: `None`/`bool` come back as themselves (the default
+    # skips them); any other object gives an owned proxy.
     @overload
     def owned_proxy(
         self,
-        obj: T,
+        obj: NonProxiableT,
         *,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
         populate_target: bool | None = ...,
-        skip_nonproxiable: Literal[False],
+        skip_nonproxiable: Literal[True] = ...,
         **kwargs: Any,
-    ) -> OwnedProxy[T]: ...
+    ) -> NonProxiableT: ...
 
     @overload
     def owned_proxy(
@@ -797,7 +877,7 @@ class Store(Closeable, Generic[ConnectorT]):
         populate_target: bool | None = ...,
         skip_nonproxiable: bool = ...,
         **kwargs: Any,
-    ) -> OwnedProxy[T] | T: ...
+    ) -> OwnedProxy[T]: ...
 
     def owned_proxy(
         self,
