@@ -7,8 +7,7 @@ PYTHON ?= python3
 # uv is installed through pip when it is missing; `python -m uv` works either way.
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
-# The docs group (mkdocs, Material, mkdocstrings, matplotlib) is installed by `make docs`
-# and `make bench` only. The builder is one line: Zensical reads the same mkdocs.yml, so
+# The docs group (mkdocs, Material, mkdocstrings) is installed by `make docs` only. The builder is one line: Zensical reads the same mkdocs.yml, so
 # `DOCS_BUILD := zensical build --strict` (with zensical in the docs group) switches it.
 DOCS_RUN := $(UV) run --frozen --all-packages --group docs
 DOCS_BUILD := mkdocs build --strict
@@ -50,10 +49,10 @@ typecheck: install ## mypy --strict over packages/, tests/ and scripts/.
 			echo "mypy $$d"; MYPYPATH=$$d $(RUN) mypy $$d; fi; done
 
 bench: install ## Run every benchmark (creates .bench-venv/ with the reference release).
-	@set -e; mkdir -p docs/figures/data; for f in scripts/bench/[a-z]*.py; do \
+	@set -eo pipefail; mkdir -p docs/figures/data; for f in scripts/bench/[a-z]*.py; do \
 		m=$${f%.py}; n=$${m##*/}; [ "$$n" = charts ] && continue; echo "== $$m"; \
 		$(RUN) python -m $${m//\//.} --json | tee docs/figures/data/$$n.json; done
-	$(DOCS_RUN) python -m scripts.bench.charts
+	$(RUN) python -m scripts.bench.charts
 
 check: lint typecheck test ## lint + typecheck + test.
 

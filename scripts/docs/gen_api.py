@@ -66,9 +66,7 @@ def page_name(module: str) -> str:
 
 def _page(module: str, member: str) -> str:
     return (
-        f"# `{module}`\n\n"
-        f"Shipped by the `{member}` workspace member.\n\n"
-        f"::: {module}\n"
+        f"# `{module}`\n\nShipped by the `{member}` workspace member.\n\n::: {module}\n"
     )
 
 

@@ -1,4 +1,4 @@
-"""Run a page's blocks as one script in a fresh interpreter (shared by both test layers)."""
+"""Run a page's blocks as one script in a fresh interpreter (for both test layers)."""
 
 from __future__ import annotations
 

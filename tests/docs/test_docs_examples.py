@@ -26,7 +26,7 @@ def test_blocks_are_found_and_classified() -> None:
     blocks = all_blocks()
     kinds = Counter(b.kind for b in blocks)
     print(f"docs python blocks: {dict(kinds)} of {len(blocks)}")
-    # The README and the guides are full of examples: finding few means the parser broke.
+    # The README and the guides hold many examples: finding few means a parser bug.
     assert kinds["run"] >= 20
     assert all(b.kind in ("run", "skip", "needs") for b in blocks)
     skipped = [b for b in blocks if b.kind == "skip"]
