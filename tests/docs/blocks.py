@@ -50,11 +50,15 @@ def relative(path: Path) -> str:
 
 
 def markdown_files() -> list[Path]:
-    """The README and every page under `docs/` (generated API pages excluded)."""
+    """The READMEs (root and members) and every page under `docs/`.
+
+    The generated API pages (`docs/reference/`) hold no examples and are skipped.
+    """
     pages = [
         p for p in sorted((ROOT / "docs").rglob("*.md")) if "reference" not in p.parts
     ]
-    return [ROOT / "README.md", *pages]
+    members = sorted((ROOT / "packages").glob("*/README.md"))
+    return [ROOT / "README.md", *members, *pages]
 
 
 def parse(path: Path) -> list[Block]:

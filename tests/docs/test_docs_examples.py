@@ -1,4 +1,4 @@
-"""Every fenced Python block in `docs/` and `README.md` runs (or is explicitly marked).
+"""Every fenced Python block in `docs/` and the READMEs runs (or is explicitly marked).
 
 Blocks that need no server run here, one subprocess per page. Blocks marked
 `<!-- docs-test: needs redis|kafka -->` run in
