@@ -63,7 +63,7 @@ def _futures(store: Store[LocalConnector]) -> None:
 
 
 def _factories(config: StoreConfig) -> None:
-    factory: StoreFactory[list[str]] = StoreFactory(("k",), config)
+    factory: StoreFactory[LocalConnector, list[str]] = StoreFactory(("k",), config)
     assert_type(factory(), list[str])
     assert_type(factory.resolve(), list[str])
     assert_type(Proxy(factory), Proxy[list[str]])

@@ -170,3 +170,12 @@ def test_ended_lifetime_refused_before_anything_is_stored() -> None:
         with pytest.raises(RuntimeError, match="ended"):
             store.put_batch([1, 2], lifetime=lifetime)
         assert data == {}
+
+
+def test_lifetime_close_still_evicts_through_the_mixin() -> None:
+    with Store("closeable-mixin", LocalConnector()) as store:
+        key = store.put("x")
+        with ContextLifetime(store) as lifetime:
+            lifetime.add_key(key)
+        assert lifetime.done()
+        assert not store.exists(key)

@@ -28,7 +28,7 @@ def _name() -> str:
 
 def test_resolve_and_call(any_store: Store[Any]) -> None:
     key = any_store.put([1, 2])
-    factory: StoreFactory[list[int]] = StoreFactory(key, any_store.config())
+    factory: StoreFactory[Any, list[int]] = StoreFactory(key, any_store.config())
     assert factory.resolve() == [1, 2]
     assert factory() == [1, 2]
     assert factory.get_store() is any_store
@@ -38,7 +38,7 @@ def test_resolve_and_call(any_store: Store[Any]) -> None:
 
 def test_evict_after_resolve(any_store: Store[Any]) -> None:
     key = any_store.put("e")
-    factory: StoreFactory[str] = StoreFactory(key, any_store.config(), evict=True)
+    factory: StoreFactory[Any, str] = StoreFactory(key, any_store.config(), evict=True)
     assert factory() == "e"
     assert not any_store.exists(key)
     with pytest.raises(ProxyResolveMissingKeyError):
@@ -47,7 +47,7 @@ def test_evict_after_resolve(any_store: Store[Any]) -> None:
 
 def test_custom_deserializer(local_store: Store[Any]) -> None:
     key = local_store.put(b"abc", serializer=bytes)
-    factory: StoreFactory[str] = StoreFactory(
+    factory: StoreFactory[Any, str] = StoreFactory(
         key, local_store.config(), deserializer=lambda b: bytes(b).decode()
     )
     assert factory() == "abc"
@@ -64,7 +64,7 @@ def test_custom_deserializer(local_store: Store[Any]) -> None:
 )
 def test_pickle_keeps_fields(local_store: Store[Any], options: dict[str, Any]) -> None:
     key = local_store.put("p")
-    factory: StoreFactory[Any] = StoreFactory(key, local_store.config(), **options)
+    factory: StoreFactory[Any, Any] = StoreFactory(key, local_store.config(), **options)
     again = pickle.loads(pickle.dumps(factory))
     assert type(again) is StoreFactory
     assert again.key == key
@@ -120,7 +120,9 @@ def test_utils_reject_foreign_proxies() -> None:
 
 
 # ------------------------------------------------------------------ polling
-def _polling(store: Store[Any], key: Any, **kwargs: Any) -> PollingStoreFactory[Any]:
+def _polling(
+    store: Store[Any], key: Any, **kwargs: Any
+) -> PollingStoreFactory[Any, Any]:
     return PollingStoreFactory(key, store.config(), **kwargs)
 
 

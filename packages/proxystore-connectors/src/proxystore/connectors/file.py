@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, Self
 
 from proxystore.connectors.exceptions import ConnectorConnectionError
 from proxystore.connectors.protocols import BytesLike
+from proxystore.utils._closeable import Closeable
 
 __all__ = ["FileConnector", "FileKey"]
 
@@ -76,7 +77,7 @@ def _os_errors(action: str, path: str) -> Iterator[None]:
         ) from exc
 
 
-class FileConnector:
+class FileConnector(Closeable):
     """Connector storing each object as a file in ``store_dir``.
 
     Args:
@@ -110,12 +111,6 @@ class FileConnector:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(directory={self.store_dir})"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
 
     def _path(self, key: FileKey) -> str:
         name = key.filename

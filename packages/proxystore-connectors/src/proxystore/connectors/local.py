@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, Self
 
 from proxystore.connectors.protocols import BytesLike
+from proxystore.utils._closeable import Closeable
 
 __all__ = ["LocalConnector", "LocalKey"]
 
@@ -44,7 +45,7 @@ def _as_bytes(obj: BytesLike) -> bytes:
     return obj if type(obj) is bytes else bytes(obj)
 
 
-class LocalConnector:
+class LocalConnector(Closeable):
     """Connector that stores objects in a ``dict`` in this process.
 
     Safe to use from several threads: writes hold a lock and notify threads blocked
@@ -69,12 +70,6 @@ class LocalConnector:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Do nothing: the dict may be shared, so its objects are kept."""

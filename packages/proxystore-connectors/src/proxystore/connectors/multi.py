@@ -26,6 +26,7 @@ from proxystore.connectors.protocols import (
     Connector,
     EvictingConnector,
 )
+from proxystore.utils._closeable import Closeable
 from proxystore.utils.environment import hostname
 from proxystore.utils.imports import get_object_path, import_from_path
 
@@ -173,7 +174,7 @@ def _size(obj: BytesLike) -> int:
     return obj.nbytes if isinstance(obj, memoryview) else len(obj)
 
 
-class MultiConnector:
+class MultiConnector(Closeable):
     """Connector that routes objects to other connectors by :class:`Policy`.
 
     Args:
@@ -212,12 +213,6 @@ class MultiConnector:
             f"{name}={connector!r}" for name, (connector, _) in self.connectors.items()
         )
         return f"{type(self).__name__}({inner})"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
 
     def _route(
         self, size: int, subset_tags: Iterable[str], superset_tags: Iterable[str]

@@ -61,6 +61,7 @@ from proxystore.connectors.exceptions import (
     ConnectorTimeoutError,
 )
 from proxystore.connectors.protocols import BytesLike
+from proxystore.utils._closeable import Closeable
 
 __all__ = ["RedisConnector", "RedisKey"]
 
@@ -248,7 +249,7 @@ def _as_payload(obj: BytesLike) -> bytes | memoryview:
     return view.tobytes()  # non-contiguous: one copy is unavoidable
 
 
-class RedisConnector:
+class RedisConnector(Closeable):
     """Connector storing objects in Redis (or Valkey, KeyDB, or a Redis Cluster).
 
     Args:
@@ -302,12 +303,6 @@ class RedisConnector:
             f"{type(self).__name__}(hostname={self.hostname!r}, "
             f"port={self.port}{cluster})"
         )
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
         # Travel as configuration: the live client (sockets, locks) stays here and

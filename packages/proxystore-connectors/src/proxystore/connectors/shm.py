@@ -46,6 +46,7 @@ from proxystore.connectors.exceptions import (
     CorruptPayloadError,
 )
 from proxystore.connectors.protocols import BytesLike
+from proxystore.utils._closeable import Closeable
 
 __all__ = [
     "PREFIX",
@@ -136,7 +137,7 @@ def _write_all(fd: int, header: bytes, view: memoryview) -> None:
             written += os.write(fd, view[written - len(header) :])
 
 
-class SharedMemoryConnector:
+class SharedMemoryConnector(Closeable):
     """Connector storing each object in its own shared-memory segment of the node.
 
     Objects are visible to every process of the same user on this machine that uses
@@ -175,12 +176,6 @@ class SharedMemoryConnector:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(namespace={self.namespace!r})"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------- naming
     def _new_name(self) -> str:

@@ -8,8 +8,8 @@ back in any process. Stores are found by name through a process-wide registry
 
 from __future__ import annotations
 
-from proxystore.store._registry import get_or_create_store as get_or_create_store
-from proxystore.store._registry import get_store as get_store
+from proxystore.store._lookup import get_or_create_store as get_or_create_store
+from proxystore.store._lookup import get_store as get_store
 from proxystore.store._registry import register_store as register_store
 from proxystore.store._registry import store_registration as store_registration
 from proxystore.store._registry import unregister_store as unregister_store

@@ -8,24 +8,29 @@ registers it, so later proxies of the same store reuse one instance.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from proxystore.store.exceptions import ProxyStoreFactoryError, StoreExistsError
+from proxystore.store.exceptions import StoreExistsError
 
 if TYPE_CHECKING:
-    from proxystore.proxy import Proxy
-    from proxystore.store.base import Store
     from proxystore.store.config import StoreConfig
+    from proxystore.store.protocols import StoreLike
+
+_log = logging.getLogger(__name__)
 
 # Reads are single dict lookups (atomic under the GIL) and take no lock: they sit on
 # the resolve hot path. Writes and create-if-missing hold the lock.
-_stores: dict[str, Store[Any]] = {}
+_stores: dict[str, StoreLike[Any]] = {}
 _lock = threading.RLock()
+# Builds a store from a config; `proxystore.store.base` sets it to `Store.from_config`
+# (this module sits below `base` and cannot import it).
+_builder: Callable[[StoreConfig], StoreLike[Any]] | None = None
 
 
-def register_store(store: Store[Any], exist_ok: bool = False) -> None:
+def register_store(store: StoreLike[Any], exist_ok: bool = False) -> None:
     """Register ``store`` under its name in this process.
 
     Args:
@@ -41,50 +46,27 @@ def register_store(store: Store[Any], exist_ok: bool = False) -> None:
         if not exist_ok and store.name in _stores:
             raise StoreExistsError(f'A store named "{store.name}" already exists.')
         _stores[store.name] = store
+    if _log.isEnabledFor(logging.INFO):
+        _log.info("Registered a store named %r", store.name)
 
 
-def unregister_store(name_or_store: str | Store[Any]) -> None:
+def unregister_store(name_or_store: str | StoreLike[Any]) -> None:
     """Remove a store (given by name or itself) from the registry; no-op if absent."""
     name = name_or_store if isinstance(name_or_store, str) else name_or_store.name
     with _lock:
-        _stores.pop(name, None)
+        removed = _stores.pop(name, None)
+    if removed is not None and _log.isEnabledFor(logging.INFO):
+        _log.info("Unregistered the store named %r", name)
 
 
-def get_store(val: str | Proxy[Any]) -> Store[Any] | None:
-    """Return the registered store named ``val``, or the store behind a proxy.
-
-    For a proxy, the store is found through its factory, which creates and registers
-    the store from its config when this process has none by that name.
-
-    Returns:
-        The store, or ``None`` when no store is registered under the name.
-
-    Raises:
-        ProxyStoreFactoryError: if ``val`` is a proxy not made by a store.
-    """
-    from proxystore.proxy import Proxy, get_factory
-    from proxystore.store.factory import StoreFactory
-
-    # Test for a proxy first: isinstance(proxy_of_a_str, str) would resolve it.
-    if not isinstance(val, Proxy):
-        return _stores.get(val)
-    factory = get_factory(val)
-    if not isinstance(factory, StoreFactory):
-        raise ProxyStoreFactoryError(
-            f"The proxy's factory is a {type(factory).__name__}, not a StoreFactory, "
-            "so it belongs to no store."
-        )
-    return factory.get_store()
+def _set_store_builder(builder: Callable[[StoreConfig], StoreLike[Any]]) -> None:
+    """Set how a store is built from its config (`Store.from_config`, set by `base`)."""
+    global _builder
+    _builder = builder
 
 
-def get_or_create_store(
-    store_config: StoreConfig, *, register: bool = True
-) -> Store[Any]:
-    """Return the store named ``store_config.name``, creating it if missing.
-
-    Args:
-        store_config: Config used to create the store when none is registered.
-        register: Register the created store.
+def _get_or_create(store_config: StoreConfig, *, register: bool) -> StoreLike[Any]:
+    """Return the store named in `store_config`, building it when none is registered.
 
     Raises:
         ValueError: if the config names an unknown connector type.
@@ -92,28 +74,34 @@ def get_or_create_store(
     store = _stores.get(store_config.name)
     if store is not None:
         return store
-    from proxystore.store.base import Store
-
     with _lock:
         # Another thread may have created it while we waited for the lock.
         store = _stores.get(store_config.name)
         if store is None:
-            store = Store.from_config(store_config)
+            # Always set: importing any `proxystore.store.*` module first runs the
+            # package's `__init__`, which imports `base`, which sets the builder.
+            assert _builder is not None
+            store = _builder(store_config)
             if register:
                 _stores[store.name] = store
+                if _log.isEnabledFor(logging.INFO):
+                    _log.info(
+                        "Registered a store named %r (built from its config)",
+                        store.name,
+                    )
         return store
 
 
 @contextlib.contextmanager
 def store_registration(
-    *stores: Store[Any], exist_ok: bool = False
+    *stores: StoreLike[Any], exist_ok: bool = False
 ) -> Generator[None, None, None]:
     """Register ``stores`` for the duration of a ``with`` block.
 
     Raises:
         StoreExistsError: if a name is taken and ``exist_ok`` is false.
     """
-    registered: list[Store[Any]] = []
+    registered: list[StoreLike[Any]] = []
     try:
         for store in stores:
             register_store(store, exist_ok=exist_ok)

@@ -15,7 +15,6 @@ from typing import (
     Any,
     Generic,
     Literal,
-    Self,
     TypeVar,
     cast,
     overload,
@@ -24,19 +23,25 @@ from typing import (
 from proxystore.connectors.protocols import DeferrableConnector, EvictingConnector
 from proxystore.proxy import Proxy, ProxyLocker
 from proxystore.serialize import SerializationError, deserialize, serialize
-from proxystore.store._registry import _stores, register_store, unregister_store
+from proxystore.store._registry import (
+    _set_store_builder,
+    _stores,
+    register_store,
+    unregister_store,
+)
 from proxystore.store.cache import LRUCache
 from proxystore.store.config import ConnectorConfig, StoreConfig, _is_nonempty_str
 from proxystore.store.exceptions import NonProxiableTypeError
 from proxystore.store.factory import PollingStoreFactory, StoreFactory
+from proxystore.store.future import Future
 from proxystore.store.metrics import StoreMetrics
+from proxystore.store.ref import OwnedProxy, into_owned
 from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT
+from proxystore.utils._closeable import Closeable
 
 if TYPE_CHECKING:
     from proxystore.connectors.protocols import BytesLike
-    from proxystore.store.future import Future
     from proxystore.store.lifetimes import Lifetime
-    from proxystore.store.ref import OwnedProxy
     from proxystore.store.types import DeserializerT, SerializerT
 
 __all__ = ["Store"]
@@ -80,7 +85,7 @@ def _object_path(obj: object) -> str:
     return f"{module}.{name}"
 
 
-class Store(Generic[ConnectorT]):
+class Store(Closeable, Generic[ConnectorT]):
     """Serializes objects into a connector and hands out proxies to them.
 
     Args:
@@ -168,12 +173,6 @@ class Store(Generic[ConnectorT]):
         return self._deserialize
 
     # -------------------------------------------------------------- lifecycle
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         ser = "default" if self._custom_serializer is None else "custom"
         des = "default" if self._custom_deserializer is None else "custom"
@@ -498,7 +497,7 @@ class Store(Generic[ConnectorT]):
         deserializer: DeserializerT | None,
         populate_target: bool | None,
     ) -> Proxy[T]:
-        factory: StoreFactory[T] = StoreFactory(
+        factory: StoreFactory[ConnectorT, T] = StoreFactory(
             key, self.config(), evict=evict, deserializer=deserializer
         )
         if self._populate_target if populate_target is None else populate_target:
@@ -678,7 +677,7 @@ class Store(Generic[ConnectorT]):
         """
         if evict and lifetime is not None:
             raise ValueError("evict=True and a lifetime are mutually exclusive.")
-        factory: StoreFactory[Any] = StoreFactory(
+        factory: StoreFactory[ConnectorT, Any] = StoreFactory(
             key, self.config(), evict=evict, deserializer=deserializer
         )
         proxy: Proxy[Any] = Proxy(factory)
@@ -790,8 +789,6 @@ class Store(Generic[ConnectorT]):
         Raises:
             Same as :meth:`proxy`.
         """
-        from proxystore.store.ref import into_owned
-
         proxy = self.proxy(
             obj,
             serializer=serializer,
@@ -844,12 +841,10 @@ class Store(Generic[ConnectorT]):
         Raises:
             NotImplementedError: if the connector is not a ``DeferrableConnector``.
         """
-        from proxystore.store.future import Future
-
         metrics = self._metrics
         start = 0 if metrics is None else _now()
         key: ConnectorKeyT = self._deferrable("future").new_key()
-        factory: PollingStoreFactory[Any] = PollingStoreFactory(
+        factory: PollingStoreFactory[ConnectorT, Any] = PollingStoreFactory(
             key,
             self.config(),
             deserializer=deserializer,
@@ -885,3 +880,8 @@ class Store(Generic[ConnectorT]):
         if metrics is not None:
             metrics.add_attribute("store.set.object_size", key, len(data))
             metrics._time_since("store.set", key, start)
+
+
+# The registry builds stores from configs (for proxies unpickled in a new process)
+# through this hook: it sits below this module and cannot import `Store` itself.
+_set_store_builder(Store.from_config)

@@ -19,17 +19,17 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from proxystore.connectors.protocols import WaitableConnector
 from proxystore.factory import Factory
-from proxystore.store._registry import _stores, get_or_create_store
+from proxystore.store._registry import _get_or_create, _stores
 from proxystore.store.config import StoreConfig, _config_from_wire
 from proxystore.store.exceptions import ProxyResolveMissingKeyError
-from proxystore.store.types import _MISSING
+from proxystore.store.types import _MISSING, ConnectorT
 
 if TYPE_CHECKING:
-    from proxystore.store.base import Store
+    from proxystore.store.protocols import StoreLike
     from proxystore.store.types import ConnectorKeyT, DeserializerT
 
 __all__ = ["PollingStoreFactory", "StoreFactory"]
@@ -53,8 +53,11 @@ def _resolve_executor() -> concurrent.futures.ThreadPoolExecutor:
         return _executor
 
 
-class StoreFactory(Factory[T]):
+class StoreFactory(Factory[T], Generic[ConnectorT, T]):
     """Resolves the object stored at ``key`` in the store described by a config.
+
+    Generic in the store's connector type and the object's type, in that order
+    (`StoreFactory[RedisConnector, list[int]]`), like the reference.
 
     Args:
         key: Key of the object in the store's connector.
@@ -130,7 +133,7 @@ class StoreFactory(Factory[T]):
             metrics._time_since("factory.call", self.key, start)
         return obj
 
-    def get_store(self) -> Store[Any]:
+    def get_store(self) -> StoreLike[ConnectorT]:
         """Return the store: the registered one by name, else one built from config.
 
         A store built from the config is registered, so later proxies reuse it.
@@ -140,10 +143,10 @@ class StoreFactory(Factory[T]):
         """
         store = _stores.get(self._name)
         if store is None:
-            store = get_or_create_store(self.store_config, register=True)
+            store = _get_or_create(self.store_config, register=True)
         return store
 
-    def _fetch(self, store: Store[Any]) -> Any:
+    def _fetch(self, store: StoreLike[Any]) -> Any:
         if self.evict:
             # Read and evict together: one connector call where it can.
             return store.get_evict(
@@ -151,7 +154,7 @@ class StoreFactory(Factory[T]):
             )
         return store.get(self.key, deserializer=self.deserializer, default=_MISSING)
 
-    def _found(self, store: Store[Any], obj: Any, start: int | None) -> T:
+    def _found(self, store: StoreLike[Any], obj: Any, start: int | None) -> T:
         if start is not None and store.metrics is not None:
             store.metrics._time_since(
                 "factory.polling_resolve"
@@ -162,7 +165,7 @@ class StoreFactory(Factory[T]):
             )
         return obj  # type: ignore[no-any-return]
 
-    def _missing(self, store: Store[Any]) -> ProxyResolveMissingKeyError:
+    def _missing(self, store: StoreLike[Any]) -> ProxyResolveMissingKeyError:
         return ProxyResolveMissingKeyError(self.key, type(store), store.name)
 
     def resolve(self) -> T:
@@ -199,13 +202,15 @@ class StoreFactory(Factory[T]):
             return (*args, self.evict, self.deserializer)
         return (*args, True) if self.evict else args
 
-    def __reduce__(self) -> tuple[Callable[..., StoreFactory[T]], tuple[Any, ...]]:
+    def __reduce__(
+        self,
+    ) -> tuple[Callable[..., StoreFactory[ConnectorT, T]], tuple[Any, ...]]:
         # Only the key and the config travel: never a pending async resolve.
         return (_store_factory, self._wire_args())
 
 
 def _init_from_wire(
-    factory: StoreFactory[Any],
+    factory: StoreFactory[Any, Any],
     key: ConnectorKeyT,
     wire: tuple[Any, ...],
     evict: bool,
@@ -227,13 +232,13 @@ def _store_factory(
     wire: tuple[Any, ...],
     evict: bool = False,
     deserializer: DeserializerT | None = None,
-) -> StoreFactory[Any]:
-    factory: StoreFactory[Any] = StoreFactory.__new__(StoreFactory)
+) -> StoreFactory[Any, Any]:
+    factory: StoreFactory[Any, Any] = StoreFactory.__new__(StoreFactory)
     _init_from_wire(factory, key, wire, evict, deserializer)
     return factory
 
 
-class PollingStoreFactory(StoreFactory[T]):
+class PollingStoreFactory(StoreFactory[ConnectorT, T]):
     """A store factory that waits for its object to appear (used by futures).
 
     When the store's connector is a
@@ -306,7 +311,7 @@ class PollingStoreFactory(StoreFactory[T]):
             SerializationError: if the stored bytes cannot be deserialized.
             ConnectorError: if the connector fails.
         """
-        store = self.get_store()
+        store: StoreLike[Any] = self.get_store()
         start = time.perf_counter_ns() if self._metrics else None
         timeout = self.polling_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -329,7 +334,9 @@ class PollingStoreFactory(StoreFactory[T]):
             if self.polling_interval_limit is not None:
                 interval = min(interval, self.polling_interval_limit)
 
-    def __reduce__(self) -> tuple[Callable[..., StoreFactory[T]], tuple[Any, ...]]:
+    def __reduce__(
+        self,
+    ) -> tuple[Callable[..., StoreFactory[ConnectorT, T]], tuple[Any, ...]]:
         return (
             _polling_store_factory,
             (
@@ -354,8 +361,10 @@ def _polling_store_factory(
     backoff: float,
     limit: float | None,
     timeout: float | None,
-) -> PollingStoreFactory[Any]:
-    factory: PollingStoreFactory[Any] = PollingStoreFactory.__new__(PollingStoreFactory)
+) -> PollingStoreFactory[Any, Any]:
+    factory: PollingStoreFactory[Any, Any] = PollingStoreFactory.__new__(
+        PollingStoreFactory
+    )
     _init_from_wire(factory, key, wire, evict, deserializer)
     factory._set_polling(interval, backoff, limit, timeout)
     return factory

@@ -37,7 +37,7 @@ class Future(Generic[T]):
 
     def __init__(
         self,
-        factory: PollingStoreFactory[T],
+        factory: PollingStoreFactory[Any, T],
         *,
         serializer: SerializerT | None = None,
     ) -> None:

@@ -20,13 +20,16 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from proxystore.proxy import get_factory
+from proxystore.store.exceptions import ProxyStoreFactoryError
+from proxystore.store.factory import StoreFactory
+from proxystore.utils._closeable import Closeable
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from proxystore.proxy import Proxy
-    from proxystore.store.base import Store
+    from proxystore.store.protocols import StoreLike
     from proxystore.store.types import ConnectorKeyT
 
 __all__ = [
@@ -42,7 +45,9 @@ __all__ = [
 class Lifetime(Protocol):
     """What a store needs from a lifetime: it accepts keys and proxies, then ends."""
 
-    def add_key(self, *keys: ConnectorKeyT, store: Store[Any] | None = None) -> None:
+    def add_key(
+        self, *keys: ConnectorKeyT, store: StoreLike[Any] | None = None
+    ) -> None:
         """Associate ``keys`` (of ``store``) with this lifetime."""
         ...
 
@@ -67,9 +72,9 @@ class _KeyTracker:
         self._lock = threading.RLock()
         self._done = False
         # Keyed by store name; the store object is kept so keys can be evicted later.
-        self._stores: dict[str, tuple[Store[Any], set[ConnectorKeyT]]] = {}
+        self._stores: dict[str, tuple[StoreLike[Any], set[ConnectorKeyT]]] = {}
 
-    def _default_store(self) -> Store[Any] | None:
+    def _default_store(self) -> StoreLike[Any] | None:
         return None
 
     def _check_open(self) -> None:
@@ -78,7 +83,9 @@ class _KeyTracker:
                 f"Lifetime has ended: {self!r} is closed and cannot take new keys."
             )
 
-    def add_key(self, *keys: ConnectorKeyT, store: Store[Any] | None = None) -> None:
+    def add_key(
+        self, *keys: ConnectorKeyT, store: StoreLike[Any] | None = None
+    ) -> None:
         """Associate ``keys`` with this lifetime; evicted from ``store`` at close.
 
         Raises:
@@ -104,10 +111,6 @@ class _KeyTracker:
             ProxyStoreFactoryError: if a proxy was not made by a store (its factory
                 is not a ``StoreFactory``).
         """
-        from proxystore.proxy import get_factory
-        from proxystore.store.exceptions import ProxyStoreFactoryError
-        from proxystore.store.factory import StoreFactory
-
         with self._lock:
             self._check_open()
             for proxy in proxies:
@@ -150,7 +153,7 @@ class _KeyTracker:
         return f"{type(self).__name__}(name={self.name!r}, stores=[{stores}])"
 
 
-class ContextLifetime(_KeyTracker):
+class ContextLifetime(_KeyTracker, Closeable):
     """A lifetime bound to a ``with`` block (or ended explicitly by :meth:`close`).
 
     Args:
@@ -158,11 +161,11 @@ class ContextLifetime(_KeyTracker):
         name: A name for the lifetime (a uuid4 string when omitted).
     """
 
-    def __init__(self, store: Store[Any], *, name: str | None = None) -> None:
+    def __init__(self, store: StoreLike[Any], *, name: str | None = None) -> None:
         super().__init__(name)
         self.store = store
 
-    def _default_store(self) -> Store[Any]:
+    def _default_store(self) -> StoreLike[Any]:
         return self.store
 
     def close(self, *, close_stores: bool = False) -> None:
@@ -170,17 +173,6 @@ class ContextLifetime(_KeyTracker):
         super().close(close_stores=False)
         if close_stores:
             self.store.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         # Same text as the reference release for every store-bound lifetime.
@@ -208,7 +200,7 @@ class LeaseLifetime(ContextLifetime):
 
     def __init__(
         self,
-        store: Store[Any],
+        store: StoreLike[Any],
         expiry: datetime | timedelta | float,
         *,
         name: str | None = None,
@@ -288,7 +280,9 @@ class StaticLifetime(_KeyTracker):
         # State is set once in __new__; re-running __init__ would drop tracked keys.
         pass
 
-    def add_key(self, *keys: ConnectorKeyT, store: Store[Any] | None = None) -> None:
+    def add_key(
+        self, *keys: ConnectorKeyT, store: StoreLike[Any] | None = None
+    ) -> None:
         """Associate ``keys`` of ``store`` with the process lifetime.
 
         Raises:

@@ -31,9 +31,14 @@ import threading
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 from proxystore.proxy import Proxy, get_factory, is_resolved
+from proxystore.store._registry import _stores
+from proxystore.store.exceptions import (
+    ProxyResolveMissingKeyError,
+    ProxyStoreFactoryError,
+)
+from proxystore.store.factory import StoreFactory
 
 if TYPE_CHECKING:
-    from proxystore.store.factory import StoreFactory
     from proxystore.store.types import SerializerT
 
 __all__ = [
@@ -77,7 +82,7 @@ _COUNT_LOCK = threading.Lock()
 
 # Owners alive in this process, so keys whose owner outlives the interpreter are still
 # evicted at exit. Keyed by id(owner); the value holds only the factory, not the owner.
-_LIVE_OWNERS: dict[int, StoreFactory[Any]] = {}
+_LIVE_OWNERS: dict[int, StoreFactory[Any, Any]] = {}
 _LIVE_LOCK = threading.Lock()
 
 
@@ -111,7 +116,7 @@ class BaseRefProxy(Proxy[T]):
 
     def __init__(
         self,
-        factory: StoreFactory[T],
+        factory: StoreFactory[Any, T],
         *,
         cache_defaults: bool = False,
         target: T | None = None,
@@ -211,7 +216,7 @@ def _apply_defaults(proxy: Proxy[Any], defaults: tuple[Any, Any]) -> None:
 
 
 def _rebuild_ref(
-    kind: str, factory: StoreFactory[Any], default_class: Any, default_hash: Any
+    kind: str, factory: StoreFactory[Any, Any], default_class: Any, default_hash: Any
 ) -> BaseRefProxy[Any]:
     cls = _KINDS[kind]
     proxy: BaseRefProxy[Any] = cls(factory)
@@ -232,7 +237,7 @@ class OwnedProxy(BaseRefProxy[T]):
 
     def __init__(
         self,
-        factory: StoreFactory[T],
+        factory: StoreFactory[Any, T],
         *,
         cache_defaults: bool = False,
         target: T | None = None,
@@ -289,7 +294,7 @@ class RefProxy(BaseRefProxy[T]):
 
     def __init__(
         self,
-        factory: StoreFactory[T],
+        factory: StoreFactory[Any, T],
         *,
         cache_defaults: bool = False,
         owner: OwnedProxy[T] | None = None,
@@ -368,7 +373,7 @@ _KINDS: dict[str, type[BaseRefProxy[Any]]] = {
 }
 
 
-def _store_factory(proxy: Proxy[T]) -> StoreFactory[T]:
+def _store_factory(proxy: Proxy[T]) -> StoreFactory[Any, T]:
     # Reference proxies are only ever built around store factories.
     return get_factory(proxy)  # type: ignore[return-value]
 
@@ -378,7 +383,7 @@ def _forget_owner(owner: OwnedProxy[Any]) -> None:
         _LIVE_OWNERS.pop(id(owner), None)
 
 
-def _evict(factory: StoreFactory[Any]) -> None:
+def _evict(factory: StoreFactory[Any, Any]) -> None:
     # At interpreter shutdown the registry and connectors may already be torn down;
     # the atexit hook below evicts live owners' keys before that happens.
     if sys.is_finalizing():
@@ -388,15 +393,13 @@ def _evict(factory: StoreFactory[Any]) -> None:
 
 @atexit.register
 def _evict_live_owners() -> None:
-    from proxystore.store import get_store
-
     with _LIVE_LOCK:
         factories = list(_LIVE_OWNERS.values())
         _LIVE_OWNERS.clear()
     for factory in factories:
         # Only through stores still registered: at exit, rebuilding a closed store
         # from its config (reconnecting, recreating directories) would do harm.
-        store = get_store(factory.store_config.name)
+        store = _stores.get(factory.store_config.name)
         if store is None:
             continue
         # Best effort: one unreachable backend must not stop the other evictions.
@@ -488,16 +491,13 @@ def clone(proxy: OwnedProxy[T]) -> OwnedProxy[T]:
         ReferenceInvalidError: if the owner was moved or dropped.
         ProxyResolveMissingKeyError: if the owner's key is no longer in the store.
     """
-    from proxystore.store.exceptions import ProxyResolveMissingKeyError
-    from proxystore.store.factory import StoreFactory
-
     owner = _require_owner(proxy, "clone")
     factory = _store_factory(owner)
     store = factory.get_store()
     data = store.connector.get(factory.key)
     if data is None:
         raise ProxyResolveMissingKeyError(factory.key, type(store), store.name)
-    new_factory: StoreFactory[T] = StoreFactory(
+    new_factory: StoreFactory[Any, T] = StoreFactory(
         store.connector.put(data),
         store_config=factory.store_config,
         evict=False,
@@ -525,9 +525,6 @@ def into_owned(proxy: Proxy[T], *, populate_target: bool = True) -> OwnedProxy[T
         ValueError: if ``proxy`` is already a reference proxy (or not a proxy).
         ProxyStoreFactoryError: if ``proxy`` was not made by a store.
     """
-    from proxystore.store.exceptions import ProxyStoreFactoryError
-    from proxystore.store.factory import StoreFactory
-
     if type(proxy) is not Proxy:
         raise ValueError(
             "into_owned() takes a plain Proxy; got "

@@ -12,7 +12,7 @@ from proxystore.store.types import ConnectorKeyT
 __all__ = ["get_key", "resolve_async"]
 
 
-def _store_factory(proxy: Proxy[Any]) -> StoreFactory[Any]:
+def _store_factory(proxy: Proxy[Any]) -> StoreFactory[Any, Any]:
     factory = get_factory(proxy)
     if not isinstance(factory, StoreFactory):
         raise ProxyStoreFactoryError(

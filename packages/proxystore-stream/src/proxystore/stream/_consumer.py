@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, cast
 
 from proxystore.store import get_or_create_store, get_store, unregister_store
@@ -26,6 +25,7 @@ from proxystore.stream.protocols import (
     MultipartSubscriber,
     Subscriber,
 )
+from proxystore.utils._closeable import Closeable
 
 if TYPE_CHECKING:
     from proxystore.proxy import Proxy
@@ -50,7 +50,7 @@ def _inline(obj: Any) -> Any:
     return obj.load() if type(obj) is SerializedObject else obj
 
 
-class StreamConsumer(Generic[T]):
+class StreamConsumer(Closeable, Generic[T]):
     """Iterates over the objects of a stream until its end-of-stream event.
 
     For objects the producer put in a store, :meth:`next` returns a lazy proxy
@@ -93,17 +93,6 @@ class StreamConsumer(Generic[T]):
         self._stores: dict[str, Store[Any]] = {}
         # Pending events of the current batch, in reverse so pop() is O(1).
         self._pending: list[Event] = []
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        exc_traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __iter__(self) -> Self:
         return self

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from proxystore.store import unregister_store
 from proxystore.stream.events import (
@@ -25,6 +24,7 @@ from proxystore.stream.protocols import (
     MultipartPublisher,
     Publisher,
 )
+from proxystore.utils._closeable import Closeable
 
 if TYPE_CHECKING:
     from proxystore.store import Store
@@ -49,7 +49,7 @@ class _TopicBuffer(Generic[T]):
     end_sent: bool = False
 
 
-class StreamProducer(Generic[T]):
+class StreamProducer(Closeable, Generic[T]):
     """Publishes objects to topics of a stream.
 
     Objects are buffered per topic and published as one
@@ -116,17 +116,6 @@ class StreamProducer(Generic[T]):
         # Store.config() is computed once per store: the same object is then
         # shared by every key event, which the wire encoder deduplicates by id.
         self._configs: dict[int, StoreConfig] = {}
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        exc_traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

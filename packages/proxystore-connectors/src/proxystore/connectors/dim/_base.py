@@ -23,6 +23,7 @@ from proxystore.connectors.dim.transport import Transport
 from proxystore.connectors.dim.utils import resolve_address
 from proxystore.connectors.exceptions import ConnectorConnectionError
 from proxystore.connectors.protocols import BytesLike
+from proxystore.utils._closeable import Closeable
 
 __all__ = ["PeerConnector"]
 
@@ -32,7 +33,7 @@ __all__ = ["PeerConnector"]
 _MIN_BYTES_PER_SECOND = 64 * 1024 * 1024
 
 
-class PeerConnector:
+class PeerConnector(Closeable):
     """Connector API over a :class:`Transport`; subclasses pick the transport.
 
     Objects are put on this peer's server; a get, exists or evict goes to the peer
@@ -52,12 +53,6 @@ class PeerConnector:
     _kill_timeout: float = 1.0
     _spawner_pid: int = -1
     _closed: bool = False
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         server = "none" if self._server is None else f"pid {self._server.pid}"

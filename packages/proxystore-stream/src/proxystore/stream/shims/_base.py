@@ -1,26 +1,14 @@
-"""Behaviour shared by every shim: context management and message iteration."""
+"""Behaviour shared by every subscriber shim: message iteration."""
 
 from __future__ import annotations
 
 import abc
 from typing import Self
 
-
-class Closeable(abc.ABC):
-    """Gives ``with`` support to anything with a ``close()`` method."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release the connection to the broker."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *args: object) -> None:
-        self.close()
+from proxystore.utils._closeable import Closeable
 
 
-class MessageIterator(Closeable):
+class MessageIterator(Closeable, abc.ABC):
     """A subscriber: iterating yields :meth:`next_message` until it stops."""
 
     @abc.abstractmethod

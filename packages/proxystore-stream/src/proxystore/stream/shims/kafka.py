@@ -12,7 +12,8 @@ from typing import Any
 
 import confluent_kafka
 
-from proxystore.stream.shims._base import Closeable, MessageIterator
+from proxystore.stream.shims._base import MessageIterator
+from proxystore.utils._closeable import Closeable
 
 __all__ = ["KafkaPublisher", "KafkaSubscriber"]
 

@@ -11,7 +11,8 @@ import queue
 from collections.abc import Mapping
 from typing import TypeAlias
 
-from proxystore.stream.shims._base import Closeable, MessageIterator
+from proxystore.stream.shims._base import MessageIterator
+from proxystore.utils._closeable import Closeable
 
 __all__ = ["QueuePublisher", "QueueSubscriber"]
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import redis
 
-from proxystore.stream.shims._base import Closeable, MessageIterator
+from proxystore.stream.shims._base import MessageIterator
+from proxystore.utils._closeable import Closeable
 
 __all__ = [
     "RedisPublisher",

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import zmq
 
 from proxystore.stream.events import event_to_bytes, parts_to_event
-from proxystore.stream.shims._base import Closeable, MessageIterator
+from proxystore.stream.shims._base import MessageIterator
+from proxystore.utils._closeable import Closeable
 
 __all__ = ["ZeroMQPublisher", "ZeroMQSubscriber"]
 
