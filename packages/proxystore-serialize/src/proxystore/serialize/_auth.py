@@ -53,7 +53,7 @@ def sign(data: BytesLike, key: bytes) -> bytes:
 
 
 def verify(data: BytesLike, key: bytes) -> memoryview:
-    """Check the signature added by :func:`sign`; return the payload without a copy.
+    """Check the signature added by `sign`; return the payload without a copy.
 
     The returned view shares memory (and writability) with ``data``.
 

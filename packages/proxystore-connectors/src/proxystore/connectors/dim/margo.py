@@ -1,15 +1,15 @@
-"""Mochi-Margo transport and the peer-to-peer :class:`MargoConnector`.
+"""Mochi-Margo transport and the peer-to-peer `MargoConnector`.
 
 Needs ``pymargo`` (built with Mochi, e.g. ``spack install py-mochi-margo``; it is
 not on PyPI). It is not imported until a connector, transport or server is created,
 and a missing library raises
-:class:`~proxystore.connectors.dim.exceptions.TransportUnavailableError` saying how
+`TransportUnavailableError` saying how
 to install it.
 
 Each DIM message travels as one Margo RPC (``proxystore_dim``) whose argument and
-answer are packed frames (:func:`~proxystore.connectors.dim.models.pack_frames`).
+answer are packed frames (`pack_frames`).
 pymargo encodes RPC arguments itself; our bytes are only ever decoded by
-:mod:`~proxystore.connectors.dim.models`.
+`models`.
 
 Note:
     This module is type-checked and its import guard is tested, but the transport
@@ -155,7 +155,7 @@ def serve(
 ) -> None:
     """Answer DIM requests with a Margo engine until ``should_stop()``.
 
-    Option ``protocol`` (required): a :class:`Protocol` value such as ``ofi+tcp``.
+    Option ``protocol`` (required): a `Protocol` value such as ``ofi+tcp``.
 
     Raises:
         TransportUnavailableError: If ``pymargo`` is not installed.
@@ -243,7 +243,7 @@ class MargoConnector(PeerConnector):
 
     Args:
         port: Port of this peer's server.
-        protocol: Mercury transport (a :class:`Protocol` or its value).
+        protocol: Mercury transport (a `Protocol` or its value).
         address: Address of this peer's server (wins over ``interface``).
         interface: Network interface whose IPv4 address to use.
         timeout: Seconds any request may take (plus time proportional to size).
@@ -278,7 +278,7 @@ class MargoConnector(PeerConnector):
         )
 
     def config(self) -> dict[str, Any]:
-        """Plain-data configuration (see :meth:`PeerConnector.config`)."""
+        """Plain-data configuration (see `PeerConnector.config`)."""
         return {
             **super().config(),
             "protocol": self.protocol.value,

@@ -1,13 +1,13 @@
-"""UCX transport and the peer-to-peer :class:`UCXConnector`.
+"""UCX transport and the peer-to-peer `UCXConnector`.
 
 Needs ``ucxx`` (``pip install ucxx-cu12``; about 300 MB with its dependencies) or
 the older ``ucp`` (ucx-py). Neither is imported until a connector, transport or
 server is created, and a missing library raises
-:class:`~proxystore.connectors.dim.exceptions.TransportUnavailableError` saying how
+`TransportUnavailableError` saying how
 to install one.
 
 UCX moves one buffer per message, so a message's frames travel packed
-(:func:`~proxystore.connectors.dim.models.pack_frames`). The library runs on an
+([`pack_frames`][proxystore.connectors.dim.models.pack_frames]). The library runs on an
 asyncio loop: the client keeps one loop on a background thread and one endpoint per
 peer. On a machine without RDMA hardware set ``UCX_TLS=tcp,self,sm``.
 
@@ -221,7 +221,7 @@ def spawn_server(
 class UCXConnector(PeerConnector):
     """Peer-to-peer in-memory connector over UCX.
 
-    Like :class:`~proxystore.connectors.dim.zmq.ZeroMQConnector`: the first
+    Like [`ZeroMQConnector`][proxystore.connectors.dim.zmq.ZeroMQConnector]: the first
     connector on a host spawns the server that holds this peer's objects; a get
     fetches from the peer named in the key. ``close()`` leaves the server running
     by default, as the reference does.
