@@ -63,7 +63,8 @@ def _bars(
             color=COLORS.get(label),
         )
     ha = "right" if rotation else "center"
-    ax.set_xticks(range(len(groups)), groups, rotation=rotation, ha=ha, fontsize=8)
+    size = 8 if rotation or len(groups) < 8 else 7
+    ax.set_xticks(range(len(groups)), groups, rotation=rotation, ha=ha, fontsize=size)
     ax.set_ylabel(ylabel)
     if log:
         ax.set_yscale("log")
@@ -86,7 +87,7 @@ def _ratio_labels(ax: Axes, ratios: Sequence[float | None], prefix: str = "") ->
 
 
 def _figure(title: str, panels: int = 1) -> tuple[Any, list[Axes]]:
-    fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels, 4.8), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(7.2 * panels, 4.8), squeeze=False)
     fig.suptitle(title)
     fig.text(0.01, 0.01, NOTE, fontsize=7, color="#616161")
     return fig, list(axes[0])
@@ -172,7 +173,7 @@ def stream_chart(data: list[dict[str, Any]]) -> Any:
         rows = [row for row in data if row["mode"] == mode]
         _bars(
             ax,
-            [f"{row['broker']}\n{row['size']}" for row in rows],
+            [f"{row['broker'].replace('-', ' ')}\n{row['size']}" for row in rows],
             {
                 "ours": [row["ours_items_per_s"] for row in rows],
                 "reference 1.1.0": [row["theirs_items_per_s"] for row in rows],
