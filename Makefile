@@ -64,10 +64,12 @@ clean: ## Remove caches and build output.
 docs: ensure-uv ## Build the docs site strictly into site/ (broken links, missing API objects fail).
 	$(UV) sync --frozen --all-packages --group docs
 	$(DOCS_RUN) python -m scripts.docs.gen_api
+	$(DOCS_RUN) python -m scripts.docs.security_policy
 	NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) $(DOCS_BUILD)
 	@echo "site built: open site/index.html"
 
 docs-serve: ensure-uv ## Serve the docs with live reload on http://127.0.0.1:8000.
 	$(UV) sync --frozen --all-packages --group docs
 	$(DOCS_RUN) python -m scripts.docs.gen_api
+	$(DOCS_RUN) python -m scripts.docs.security_policy
 	NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) mkdocs serve --dev-addr 127.0.0.1:8000
