@@ -25,6 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = "class|func|meth|attr|mod|exc|data|obj|const"
 ROLE = re.compile(rf":(?:py:)?(?:{ROLES}):`(?P<body>[^`]+)`")
+# A role whose target was wrapped onto the next line of a docstring.
+WRAPPED = re.compile(
+    rf":(?:py:)?(?:{ROLES}):`(?P<head>[^`\n]*)\n(?P<indent>[ \t]*)(?P<tail>[^`\n]*)`"
+    r"(?P<punct>[.,;:)]*)[ \t]*"
+)
 LINE_LIMIT = 88
 
 
@@ -71,10 +76,25 @@ def _resolve(target: str, module: str, known: set[str]) -> str | None:
 def convert_text(text: str, module: str = "", known: set[str] | None = None) -> str:
     """Return `text` with every role rewritten (see the module docstring)."""
     known = known or set()
+    text = WRAPPED.sub(_unwrap, text)
     out: list[str] = []
     for line in text.splitlines(keepends=True):
         out.append(_convert_line(line, module, known))
     return "".join(out)
+
+
+def _unwrap(match: re.Match[str]) -> str:
+    """Plain backticks for a wrapped role; the line break stays after it."""
+    body = (match["head"] + match["tail"]).strip().lstrip("!")
+    explicit = re.fullmatch(r"(?P<text>.+?)\s*<(?P<target>[^<>]+)>", body)
+    if explicit:
+        shown = explicit["text"]
+    else:
+        shown = body.lstrip("~").rsplit(".", 1)[-1] if body.startswith("~") else body
+    rest = match.string[match.end() :]
+    if not rest or rest.startswith("\n"):  # the role ended its line
+        return f"`{shown}`{match['punct']}"
+    return f"`{shown}`{match['punct']}\n{match['indent']}"
 
 
 def _convert_line(line: str, module: str, known: set[str]) -> str:

@@ -48,3 +48,14 @@ def test_module_of() -> None:
     path = Path("packages/proxystore-store/src/proxystore/store/__init__.py")
     assert module_of(path) == "proxystore.store"
     assert module_of(Path("scripts/x.py")) == ""
+
+
+def test_wrapped_role_keeps_the_line_break() -> None:
+    text = (
+        "  into :class:`~proxystore.connectors.exceptions.\n"
+        "  ConnectorConnectionError` (naming the host) or :exc:`Value\n"
+        "  Error`.\n"
+    )
+    assert convert_text(text) == (
+        "  into `ConnectorConnectionError`\n  (naming the host) or `ValueError`.\n"
+    )

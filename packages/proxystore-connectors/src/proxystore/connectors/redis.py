@@ -20,10 +20,9 @@ Design notes:
   re-checks ``EXISTS`` (the object may already be there), then waits for the notice.
   A periodic ``EXISTS`` re-check covers writers that do not publish.
 * **One error boundary.** Every ``redis`` exception is translated by
-  `_ErrorBoundary` into :class:`~proxystore.connectors.exceptions.
-  ConnectorConnectionError` (naming ``host:port``), :class:`~proxystore.connectors.
-  exceptions.ConnectorTimeoutError` or :class:`~proxystore.connectors.exceptions.
-  ConnectorError`.
+  `_ErrorBoundary` into `ConnectorConnectionError`
+  (naming ``host:port``), `ConnectorTimeoutError`
+  or `ConnectorError`.
 * **Self-healing.** A command that fails on a dead connection (say, after the server
   restarted) is retried once on a new connection, so a restarted server is used again
   without any action from the caller.

@@ -457,8 +457,8 @@ class Store(Closeable, Generic[ConnectorT]):
 
         Same result as `get` followed (when found) by `evict`, which
         is what resolving a proxy made with ``evict=True`` does. When the
-        connector is an :class:`~proxystore.connectors.protocols.
-        EvictingConnector` and the object is not cached, it is read and removed
+        connector is an `EvictingConnector`
+        and the object is not cached, it is read and removed
         in one connector call (e.g. one Redis ``GETDEL`` instead of ``GET`` then
         ``DEL``), and the cache is not filled with an object about to be evicted.
         Then the stored bytes are gone even when they fail to deserialize.
