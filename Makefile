@@ -11,6 +11,7 @@ RUN := $(UV) run --frozen
 # `DOCS_BUILD := zensical build --strict` (with zensical in the docs group) switches it.
 DOCS_RUN := $(UV) run --frozen --all-packages --group docs
 DOCS_BUILD := mkdocs build --strict
+DOCS_ADDR ?= 127.0.0.1:8000
 PYTEST_NO_TESTS_OK := rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
 
 .PHONY: help ensure-uv install demo test test-integration lint format typecheck bench check clean
@@ -68,8 +69,8 @@ docs: ensure-uv ## Build the docs site strictly into site/ (broken links, missin
 	NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) $(DOCS_BUILD)
 	@echo "site built: open site/index.html"
 
-docs-serve: ensure-uv ## Serve the docs with live reload on http://127.0.0.1:8000.
+docs-serve: ensure-uv ## Serve the docs with live reload on http://127.0.0.1:8000 (DOCS_ADDR=host:port).
 	$(UV) sync --frozen --all-packages --group docs
 	$(DOCS_RUN) python -m scripts.docs.gen_api
 	$(DOCS_RUN) python -m scripts.docs.security_policy
-	NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) mkdocs serve --dev-addr 127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) mkdocs serve --dev-addr $(DOCS_ADDR)
