@@ -32,7 +32,10 @@ demo: install ## Run the demo on the embedded default (a FileConnector; no serve
 test: install ## Unit and property tests (parallel).
 	$(RUN) pytest -n auto; $(PYTEST_NO_TESTS_OK)
 
-test-integration: install ## Integration tests against real servers.
+# Not `install`: its exact sync would remove the ucx group (ucxx, ~300 MB) again.
+# `uv run` syncs inexactly, so it leaves the group in place.
+test-integration: ensure-uv ## Integration tests against real servers (adds the ucx group).
+	$(UV) sync --frozen --all-packages --group ucx
 	$(RUN) pytest tests/integration -n auto -p no:cacheprovider -v; $(PYTEST_NO_TESTS_OK)
 
 lint: install ## ruff check + format check.

@@ -1,11 +1,21 @@
-"""Benchmark: DIM ZeroMQ get across peers (ours vs proxystore-ex 0.1.5 vs raw pyzmq).
+"""Benchmark: DIM get across peers, ZeroMQ and UCX (ours vs proxystore-ex vs raw).
 
 Two peers run on one machine, on two loopback addresses (127.0.0.1 and 127.0.0.2),
 each with its own server process. Peer A puts an object; peer B gets it, so every
 get crosses from B's connector to A's server. The raw floor is a pyzmq REQ/REP pair
 (server in its own process) sending the same bytes with ``copy=False``.
 
-Each round measures ours, the reference and the raw floor one after the other; the
+The UCX column runs our ``UCXConnector`` the same way (when ``ucxx`` is installed:
+``uv sync --group ucx``), against a raw ucxx floor: a server process that answers
+each one-byte request with a tag send of the object, received into a fresh buffer
+of its size, over the same kind of endpoint (opened from worker addresses, with
+UCX error handling unless ``PROXYSTORE_DIM_UCX_ERROR_HANDLING=0``, as the
+connector). UCX
+runs with ``UCX_TLS=tcp,self,sm`` and ``UCX_NET_DEVICES=lo`` unless they are set.
+proxystore-ex's UCX connector needs ``ucp`` (ucx-py), which is not installed in the
+reference venv, so UCX has no reference column.
+
+Each round measures ours, the reference and the raw floors one after the other; the
 figure kept per size is the best round's median get time.
 
     uv run --frozen python -m scripts.bench.dim [--rounds N] [--json]
@@ -15,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -33,10 +44,11 @@ SIZES: list[tuple[int, int]] = [
 # code measures both. argv: module, sizes JSON, port A, port B.
 _CONNECTOR_CODE = """
 import importlib, json, statistics, sys, time
-Connector = importlib.import_module(sys.argv[1]).ZeroMQConnector
+module, _, name = sys.argv[1].partition(":")
+Connector = getattr(importlib.import_module(module), name or "ZeroMQConnector")
 sizes = json.loads(sys.argv[2])
-a = Connector(port=int(sys.argv[3]), address="127.0.0.1")
-b = Connector(port=int(sys.argv[4]), address="127.0.0.2")
+a = Connector(port=int(sys.argv[3]), address="127.0.0.1", timeout=30)
+b = Connector(port=int(sys.argv[4]), address="127.0.0.2", timeout=30)
 out = {}
 try:
     for size, reps in sizes:
@@ -52,7 +64,7 @@ try:
         out[str(size)] = statistics.median(times)
 finally:
     b.close()
-    a.close()
+    a.close(kill_server=True)
 print(json.dumps(out))
 """
 
@@ -100,6 +112,82 @@ print(json.dumps(out))
 """
 
 
+# The raw UCX floor, on the same kind of endpoint as the connector (opened from
+# worker addresses, swapped here through the server's stdin/stdout): the client
+# sends a 1-byte tag message, the server answers with one tag send of the object,
+# received into a fresh buffer of its size.
+_RAW_UCX_SERVER = """
+import asyncio, os, sys
+import ucxx
+
+async def run(size):
+    data = b"x" * size  # written pages, like an object a peer has stored
+    print(ucxx.get_worker_address().tobytes().hex(), flush=True)
+    peer = bytes.fromhex(sys.stdin.readline())
+    ep = await ucxx.create_endpoint_from_worker_address(
+        ucxx.get_ucx_address_from_buffer(peer),
+        endpoint_error_handling=os.environ.get(
+            "PROXYSTORE_DIM_UCX_ERROR_HANDLING", "1"
+        ) != "0",
+    )
+    request = bytearray(1)
+    while True:
+        await ep.recv(request, tag=1, force_tag=True)
+        if request == b"s":
+            break
+        await ep.send(data, tag=2, force_tag=True)
+    await ep.close()
+
+asyncio.run(run(int(sys.argv[1])))
+"""
+
+_RAW_UCX_CODE = """
+import asyncio, json, os, statistics, subprocess, sys, time
+import ucxx
+
+async def client(server, size, reps):
+    peer = bytes.fromhex(server.stdout.readline().decode())
+    server.stdin.write(ucxx.get_worker_address().tobytes().hex().encode() + b"\\n")
+    server.stdin.flush()
+    ep = await ucxx.create_endpoint_from_worker_address(
+        ucxx.get_ucx_address_from_buffer(peer),
+        endpoint_error_handling=os.environ.get(
+            "PROXYSTORE_DIM_UCX_ERROR_HANDLING", "1"
+        ) != "0",
+    )
+    times = []
+    for i in range(reps + 1):
+        start = time.perf_counter()
+        await ep.send(b"g", tag=1, force_tag=True)
+        buffer = bytearray(size)
+        await ep.recv(buffer, tag=2, force_tag=True)
+        if i:
+            times.append(time.perf_counter() - start)
+        del buffer
+    await ep.send(b"s", tag=1, force_tag=True)
+    await ep.close()
+    return statistics.median(times)
+
+sizes = json.loads(sys.argv[1])
+out = {}
+for size, reps in sizes:
+    server = subprocess.Popen(
+        [sys.executable, "-c", sys.argv[2], str(size)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    out[str(size)] = asyncio.run(client(server, size, reps))
+    server.wait(60)
+print(json.dumps(out))
+"""
+
+
+def _ucx_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ucxx") is not None
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -130,6 +218,11 @@ def measure(rounds: int) -> list[dict[str, Any]]:
     ours: dict[str, float] = {}
     theirs: dict[str, float] = {}
     raw: dict[str, float] = {}
+    ucx: dict[str, float] = {}
+    ucx_raw: dict[str, float] = {}
+    with_ucx = _ucx_installed()
+    os.environ.setdefault("UCX_TLS", "tcp,self,sm")
+    os.environ.setdefault("UCX_NET_DEVICES", "lo")
     for _ in range(rounds):
         ports = (str(_free_port("127.0.0.1")), str(_free_port("127.0.0.2")))
         _best(
@@ -144,6 +237,11 @@ def measure(rounds: int) -> list[dict[str, Any]]:
             ),
         )
         _best(raw, _run_ours(_RAW_CODE, sizes, str(_free_port("127.0.0.1"))))
+        if with_ucx:
+            ports = (str(_free_port("127.0.0.1")), str(_free_port("127.0.0.2")))
+            module = "proxystore.connectors.dim.ucx:UCXConnector"
+            _best(ucx, _run_ours(_CONNECTOR_CODE, module, sizes, *ports))
+            _best(ucx_raw, _run_ours(_RAW_UCX_CODE, sizes, _RAW_UCX_SERVER))
     rows = []
     for size, _ in SIZES:
         key = str(size)
@@ -158,6 +256,12 @@ def measure(rounds: int) -> list[dict[str, Any]]:
                 "raw_mb_s": size / raw[key] / 1e6,
                 "ours_over_reference": ours[key] / theirs[key],
                 "ours_throughput_over_raw": raw[key] / ours[key],
+                "ucx_s": ucx.get(key),
+                "ucx_raw_s": ucx_raw.get(key),
+                "ucx_throughput_over_raw": (
+                    ucx_raw[key] / ucx[key] if key in ucx else None
+                ),
+                "ucx_over_zmq": ucx[key] / ours[key] if key in ucx else None,
             },
         )
     return rows
@@ -193,6 +297,22 @@ def main(argv: list[str] | None = None) -> None:
             f"{row['ours_throughput_over_raw']:>7.2f}",
         )
     print("time = best-of-rounds median get across peers; thr/raw = raw_s / ours_s")
+    if rows[0]["ucx_s"] is None:
+        print("UCX: ucxx not installed (uv sync --group ucx), no UCX column")
+        return
+    print(
+        f"\n{'size':>7} | {'ucx':>10} {'raw ucxx':>10} {'zmq':>10} | "
+        f"{'ucx MB/s':>9} {'raw MB/s':>9} | {'thr/raw':>7} {'ucx/zmq':>7}",
+    )
+    for row in rows:
+        print(
+            f"{_human(row['size']):>7} | {row['ucx_s'] * 1e6:>8.0f}us "
+            f"{row['ucx_raw_s'] * 1e6:>8.0f}us {row['ours_s'] * 1e6:>8.0f}us | "
+            f"{row['size'] / row['ucx_s'] / 1e6:>9.0f} "
+            f"{row['size'] / row['ucx_raw_s'] / 1e6:>9.0f} | "
+            f"{row['ucx_throughput_over_raw']:>7.2f} {row['ucx_over_zmq']:>7.2f}",
+        )
+    print("ucx/zmq = ucx_s / zmq_s (below 1: UCX is faster)")
 
 
 if __name__ == "__main__":
