@@ -8,6 +8,8 @@ the rendered site):
 - `<!-- docs-test: needs redis -->` (or `kafka`): runs in `tests/integration/`
   (`make test-integration`) against the fixture's server. The literal defaults in the
   example (`"localhost"`, `6379`, `9092`) are replaced by the fixture's address;
+- `<!-- docs-test: needs ucx -->`: runs in `tests/integration/` too, where the `ucx`
+  dependency group (ucxx) is installed; no server, no replacement;
 - `<!-- docs-test: skip REASON -->`: deliberately not runnable (a fragment, a
   cluster-only call); the reason is mandatory and the blocks are counted.
 
@@ -25,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^\n`]*)$")
 MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<kind>\w+)\s*(?P<arg>.*?)\s*-->\s*$")
-SERVERS = ("redis", "kafka")
+SERVERS = ("redis", "kafka", "ucx")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""The docs' Python blocks marked `<!-- docs-test: needs redis|kafka -->`, run for real.
+"""The docs' Python blocks marked `<!-- docs-test: needs ... -->`, run for real.
 
-Each page's blocks for one server run as one script (see `tests/docs/blocks.py`), with
-the example's default address (`"localhost"`, `6379`, `localhost:9092`) replaced by
-the fixture's server.
+Each page's blocks for one backend run as one script (see `tests/docs/blocks.py`).
+For `redis` and `kafka` the example's default address (`"localhost"`, `6379`,
+`localhost:9092`) is replaced by the fixture's server; `ucx` blocks start their own
+peers and only need ucxx (installed by `make test-integration`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ GROUPS = _groups()
 
 def test_server_blocks_exist() -> None:
     servers = {blocks[0].arg for blocks in GROUPS.values()}
-    assert servers == {"redis", "kafka"}, GROUPS.keys()
+    assert servers == {"redis", "kafka", "ucx"}, GROUPS.keys()
 
 
 @pytest.mark.parametrize("group", sorted(GROUPS))
@@ -41,6 +42,9 @@ def test_docs_server_examples(
 ) -> None:
     blocks = GROUPS[group]
     server = blocks[0].arg
+    if server == "ucx":
+        run_page(blocks, tmp_path)
+        return
     address: ServerAddress = request.getfixturevalue(f"{server}_server")
     replace = {
         "localhost:9092": f"{address.host}:{address.port}",
