@@ -230,9 +230,13 @@ class ConnectorSuite:
         deferrable.set(key, bytearray(b"new"))
         assert _as_bytes(deferrable.get(key)) == b"new"
 
-    def test_new_key_with_object(self, connector: Connector[Any]) -> None:
+    def test_new_key_ignores_the_object(self, connector: Connector[Any]) -> None:
+        # As in the reference: the object is only a hint; it is stored by set().
         deferrable = self._deferrable(connector)
         key = deferrable.new_key(b"now")
+        assert not deferrable.exists(key)
+        assert deferrable.get(key) is None
+        deferrable.set(key, b"now")
         assert _as_bytes(deferrable.get(key)) == b"now"
         assert deferrable.new_key() != deferrable.new_key()
 

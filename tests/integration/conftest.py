@@ -32,6 +32,7 @@ from tests.integration.harness.redis import (
     start_redis,
     valkey_program,
 )
+from tests.integration.harness.secure_redis import SecureRedis, start_secure_redis
 
 _HERE = Path(__file__).parent
 T = TypeVar("T")
@@ -158,5 +159,15 @@ def restartable_redis() -> Iterator[RestartableServer]:
     server = _guarded(start_redis)
     try:
         yield RestartableServer(server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_redis() -> Iterator[SecureRedis]:
+    """A Redis requiring a password (and an ACL user) on a plain and a TLS port."""
+    server = _guarded(start_secure_redis)
+    try:
+        yield server
     finally:
         server.stop()

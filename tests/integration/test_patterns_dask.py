@@ -115,8 +115,20 @@ def test_map_proxies_items_and_shared_kwargs(client: Client) -> None:
 
     weights = np.full(TEN_MB // 10, 2.0)
     items = [np.ones(TEN_MB // 10) * i for i in range(3)]
-    futures = client.map(scaled_total, items, weights=weights)
+    # As the reference does, the client warns that a keyword argument was proxied.
+    with pytest.warns(UserWarning, match="keyword argument to map"):
+        futures = client.map(scaled_total, items, weights=weights)
     assert [f.result() for f in futures] == [0.0, 250_000.0, 500_000.0]
+
+
+def test_map_with_small_kwargs_does_not_warn(client: Client) -> None:
+    def scaled(value: int, *, factor: int) -> int:
+        return value * factor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        futures = client.map(scaled, [1, 2], factor=3)
+    assert [f.result() for f in futures] == [3, 6]
 
 
 def test_unregistered_store_warns(cluster: Any, tmp_path: pathlib.Path) -> None:

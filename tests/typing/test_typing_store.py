@@ -41,7 +41,10 @@ def _proxies_keep_the_object_type(store: Store[LocalConnector]) -> None:
     assert_type(store.proxy(1, skip_nonproxiable=True), Proxy[int] | int)
     assert_type(store.proxy_batch([1, 2]), list[Proxy[int]])
     assert_type(store.locked_proxy(1.5, skip_nonproxiable=False), ProxyLocker[float])
-    assert_type(store.locked_proxy(1.5), ProxyLocker[float] | float)
+    assert_type(store.locked_proxy(1.5), ProxyLocker[float])
+    assert_type(store.locked_proxy(None), None)
+    assert_type(store.owned_proxy([1]), OwnedProxy[list[int]])
+    assert_type(store.owned_proxy(True), bool)
     assert_type(store.owned_proxy(b"x", skip_nonproxiable=False), OwnedProxy[bytes])
     assert_type(store.proxy_from_key(("k",)), Proxy[Any])
 

@@ -138,14 +138,16 @@ def test_error_boundary_lets_other_errors_through() -> None:
 
 
 def test_config_round_trip_keeps_client_options() -> None:
-    connector = RedisConnector("example", 1234, True, clustered=True, password="pw")
+    connector = RedisConnector(
+        "example", 1234, True, clustered=True, socket_timeout=3.0
+    )
     config = connector.config()
     assert config == {
         "hostname": "example",
         "port": 1234,
         "clear": True,
         "clustered": True,
-        "password": "pw",
+        "socket_timeout": 3.0,
     }
     clone = RedisConnector.from_config(config)
     assert clone.config() == config
@@ -189,3 +191,77 @@ def test_keys_are_small_plain_tuples() -> None:
     key = RedisKey("0" * 32)
     assert pickle.loads(pickle.dumps(key)) == key
     assert key.redis_key == "0" * 32
+
+
+def test_direct_secrets_stay_out_of_config_and_pickle() -> None:
+    connector = RedisConnector(
+        "h",
+        1,
+        password="pw-direct-123",
+        username="acl-user-xyz",
+        ssl_password="keypass-456",
+        password_env="REDIS_PW",
+    )
+    config = connector.config()
+    assert config == {
+        "hostname": "h",
+        "port": 1,
+        "clear": False,
+        "clustered": False,
+        "password_env": "REDIS_PW",
+    }
+    blob = pickle.dumps(connector)
+    for secret in (b"pw-direct-123", b"acl-user-xyz", b"keypass-456"):
+        assert secret not in blob
+        assert secret not in repr(connector).encode()
+
+
+def test_secret_references_resolve_in_the_connecting_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import redis
+
+    from proxystore.utils.credentials import CredentialNotFoundError
+
+    seen: dict[str, object] = {}
+
+    class FakeRedis:
+        def __init__(self, **kwargs: object) -> None:
+            seen.update(kwargs)
+            self.connection_pool = type("P", (), {"connection_kwargs": {}})()
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(redis, "Redis", FakeRedis)
+    monkeypatch.delenv("REDIS_PW_T", raising=False)
+    connector = RedisConnector("h", 1, password_env="REDIS_PW_T")
+    with pytest.raises(CredentialNotFoundError, match="REDIS_PW_T"):
+        connector._connect()
+    monkeypatch.setenv("REDIS_PW_T", "from-env")
+    connector._connect()
+    assert seen.pop("password") == "from-env"
+    assert "password_env" not in seen
+    # A secret passed directly wins over the reference, in this process only.
+    RedisConnector("h", 1, password="direct", password_env="REDIS_PW_T")._connect()
+    assert seen.pop("password") == "direct"
+    with pytest.raises(ValueError, match="password_env"):
+        RedisConnector("h", 1, password_env="")
+
+
+def test_connect_and_reconnect_are_logged_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="proxystore.connectors.redis")
+    connector = RedisConnector("127.0.0.1", 1)
+    assert connector._redis is connector._redis  # one client (no I/O yet)
+    connector.close()
+    assert connector._redis is not None  # used after close: a new client
+    connector.close()
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert lines == [
+        "RedisConnector connecting to 127.0.0.1:1",
+        "RedisConnector reconnecting to 127.0.0.1:1",
+    ]

@@ -41,13 +41,13 @@ def test_verify_does_not_copy_writable_input() -> None:
 def test_any_flipped_byte_is_rejected(index: int) -> None:
     signed = bytearray(sign(b"some payload", KEY))
     signed[index] ^= 0x01
-    with pytest.raises(SerializationError, match=r"not signed|HMAC mismatch"):
+    with pytest.raises(SerializationError, match=r"not signed|MAC mismatch"):
         verify(bytes(signed), KEY)
 
 
 def test_wrong_key_and_unsigned_payloads() -> None:
     signed = sign(b"x", KEY)
-    with pytest.raises(SerializationError, match="HMAC mismatch"):
+    with pytest.raises(SerializationError, match="MAC mismatch"):
         verify(signed, b"other key")
     with pytest.raises(SerializationError, match="not signed"):
         verify(serialize(b"x"), KEY)
@@ -72,8 +72,32 @@ def test_signed_serializer_pair_roundtrip() -> None:
     assert de(ser({"a": 1})) == {"a": 1}
     tampered = bytearray(ser({"a": 1}))
     tampered[-2] ^= 0xFF
-    with pytest.raises(SerializationError, match="HMAC mismatch"):
+    with pytest.raises(SerializationError, match="MAC mismatch"):
         de(bytes(tampered))
     # Without the signature layer the plain deserializer refuses the header.
     with pytest.raises(SerializationError, match="unknown format tag b'SG'"):
         deserialize(ser(1))
+
+
+def test_blake3_signatures(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("blake3")
+    from proxystore.serialize import PayloadAuthenticationError, _auth
+
+    data = serialize(list(range(10)))
+    signed = sign(data, b"key", algorithm="blake3")
+    assert signed[1:3] == b"SB"
+    assert signed != sign(data, b"key")  # a different MAC from HMAC-SHA256
+    assert bytes(verify(signed, b"key")) == data
+    with pytest.raises(SerializationError, match="MAC mismatch"):
+        verify(signed, b"other key")
+    big = bytes(20 << 20)  # hashed with all cores
+    assert bytes(verify(sign(big, b"k", algorithm="blake3"), b"k")) == big
+    with pytest.raises(ValueError, match="unknown signature algorithm"):
+        sign(data, b"key", algorithm="md5")
+
+    def missing() -> None:
+        raise PayloadAuthenticationError("needs the 'blake3' package")
+
+    monkeypatch.setattr(_auth, "_blake3", missing)
+    with pytest.raises(SerializationError, match="blake3"):
+        verify(signed, b"key")

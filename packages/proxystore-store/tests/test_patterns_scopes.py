@@ -80,3 +80,37 @@ def test_ownerless_valid_ref_cannot_be_marked(store: Store[Any]) -> None:
     orphan = RefProxy(owned.__proxy_factory__)
     with pytest.raises(RuntimeError, match="no owner"):
         mark_refs_out_of_scope(orphan)
+
+
+def test_out_of_scope_resolved_ref_refuses_every_use(store: Store[Any]) -> None:
+    owned = store.owned_proxy([1, 2, 3], skip_nonproxiable=False)
+    ref = borrow(owned)
+    assert len(ref) == 3  # resolved before the task
+    with ThreadPoolExecutor(1) as pool:
+        assert submit(pool.submit, args=(sum, ref)).result() == 6
+    assert owned.__proxy_ref_count__ == 0
+    for use in (
+        lambda: isinstance(ref, list),
+        lambda: hash(ref),
+        lambda: len(ref),
+        lambda: ref[0],
+        lambda: ref.copy(),
+    ):
+        with pytest.raises(ReferenceInvalidError):
+            use()
+    assert repr(ref).startswith("<RefProxy")  # repr never resolves
+
+
+def test_register_custom_refs_takes_references(store: Store[Any]) -> None:
+    owned = store.owned_proxy([1], skip_nonproxiable=False)
+    nested = {"inside": borrow(owned)}
+    with ThreadPoolExecutor(1) as pool:
+        future = submit(
+            pool.submit,
+            args=(len, nested),
+            register_custom_refs=list(nested.values()),
+        )
+        assert future.result() == 1
+    assert owned.__proxy_ref_count__ == 0
+    with pytest.raises(ReferenceInvalidError):
+        isinstance(nested["inside"], list)

@@ -34,7 +34,23 @@ def _config(**overrides: Any) -> StoreConfig:
 def test_connector_kinds(alias: str, cls: type[Any]) -> None:
     config = ConnectorConfig(alias)
     assert config.get_connector_type() is cls
-    assert "." in config.kind  # aliases are expanded to the dotted path
+    assert config.kind == alias  # kept as given, like the reference
+
+
+def test_short_kind_survives_toml_and_builds(tmp_path: pathlib.Path) -> None:
+    config = StoreConfig(
+        name="short-kind",
+        connector=ConnectorConfig(kind="file", options={"store_dir": str(tmp_path)}),
+    )
+    path = tmp_path / "store.toml"
+    config.write_toml(path)
+    loaded = StoreConfig.from_toml(path)
+    assert loaded == config
+    assert loaded.connector.kind == "file"
+    assert 'kind = "file"' in path.read_text()
+    connector = loaded.connector.get_connector()
+    assert isinstance(connector, FileConnector)
+    connector.close()
 
 
 def test_multi_alias_resolves() -> None:
@@ -151,6 +167,8 @@ def _ser(obj: Any) -> bytes:
         _config(auto_register=True),
         _config(serializer=_ser, metrics=True),
         _config(connector=ConnectorConfig("custom.module.Conn", {"a": [1, 2]})),
+        _config(connector=ConnectorConfig(LOCAL)),
+        _config(connector=ConnectorConfig("LocalConnector")),
     ],
 )
 def test_pickle_roundtrip_and_small(config: StoreConfig) -> None:

@@ -218,3 +218,15 @@ def test_proxy_resolves_in_spawned_process(tmp_path: pathlib.Path) -> None:
         assert was_resolved is False
         assert value == [2, 4, 6]
         assert store.exists(get_key(proxy))
+
+
+def test_factories_are_generic_in_connector_and_object(local_store: Store[Any]) -> None:
+    from proxystore.connectors.local import LocalConnector
+
+    key = local_store.put("x")
+    alias = StoreFactory[LocalConnector, str]
+    factory = alias(key, local_store.config())
+    assert factory() == "x"
+    assert PollingStoreFactory[LocalConnector, str].__origin__ is PollingStoreFactory  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        StoreFactory[str]  # type: ignore[misc]

@@ -69,8 +69,12 @@ class Server:
         address: ServerAddress,
         mode: Mode,
         workdir: Path,
+        mounts: Sequence[Path] = (),
     ) -> None:
         self.program = program
+        #: Host directories a container sees at the same path (read-only), e.g.
+        #: TLS certificates named in ``args``; plain processes see them anyway.
+        self.mounts = tuple(mounts)
         self.args = tuple(args)
         self.address = address
         self.mode = mode
@@ -125,6 +129,8 @@ class Server:
                 labels={SESSION_LABEL: _SESSION_ID},
             )
         )
+        for mount in self.mounts:
+            container = container.with_volume_mapping(str(mount), str(mount), "ro")
         self._container = container
         container.start()
 
@@ -213,12 +219,14 @@ def start_server(
     companions: Sequence[int] = (),
     timeout: float = 30.0,
     attempts: int = 3,
+    mounts: Sequence[Path] = (),
 ) -> Server:
     """Start ``program`` on a free loopback port and wait until it is ready.
 
     ``make_args(port)`` gives the command-line arguments. A server that dies at
     start-up (typically a port lost to another process between probe and bind) is
-    retried on a new port, up to ``attempts`` times.
+    retried on a new port, up to ``attempts`` times. ``mounts`` are host
+    directories a container must see (at the same path).
 
     Raises:
         BackendUnavailableError: When the program is missing or never gets ready.
@@ -231,7 +239,12 @@ def start_server(
     for _ in range(attempts):
         port = free_port(companions=companions)
         server = Server(
-            program, make_args(port), ServerAddress("127.0.0.1", port), mode, workdir
+            program,
+            make_args(port),
+            ServerAddress("127.0.0.1", port),
+            mode,
+            workdir,
+            mounts,
         )
         try:
             server.start()

@@ -202,11 +202,8 @@ class FileConnector(Closeable):
         return [self.get(key) for key in keys]
 
     def new_key(self, obj: BytesLike | None = None) -> FileKey:
-        """Return a fresh key, storing ``obj`` at it when given."""
-        key = FileKey(uuid.uuid4().hex)
-        if obj is not None:
-            self.set(key, obj)
-        return key
+        """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
+        return FileKey(uuid.uuid4().hex)
 
     def put(self, obj: BytesLike) -> FileKey:
         """Store ``obj`` in a new file and return its key.

@@ -115,11 +115,8 @@ class LocalConnector(Closeable):
         return [get(key) for key in keys]
 
     def new_key(self, obj: BytesLike | None = None) -> LocalKey:
-        """Return a fresh key, storing ``obj`` at it when given."""
-        key = LocalKey(str(uuid.uuid4()))
-        if obj is not None:
-            self.set(key, obj)
-        return key
+        """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
+        return LocalKey(str(uuid.uuid4()))
 
     def put(self, obj: BytesLike) -> LocalKey:
         """Store ``obj`` under a new key and return the key."""

@@ -81,7 +81,7 @@ class DeferrableConnector(Connector[KeyT], Protocol[KeyT]):
     """A connector whose keys can be made before their object exists (futures)."""
 
     def new_key(self, obj: BytesLike | None = None) -> KeyT:
-        """Return a fresh key; store ``obj`` at it when given."""
+        """Return a fresh key for a later `set`; `obj` is a hint, not stored."""
         ...
 
     def set(self, key: KeyT, obj: BytesLike) -> None:

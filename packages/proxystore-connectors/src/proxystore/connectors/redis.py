@@ -1,6 +1,6 @@
 """Connector to a Redis server or a Redis Cluster.
 
-Any server speaking the Redis protocol is served by `RedisConnector`: Redis
+Any server speaking the Redis protocol is served by :class:`RedisConnector`: Redis
 itself, and its forks Valkey and KeyDB (tested against Valkey 8, which stands in for
 KeyDB here). Needs the ``redis`` client package (the ``redis`` extra); this is the only
 module that imports it.
@@ -8,27 +8,28 @@ module that imports it.
 Design notes:
 
 * **Lazy connection.** Nothing connects until the first operation, and a connector
-  rebuilt from `RedisConnector.config` (e.g. inside an unpickled proxy in another
+  rebuilt from :meth:`RedisConnector.config` (e.g. inside an unpickled proxy in another
   process) opens its own connection there. A pickled connector travels as its config.
 * **One round trip per batch.** ``put_batch`` is one ``MSET`` and ``get_batch`` one
   ``MGET``. With ``clustered=True`` a batch's keys share a hash tag
   (``{<batch id>}<random hex>``), so every key of one ``put_batch`` lands in one
   slot and the batch stays a single ``MSET`` on one node; ``get_batch`` over keys of
   any origin is split per hash slot (one ``MGET`` per slot, pipelined per node).
-* **Notify instead of poll.** `RedisConnector.set` also ``PUBLISH``-es on the
-  key's channel (``proxystore:set:<key>``); `RedisConnector.wait` subscribes,
+* **Notify instead of poll.** :meth:`RedisConnector.set` also ``PUBLISH``-es on the
+  key's channel (``proxystore:set:<key>``); :meth:`RedisConnector.wait` subscribes,
   re-checks ``EXISTS`` (the object may already be there), then waits for the notice.
   A periodic ``EXISTS`` re-check covers writers that do not publish.
 * **One error boundary.** Every ``redis`` exception is translated by
-  `_ErrorBoundary` into `ConnectorConnectionError`
-  (naming ``host:port``), `ConnectorTimeoutError`
-  or `ConnectorError`.
+  :class:`_ErrorBoundary` into :class:`~proxystore.connectors.exceptions.
+  ConnectorConnectionError` (naming ``host:port``), :class:`~proxystore.connectors.
+  exceptions.ConnectorTimeoutError` or :class:`~proxystore.connectors.exceptions.
+  ConnectorError`.
 * **Self-healing.** A command that fails on a dead connection (say, after the server
   restarted) is retried once on a new connection, so a restarted server is used again
   without any action from the caller.
 * **No extra copies.** Values are sent as ``memoryview``-s (the client writes them to
   the socket as they are). A reply of 64 KiB or more is received with ``recv_into``
-  straight into the ``bytearray`` that `RedisConnector.get` returns, instead
+  straight into the ``bytearray`` that :meth:`RedisConnector.get` returns, instead
   of the pure-Python parser's chunked buffer (about five copies); about twice as
   fast for 100 MB (standalone servers; skipped when the C parser ``hiredis`` is
   installed, and for clusters, whose node clients redis-py builds itself).
@@ -37,6 +38,7 @@ Design notes:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -61,18 +63,27 @@ from proxystore.connectors.exceptions import (
 )
 from proxystore.connectors.protocols import BytesLike
 from proxystore.utils._closeable import Closeable
+from proxystore.utils.credentials import (
+    resolve_secret_options,
+    split_secret_options,
+)
 
 __all__ = ["RedisConnector", "RedisKey"]
 
-#: Channel on which `RedisConnector.set` announces a key (suffix: the key).
+_log = logging.getLogger(__name__)
+
+#: Channel on which :meth:`RedisConnector.set` announces a key (suffix: the key).
 CHANNEL_PREFIX = "proxystore:set:"
 # How often wait() re-checks EXISTS in case a writer stored the key without publishing.
 _WAIT_RECHECK_S = 1.0
 _DEFAULT_CONNECT_TIMEOUT_S = 10.0
+#: Client options that are secrets: never part of config(). Each may instead be
+#: given by reference as ``<name>_env`` / ``<name>_credential``.
+_SECRET_OPTIONS = ("password", "username", "ssl_password", "ssl_keyfile")
 
 
 class RedisKey(NamedTuple):
-    """Key of an object in a `RedisConnector`."""
+    """Key of an object in a :class:`RedisConnector`."""
 
     redis_key: str
     """The Redis key: a random 128-bit hex string, prefixed by a ``{hash tag}`` for
@@ -135,7 +146,7 @@ def _attach_large_reply_buffer(parser: Any, connection: Any) -> None:
 
 
 class _LargeReplyRESP2Parser(_RESP2Parser):
-    """The pure-Python RESP2 parser, with `_LargeReplyBuffer` as its buffer."""
+    """The pure-Python RESP2 parser, with :class:`_LargeReplyBuffer` as its buffer."""
 
     def on_connect(self, connection: Any) -> None:
         super().on_connect(connection)  # type: ignore[no-untyped-call]
@@ -143,7 +154,7 @@ class _LargeReplyRESP2Parser(_RESP2Parser):
 
 
 class _LargeReplyRESP3Parser(_RESP3Parser):
-    """The pure-Python RESP3 parser, with `_LargeReplyBuffer` as its buffer."""
+    """The pure-Python RESP3 parser, with :class:`_LargeReplyBuffer` as its buffer."""
 
     def on_connect(self, connection: Any) -> None:
         super().on_connect(connection)  # type: ignore[no-untyped-call]
@@ -255,17 +266,27 @@ class RedisConnector(Closeable):
         hostname: Host of the server (of any node, for a cluster).
         port: Port of that server.
         clear: Flush the database (``FLUSHDB``; every node of a cluster) on
-            `close`. This removes *all* keys in it, not only ours.
+            :meth:`close`. This removes *all* keys in it, not only ours.
         clustered: Talk to a Redis Cluster (``redis.cluster.RedisCluster``); the
             given node is the seed from which the others are discovered.
-        kwargs: Extra options for the ``redis`` client (``password``,
-            ``socket_timeout``, ``ssl``, ...). They are part of `config`, so
+        kwargs: Extra options for the ``redis`` client (``socket_timeout``,
+            ``ssl``, ``ssl_ca_certs``, ...). They are part of :meth:`config`, so
             they must be plain data for the connector to travel inside a proxy.
+            Secrets (``password``, ``username``, ``ssl_password``,
+            ``ssl_keyfile``) are the exception: passed directly they are used by
+            this connector only and never enter :meth:`config`. Pass them by
+            reference instead (``password_env="REDIS_PASSWORD"``,
+            ``password_credential="redis-prod"``, see
+            `proxystore.utils.credentials`) for copies rebuilt elsewhere (e.g.
+            inside a proxy) to authenticate too.
 
     Raises:
-        ValueError: if ``decode_responses`` is requested (values are raw bytes).
+        ValueError: if ``decode_responses`` is requested (values are raw bytes),
+            or a secret reference is not a non-empty string.
 
-    Nothing connects until the first operation; errors surface there.
+    Nothing connects until the first operation; errors surface there (including
+    `proxystore.utils.credentials.CredentialError` for a reference that does not
+    resolve in this process).
     """
 
     def __init__(
@@ -284,8 +305,10 @@ class RedisConnector(Closeable):
         self.port = port
         self.clear = clear
         self.clustered = clustered
-        self.kwargs = kwargs
+        # Secrets passed directly stay in this object; references stay in kwargs.
+        self.kwargs, self._secrets = split_secret_options(kwargs, _SECRET_OPTIONS)
         self._client: _Client | None = None
+        self._connections = 0  # clients made so far (a second one is a reconnect)
         self._lock = threading.Lock()
         # Cleared when the server turns out to predate GETDEL (Redis < 6.2).
         self._has_getdel = True
@@ -337,9 +360,17 @@ class RedisConnector(Closeable):
             # A stale pooled connection (server restarted) fails once, then the
             # command is replayed on a fresh one. Every command we send is idempotent.
             "retry": Retry(NoBackoff(), 1),
-            **self.kwargs,
+            **resolve_secret_options(self.kwargs, self._secrets, _SECRET_OPTIONS),
             "decode_responses": False,
         }
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "RedisConnector %s to %s%s",
+                "reconnecting" if self._connections else "connecting",
+                self.address,
+                " (cluster)" if self.clustered else "",
+            )
+        self._connections += 1
         with self._errors("connect"):
             if self.clustered:
                 return redis.cluster.RedisCluster(
@@ -386,7 +417,7 @@ class RedisConnector(Closeable):
                 client.close()
 
     def config(self) -> dict[str, Any]:
-        """Return the options that `from_config` takes (plain data)."""
+        """Return the options that :meth:`from_config` takes (plain data)."""
         return {
             "hostname": self.hostname,
             "port": self.port,
@@ -397,7 +428,7 @@ class RedisConnector(Closeable):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self:
-        """Create a connector from the output of `config`.
+        """Create a connector from the output of :meth:`config`.
 
         Also accepts the configuration of the reference release
         (``hostname``, ``port``, ``clear``).
@@ -493,16 +524,8 @@ class RedisConnector(Closeable):
         return cast("list[BytesLike | None]", list(values))
 
     def new_key(self, obj: BytesLike | None = None) -> RedisKey:
-        """Return a fresh key, storing ``obj`` at it when given.
-
-        Raises:
-            ConnectorConnectionError: if ``obj`` is given and the server cannot be
-                reached.
-        """
-        key = RedisKey(os.urandom(16).hex())
-        if obj is not None:
-            self.set(key, obj)
-        return key
+        """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
+        return RedisKey(os.urandom(16).hex())
 
     def put(self, obj: BytesLike) -> RedisKey:
         """Store ``obj`` at a new key and return the key.
@@ -543,7 +566,7 @@ class RedisConnector(Closeable):
         return keys
 
     def set(self, key: RedisKey, obj: BytesLike) -> None:
-        """Store ``obj`` at ``key`` (overwriting) and notify `wait`-ers.
+        """Store ``obj`` at ``key`` (overwriting) and notify :meth:`wait`-ers.
 
         Raises:
             ConnectorConnectionError: if the server cannot be reached.

@@ -335,14 +335,8 @@ class SharedMemoryConnector(Closeable):
         return [self.get(key) for key in keys]
 
     def new_key(self, obj: BytesLike | None = None) -> SharedMemoryKey:
-        """Return a fresh key, storing ``obj`` at it when given.
-
-        Raises:
-            SharedMemoryFullError: if ``obj`` does not fit in free shared memory.
-        """
-        if obj is None:
-            return SharedMemoryKey(self._new_name(), 0)
-        return self.put(obj)
+        """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
+        return SharedMemoryKey(self._new_name(), 0)
 
     def put(self, obj: BytesLike) -> SharedMemoryKey:
         """Store ``obj`` in a new segment and return its key.

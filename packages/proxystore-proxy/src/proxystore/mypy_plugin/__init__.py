@@ -60,7 +60,7 @@ _PROXY_GENERIC = "proxystore.proxy._proxy._ProxyAPI"
 _FORWARDING_CLASSES = (
     "proxystore.proxy._pure.PurePythonProxyBase",
     "proxystore.proxy._proxy._ProxyAPI",
-    "proxystore.proxy._proxy.Proxy",
+    "proxystore.proxy.Proxy",
 )
 
 

@@ -102,12 +102,45 @@ proxy_dealloc(ProxyObject *self)
 
 /* ------------------------------------------------------------------ attributes */
 
+/* Whether instances of `type` (a subclass declared without `__slots__`) carry
+ * their own attribute dict. */
+static inline int
+has_instance_dict(PyTypeObject *type)
+{
+    return type->tp_dictoffset != 0 || PyType_HasFeature(type, Py_TPFLAGS_MANAGED_DICT);
+}
+
+/* Look `name` up in the instance dict of `self`: a new reference, or NULL
+ * without an exception when absent (NULL with an exception on error). */
+static PyObject *
+instance_dict_lookup(PyObject *self, PyObject *name)
+{
+    PyObject *dict = PyObject_GenericGetDict(self, NULL);
+    if (dict == NULL) {
+        return NULL;
+    }
+    PyObject *value = PyDict_GetItemWithError(dict, name);
+    Py_XINCREF(value);
+    Py_DECREF(dict);
+    return value;
+}
+
 static PyObject *
 proxy_getattro(PyObject *self, PyObject *name)
 {
-    if (!PyUnicode_Check(name) || (!is_forward_always(name)
-                                   && _PyType_Lookup(Py_TYPE(self), name) != NULL)) {
+    if (!PyUnicode_Check(name)) {
         return PyObject_GenericGetAttr(self, name);
+    }
+    int forward = is_forward_always(name);
+    if (!forward && _PyType_Lookup(Py_TYPE(self), name) != NULL) {
+        return PyObject_GenericGetAttr(self, name);
+    }
+    if (!forward && has_instance_dict(Py_TYPE(self))) {
+        /* Attributes a subclass set on the proxy itself win over the target. */
+        PyObject *own = instance_dict_lookup(self, name);
+        if (own != NULL || PyErr_Occurred()) {
+            return own;
+        }
     }
     PyObject *target = ((ProxyObject *)self)->target;
     if (target != NULL) {
@@ -520,9 +553,28 @@ cproxy_target_or(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t 
     return res;
 }
 
+/* use_engine_getattro(cls): give a ProxyBase subclass the engine's attribute
+ * lookup back. A class whose MRO defines `__getattr__` gets CPython's generic
+ * "__getattribute__ then __getattr__" slot; `Proxy` defines a forwarding
+ * `__getattr__` (for `super().__getattr__` and `hasattr`) that this lookup
+ * already does, so classes that do not override it keep the fast slot. */
+static PyObject *
+cproxy_use_engine_getattro(PyObject *Py_UNUSED(module), PyObject *cls)
+{
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &ProxyBase_Type)) {
+        PyErr_SetString(PyExc_TypeError, "use_engine_getattro() takes a ProxyBase subclass");
+        return NULL;
+    }
+    ((PyTypeObject *)cls)->tp_getattro = proxy_getattro;
+    PyType_Modified((PyTypeObject *)cls);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef cproxy_methods[] = {
     {"target_or", (PyCFunction)(void (*)(void))cproxy_target_or, METH_FASTCALL,
      PyDoc_STR("target_or(proxy, default): cached target of proxy, else default.")},
+    {"use_engine_getattro", cproxy_use_engine_getattro, METH_O,
+     PyDoc_STR("use_engine_getattro(cls): restore the engine's attribute lookup.")},
     {NULL},
 };
 

@@ -23,7 +23,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, SupportsIndex, TypeAlias, TypeVar
 
 from proxystore.proxy._exceptions import ProxyResolveError
+
+if TYPE_CHECKING:
+    from proxystore.proxy import Proxy
 from proxystore.proxy._pure import (
+    FORWARD_ALWAYS,
     MRO_DICTS,
     PurePythonProxyBase,
     mro_dicts,
@@ -37,12 +41,12 @@ __all__ = [
     "DefaultClassType",
     "DefaultHashType",
     "FactoryType",
-    "Proxy",
     "PurePythonProxy",
     "compiled",
 ]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 FactoryType: TypeAlias = Callable[[], T]
 """Anything that, called without arguments, returns the target."""
@@ -56,16 +60,19 @@ _set = object.__setattr__
 _Reduced: TypeAlias = tuple[Callable[..., Any], tuple[Any, ...]]
 
 _target_or = _py_target_or
+_use_engine_getattro: Callable[[type], None] | None = None
 if TYPE_CHECKING:
     _Engine = PurePythonProxyBase
 else:
     try:
         from proxystore.proxy._cproxy import ProxyBase as _Engine
         from proxystore.proxy._cproxy import target_or as _target_or
+        from proxystore.proxy._cproxy import use_engine_getattro as _use_engine_getattro
     except ImportError:  # pragma: no cover - built without a compiler
         _Engine = PurePythonProxyBase
     if os.environ.get("PROXYSTORE_PROXY_PURE_PYTHON", "") not in ("", "0"):
         _Engine = PurePythonProxyBase
+        _use_engine_getattro = None
 
 #: Marks "no target cached" (a target may legitimately be None).
 _MISSING: Any = object()
@@ -76,6 +83,17 @@ def compiled() -> bool:
     return _Engine is not PurePythonProxyBase
 
 
+# The public `Proxy` class: defined in `proxystore.proxy` (so that its name, in
+# reprs, tracebacks and type checkers, is `proxystore.proxy.Proxy`), which sets it
+# here with `_set_public_proxy` right after defining it.
+_PublicProxy: type[Any] = object
+
+
+def _set_public_proxy(cls: type[Any]) -> None:
+    global _PublicProxy
+    _PublicProxy = cls
+
+
 def _proxy_trampoline(
     factory: FactoryType[T],
     default_class: DefaultClassType,
@@ -83,7 +101,7 @@ def _proxy_trampoline(
     cls: type[Proxy[T]] | None = None,
 ) -> Proxy[T]:
     """Rebuild an (unresolved) proxy from its pickled factory and cached defaults."""
-    proxy = (Proxy if cls is None else cls)(factory)
+    proxy: Proxy[T] = (_PublicProxy if cls is None else cls)(factory)
     _set(proxy, "__proxy_default_class__", default_class)
     _set(proxy, "__proxy_default_hash__", default_hash)
     return proxy
@@ -121,7 +139,36 @@ def _call_factory(proxy: _ProxyAPI[T]) -> T:
         ) from e
 
 
-class _ProxyAPI(Generic[T]):
+def _own_then_getattr(self: Any, name: str) -> Any:
+    """`__getattribute__` of subclasses that define their own `__getattr__`.
+
+    As in the reference: the proxy's own attributes (class attributes, properties,
+    its instance dict) are found here; any other name raises `AttributeError`,
+    which makes Python call the subclass's `__getattr__`.
+    """
+    if name in FORWARD_ALWAYS:
+        return getattr(target_of(self), name)
+    return _get(self, name)
+
+
+def _route_attributes(cls: type) -> None:
+    """Choose how attributes of the proxy class `cls` are looked up.
+
+    Classes that keep the base `__getattr__` use the engine's lookup (the compiled
+    one keeps its fast slot); classes with their own `__getattr__` get it called
+    for every name the proxy itself does not have.
+    """
+    owner = next(k for k in cls.__mro__ if "__getattr__" in vars(k))
+    if owner is _ProxyAPI:
+        if _use_engine_getattro is not None and issubclass(cls, _Engine):
+            _use_engine_getattro(cls)
+        return
+    custom = next(k for k in cls.__mro__ if "__getattribute__" in vars(k))
+    if custom is _Engine or custom is PurePythonProxyBase:
+        type.__setattr__(cls, "__getattribute__", _own_then_getattr)
+
+
+class _ProxyAPI(Generic[T_co]):
     """The Python half of every proxy class (see the module docstring)."""
 
     __slots__ = ()
@@ -131,13 +178,27 @@ class _ProxyAPI(Generic[T]):
         # Attribute routing asks "is this name defined on the proxy's class?" on
         # every access of the pure-Python engine: keep the MRO's namespaces ready.
         setattr(cls, MRO_DICTS, mro_dicts(cls))
+        _route_attributes(cls)
+
+    if not TYPE_CHECKING:
+        # Hidden from type checkers: a `__getattr__` would type every unknown
+        # attribute of a `Proxy[T]` as Any.
+        def __getattr__(self, name: str) -> Any:
+            # Called by subclasses (`super().__getattr__(name)`) and found by
+            # `hasattr(proxy, "__getattr__")`, as in the reference; plain proxies
+            # forward in their attribute lookup and never get here.
+            if on_type(type(self), name):
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}"
+                )
+            return getattr(target_of(self), name)
 
     def __init__(
         self,
-        factory: FactoryType[T],
+        factory: FactoryType[T_co],
         *,
         cache_defaults: bool = False,
-        target: T | None = None,
+        target: T_co | None = None,
     ) -> None:
         if not callable(factory):
             raise TypeError("Factory must be callable.")
@@ -164,7 +225,7 @@ class _ProxyAPI(Generic[T]):
         return _target_or(self, _MISSING) is not _MISSING
 
     @property
-    def __proxy_wrapped__(self) -> T:
+    def __proxy_wrapped__(self) -> T_co:
         """The target: the cached one, or the factory's result (then cached).
 
         Threads that use an unresolved proxy at the same time call the factory
@@ -174,7 +235,7 @@ class _ProxyAPI(Generic[T]):
             ProxyResolveError: The factory raised (the error is the `cause`) or
                 the proxy has no factory.
         """
-        target: T = _target_or(self, _MISSING)
+        target: T_co = _target_or(self, _MISSING)
         if target is not _MISSING:
             return target
         if not _other_threads():
@@ -198,7 +259,8 @@ class _ProxyAPI(Generic[T]):
         return target
 
     @__proxy_wrapped__.setter
-    def __proxy_wrapped__(self, target: T) -> None:
+    def __proxy_wrapped__(self, target: Any) -> None:
+        # `Any`, not `T_co`: a covariant type cannot be written (see `Proxy`).
         _set(self, "__proxy_target__", target)
 
     @__proxy_wrapped__.deleter
@@ -238,7 +300,7 @@ class _ProxyAPI(Generic[T]):
             _get(self, "__proxy_default_class__"),
             _get(self, "__proxy_default_hash__"),
         )
-        if type(self) is not Proxy:
+        if type(self) is not _PublicProxy:
             args = (*args, type(self))
         return _proxy_trampoline, args
 
@@ -335,43 +397,6 @@ class _ProxyAPI(Generic[T]):
 
     def __aexit__(self, *args: object) -> Any:
         return target_of(self).__aexit__(*args)
-
-
-class Proxy(_ProxyAPI[T], _Engine):
-    """A lazy, transparent proxy of the object its factory returns.
-
-    The proxy calls `factory` once, on first use, caches the result (the *target*)
-    and from then on behaves like it: attributes, operators, `len`, indexing,
-    iteration, calls, comparisons, hashing, `str`, `format`, `isinstance(proxy,
-    type(target))`. `type(proxy)` stays `Proxy` and `repr(proxy)` never resolves.
-    Pickling a proxy sends only its factory (and cached defaults), never the target.
-
-    ```python
-    from proxystore.factory import SimpleFactory
-    from proxystore.proxy import Proxy
-
-    p = Proxy(SimpleFactory([1, 2, 3]))
-    assert isinstance(p, list) and p == [1, 2, 3] and len(p) == 3
-    ```
-
-    Names defined on the proxy class (the `__proxy_*__` attributes, `__class__`,
-    pickling hooks, ...) refer to the proxy itself; every other attribute is read,
-    set and deleted on the target.
-
-    Args:
-        factory: Zero-argument callable returning the target.
-        cache_defaults: With `target`, also cache `target.__class__` and
-            `hash(target)` so that `isinstance` and `hash` keep working without
-            resolving after the proxy is pickled.
-        target: An already known target: the proxy is born resolved.
-
-    Raises:
-        TypeError: `factory` is not callable.
-        ProxyResolveError: (on use) the factory raised while resolving.
-    """
-
-    __slots__ = ()
-    __module__ = "proxystore.proxy"
 
 
 class PurePythonProxy(_ProxyAPI[T], PurePythonProxyBase):

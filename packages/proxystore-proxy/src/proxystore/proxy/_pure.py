@@ -6,7 +6,8 @@ It is used when the C extension is not built (no compiler at install time) or wh
 two must behave the same. The rules both follow:
 
 - An attribute found in the MRO of the proxy's type is read from / written to the
-  proxy itself; any other name goes to the target. `__doc__`, `__module__`,
+  proxy itself, and so is one in the instance dict of a subclass declared without
+  `__slots__`; any other name goes to the target. `__doc__`, `__module__`,
   `__annotations__`, `__dict__` and `__weakref__` always go to the target.
 - The cached target (`__proxy_target__`) is used when present. Otherwise the proxy
   resolves through `type(proxy).__proxy_wrapped__`, which subclasses may override.
@@ -153,8 +154,15 @@ class PurePythonProxyBase:
         target_of(self).__class__ = value
 
     def __getattribute__(self, name: str) -> Any:
-        if on_type(type(self), name):
+        cls = type(self)
+        if on_type(cls, name):
             return _get(self, name)
+        if cls.__dictoffset__ and name not in FORWARD_ALWAYS:
+            # A subclass without __slots__: attributes set on the proxy itself win.
+            try:
+                return _get(self, name)
+            except AttributeError:
+                pass
         return getattr(target_of(self), name)
 
     def __hash__(self) -> int:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from typing_extensions import TypeAliasType
-
-from proxystore.proxy._proxy import FactoryType, Proxy
+if TYPE_CHECKING:
+    from proxystore.proxy import Proxy
+    from proxystore.proxy._proxy import FactoryType
 
 __all__ = [
     "ProxyLocker",
-    "ProxyOr",
     "extract",
     "get_factory",
     "is_resolved",
@@ -18,9 +17,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-ProxyOr = TypeAliasType("ProxyOr", Proxy[T] | T, type_params=(T,))
-"""A value that is either a `Proxy[T]` or a plain `T`."""
 
 
 def get_factory(proxy: Proxy[T]) -> FactoryType[T]:
@@ -65,7 +61,8 @@ class ProxyLocker(Generic[T]):
         proxy: The proxy to lock.
     """
 
-    __slots__ = ("_proxy",)
+    # A `__dict__` too: other attributes can be set on a locker, as in the reference.
+    __slots__ = ("__dict__", "_proxy")
 
     def __init__(self, proxy: Proxy[T]) -> None:
         self._proxy = proxy

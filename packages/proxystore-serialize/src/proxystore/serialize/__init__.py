@@ -1,15 +1,17 @@
 """Object serialization: tagged, versioned, zero-copy for large buffers.
 
-``deserialize(serialize(obj))`` rebuilds ``obj``. See `proxystore.serialize._core`
-for the wire format. `sign`/`verify` (or `signed_serializer`/
-`signed_deserializer`) add HMAC authentication. Custom (de)serializers for a
+``deserialize(serialize(obj))`` rebuilds ``obj``. See :mod:`proxystore.serialize._core`
+for the wire format. :func:`sign`/:func:`verify` (or :func:`signed_serializer`/
+:func:`signed_deserializer`) add HMAC authentication; `RestrictedDeserializer`
+limits what the pickle path may load to an allow-list. Custom (de)serializers for a
 store satisfy
-[`Serializer`][proxystore.serialize.protocols.Serializer] /
-[`Deserializer`][proxystore.serialize.protocols.Deserializer].
+:class:`~proxystore.serialize.protocols.Serializer` /
+:class:`~proxystore.serialize.protocols.Deserializer`.
 """
 
 from __future__ import annotations
 
+from proxystore.serialize._auth import ALGORITHMS as ALGORITHMS
 from proxystore.serialize._auth import sign as sign
 from proxystore.serialize._auth import signed_deserializer as signed_deserializer
 from proxystore.serialize._auth import signed_serializer as signed_serializer
@@ -18,12 +20,23 @@ from proxystore.serialize._core import FORMAT_VERSION as FORMAT_VERSION
 from proxystore.serialize._core import deserialize as deserialize
 from proxystore.serialize._core import is_bytes_like as is_bytes_like
 from proxystore.serialize._core import serialize as serialize
+from proxystore.serialize._restricted import (
+    RestrictedDeserializer as RestrictedDeserializer,
+)
+from proxystore.serialize.exceptions import DisallowedTypeError as DisallowedTypeError
+from proxystore.serialize.exceptions import (
+    PayloadAuthenticationError as PayloadAuthenticationError,
+)
 from proxystore.serialize.exceptions import SerializationError as SerializationError
 from proxystore.serialize.protocols import BytesLike as BytesLike
 
 __all__ = [
+    "ALGORITHMS",
     "FORMAT_VERSION",
     "BytesLike",
+    "DisallowedTypeError",
+    "PayloadAuthenticationError",
+    "RestrictedDeserializer",
     "SerializationError",
     "deserialize",
     "is_bytes_like",
@@ -33,3 +46,18 @@ __all__ = [
     "signed_serializer",
     "verify",
 ]
+
+# Public names report this module in reprs and tracebacks (pickles stay valid: each
+# name is importable from here).
+for _public in (
+    RestrictedDeserializer,
+    deserialize,
+    is_bytes_like,
+    serialize,
+    sign,
+    signed_deserializer,
+    signed_serializer,
+    verify,
+):
+    _public.__module__ = __name__
+del _public

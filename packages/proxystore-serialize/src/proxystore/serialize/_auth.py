@@ -1,34 +1,53 @@
-"""Payload authentication: an HMAC-SHA256 prefix that rejects tampered payloads.
+"""Payload authentication: a MAC prefix that rejects tampered payloads.
 
 Signed layout::
 
     byte 0      format version (1)
-    bytes 1-2   tag b"SG"
-    bytes 3-34  HMAC-SHA256(key, payload)
+    bytes 1-2   tag: b"SG" HMAC-SHA256, b"SB" keyed BLAKE3
+    bytes 3-34  the 32-byte MAC of the payload under the key
     bytes 35-   payload (any bytes, normally the output of ``serialize``)
 
 A store that shares ``key`` among its processes signs on put and verifies on get,
 so a payload altered in the backend (or written by someone without the key) is
-refused *before* it reaches pickle.
+refused *before* it reaches pickle. :func:`verify` accepts either algorithm.
+
+HMAC-SHA256 needs only the standard library. Keyed BLAKE3 (the optional ``blake3``
+package, extra ``proxystore-serialize[blake3]``) is several times faster, which
+matters for large objects; its 32-byte key is derived from ``key`` with
+HMAC-SHA256 (domain-separated), so one key serves both algorithms.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 from typing import Any, Final
 
 from proxystore.serialize._core import FORMAT_VERSION, _as_payload, _join
 from proxystore.serialize._core import deserialize as _deserialize
 from proxystore.serialize._core import serialize as _serialize
-from proxystore.serialize.exceptions import SerializationError
+from proxystore.serialize.exceptions import PayloadAuthenticationError
 from proxystore.serialize.protocols import BytesLike, Deserializer, Serializer
 
-__all__ = ["sign", "signed_deserializer", "signed_serializer", "verify"]
+__all__ = [
+    "ALGORITHMS",
+    "sign",
+    "signed_deserializer",
+    "signed_serializer",
+    "verify",
+]
 
-_SIGNED: Final = bytes((FORMAT_VERSION,)) + b"SG"
+_VERSION: Final = bytes((FORMAT_VERSION,))
+#: Signature algorithms by name, and the tag that marks each in a payload.
+ALGORITHMS: Final = {"hmac-sha256": b"SG", "blake3": b"SB"}
+_BY_TAG: Final = {_VERSION + tag: name for name, tag in ALGORITHMS.items()}
+_PREFIX_LEN: Final = 3
 _DIGEST: Final = hashlib.sha256().digest_size
-_HEADER_LEN: Final = len(_SIGNED) + _DIGEST
+_HEADER_LEN: Final = _PREFIX_LEN + _DIGEST
+_BLAKE3_CONTEXT: Final = b"proxystore payload signing: blake3 key\x00"
+#: Payloads at least this large are hashed by BLAKE3 with all cores.
+_BLAKE3_THREADS_FROM: Final = 16 << 20
 
 
 def _check_key(key: bytes) -> None:
@@ -38,59 +57,132 @@ def _check_key(key: bytes) -> None:
         raise ValueError("HMAC key must not be empty.")
 
 
-def sign(data: BytesLike, key: bytes) -> bytes:
-    """Return ``data`` prefixed with its HMAC-SHA256 under ``key``.
+def _blake3() -> Any:
+    try:
+        return importlib.import_module("blake3")
+    except ImportError:
+        raise PayloadAuthenticationError(
+            "BLAKE3 payload signatures need the 'blake3' package: pip install "
+            "'proxystore-serialize[blake3]'"
+        ) from None
+
+
+def _mac(algorithm: str, key: bytes, payload: BytesLike) -> bytes:
+    if algorithm == "hmac-sha256":
+        return hmac.digest(key, payload, "sha256")
+    blake3 = _blake3()
+    derived = hmac.digest(key, _BLAKE3_CONTEXT, "sha256")
+    threads = blake3.blake3.AUTO if len(payload) >= _BLAKE3_THREADS_FROM else 1
+    digest: bytes = blake3.blake3(payload, key=derived, max_threads=threads).digest()
+    return digest
+
+
+def sign(data: BytesLike, key: bytes, *, algorithm: str = "hmac-sha256") -> bytes:
+    """Return ``data`` prefixed with its MAC under ``key``.
+
+    Args:
+        data: The payload.
+        key: The secret key (any length; BLAKE3 derives its own 32-byte key).
+        algorithm: ``"hmac-sha256"`` (default) or ``"blake3"``.
 
     Raises:
         TypeError: If ``key`` is not bytes.
-        ValueError: If ``key`` is empty.
+        ValueError: If ``key`` is empty or ``algorithm`` unknown.
+        PayloadAuthenticationError: If ``algorithm`` is ``"blake3"`` and the
+            ``blake3`` package is missing.
         SerializationError: If ``data`` is not a contiguous bytes-like buffer.
     """
     _check_key(key)
+    tag = ALGORITHMS.get(algorithm)
+    if tag is None:
+        raise ValueError(
+            f"unknown signature algorithm {algorithm!r}: "
+            f"use one of {sorted(ALGORITHMS)}"
+        )
     payload = _as_payload(data)
-    mac = hmac.digest(key, payload, "sha256")
-    return _join([_SIGNED, mac, payload], _HEADER_LEN + len(payload))
+    mac = _mac(algorithm, key, payload)
+    return _join([_VERSION + tag, mac, payload], _HEADER_LEN + len(payload))
 
 
 def verify(data: BytesLike, key: bytes) -> memoryview:
     """Check the signature added by `sign`; return the payload without a copy.
 
-    The returned view shares memory (and writability) with ``data``.
+    Either algorithm is accepted (the payload's tag says which). The returned view
+    shares memory (and writability) with ``data``.
 
     Raises:
         TypeError: If ``key`` is not bytes.
         ValueError: If ``key`` is empty.
-        SerializationError: If ``data`` is not signed, is truncated, or its HMAC
-            does not match (tampered payload or wrong key).
+        PayloadAuthenticationError: If ``data`` is not signed, is truncated, or
+            its MAC does not match (tampered payload or wrong key), or it is signed
+            with BLAKE3 and the ``blake3`` package is missing.
+        SerializationError: If ``data`` is not a contiguous bytes-like buffer.
     """
     _check_key(key)
     view = memoryview(_as_payload(data))
-    if len(view) < _HEADER_LEN or view[: len(_SIGNED)] != _SIGNED:
-        raise SerializationError(
+    algorithm = (
+        _BY_TAG.get(bytes(view[:_PREFIX_LEN])) if len(view) >= _HEADER_LEN else None
+    )
+    if algorithm is None:
+        raise PayloadAuthenticationError(
             "payload is not signed: expected a signature header of "
-            f"{_HEADER_LEN} bytes starting with {_SIGNED!r}"
+            f"{_HEADER_LEN} bytes starting with one of {sorted(_BY_TAG)}"
         )
     payload = view[_HEADER_LEN:]
-    expected = hmac.digest(key, payload, "sha256")
-    if not hmac.compare_digest(expected, view[len(_SIGNED) : _HEADER_LEN]):
-        raise SerializationError(
-            "payload authentication failed: HMAC mismatch (tampered data or wrong key)"
+    expected = _mac(algorithm, key, payload)
+    if not hmac.compare_digest(expected, view[_PREFIX_LEN:_HEADER_LEN]):
+        raise PayloadAuthenticationError(
+            "payload authentication failed: MAC mismatch (tampered data or wrong key)"
         )
     return payload
+
+
+class _KeyHolder:
+    """A (de)serializer holding an HMAC key: usable here, never pickled."""
+
+    __slots__ = ("_inner", "_key")
+
+    def __init__(self, key: bytes, inner: Any) -> None:
+        _check_key(key)
+        self._key = bytes(key)
+        self._inner = inner
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            f"{type(self).__name__} holds its HMAC key and is never pickled (it "
+            "would carry the key inside every proxy); give the store a key "
+            "reference instead: Store(..., auth_key_id='env:VAR')"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key=<hidden>)"
+
+
+class _SignedSerializer(_KeyHolder):
+    __slots__ = ()
+
+    def __call__(self, obj: Any, /) -> bytes:
+        return sign(self._inner(obj), self._key)
+
+
+class _VerifiedDeserializer(_KeyHolder):
+    __slots__ = ()
+
+    def __call__(self, data: BytesLike, /) -> Any:
+        return self._inner(verify(data, self._key))
 
 
 def signed_serializer(key: bytes, serializer: Serializer = _serialize) -> Serializer:
     """Return a serializer that signs ``serializer``'s output with ``key``.
 
+    The result holds ``key``, so it refuses to be pickled (a `TypeError` that
+    points to ``Store(..., auth_key_id=...)``, which signs with a key *reference*
+    and so works in proxies).
+
     Raises:
         TypeError, ValueError: If ``key`` is not non-empty bytes.
     """
-    _check_key(key)
-
-    def serialize_signed(obj: Any, /) -> bytes:
-        return sign(serializer(obj), key)
-
-    return serialize_signed
+    return _SignedSerializer(key, serializer)
 
 
 def signed_deserializer(
@@ -98,12 +190,9 @@ def signed_deserializer(
 ) -> Deserializer:
     """Return a deserializer that verifies ``key``'s signature before decoding.
 
+    Like `signed_serializer`, the result holds ``key`` and is never pickled.
+
     Raises:
         TypeError, ValueError: If ``key`` is not non-empty bytes.
     """
-    _check_key(key)
-
-    def deserialize_verified(data: BytesLike, /) -> Any:
-        return deserializer(verify(data, key))
-
-    return deserialize_verified
+    return _VerifiedDeserializer(key, deserializer)

@@ -126,7 +126,9 @@ def _join(parts: list[bytes | memoryview], size: int) -> bytes:
     return result
 
 
-def _load_pickle_layout(data: _Payload) -> Any:
+def _load_pickle_layout(
+    data: _Payload, loads: Callable[..., Any] = pickle.loads
+) -> Any:
     total = len(data)
     if total < _COUNT_END:
         raise SerializationError(
@@ -135,7 +137,7 @@ def _load_pickle_layout(data: _Payload) -> Any:
     if data[_PREFIX_LEN:_COUNT_END] == _NO_BUFFERS:  # common case, cheapest test
         if type(data) is bytes and total > _SLICE_LIMIT:
             data = memoryview(data)
-        return pickle.loads(data[_COUNT_END:])
+        return loads(data[_COUNT_END:])
     (count,) = _U32.unpack_from(data, _PREFIX_LEN)
     table_end = _COUNT_END + _U64.size * (count + 1)
     if table_end > total:
@@ -170,7 +172,7 @@ def _load_pickle_layout(data: _Payload) -> Any:
     views = [
         source[o - shift : o - shift + n] for o, n in zip(offsets, lengths, strict=True)
     ]
-    return pickle.loads(view[table_end:stream_end], buffers=views)
+    return loads(view[table_end:stream_end], buffers=views)
 
 
 # ---------------------------------------------------------------- formats

@@ -4,11 +4,14 @@ Exception tree::
 
     ValueError
      └── SerializationError   an object cannot be encoded or a payload decoded
+          ├── PayloadAuthenticationError   a signed payload fails verification
+          └── DisallowedTypeError          a restricted load meets a global
+                                           outside its allow-list
 """
 
 from __future__ import annotations
 
-__all__ = ["SerializationError"]
+__all__ = ["DisallowedTypeError", "PayloadAuthenticationError", "SerializationError"]
 
 
 class SerializationError(ValueError):
@@ -17,3 +20,23 @@ class SerializationError(ValueError):
     It subclasses `ValueError` so code written against the reference
     release, which raises ``ValueError`` for non bytes-like input, keeps working.
     """
+
+
+class PayloadAuthenticationError(SerializationError):
+    """Raised when a payload is unsigned, truncated, or its HMAC does not match.
+
+    Raised before any byte of the payload is decoded, so nothing of a tampered
+    payload (no pickle opcode) has run.
+    """
+
+
+class DisallowedTypeError(SerializationError):
+    """Raised when a restricted deserializer meets a global outside its allow-list.
+
+    The global's module is not imported.
+    """
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+        """Dotted path (``module.qualname``) of the refused global."""

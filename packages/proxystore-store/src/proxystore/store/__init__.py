@@ -29,3 +29,15 @@ __all__ = [
     "store_registration",
     "unregister_store",
 ]
+
+# Public names report this module in reprs and tracebacks (pickles stay valid: each
+# name is importable from here).
+for _public in (
+    get_or_create_store,
+    get_store,
+    register_store,
+    store_registration,
+    unregister_store,
+):
+    _public.__module__ = __name__
+del _public

@@ -1,15 +1,16 @@
-"""The [`Store`][proxystore.store.base.Store]: objects in, keys and proxies out.
+"""The :class:`Store`: objects in, keys and proxies out.
 
 A store joins three independent pieces: a serializer (objects ⇄ bytes), a
 connector (bytes ⇄ keys, on some backend) and proxies (a key that resolves itself
-on first use). See `proxystore.store.factory` for the resolve side.
+on first use). See :mod:`proxystore.store.factory` for the resolve side.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -22,7 +23,16 @@ from typing import (
 
 from proxystore.connectors.protocols import DeferrableConnector, EvictingConnector
 from proxystore.proxy import Proxy, ProxyLocker
-from proxystore.serialize import SerializationError, deserialize, serialize
+from proxystore.serialize import (
+    ALGORITHMS,
+    DisallowedTypeError,
+    PayloadAuthenticationError,
+    SerializationError,
+    deserialize,
+    serialize,
+    sign,
+    verify,
+)
 from proxystore.store._registry import (
     _set_store_builder,
     _stores,
@@ -36,8 +46,9 @@ from proxystore.store.factory import PollingStoreFactory, StoreFactory
 from proxystore.store.future import Future
 from proxystore.store.metrics import StoreMetrics
 from proxystore.store.ref import OwnedProxy, into_owned
-from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT
+from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT, NonProxiableT
 from proxystore.utils._closeable import Closeable
+from proxystore.utils.credentials import resolve_secret_bytes
 
 if TYPE_CHECKING:
     from proxystore.connectors.protocols import BytesLike
@@ -45,6 +56,14 @@ if TYPE_CHECKING:
     from proxystore.store.types import DeserializerT, SerializerT
 
 __all__ = ["Store"]
+
+_log = logging.getLogger(__name__)
+_DEBUG = logging.DEBUG
+# `Logger.isEnabledFor` caches its answer per level in this dict (cleared on every
+# level change). Reading it first makes the disabled case one dict lookup on each
+# operation: `_LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG)`.
+# (Without that private dict, `{}.get` answers None: isEnabledFor is always asked.)
+_LOG_CACHE: Callable[[int], bool | None] = getattr(_log, "_cache", {}).get
 
 T = TypeVar("T")
 
@@ -91,23 +110,33 @@ class Store(Closeable, Generic[ConnectorT]):
     Args:
         name: Name of the store; proxies find their store in a process by it.
         connector: Where the bytes go.
-        serializer: Custom serializer (default `proxystore.serialize.serialize`).
+        serializer: Custom serializer (default :func:`proxystore.serialize.serialize`).
             It must be importable by name in every process that resolves proxies
             (it travels inside each proxy's config).
         deserializer: Custom deserializer (default
-            [`proxystore.serialize.deserialize`][proxystore.serialize.deserialize]).
+            :func:`proxystore.serialize.deserialize`).
         cache_size: Number of deserialized objects kept in an LRU cache (0: none).
-        metrics: Record per-key metrics (see `metrics`). Off by default; when
+        metrics: Record per-key metrics (see :attr:`metrics`). Off by default; when
             off, no timer is read.
-        populate_target: Default for `proxy`: return proxies that are already
+        populate_target: Default for :meth:`proxy`: return proxies that are already
             resolved (with the object's class and hash cached), so the creating
             process never fetches its own object back.
         register: Register the store by name in this process (see
-            `register_store`); `close` unregisters it.
+            :func:`~proxystore.store.register_store`); :meth:`close` unregisters it.
+        auth_key_id: Sign every payload on put and verify it on get, before any
+            deserialization, with the HMAC key this reference names
+            (``"env:VAR"`` or a credentials-file entry, see
+            `proxystore.utils.credentials`). Only the reference enters
+            :meth:`config` (and so proxies); each process resolves the key itself.
+        auth_algorithm: MAC used to sign: ``"hmac-sha256"`` (standard library)
+            or ``"blake3"`` (several times faster; needs the ``blake3``
+            package wherever payloads are signed or verified). Verification
+            accepts either.
 
     Raises:
         ValueError: if ``name`` is empty or ``cache_size`` is negative.
         StoreExistsError: if ``register`` and a store of that name is registered.
+        CredentialError: if ``auth_key_id`` does not resolve in this process.
     """
 
     def __init__(
@@ -121,6 +150,8 @@ class Store(Closeable, Generic[ConnectorT]):
         metrics: bool = False,
         populate_target: bool = True,
         register: bool = False,
+        auth_key_id: str | None = None,
+        auth_algorithm: str = "hmac-sha256",
     ) -> None:
         if not _is_nonempty_str(name):
             raise ValueError(f"Store name must be a non-empty string, got {name!r}.")
@@ -141,6 +172,16 @@ class Store(Closeable, Generic[ConnectorT]):
         self._lock = threading.RLock()
         self._config: StoreConfig | None = None
         self._closed = False
+        if auth_algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"Store auth_algorithm must be one of {sorted(ALGORITHMS)}, "
+                f"got {auth_algorithm!r}."
+            )
+        self._auth_key_id = auth_key_id
+        self._auth_algorithm = auth_algorithm
+        self._auth_key = (
+            None if auth_key_id is None else resolve_secret_bytes(auth_key_id)
+        )
         if register:
             try:
                 register_store(self)
@@ -150,6 +191,8 @@ class Store(Closeable, Generic[ConnectorT]):
                     "get_store(name), or create this one with register=False."
                 )
                 raise
+        if _log.isEnabledFor(logging.INFO):
+            _log.info("Initialized %r", self)
 
     # ------------------------------------------------------------- properties
     @property
@@ -202,7 +245,7 @@ class Store(Closeable, Generic[ConnectorT]):
 
     # ---------------------------------------------------------------- config
     def config(self) -> StoreConfig:
-        """Return the config from which `from_config` rebuilds this store.
+        """Return the config from which :meth:`from_config` rebuilds this store.
 
         Computed once: a store's connector and options do not change.
         """
@@ -221,6 +264,8 @@ class Store(Closeable, Generic[ConnectorT]):
                 metrics=self._metrics is not None,
                 populate_target=self._populate_target,
                 auto_register=self._register,
+                auth_key_id=self._auth_key_id,
+                auth_algorithm=self._auth_algorithm,
             )
         return config
 
@@ -243,6 +288,8 @@ class Store(Closeable, Generic[ConnectorT]):
             metrics=config.metrics,
             populate_target=config.populate_target,
             register=config.auto_register,
+            auth_key_id=config.auth_key_id,
+            auth_algorithm=config.auth_algorithm,
         )
 
     # ------------------------------------------------------------- serializing
@@ -253,14 +300,21 @@ class Store(Closeable, Generic[ConnectorT]):
                 "Serializer must return a bytes-like object, got "
                 f"{type(data).__name__}."
             )
+        if self._auth_key is not None:
+            return sign(data, self._auth_key, algorithm=self._auth_algorithm)
         return data
 
     def _from_bytes(
         self, data: BytesLike, key: ConnectorKeyT, deserializer: DeserializerT | None
     ) -> Any:
         func = self._deserialize if deserializer is None else deserializer
+        if self._auth_key is not None:
+            # Before anything decodes a byte: a forged payload never reaches pickle.
+            data = verify(data, self._auth_key)
         try:
             return func(data)
+        except (PayloadAuthenticationError, DisallowedTypeError):
+            raise  # already names the problem; callers may catch the type
         except Exception as e:
             raise SerializationError(
                 f"Failed to deserialize object (deserializer={_object_path(func)}, "
@@ -318,6 +372,8 @@ class Store(Closeable, Generic[ConnectorT]):
             metrics.add_time("store.put.serialize", key, (mid - start) / 1e6)
             metrics._time_since("store.put.connector", key, mid)
             metrics._time_since("store.put", key, start)
+        if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+            self._log_op("PUT", key)
         if lifetime is not None:
             lifetime.add_key(key, store=self)
         return key
@@ -345,8 +401,9 @@ class Store(Closeable, Generic[ConnectorT]):
         keys: list[ConnectorKeyT] = list(self.connector.put_batch(datas, **kwargs))
         if metrics is not None:
             batch = tuple(keys)
+            # The total size, as the reference records it.
             metrics.add_attribute(
-                "store.put_batch.object_sizes", batch, [len(d) for d in datas]
+                "store.put_batch.object_sizes", batch, sum(len(d) for d in datas)
             )
             metrics.add_time("store.put_batch.serialize", batch, (mid - start) / 1e6)
             metrics._time_since("store.put_batch.connector", batch, mid)
@@ -365,7 +422,7 @@ class Store(Closeable, Generic[ConnectorT]):
         """Return the object at ``key``, or ``default`` when nothing is stored.
 
         The return type is ``Any``: a key does not record the type of its object
-        (a [`Proxy`][proxystore.proxy.Proxy] from `proxy` does).
+        (a :class:`~proxystore.proxy.Proxy` from :meth:`proxy` does).
         Deserialized objects are kept in the LRU cache, so repeated gets of one key
         return the same object.
 
@@ -375,16 +432,20 @@ class Store(Closeable, Generic[ConnectorT]):
             ConnectorError: if the connector fails.
         """
         if self._metrics is not None:
-            return self._get_measured(self._metrics, key, deserializer, default)
-        obj = self.cache.get(key, _MISSING)
-        if obj is not _MISSING:
-            return obj
-        data = self.connector.get(key)
-        if data is None:
-            return default
-        obj = self._from_bytes(data, key, deserializer)
-        self.cache.set(key, obj)
-        return obj
+            obj = self._get_measured(self._metrics, key, deserializer, _MISSING)
+        else:
+            obj = self.cache.get(key, _MISSING)
+            if obj is not _MISSING:
+                if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+                    self._log_op("GET", key, " (cached)")
+                return obj
+            data = self.connector.get(key)
+            if data is not None:
+                obj = self._from_bytes(data, key, deserializer)
+                self.cache.set(key, obj)
+        if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+            self._log_op("GET", key, " (missing)" if obj is _MISSING else "")
+        return default if obj is _MISSING else obj
 
     def _get_measured(
         self,
@@ -419,14 +480,16 @@ class Store(Closeable, Generic[ConnectorT]):
         Raises:
             ConnectorError: if the connector fails.
         """
-        if self.cache.exists(key):
-            return True
         metrics = self._metrics
         if metrics is None:
-            return self.connector.exists(key)
+            return self.cache.exists(key) or self.connector.exists(key)
+        # As the reference records: the whole call always, the connector on a miss.
         start = _now()
-        found = self.connector.exists(key)
-        metrics._time_since("store.exists.connector", key, start)
+        found = self.cache.exists(key)
+        if not found:
+            mid = _now()
+            found = self.connector.exists(key)
+            metrics._time_since("store.exists.connector", key, mid)
         metrics._time_since("store.exists", key, start)
         return found
 
@@ -445,6 +508,19 @@ class Store(Closeable, Generic[ConnectorT]):
         if metrics is not None:
             metrics._time_since("store.evict.connector", key, start)
             metrics._time_since("store.evict", key, start)
+        if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+            self._log_op("EVICT", key)
+
+    def _log_op(self, operation: str, key: ConnectorKeyT, note: str = "") -> None:
+        # Same shape as the reference's lines, plus the connector.
+        _log.debug(
+            'Store(name="%s"): %s %r (connector=%s)%s',
+            self._name,
+            operation,
+            key,
+            type(self.connector).__name__,
+            note,
+        )
 
     def get_evict(
         self,
@@ -455,10 +531,10 @@ class Store(Closeable, Generic[ConnectorT]):
     ) -> Any:
         """Return the object at ``key`` and evict it; ``default`` when missing.
 
-        Same result as `get` followed (when found) by `evict`, which
+        Same result as :meth:`get` followed (when found) by :meth:`evict`, which
         is what resolving a proxy made with ``evict=True`` does. When the
-        connector is an `EvictingConnector`
-        and the object is not cached, it is read and removed
+        connector is an :class:`~proxystore.connectors.protocols.
+        EvictingConnector` and the object is not cached, it is read and removed
         in one connector call (e.g. one Redis ``GETDEL`` instead of ``GET`` then
         ``DEL``), and the cache is not filled with an object about to be evicted.
         Then the stored bytes are gone even when they fail to deserialize.
@@ -476,6 +552,10 @@ class Store(Closeable, Generic[ConnectorT]):
             obj = self.cache.get(key, _MISSING)
             if obj is _MISSING:
                 data = cast("EvictingConnector[Any]", connector).get_evict(key)
+                if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+                    self._log_op(
+                        "GET_EVICT", key, "" if data is not None else " (missing)"
+                    )
                 if data is None:
                     return default
                 return self._from_bytes(data, key, deserializer)
@@ -629,7 +709,7 @@ class Store(Closeable, Generic[ConnectorT]):
     ) -> list[Proxy[T]] | list[Proxy[T] | T]:
         """Proxy each object, storing them with a single ``put_batch``.
 
-        Takes the same options as `proxy`. With ``skip_nonproxiable``,
+        Takes the same options as :meth:`proxy`. With ``skip_nonproxiable``,
         ``None``/``bool`` entries come back unchanged at their positions.
 
         Raises:
@@ -685,19 +765,21 @@ class Store(Closeable, Generic[ConnectorT]):
             lifetime.add_proxy(proxy)
         return proxy
 
+    # As in the reference: `None`/`bool` come back as themselves (the default
+    # skips them); any other object gives a locker.
     @overload
     def locked_proxy(
         self,
-        obj: T,
+        obj: NonProxiableT,
         *,
         evict: bool = ...,
         lifetime: Lifetime | None = ...,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
         populate_target: bool | None = ...,
-        skip_nonproxiable: Literal[False],
+        skip_nonproxiable: Literal[True] = ...,
         **kwargs: Any,
-    ) -> ProxyLocker[T]: ...
+    ) -> NonProxiableT: ...
 
     @overload
     def locked_proxy(
@@ -711,7 +793,7 @@ class Store(Closeable, Generic[ConnectorT]):
         populate_target: bool | None = ...,
         skip_nonproxiable: bool = ...,
         **kwargs: Any,
-    ) -> ProxyLocker[T] | T: ...
+    ) -> ProxyLocker[T]: ...
 
     def locked_proxy(
         self,
@@ -725,13 +807,14 @@ class Store(Closeable, Generic[ConnectorT]):
         skip_nonproxiable: bool = True,
         **kwargs: Any,
     ) -> ProxyLocker[T] | T:
-        """Like `proxy`, but wrapped in a [`ProxyLocker`][proxystore.proxy.ProxyLocker].
+        """Like :meth:`proxy`, but wrapped in a :class:`~proxystore.proxy.ProxyLocker`.
 
         A locker travels like a proxy but cannot be resolved by accident;
         ``locker.unlock()`` returns the proxy. ``None``/``bool`` come back
         unchanged unless ``skip_nonproxiable=False``.
 
-        Raises the same exceptions as `proxy`.
+        Raises:
+            Same as :meth:`proxy`.
         """
         proxy = self.proxy(
             obj,
@@ -745,17 +828,19 @@ class Store(Closeable, Generic[ConnectorT]):
         )
         return ProxyLocker(proxy) if isinstance(proxy, Proxy) else proxy
 
+    # As in the reference: `None`/`bool` come back as themselves (the default
+    # skips them); any other object gives an owned proxy.
     @overload
     def owned_proxy(
         self,
-        obj: T,
+        obj: NonProxiableT,
         *,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
         populate_target: bool | None = ...,
-        skip_nonproxiable: Literal[False],
+        skip_nonproxiable: Literal[True] = ...,
         **kwargs: Any,
-    ) -> OwnedProxy[T]: ...
+    ) -> NonProxiableT: ...
 
     @overload
     def owned_proxy(
@@ -767,7 +852,7 @@ class Store(Closeable, Generic[ConnectorT]):
         populate_target: bool | None = ...,
         skip_nonproxiable: bool = ...,
         **kwargs: Any,
-    ) -> OwnedProxy[T] | T: ...
+    ) -> OwnedProxy[T]: ...
 
     def owned_proxy(
         self,
@@ -779,13 +864,14 @@ class Store(Closeable, Generic[ConnectorT]):
         skip_nonproxiable: bool = True,
         **kwargs: Any,
     ) -> OwnedProxy[T] | T:
-        """Return an [`OwnedProxy`][proxystore.store.ref.OwnedProxy] of ``obj``.
+        """Return an :class:`~proxystore.store.ref.OwnedProxy` of ``obj``.
 
         The object is evicted when the owned proxy is garbage collected (see
-        `proxystore.store.ref`). ``None``/``bool`` come back unchanged unless
+        :mod:`proxystore.store.ref`). ``None``/``bool`` come back unchanged unless
         ``skip_nonproxiable=False``.
 
-        Raises the same exceptions as `proxy`.
+        Raises:
+            Same as :meth:`proxy`.
         """
         proxy = self.proxy(
             obj,
@@ -821,7 +907,7 @@ class Store(Closeable, Generic[ConnectorT]):
         polling_interval_limit: float | None = None,
         polling_timeout: float | None = None,
     ) -> Future[Any]:
-        """Return a [`Future`][proxystore.store.future.Future] for a result to come.
+        """Return a :class:`~proxystore.store.future.Future` for a result to come.
 
         Annotate the variable to type it: ``f: Future[int] = store.future()``.
         When the connector can notify (``WaitableConnector``), waiting for the

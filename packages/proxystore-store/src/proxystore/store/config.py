@@ -38,7 +38,10 @@ _ALIASES: dict[str, str] = {
     "daos": "proxystore.connectors.daos.DAOSConnector",
 }
 # Reverse map used to shorten a config on the wire (see StoreConfig.__reduce__).
-_SHORT_KIND = {path: alias for alias, path in reversed(_ALIASES.items())}
+# There (inside pickled proxies) a built-in connector's dotted path travels as
+# "=" + its short name; the "=" tells it apart from a short name given by the user,
+# so that both come back exactly as they were.
+_SHORT_KIND = {path: "=" + alias for alias, path in reversed(_ALIASES.items())}
 
 _connector_types: dict[str, type[Connector[Any]]] = {}
 
@@ -93,7 +96,8 @@ class ConnectorConfig:
         kind: Dotted path of the connector class
             (``"proxystore.connectors.file.FileConnector"``) or a short name
             (``"file"``, ``"local"``, ``"redis"``, ``"multi"``, ``"zmq"``, ...;
-            case-insensitive). Known short names are expanded to the dotted path.
+            case-insensitive). Kept as given (like the reference); short names are
+            resolved when the connector type is looked up.
         options: The connector's ``config()``; passed to its ``from_config()``.
 
     Raises:
@@ -115,9 +119,6 @@ class ConnectorConfig:
             "ConnectorConfig.options must be a dict with string keys, "
             f"got {self.options!r}.",
         )
-        full = _ALIASES.get(_alias_key(self.kind))
-        if full is not None and "." not in self.kind:
-            object.__setattr__(self, "kind", full)
 
     def get_connector_type(self) -> type[Connector[Any]]:
         """Import and return the connector class named by `kind`.
@@ -133,6 +134,8 @@ class ConnectorConfig:
         try:
             if "." in kind:
                 found = _import_path(kind)
+            elif (path := _ALIASES.get(_alias_key(kind))) is not None:
+                found = _import_path(path)
             else:
                 found = _find_by_module(_alias_key(kind))
         except ImportError as e:
@@ -165,9 +168,20 @@ _STORE_FIELDS = (
     "metrics",
     "populate_target",
     "auto_register",
+    "auth_key_id",
+    "auth_algorithm",
 )
 # Defaults of the optional fields, in field order; the wire form drops trailing ones.
-_STORE_DEFAULTS: tuple[Any, ...] = (None, None, 16, False, True, False)
+_STORE_DEFAULTS: tuple[Any, ...] = (
+    None,
+    None,
+    16,
+    False,
+    True,
+    False,
+    None,
+    "hmac-sha256",
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -183,6 +197,10 @@ class StoreConfig:
         metrics: Whether the store records metrics.
         populate_target: Whether proxies are returned already resolved.
         auto_register: Whether the store registers itself on creation.
+        auth_key_id: Reference (never the key itself) to the HMAC key with which
+            the store signs and verifies payloads, or ``None`` for no signing.
+        auth_algorithm: MAC the store signs with (``"hmac-sha256"`` or
+            ``"blake3"``).
 
     Raises:
         ValueError: if a field has the wrong type or value (the message names it).
@@ -196,6 +214,8 @@ class StoreConfig:
     metrics: bool = False
     populate_target: bool = True
     auto_register: bool = False
+    auth_key_id: str | None = None
+    auth_algorithm: str = "hmac-sha256"
 
     def __post_init__(self) -> None:
         _check(
@@ -223,6 +243,16 @@ class StoreConfig:
                 isinstance(value, bool),
                 f"StoreConfig.{field} must be a bool, got {value!r}.",
             )
+        _check(
+            self.auth_key_id is None or _is_nonempty_str(self.auth_key_id),
+            "StoreConfig.auth_key_id must be a non-empty string or None, "
+            f"got {self.auth_key_id!r}.",
+        )
+        _check(
+            _is_nonempty_str(self.auth_algorithm),
+            "StoreConfig.auth_algorithm must be a non-empty string, "
+            f"got {self.auth_algorithm!r}.",
+        )
 
     # ------------------------------------------------------------- plain data
     def as_dict(self) -> dict[str, Any]:
@@ -313,6 +343,8 @@ class StoreConfig:
             self.metrics,
             self.populate_target,
             self.auto_register,
+            self.auth_key_id,
+            self.auth_algorithm,
         )
         n = len(rest)
         # Trailing fields equal to their defaults are implied by absence.
@@ -327,4 +359,6 @@ class StoreConfig:
 def _config_from_wire(
     name: str, kind: str, options: dict[str, Any], *rest: Any
 ) -> StoreConfig:
+    if kind.startswith("="):
+        kind = _ALIASES[kind[1:]]
     return StoreConfig(name, ConnectorConfig(kind, options), *rest)

@@ -289,6 +289,12 @@ class Client(_DaskClient):
                 )
         if shared_keys:
             _evict_after_all(futures, self._evict_callback(shared_keys))
+            # The reference warns here too: code written for it may rely on it.
+            warnings.warn(
+                "A keyword argument to map() was proxied: one object shared by "
+                "every task, kept in the store until all the tasks are done.",
+                stacklevel=2,
+            )
         return futures
 
 

@@ -13,17 +13,17 @@ import dataclasses
 import math
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
-if TYPE_CHECKING:
-    from proxystore.proxy import Proxy
+from proxystore.proxy import Proxy
+from proxystore.store.utils import get_key
 
 __all__ = ["KeyT", "Metrics", "ProxyT", "StoreMetrics", "TimeStats"]
 
 #: Anything metrics can be recorded for: a key, or a tuple of keys (batch operations).
-KeyT: TypeAlias = "tuple[Any, ...] | Sequence[tuple[Any, ...]]"
+KeyT: TypeAlias = tuple[Any, ...] | Sequence[tuple[Any, ...]]
 #: A proxy or a sequence of proxies (mapped to keys by ``StoreMetrics.get_metrics``).
-ProxyT: TypeAlias = "Proxy[Any] | Sequence[Proxy[Any]]"
+ProxyT: TypeAlias = Proxy[Any] | Sequence[Proxy[Any]]
 
 
 @dataclasses.dataclass
@@ -86,9 +86,21 @@ class Metrics:
         }
 
 
-def _hashable(key: Any) -> Any:
-    # Batch operations record under the tuple of their keys; lists are unhashable.
-    return tuple(key) if isinstance(key, list) else key
+def _hashable(key_or_proxy: Any) -> Any:
+    """The dict key metrics are recorded under, for a key, a proxy or a batch.
+
+    Proxies map to their store keys (never resolving them: `isinstance(x, Proxy)`
+    is decided by the proxy's own type); batches map to the tuple of their keys.
+    """
+    if isinstance(key_or_proxy, Proxy):
+        return get_key(key_or_proxy)
+    if isinstance(key_or_proxy, Sequence) and key_or_proxy:
+        if all(isinstance(item, Proxy) for item in key_or_proxy):
+            return tuple(get_key(proxy) for proxy in key_or_proxy)
+        if isinstance(key_or_proxy, list):
+            # Batch operations record under the tuple of their keys.
+            return tuple(key_or_proxy)
+    return key_or_proxy
 
 
 class StoreMetrics:
@@ -97,23 +109,27 @@ class StoreMetrics:
     def __init__(self) -> None:
         self._metrics: dict[Any, Metrics] = {}
 
-    def _for(self, key: Any) -> Metrics:
-        key = _hashable(key)
+    def _for(self, key_or_proxy: Any) -> Metrics:
+        key = _hashable(key_or_proxy)
         metrics = self._metrics.get(key)
         if metrics is None:
             metrics = self._metrics[key] = Metrics()
         return metrics
 
-    def add_attribute(self, name: str, key: KeyT, value: Any) -> None:
-        """Set attribute ``name`` of ``key`` to ``value`` (replacing any previous)."""
+    def add_attribute(self, name: str, key: KeyT | ProxyT, value: Any) -> None:
+        """Set attribute `name` of `key` to `value` (replacing any previous).
+
+        `key` may also be a proxy (or a batch of them): it stands for its store
+        key and is not resolved.
+        """
         self._for(key).attributes[name] = value
 
-    def add_counter(self, name: str, key: KeyT, value: int) -> None:
+    def add_counter(self, name: str, key: KeyT | ProxyT, value: int) -> None:
         """Add ``value`` to counter ``name`` of ``key``."""
         counters = self._for(key).counters
         counters[name] = counters.get(name, 0) + value
 
-    def add_time(self, name: str, key: KeyT, time_ms: float) -> None:
+    def add_time(self, name: str, key: KeyT | ProxyT, time_ms: float) -> None:
         """Record that operation ``name`` on ``key`` took ``time_ms`` milliseconds."""
         times = self._for(key).times
         stats = times.get(name)
@@ -139,15 +155,7 @@ class StoreMetrics:
         Raises:
             ProxyStoreFactoryError: if a proxy given was not made by a store.
         """
-        from proxystore.proxy import Proxy
-        from proxystore.store.utils import get_key
-
-        key: Any = key_or_proxy
-        if isinstance(key, Proxy):
-            key = get_key(key)
-        elif isinstance(key, Sequence) and any(isinstance(k, Proxy) for k in key):
-            key = tuple(get_key(k) if isinstance(k, Proxy) else k for k in key)
-        metrics = self._metrics.get(_hashable(key))
+        metrics = self._metrics.get(_hashable(key_or_proxy))
         return None if metrics is None else copy.deepcopy(metrics)
 
     def _time_since(self, name: str, key: KeyT, start_ns: int) -> None:

@@ -179,9 +179,12 @@ def _check_valid(proxy: BaseRefProxy[Any]) -> None:
 def _invalidate(proxy: BaseRefProxy[Any]) -> None:
     _setslot(proxy, "__proxy_valid__", False)
     # The resolved fast path reads the cached target directly; dropping it routes
-    # every later use through the property getter, which raises.
+    # every later use through the property getter, which raises. The cached class
+    # and hash go too, so `isinstance` and `hash` raise as well.
     if is_resolved(proxy):
         _WRAPPED.__delete__(proxy)
+    _setslot(proxy, "__proxy_default_class__", None)
+    _setslot(proxy, "__proxy_default_hash__", None)
 
 
 def _defaults(proxy: Proxy[Any]) -> tuple[Any, Any]:

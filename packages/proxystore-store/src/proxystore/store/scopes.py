@@ -1,8 +1,8 @@
 """Scopes for borrowed references passed to asynchronous work.
 
-A [`RefProxy`][proxystore.store.ref.RefProxy] given to a task must stay borrowed until
+A :class:`~proxystore.store.ref.RefProxy` given to a task must stay borrowed until
 the task finishes, then be released so the owner can be mutated or dropped again.
-`submit` does that bookkeeping for any ``submit``-style API that returns a
+:func:`submit` does that bookkeeping for any ``submit``-style API that returns a
 future with ``add_done_callback`` (``concurrent.futures``, Dask, Parsl, Globus
 Compute, ...).
 """
@@ -56,12 +56,18 @@ def _drop_target(ref: BaseRefProxy[Any]) -> None:
     _invalidate(ref)
 
 
-def _collect_refs(
-    values: Iterable[object], custom: Sequence[type[Any]]
-) -> list[RefProxy[Any]]:
+def _collect_refs(values: Iterable[object], custom: Iterable[Any]) -> list[Any]:
     # Exact type checks: isinstance() would resolve unrelated plain proxies.
-    kinds = (RefProxy, RefMutProxy, *custom)
-    return [value for value in values if type(value) in kinds]  # type: ignore[misc]
+    extra_kinds: list[type[Any]] = []
+    refs: list[Any] = []
+    for item in custom:
+        if issubclass(type(item), type):
+            extra_kinds.append(item)  # a reference class (an extension of ours)
+        elif type(item) in (RefProxy, RefMutProxy):
+            refs.append(item)  # a reference itself, as the reference accepts
+    kinds = (RefProxy, RefMutProxy, *extra_kinds)
+    refs.extend(value for value in values if type(value) in kinds)
+    return refs
 
 
 def submit(
@@ -69,14 +75,15 @@ def submit(
     *,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
-    register_custom_refs: Sequence[type[Any]] = (),
+    register_custom_refs: Iterable[Any] = (),
 ) -> FutureT:
     """Call ``submit_func(*args, **kwargs)`` and end its reference borrows when done.
 
-    Every argument (positional or keyword) whose exact type is
-    `RefProxy`, [`RefMutProxy`][proxystore.store.ref.RefMutProxy]
-    or one of ``register_custom_refs`` is marked out of scope by a done-callback on
-    the returned future.
+    Every argument (positional or keyword) whose exact type is `RefProxy` or
+    `RefMutProxy` (from `proxystore.store.ref`) is marked out of scope by a
+    done-callback on the returned future, and so is every reference listed in
+    `register_custom_refs` (for references nested in data structures). Classes
+    listed there are treated as reference types too.
 
     Returns:
         The future returned by ``submit_func``.

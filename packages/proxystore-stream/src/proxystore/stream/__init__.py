@@ -18,6 +18,12 @@ from proxystore.warnings import ExperimentalWarning
 
 __all__ = ["StreamConsumer", "StreamProducer"]
 
+# Public names report this module in reprs and tracebacks (pickles stay valid: each
+# name is importable from here).
+for _public in (StreamConsumer, StreamProducer):
+    _public.__module__ = __name__
+del _public
+
 warnings.warn(
     "Streaming is an experimental feature and its API may change in future "
     "releases without notice.",

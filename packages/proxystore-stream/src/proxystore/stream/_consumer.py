@@ -156,7 +156,8 @@ class StreamConsumer(Closeable, Generic[T]):
                 return event
             if isinstance(event, NewObjectKeyEvent) and event.evict:
                 # A dropped object would never be resolved, so free it now.
-                self._store(event).evict(event.get_key())
+                store = self._store(event)
+                store.evict(event.get_key(connector=store.connector))
 
     def next(self) -> ProxyOr[T]:
         """Return the next item: a proxy (store topics) or the inline object.
@@ -182,9 +183,9 @@ class StreamConsumer(Closeable, Generic[T]):
         event = self._next_event()
         if isinstance(event, NewObjectEvent):
             return event.metadata, cast(T, _inline(event.obj))
-        proxy: Proxy[T] = self._store(event).proxy_from_key(
-            event.get_key(),
-            evict=event.evict,
+        store = self._store(event)
+        proxy: Proxy[T] = store.proxy_from_key(
+            event.get_key(connector=store.connector), evict=event.evict
         )
         return event.metadata, proxy
 
@@ -210,7 +211,7 @@ class StreamConsumer(Closeable, Generic[T]):
         if isinstance(event, NewObjectEvent):
             return event.metadata, cast(T, _inline(event.obj))
         store = self._store(event)
-        key = event.get_key()
+        key = event.get_key(connector=store.connector)
         if event.evict:
             # One connector call (e.g. a Redis GETDEL) where the connector can.
             obj = store.get_evict(key, default=_MISSING)

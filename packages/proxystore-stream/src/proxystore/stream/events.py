@@ -39,7 +39,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple, TypeAlias
 
-from proxystore.serialize import deserialize, serialize
+from proxystore.serialize import RestrictedDeserializer, deserialize, serialize
 from proxystore.store.config import ConnectorConfig, StoreConfig
 from proxystore.stream._wire import (
     NotPlainDataError,
@@ -184,14 +184,21 @@ class NewObjectKeyEvent:
             store_config=store_config,
         )
 
-    def get_key(self) -> Any:
+    def get_key(self, *, connector: object | None = None) -> Any:
         """Rebuild the key ``NamedTuple``.
+
+        Args:
+            connector: The connector of the consumer's store for this event. Key
+                classes defined in its module are accepted too: a store the
+                consumer itself set up vouches for its connector's keys.
 
         Raises:
             EventDecodeError: If ``key_type`` is not a ``NamedTuple`` class of a
-                ``proxystore.connectors.*`` module, or ``raw_key`` does not fit it.
+                trusted module (``proxystore.connectors.*``, see
+                `trust_modules`, or the module of ``connector``), or ``raw_key``
+                does not fit it.
         """
-        key_cls = _key_class(self.key_type)
+        key_cls = _key_class(self.key_type, _module_of(connector))
         if len(self.raw_key) != len(key_cls._fields):
             raise EventDecodeError(
                 f"Key of type {self.key_type} has {len(key_cls._fields)} fields, "
@@ -290,14 +297,22 @@ def _defined_in_trusted(obj: type, trusted: list[str]) -> bool:
     return f"{obj.__module__}.".startswith(tuple(trusted))
 
 
+def _module_of(connector: object | None) -> str | None:
+    return None if connector is None else type(connector).__module__
+
+
 @functools.lru_cache(maxsize=256)
-def _key_class(path: str) -> type[Any]:
-    cls = _import_attr(path, _TRUSTED_TYPES, "key type")
+def _key_class(path: str, connector_module: str | None = None) -> type[Any]:
+    trusted = _TRUSTED_TYPES
+    if connector_module is not None and path.startswith(connector_module + "."):
+        # Already imported in this process (the connector exists): no new code runs.
+        trusted = [*trusted, connector_module + "."]
+    cls = _import_attr(path, trusted, "key type")
     if not (
         isinstance(cls, type)
         and issubclass(cls, tuple)
         and hasattr(cls, "_fields")
-        and _defined_in_trusted(cls, _TRUSTED_TYPES)
+        and _defined_in_trusted(cls, trusted)
     ):
         raise EventDecodeError(f"{path!r} is not a connector key NamedTuple.")
     return cls
@@ -351,11 +366,17 @@ class _ImportOnCall:
         return f"<{self.path} (imported on first call)>"
 
 
+# A RestrictedDeserializer travels as this prefix and its allow-list (plain data).
+_RESTRICTED: Final = "restricted:"
+
+
 def _callable_path(func: Any) -> str | None:
     if func is None:
         return None
     if isinstance(func, _ImportOnCall):
         return func.path
+    if isinstance(func, RestrictedDeserializer):
+        return _RESTRICTED + ",".join(func.allow)
     return f"{func.__module__}.{func.__qualname__}"
 
 
@@ -390,10 +411,14 @@ def _config_to_plain(config: StoreConfig) -> dict[str, Any]:
         "metrics": config.metrics,
         "populate_target": config.populate_target,
         "auto_register": config.auto_register,
+        "auth_key_id": config.auth_key_id,
+        "auth_algorithm": config.auth_algorithm,
     }
 
 
 _CONFIG_FIELDS: Final = 9
+# A signing store adds its key reference (never the key) and its MAC algorithm.
+_SIGNED_CONFIG_FIELDS: Final = 11
 
 
 def _config_to_wire(config: StoreConfig) -> tuple[Any, ...]:
@@ -408,14 +433,23 @@ def _config_to_wire(config: StoreConfig) -> tuple[Any, ...]:
         config.metrics,
         config.populate_target,
         config.auto_register,
+    ) + (
+        ()
+        if config.auth_key_id is None
+        else (config.auth_key_id, config.auth_algorithm)
     )
 
 
 def _config_from_wire(data: Any) -> StoreConfig:
     fields = _expect(data, tuple, "store config")
-    if len(fields) != _CONFIG_FIELDS:
+    if len(fields) not in (_CONFIG_FIELDS, _SIGNED_CONFIG_FIELDS):
         raise EventDecodeError(f"Corrupt event: store config of {len(fields)} fields.")
-    name, kind, options, ser, deser, cache_size, metrics, populate, register = fields
+    name, kind, options, ser, deser, cache_size, metrics, populate, register = fields[
+        :_CONFIG_FIELDS
+    ]
+    signed = len(fields) == _SIGNED_CONFIG_FIELDS
+    auth = fields[_CONFIG_FIELDS] if signed else None
+    algorithm = fields[_CONFIG_FIELDS + 1] if signed else "hmac-sha256"
     return _config_from_plain(
         {
             "name": name,
@@ -426,6 +460,8 @@ def _config_from_wire(data: Any) -> StoreConfig:
             "metrics": metrics,
             "populate_target": populate,
             "auto_register": register,
+            "auth_key_id": auth,
+            "auth_algorithm": algorithm,
         },
     )
 
@@ -443,9 +479,14 @@ def _config_from_plain(data: Any) -> StoreConfig:
         connector = _expect(data["connector"], dict, "connector config")
         kind = _expect(connector["kind"], str, "connector kind")
         options = _expect(connector["options"], dict, "connector options")
-        funcs: dict[str, _ImportOnCall | None] = {}
+        funcs: dict[str, Any] = {}
         for field in ("serializer", "deserializer"):
             path = data[field]
+            restricted = field == "deserializer" and isinstance(path, str)
+            if restricted and path.startswith(_RESTRICTED):
+                allow = path[len(_RESTRICTED) :]
+                funcs[field] = RestrictedDeserializer(allow.split(",") if allow else ())
+                continue
             if path is not None:
                 _check_path(_expect(path, str, field), _TRUSTED_CALLABLES, field)
             funcs[field] = None if path is None else _ImportOnCall(path)
@@ -458,6 +499,10 @@ def _config_from_plain(data: Any) -> StoreConfig:
             metrics=_expect(data["metrics"], bool, "metrics"),
             populate_target=_expect(data["populate_target"], bool, "populate_target"),
             auto_register=_expect(data["auto_register"], bool, "auto_register"),
+            auth_key_id=_expect(data.get("auth_key_id"), (str, type(None)), "auth"),
+            auth_algorithm=_expect(
+                data.get("auth_algorithm", "hmac-sha256"), str, "auth_algorithm"
+            ),
         )
     except KeyError as e:
         raise EventDecodeError(f"Corrupt event: store config lacks {e}.") from e
@@ -722,8 +767,12 @@ class _Decoder:
             topic = r.text()
             key_type = r.text()
             raw_key = _expect(r.value(), tuple, "raw key")
-            # Only the form is checked here; get_key() imports the class.
-            _check_path(key_type, _TRUSTED_TYPES, "key type")
+            # Only the form is checked here; get_key() checks the allow-list
+            # (which the consumer's own store may extend) and imports the class.
+            if not _DOTTED.fullmatch(key_type):
+                raise EventDecodeError(
+                    f"Corrupt event: key type {key_type!r} is not a dotted path."
+                )
             evict = _expect(r.value(), bool, "evict flag")
             metadata = self.metadata()
             index = _expect(r.value(), int, "store config index")

@@ -22,14 +22,33 @@ import pathlib
 import tomllib
 import types
 import typing
-from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, Union
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, TypeVar, Union, cast
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-    ConfigT = TypeVar("ConfigT", bound=DataclassInstance)
+
+class _PydanticModel(Protocol):
+    """What is used of a pydantic (v2) model instance: `model_dump`."""
+
+    def model_dump(self, *, exclude_none: bool = ...) -> dict[str, Any]:
+        """Return the model's fields as a dict."""
+        ...
+
+
+if TYPE_CHECKING:
+    ConfigT = TypeVar("ConfigT", bound=DataclassInstance | _PydanticModel)
 else:
     ConfigT = TypeVar("ConfigT")
+
+
+def _is_pydantic_model(obj: object) -> bool:
+    # Duck-typed so that pydantic is never imported here (nor required).
+    cls = obj if isinstance(obj, type) else type(obj)
+    return callable(getattr(cls, "model_validate", None)) and callable(
+        getattr(cls, "model_dump", None)
+    )
+
 
 __all__ = ["dump", "dumps", "load", "loads"]
 
@@ -49,8 +68,13 @@ _MAPPING_ORIGINS = (dict, collections.abc.Mapping, collections.abc.MutableMappin
 # ---------------------------------------------------------------- dumping
 
 
-def dumps(model: DataclassInstance, *, exclude_none: bool = True) -> str:
-    """Return the TOML document for the dataclass instance ``model``.
+def dumps(
+    model: DataclassInstance | _PydanticModel, *, exclude_none: bool = True
+) -> str:
+    """Return the TOML document for ``model``.
+
+    ``model`` is a dataclass instance or, as with the reference, a pydantic model
+    (its ``model_dump()`` is written).
 
     Raises:
         TypeError: If ``model`` is not a dataclass instance or a field holds a value
@@ -59,19 +83,33 @@ def dumps(model: DataclassInstance, *, exclude_none: bool = True) -> str:
         ImportError: If ``tomli-w`` is not installed.
     """
     candidate: object = model  # checked at runtime: callers may be untyped
-    if not dataclasses.is_dataclass(candidate) or isinstance(candidate, type):
-        raise TypeError(f"Expected a dataclass instance, got {type(model).__name__}.")
+    pydantic = not isinstance(candidate, type) and _is_pydantic_model(candidate)
+    if not pydantic and (
+        not dataclasses.is_dataclass(candidate) or isinstance(candidate, type)
+    ):
+        raise TypeError(
+            "Expected a dataclass instance or a pydantic model, got "
+            f"{type(model).__name__}."
+        )
     try:
         import tomli_w
     except ImportError as exc:  # tomli-w is an optional dependency
         raise ImportError(
             "Writing TOML needs the 'tomli-w' package: pip install tomli-w"
         ) from exc
+    if pydantic:
+        data = cast("_PydanticModel", model).model_dump(exclude_none=exclude_none)
+        return tomli_w.dumps(data)
     table = _to_toml(model, type(model).__name__, exclude_none)
     return tomli_w.dumps(table)
 
 
-def dump(model: DataclassInstance, fp: IO[bytes], *, exclude_none: bool = True) -> None:
+def dump(
+    model: DataclassInstance | _PydanticModel,
+    fp: IO[bytes],
+    *,
+    exclude_none: bool = True,
+) -> None:
     """Write the TOML document for ``model`` to the binary file ``fp``.
 
     Raises:
@@ -129,7 +167,11 @@ def _to_toml(value: Any, path: str, exclude_none: bool) -> Any:
 
 
 def loads(model: type[ConfigT], data: str) -> ConfigT:
-    """Parse the TOML string ``data`` into an instance of the dataclass ``model``.
+    """Parse the TOML string ``data`` into an instance of ``model``.
+
+    ``model`` is a dataclass type or, as with the reference, a pydantic model class
+    (validated with ``model_validate(..., strict=True)``; its validation error is
+    a ``ValueError``).
 
     Raises:
         ValueError: If ``data`` is not valid TOML, a required field is missing, an
@@ -139,17 +181,25 @@ def loads(model: type[ConfigT], data: str) -> ConfigT:
             its field's annotation; the message names the field.
     """
     candidate: object = model  # checked at runtime: callers may be untyped
-    if not (isinstance(candidate, type) and dataclasses.is_dataclass(candidate)):
-        raise TypeError(f"Expected a dataclass type, got {model!r}.")
+    pydantic = isinstance(candidate, type) and _is_pydantic_model(candidate)
+    if not pydantic and not (
+        isinstance(candidate, type) and dataclasses.is_dataclass(candidate)
+    ):
+        raise TypeError(
+            f"Expected a dataclass type or a pydantic model, got {model!r}."
+        )
     try:
         table = tomllib.loads(data)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"Invalid TOML for {model.__name__}: {exc}") from exc
+    if pydantic:
+        validate = getattr(model, "model_validate")  # noqa: B009
+        return cast("ConfigT", validate(table, strict=True))
     return _from_table(model, table, model.__name__)
 
 
 def load(model: type[ConfigT], fp: IO[bytes]) -> ConfigT:
-    """Read the binary file ``fp`` as TOML into an instance of the dataclass ``model``.
+    """Read the binary file ``fp`` as TOML into an instance of ``model`` (see `loads`).
 
     Raises:
         ValueError, TypeError: As [`loads`][proxystore.utils.config.loads].
@@ -169,7 +219,7 @@ def _from_table(cls: type[ConfigT], table: Any, path: str) -> ConfigT:
             f"got {type(table).__name__}."
         )
     hints = typing.get_type_hints(cls)
-    fields = [f for f in dataclasses.fields(cls) if f.init]
+    fields = [f for f in dataclasses.fields(cast("Any", cls)) if f.init]
     known = {f.name for f in fields}
     unknown = sorted(set(table) - known)
     if unknown:

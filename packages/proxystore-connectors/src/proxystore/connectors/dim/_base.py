@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import uuid
@@ -24,6 +25,8 @@ from proxystore.connectors.dim.utils import resolve_address
 from proxystore.connectors.exceptions import ConnectorConnectionError
 from proxystore.connectors.protocols import BytesLike
 from proxystore.utils._closeable import Closeable
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["PeerConnector"]
 
@@ -132,6 +135,15 @@ class PeerConnector(Closeable):
         except BaseException:
             self.close()
             raise
+        if _log.isEnabledFor(logging.INFO):
+            how = "spawned" if self._server is not None else "found running"
+            _log.info(
+                "%s connected to its server at %s:%s (%s)",
+                type(self).__name__,
+                self.address,
+                self.port,
+                how,
+            )
 
     def _server_answers(self) -> bool:
         try:

@@ -212,6 +212,7 @@ def spawn_server_process(
     options: Mapping[str, str] | None = None,
     spawn_timeout: float = 5.0,
     kill_timeout: float = 1.0,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a DIM server process and return once it serves.
 
@@ -228,6 +229,8 @@ def spawn_server_process(
         spawn_timeout: Seconds to wait for the server to be ready and answer.
         kill_timeout: Seconds `stop_server_process` waits after SIGTERM
             before it sends SIGKILL (used at interpreter exit).
+        env: Extra environment variables of the server process (how a secret
+            reaches it: never on its command line, which others can read).
 
     Raises:
         ConnectorConnectionError: If the server process exits before binding
@@ -248,7 +251,7 @@ def spawn_server_process(
     ]
     for key, value in (options or {}).items():
         argv += ["--option", f"{key}={value}"]
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(_SRC_ROOT), env.get("PYTHONPATH")) if p
     )

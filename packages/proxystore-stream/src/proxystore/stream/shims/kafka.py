@@ -3,19 +3,65 @@
 The shims wrap clients the caller configures (brokers, consumer group,
 ``message.max.bytes`` for large messages, ...), so every Kafka feature,
 including consumer groups, stays available.
+
+Authenticated, encrypted brokers: build the clients with `kafka_client_config`
+(or `KafkaPublisher.from_settings` / `KafkaSubscriber.from_settings`), which
+passes every librdkafka setting through (``security.protocol``,
+``sasl.mechanisms``, ``ssl.ca.location``, ...) and resolves secrets given by
+reference: ``"sasl.password_env": "KAFKA_PASSWORD"`` or
+``"sasl.password_credential": "kafka-prod"`` (see
+`proxystore.utils.credentials`), so settings written to files or shared
+between processes hold no secret.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
 
 import confluent_kafka
 
 from proxystore.stream.shims._base import MessageIterator
 from proxystore.utils._closeable import Closeable
+from proxystore.utils.credentials import (
+    resolve_secret_options,
+    split_secret_options,
+)
 
-__all__ = ["KafkaPublisher", "KafkaSubscriber"]
+__all__ = [
+    "SECRET_SETTINGS",
+    "KafkaPublisher",
+    "KafkaSubscriber",
+    "kafka_client_config",
+]
+
+#: librdkafka settings that are secrets: each may be given by reference as
+#: ``<name>_env`` (environment variable) or ``<name>_credential``.
+SECRET_SETTINGS = (
+    "sasl.username",
+    "sasl.password",
+    "sasl.oauthbearer.client.secret",
+    "ssl.key.password",
+    "ssl.key.location",
+    "ssl.key.pem",
+    "ssl.keystore.password",
+)
+
+
+def kafka_client_config(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Return librdkafka settings with secret references resolved in this process.
+
+    Every setting passes through unchanged, except the references
+    ``<secret>_env`` / ``<secret>_credential`` of `SECRET_SETTINGS`, which are
+    replaced by the secret they name.
+
+    Raises:
+        ValueError: if a reference is not a non-empty string.
+        CredentialError: if a reference does not resolve here.
+    """
+    public, direct = split_secret_options(settings, SECRET_SETTINGS)
+    return resolve_secret_options(public, direct, SECRET_SETTINGS)
 
 
 class KafkaPublisher(Closeable):
@@ -43,6 +89,16 @@ class KafkaPublisher(Closeable):
         self.client = client
         self._flush_timeout = flush_timeout
         self._errors: list[Any] = []
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], **kwargs: Any) -> Self:
+        """Build a publisher over a new producer (see `kafka_client_config`).
+
+        Raises:
+            CredentialError: if a secret reference does not resolve here.
+            confluent_kafka.KafkaException: if librdkafka rejects a setting.
+        """
+        return cls(confluent_kafka.Producer(kafka_client_config(settings)), **kwargs)
 
     def _on_delivery(self, error: Any, message: Any) -> None:
         if error is not None:
@@ -107,6 +163,20 @@ class KafkaSubscriber(MessageIterator):
         self.client = client
         self._timeout = timeout
         self._closed = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: Mapping[str, Any], topics: Sequence[str], **kwargs: Any
+    ) -> Self:
+        """Build a subscriber over a new consumer subscribed to ``topics``.
+
+        Raises:
+            CredentialError: if a secret reference does not resolve here.
+            confluent_kafka.KafkaException: if librdkafka rejects a setting.
+        """
+        client = confluent_kafka.Consumer(kafka_client_config(settings))
+        client.subscribe(list(topics))
+        return cls(client, **kwargs)
 
     def next_message(self) -> bytes:
         """Return the value of the next message.
