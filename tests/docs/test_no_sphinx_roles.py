@@ -59,3 +59,10 @@ def test_wrapped_role_keeps_the_line_break() -> None:
     assert convert_text(text) == (
         "  into `ConnectorConnectionError`\n  (naming the host) or `ValueError`.\n"
     )
+
+
+def test_raises_same_as_becomes_a_sentence() -> None:
+    text = '    """Do it.\n\n    Raises:\n        Same as :meth:`proxy`.\n    """\n'
+    assert convert_text(text) == (
+        '    """Do it.\n\n    Raises the same exceptions as `proxy`.\n    """\n'
+    )
