@@ -29,10 +29,8 @@ from scripts.bench import _refvenv
 # Reference modules we do not re-implement (servers, peering, Globus, the deprecated
 # DIM stub and the proxystore_ex alias module itself).
 EXCLUDED_PREFIXES = (
-    "proxystore.endpoint",
     "proxystore.p2p",
     "proxystore.globus",
-    "proxystore.connectors.endpoint",
     "proxystore.connectors.globus",
     "proxystore.connectors.dim",
     "proxystore.ex",

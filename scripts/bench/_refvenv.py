@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 VENV_DIR = ROOT / ".bench-venv"
 REFERENCE_REQUIREMENTS = [
-    "proxystore[redis,zmq,kafka]==1.1.0",
+    "proxystore[redis,zmq,kafka,endpoints]==1.1.0",
     "proxystore-ex==0.1.5",
     "numpy",
     "redis",
@@ -38,22 +38,28 @@ def python() -> Path:
 
 
 def ensure() -> None:
-    """Create `.bench-venv/` with the reference release unless it already exists."""
-    if _STAMP.exists():
+    """Create `.bench-venv/` with the reference release unless it already exists.
+
+    The stamp file records the requirement list, so adding a requirement (e.g. an
+    extra) installs it into an existing venv instead of being silently skipped.
+    """
+    wanted = "\n".join(REFERENCE_REQUIREMENTS) + "\n"
+    if _STAMP.exists() and _STAMP.read_text() == wanted:
         return
     VENV_DIR.parent.mkdir(parents=True, exist_ok=True)
     lock_path = ROOT / ".bench-venv.lock"
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _STAMP.exists():
+        if _STAMP.exists() and _STAMP.read_text() == wanted:
             return
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV_DIR)
         py = str(VENV_DIR / "bin" / "python")
+        if not _STAMP.exists():
+            venv.EnvBuilder(with_pip=True, clear=True).create(VENV_DIR)
         subprocess.run(
             [py, "-m", "pip", "install", "-q", *REFERENCE_REQUIREMENTS],
             check=True,
         )
-        _STAMP.write_text("ok\n")
+        _STAMP.write_text(wanted)
 
 
 def run_json(code: str, *args: str, env: dict[str, str] | None = None) -> Any:

@@ -1,0 +1,74 @@
+"""Build the peer manager an endpoint configuration asks for."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from proxystore.endpoint.config import EndpointConfig
+
+if TYPE_CHECKING:
+    from proxystore.p2p.manager import PeerManager
+
+logger = logging.getLogger(__name__)
+
+
+def _auth_headers(config: EndpointConfig) -> dict[str, str]:
+    method = config.relay.auth.method
+    if method is None:
+        return {}
+    if method == "token":
+        return {"Authorization": f"Bearer {config.relay.auth.kwargs['token']}"}
+    try:
+        globus_app: Any = importlib.import_module("proxystore.globus.app")
+        globus_scopes: Any = importlib.import_module("proxystore.globus.scopes")
+    except ImportError as exc:
+        raise RuntimeError(
+            "The relay uses Globus Auth but proxystore.globus is not installed; "
+            "install it, or configure the endpoint with --no-relay-auth."
+        ) from exc
+    app = globus_app.get_globus_app()
+    scopes = globus_scopes.get_relay_scopes_by_resource_server()
+    app.add_scope_requirements(scopes)
+    authorizer = app.get_authorizer(*scopes.keys())
+    bearer = authorizer.get_authorization_header()
+    return {} if bearer is None else {"Authorization": str(bearer)}
+
+
+def make_peer_manager(config: EndpointConfig) -> PeerManager:
+    """Return an (unstarted) peer manager registered as `config`'s endpoint.
+
+    Raises:
+        ValueError: If the configuration has no relay address.
+        RuntimeError: If the relay's authentication method is not available.
+    """
+    from aiortc import RTCIceServer
+
+    from proxystore.p2p.manager import PeerManager
+    from proxystore.p2p.relay.client import RelayClient
+
+    if config.relay.address is None:
+        raise ValueError(f"Endpoint {config.name} has no relay address.")
+    relay = RelayClient(
+        config.relay.address,
+        client_name=config.name,
+        client_uuid=uuid.UUID(config.uuid),
+        extra_headers=_auth_headers(config),
+        verify_certificate=config.relay.verify_certificate,
+    )
+    ice_servers = (
+        None
+        if config.relay.ice_servers is None
+        else [
+            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+            for s in config.relay.ice_servers
+        ]
+    )
+    return PeerManager(
+        relay,
+        peer_channels=config.relay.peer_channels,
+        ice_servers=ice_servers,
+        ice_addresses=config.relay.ice_addresses,
+    )

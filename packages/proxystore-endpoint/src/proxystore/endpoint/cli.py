@@ -1,0 +1,278 @@
+"""The `proxystore-endpoint` command line tool.
+
+A thin shell over `proxystore.endpoint.commands`: each command parses its
+arguments, calls one function there, and exits with its code. Messages go to
+stdout, warnings and errors (one line each, no traceback) to stderr.
+
+Built with click, like the reference release's tool, so scripts and tests driving
+it (click's `CliRunner`) keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import uuid
+from importlib import metadata
+
+import click
+
+from proxystore.endpoint import client
+from proxystore.endpoint.commands import (
+    configure_endpoint,
+    list_endpoints,
+    remove_endpoint,
+    start_endpoint,
+    stop_endpoint,
+)
+from proxystore.endpoint.config import read_config
+from proxystore.utils.environment import home_dir
+
+__all__ = ["cli"]
+
+logger = logging.getLogger(__name__)
+
+
+class _CLIHandler(logging.Handler):
+    """Info to stdout as is; warnings and errors to stderr with their level."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.levelno >= logging.WARNING:
+                click.echo(f"{record.levelname}: {text}", err=True)
+            else:
+                click.echo(text)
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+@click.group()
+@click.option(
+    "--log-level",
+    default="INFO",
+    type=click.Choice(["ERROR", "WARNING", "INFO", "DEBUG"], case_sensitive=False),
+    help="Minimum logging level.",
+)
+@click.pass_context
+def cli(ctx: click.Context, log_level: str) -> None:
+    """Manage and start ProxyStore Endpoints."""
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if not isinstance(h, _CLIHandler)]
+    root.addHandler(_CLIHandler())
+    root.setLevel(log_level.upper())
+    ctx.ensure_object(dict)
+    ctx.obj["LOG_LEVEL"] = log_level.upper()
+
+
+@cli.command(name="help")
+def show_help() -> None:
+    """Show available commands and options."""
+    with click.Context(cli) as ctx:
+        click.echo(cli.get_help(ctx))
+
+
+@cli.command()
+def version() -> None:
+    """Show the ProxyStore version."""
+    click.echo(f"ProxyStore v{metadata.version('proxystore-endpoint')}")
+
+
+@cli.command(name="check-nat")
+@click.option("--host", default="0.0.0.0", metavar="ADDR", help="Address to bind.")
+@click.option("--port", default=0, type=int, metavar="PORT", help="Port to bind.")
+def check_nat_command(host: str, port: int) -> None:
+    """Check the NAT mapping behavior of your network."""
+    from proxystore.p2p.nat import check_nat_and_log
+
+    asyncio.run(check_nat_and_log(host, port))
+
+
+@cli.command()
+@click.argument("name", metavar="NAME", required=True)
+@click.option(
+    "--host",
+    default="ip",
+    type=str,
+    help='Set endpoint host using the "ip", "fqdn", or a static address.',
+)
+@click.option(
+    "--port", default=None, type=int, metavar="PORT", help="Port to listen on."
+)
+@click.option(
+    "--relay-address",
+    default="wss://relay.proxystore.dev",
+    metavar="ADDR",
+    help="Relay server address.",
+)
+@click.option(
+    "--relay-auth/--no-relay-auth",
+    default=True,
+    help="Authenticate with the relay server (Globus Auth).",
+)
+@click.option(
+    "--relay-server/--no-relay-server",
+    default=True,
+    help="Connect to the relay server on start.",
+)
+@click.option(
+    "--peer-channels",
+    default=1,
+    type=int,
+    metavar="COUNT",
+    help="Datachannels to use per peer connection.",
+)
+@click.option(
+    "--persist/--no-persist",
+    default=False,
+    help="Persist data to a database.",
+)
+def configure(
+    name: str,
+    host: str,
+    port: int | None,
+    relay_address: str,
+    relay_auth: bool,
+    relay_server: bool,
+    peer_channels: int,
+    persist: bool,
+) -> None:
+    """Configure a new endpoint."""
+    raise SystemExit(
+        configure_endpoint(
+            name,
+            host=host,
+            peer_channels=peer_channels,
+            persist_data=persist,
+            port=port,
+            relay_auth=relay_auth,
+            relay_server=relay_address if relay_server else None,
+        )
+    )
+
+
+@cli.command(name="list")
+def list_all() -> None:
+    """List all user endpoints."""
+    raise SystemExit(list_endpoints())
+
+
+@cli.command()
+@click.argument("name", metavar="NAME", required=True)
+def remove(name: str) -> None:
+    """Remove an endpoint."""
+    raise SystemExit(remove_endpoint(name))
+
+
+@cli.command()
+@click.argument("name", metavar="NAME", required=True)
+@click.option("--detach/--no-detach", default=True, help="Run as daemon.")
+@click.pass_context
+def start(ctx: click.Context, name: str, detach: bool) -> None:
+    """Start an endpoint."""
+    raise SystemExit(
+        start_endpoint(name, detach=detach, log_level=ctx.obj["LOG_LEVEL"])
+    )
+
+
+@cli.command()
+@click.argument("name", metavar="NAME", required=True)
+def stop(name: str) -> None:
+    """Stop a detached endpoint."""
+    raise SystemExit(stop_endpoint(name))
+
+
+@cli.group()
+@click.argument("name", metavar="NAME", required=True)
+@click.option("--remote", metavar="UUID", help="UUID of a remote endpoint to use.")
+@click.pass_context
+def test(ctx: click.Context, name: str, remote: str | None) -> None:
+    """Execute test commands on an endpoint."""
+    ctx.ensure_object(dict)
+    endpoint_dir = os.path.join(home_dir(), name)
+    try:
+        cfg = read_config(endpoint_dir)
+    except FileNotFoundError:
+        logger.error(f"An endpoint named {name} does not exist.")
+        raise SystemExit(1) from None
+    except ValueError as exc:
+        logger.error(str(exc))
+        raise SystemExit(1) from None
+    if remote is not None:
+        try:
+            uuid.UUID(remote)
+        except ValueError:
+            logger.error(f"--remote must be an endpoint UUID, got {remote!r}.")
+            raise SystemExit(1) from None
+    ctx.obj["ENDPOINT_ADDRESS"] = f"http://{cfg.host}:{cfg.port}"
+    ctx.obj["REMOTE_ENDPOINT_UUID"] = remote
+
+
+def _request_failed(address: str, exc: client.RequestException) -> None:
+    if isinstance(exc, client.EndpointConnectionError):
+        logger.error(f"Unable to connect to endpoint at {address}.")
+    else:
+        logger.error(str(exc))
+    sys.exit(1)
+
+
+@test.command()
+@click.argument("key", metavar="KEY", required=True)
+@click.pass_context
+def evict(ctx: click.Context, key: str) -> None:
+    """Evict object from an endpoint."""
+    address, remote = ctx.obj["ENDPOINT_ADDRESS"], ctx.obj["REMOTE_ENDPOINT_UUID"]
+    try:
+        client.evict(address, key, remote)
+    except client.RequestException as exc:
+        _request_failed(address, exc)
+    logger.info("Evicted object from endpoint.")
+
+
+@test.command()
+@click.argument("key", metavar="KEY", required=True)
+@click.pass_context
+def exists(ctx: click.Context, key: str) -> None:
+    """Check if object exists in an endpoint."""
+    address, remote = ctx.obj["ENDPOINT_ADDRESS"], ctx.obj["REMOTE_ENDPOINT_UUID"]
+    try:
+        found = client.exists(address, key, remote)
+    except client.RequestException as exc:
+        _request_failed(address, exc)
+    logger.info(f"Object exists: {found}")
+
+
+@test.command()
+@click.argument("key", metavar="KEY", required=True)
+@click.pass_context
+def get(ctx: click.Context, key: str) -> None:
+    """Get an object from an endpoint."""
+    from proxystore.serialize import deserialize
+
+    address, remote = ctx.obj["ENDPOINT_ADDRESS"], ctx.obj["REMOTE_ENDPOINT_UUID"]
+    try:
+        data = client.get(address, key, remote)
+    except client.RequestException as exc:
+        _request_failed(address, exc)
+    if data is None:
+        logger.info("Object does not exist.")
+    else:
+        logger.info(f"Result: {deserialize(data)}")
+
+
+@test.command()
+@click.argument("data", required=True)
+@click.pass_context
+def put(ctx: click.Context, data: str) -> None:
+    """Put an object in an endpoint."""
+    from proxystore.serialize import serialize
+
+    address, remote = ctx.obj["ENDPOINT_ADDRESS"], ctx.obj["REMOTE_ENDPOINT_UUID"]
+    key = str(uuid.uuid4())
+    try:
+        client.put(address, key, serialize(data), remote)
+    except client.RequestException as exc:
+        _request_failed(address, exc)
+    logger.info(f"Put object in endpoint with key {key}")

@@ -1,0 +1,280 @@
+"""Blocking clients of an endpoint's REST API.
+
+`get`, `put`, `exists` and `evict` take the endpoint's address
+(`http://host:port`), the object key and, optionally, the UUID of the endpoint the
+operation is meant for (the endpoint forwards it there). Pass a `Session` to keep
+the HTTP connection open across calls: endpoint requests are small and frequent,
+so reconnecting would dominate their latency.
+
+The client is built on the standard library's `http.client` (one keep-alive
+connection per thread and address): it adds no dependency, ignores HTTP proxies
+(endpoints are local), and sends and receives bodies without intermediate copies.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import threading
+import urllib.parse
+import uuid
+from typing import Any
+
+from proxystore.endpoint.exceptions import EndpointError
+
+__all__ = [
+    "EndpointConnectionError",
+    "RequestException",
+    "Session",
+    "evict",
+    "exists",
+    "get",
+    "put",
+]
+
+_ERROR_HEADER = "X-ProxyStore-Error"
+_DEFAULT_TIMEOUT = 300.0
+_STALE = (
+    http.client.RemoteDisconnected,
+    http.client.CannotSendRequest,
+    BrokenPipeError,
+    ConnectionResetError,
+)
+
+
+class RequestException(EndpointError):
+    """Raised when an endpoint answers a request with an error status.
+
+    Attributes:
+        status_code: HTTP status of the answer (`None` when there was none).
+        error: Name of the endpoint error behind the answer, when it gave one.
+        text: Body of the answer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error: str | None = None,
+        text: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error = error
+        self.text = text
+
+
+class EndpointConnectionError(RequestException, ConnectionError):
+    """Raised when no connection to the endpoint's address can be made."""
+
+
+class Session:
+    """Keep-alive HTTP connections to endpoints, one per thread and address.
+
+    Args:
+        timeout: Socket timeout in seconds for each request.
+    """
+
+    def __init__(self, timeout: float = _DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection this session opened."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    def _connection(self, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
+        if os.getpid() != self._pid:  # forked: never share a parent's socket
+            self._pid = os.getpid()
+            self._local = threading.local()
+            self._all = []
+        conns: dict[str, http.client.HTTPConnection] | None = getattr(
+            self._local, "conns", None
+        )
+        if conns is None:
+            conns = self._local.conns = {}
+        conn = conns.get(netloc)
+        if conn is not None:
+            return conn, True
+        host, _, port = netloc.rpartition(":")
+        conn = http.client.HTTPConnection(
+            host.strip("[]") or netloc, int(port) if port else 80, timeout=self.timeout
+        )
+        conns[netloc] = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn, False
+
+    def _drop(self, netloc: str) -> None:
+        conn = self._local.conns.pop(netloc, None)
+        if conn is not None:
+            conn.close()
+
+    def request(
+        self,
+        method: str,
+        address: str,
+        path: str,
+        params: dict[str, str],
+        body: bytes | bytearray | memoryview | None = None,
+    ) -> tuple[int, str | None, bytes]:
+        """Send one request; return the status, error header and body.
+
+        Raises:
+            EndpointConnectionError: If the address cannot be reached.
+        """
+        parsed = urllib.parse.urlsplit(address)
+        netloc = parsed.netloc or parsed.path
+        target = f"{parsed.path.rstrip('/') if parsed.netloc else ''}/{path}?"
+        target += urllib.parse.urlencode(params)
+        headers = {"Content-Length": "0" if body is None else str(len(body))}
+        if body is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        for attempt in (0, 1):
+            conn, reused = self._connection(netloc)
+            try:
+                try:
+                    conn.request(method, target, body=body, headers=headers)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The server may answer (e.g. 413) and close before the
+                    # whole body is sent: its answer is still worth reading.
+                    if body is None or reused:
+                        raise
+                response = conn.getresponse()
+                data = response.read()
+            except _STALE as exc:
+                self._drop(netloc)
+                if reused and attempt == 0:
+                    continue  # the server closed an idle keep-alive connection
+                raise EndpointConnectionError(
+                    f"Unable to connect to endpoint at {address}: {exc}"
+                ) from exc
+            except OSError as exc:
+                self._drop(netloc)
+                raise EndpointConnectionError(
+                    f"Unable to connect to endpoint at {address}: {exc}"
+                ) from exc
+            if response.will_close:
+                self._drop(netloc)
+            return response.status, response.getheader(_ERROR_HEADER), data
+        raise AssertionError("unreachable")
+
+
+def _send(
+    session: Session | None,
+    method: str,
+    address: str,
+    path: str,
+    params: dict[str, str],
+    body: bytes | bytearray | memoryview | None = None,
+) -> tuple[int, str | None, bytes]:
+    if session is not None:
+        return session.request(method, address, path, params, body)
+    # No session: one connection for this request only, closed afterwards.
+    with Session() as once:
+        return once.request(method, address, path, params, body)
+
+
+def _params(key: str, endpoint: uuid.UUID | str | None) -> dict[str, str]:
+    params = {"key": key}
+    if endpoint is not None:
+        params["endpoint"] = str(endpoint)
+    return params
+
+
+def _check(status: int, error: str | None, body: bytes) -> None:
+    if status >= 400:
+        text = body.decode("utf-8", "replace")
+        raise RequestException(
+            f"Endpoint returned HTTP error code {status}. {text}",
+            status_code=status,
+            error=error,
+            text=text,
+        )
+
+
+def evict(
+    address: str,
+    key: str,
+    endpoint: uuid.UUID | str | None = None,
+    session: Session | None = None,
+) -> None:
+    """Remove the object at `key`.
+
+    Raises:
+        RequestException: If the endpoint answers with an error status.
+        EndpointConnectionError: If the endpoint cannot be reached.
+    """
+    _check(*_send(session, "POST", address, "evict", _params(key, endpoint)))
+
+
+def exists(
+    address: str,
+    key: str,
+    endpoint: uuid.UUID | str | None = None,
+    session: Session | None = None,
+) -> bool:
+    """Return whether an object is stored at `key`.
+
+    Raises:
+        RequestException: If the endpoint answers with an error status.
+        EndpointConnectionError: If the endpoint cannot be reached.
+    """
+    status, error, body = _send(
+        session, "GET", address, "exists", _params(key, endpoint)
+    )
+    _check(status, error, body)
+    answer: Any = json.loads(body)
+    return bool(answer["exists"])
+
+
+def get(
+    address: str,
+    key: str,
+    endpoint: uuid.UUID | str | None = None,
+    session: Session | None = None,
+) -> bytes | None:
+    """Return the object at `key`, or `None` when there is none.
+
+    Raises:
+        RequestException: If the endpoint answers with an error status other
+            than 404 (no such object).
+        EndpointConnectionError: If the endpoint cannot be reached.
+    """
+    status, error, body = _send(session, "GET", address, "get", _params(key, endpoint))
+    if status == 404 and error is None:
+        return None
+    _check(status, error, body)
+    return body
+
+
+def put(
+    address: str,
+    key: str,
+    data: bytes | bytearray | memoryview,
+    endpoint: uuid.UUID | str | None = None,
+    session: Session | None = None,
+) -> None:
+    """Store `data` at `key`.
+
+    Raises:
+        RequestException: If the endpoint answers with an error status (413 when
+            the object exceeds its maximum size).
+        EndpointConnectionError: If the endpoint cannot be reached.
+    """
+    _check(*_send(session, "POST", address, "set", _params(key, endpoint), data))

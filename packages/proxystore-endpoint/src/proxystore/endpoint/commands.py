@@ -1,0 +1,440 @@
+"""The work behind each `proxystore-endpoint` command.
+
+Each function logs what it did (or why it could not) and returns an exit code (0
+success, 1 failure) instead of raising, so the CLI stays a thin shell and tests can
+call these directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Literal
+
+from proxystore.endpoint.config import (
+    ENDPOINT_CONFIG_FILE,
+    ENDPOINT_DATABASE_FILE,
+    EndpointConfig,
+    EndpointRelayAuthConfig,
+    EndpointRelayConfig,
+    EndpointStorageConfig,
+    get_configs,
+    get_log_filepath,
+    get_pid_filepath,
+    read_config,
+    write_config,
+)
+from proxystore.utils.environment import home_dir, hostname
+
+__all__ = [
+    "EndpointStatus",
+    "configure_endpoint",
+    "get_status",
+    "list_endpoints",
+    "remove_endpoint",
+    "start_endpoint",
+    "stop_endpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds `start --detach` waits for the daemon to accept connections.
+_DETACH_READY_TIMEOUT = 30.0
+#: Seconds `stop` waits after SIGTERM before sending SIGKILL.
+_STOP_GRACE = 10.0
+
+
+class EndpointStatus(enum.Enum):
+    """State of an endpoint as seen from this host."""
+
+    RUNNING = enum.auto()
+    """The PID file names a live process."""
+    STOPPED = enum.auto()
+    """The endpoint is configured and has no PID file."""
+    UNKNOWN = enum.auto()
+    """No valid configuration exists for the endpoint."""
+    HANGING = enum.auto()
+    """A PID file exists but its process is gone (it died, or runs elsewhere)."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(pid_file: str) -> int | None:
+    try:
+        with open(pid_file) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def get_status(name: str, proxystore_dir: str | None = None) -> EndpointStatus:
+    """Return the status of the endpoint `name`.
+
+    Args:
+        name: Endpoint name.
+        proxystore_dir: Proxystore home directory (default: `home_dir()`).
+    """
+    endpoint_dir = os.path.join(proxystore_dir or home_dir(), name)
+    if not os.path.isdir(endpoint_dir):
+        return EndpointStatus.UNKNOWN
+    try:
+        read_config(endpoint_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        logger.error(str(exc))
+        return EndpointStatus.UNKNOWN
+    pid_file = get_pid_filepath(endpoint_dir)
+    if not os.path.isfile(pid_file):
+        return EndpointStatus.STOPPED
+    pid = _read_pid(pid_file)
+    if pid is not None and _pid_alive(pid):
+        return EndpointStatus.RUNNING
+    return EndpointStatus.HANGING
+
+
+def configure_endpoint(
+    name: str,
+    *,
+    host: str = "ip",
+    peer_channels: int = 1,
+    persist_data: bool = False,
+    port: int | None,
+    proxystore_dir: str | None = None,
+    relay_auth: bool = True,
+    relay_server: str | None,
+) -> int:
+    """Write the configuration of a new endpoint.
+
+    Args:
+        name: Endpoint name.
+        host: `'ip'`, `'fqdn'`, or a static address to listen on.
+        peer_channels: Data channels per peer connection.
+        persist_data: Keep objects in a SQLite database in the endpoint directory.
+        port: Port to listen on (`None`: a random port in 10240..20480).
+        proxystore_dir: Proxystore home directory (default: `home_dir()`).
+        relay_auth: Authenticate with the relay server through Globus Auth.
+        relay_server: Relay server address (`None`: no peering).
+
+    Returns:
+        The exit code.
+    """
+    proxystore_dir = proxystore_dir or home_dir()
+    endpoint_dir = os.path.join(proxystore_dir, name)
+    host_addr: str | None = None
+    host_type: Literal["fqdn", "ip", "static"]
+    choice = host.lower().strip()
+    if choice in ("fqdn", "ip"):
+        host_type = "fqdn" if choice == "fqdn" else "ip"
+    else:
+        host_addr, host_type = host, "static"
+    try:
+        cfg = EndpointConfig(
+            name=name,
+            uuid=str(uuid.uuid4()),
+            host=host_addr,
+            port=port if port is not None else random.randint(10 * 1024, 20 * 1024),
+            host_type=host_type,
+            relay=EndpointRelayConfig(
+                address=relay_server,
+                auth=EndpointRelayAuthConfig(method="globus" if relay_auth else None),
+                peer_channels=peer_channels,
+            ),
+            storage=EndpointStorageConfig(
+                database_path=(
+                    os.path.join(endpoint_dir, ENDPOINT_DATABASE_FILE)
+                    if persist_data
+                    else None
+                )
+            ),
+        )
+    except ValueError as exc:
+        logger.error(str(exc))
+        return 1
+    if os.path.exists(endpoint_dir):
+        logger.error(f"An endpoint named {name} already exists.")
+        logger.info("To reconfigure the endpoint, remove it and try again.")
+        return 1
+    write_config(cfg, endpoint_dir)
+    logger.info(f"Configured endpoint: {cfg.name} <{cfg.uuid}>")
+    logger.info(f"Config and log file directory: {endpoint_dir}")
+    logger.info("Start the endpoint with:")
+    logger.info(f"  $ proxystore-endpoint start {cfg.name}")
+    return 0
+
+
+def list_endpoints(*, proxystore_dir: str | None = None) -> int:
+    """Log a table of the configured endpoints with their status.
+
+    Returns:
+        The exit code.
+    """
+    proxystore_dir = proxystore_dir or home_dir()
+    configs = sorted(get_configs(proxystore_dir), key=lambda c: c.name)
+    if not configs:
+        logger.info(f"No valid endpoint configurations in {proxystore_dir}.")
+        return 0
+    status_width = max(len("STATUS"), *(len(s.name) for s in EndpointStatus))
+    name_width = max(18, *(len(c.name) for c in configs))
+    logger.info(f"{'NAME':<{name_width}} {'STATUS':<{status_width}} UUID")
+    logger.info("=" * (2 + name_width + status_width + 36))
+    for cfg in configs:
+        status = get_status(cfg.name, proxystore_dir)
+        logger.info(
+            f"{cfg.name:<{name_width}} {status.name:<{status_width}} {cfg.uuid}"
+        )
+    return 0
+
+
+def remove_endpoint(name: str, *, proxystore_dir: str | None = None) -> int:
+    """Delete a stopped endpoint's directory.
+
+    Returns:
+        The exit code.
+    """
+    proxystore_dir = proxystore_dir or home_dir()
+    endpoint_dir = os.path.join(proxystore_dir, name)
+    if not os.path.exists(endpoint_dir):
+        logger.error(f"An endpoint named {name} does not exist.")
+        return 1
+    if get_status(name, proxystore_dir) in (
+        EndpointStatus.RUNNING,
+        EndpointStatus.HANGING,
+    ):
+        logger.error(
+            f"Endpoint {name} must be stopped before removing: "
+            f"proxystore-endpoint stop {name}"
+        )
+        return 1
+    shutil.rmtree(endpoint_dir)
+    logger.info(f"Removed endpoint named {name}.")
+    return 0
+
+
+def _resolve_host(cfg: EndpointConfig, endpoint_dir: str) -> str | None:
+    if cfg.host_type == "fqdn":
+        return socket.getfqdn()
+    if cfg.host_type == "ip":
+        return socket.gethostbyname(hostname())
+    if cfg.host is None:
+        path = os.path.join(endpoint_dir, ENDPOINT_CONFIG_FILE)
+        logger.error(
+            f"Missing static host address in config {path}: set `host`, or set "
+            '`host_type` to "ip" or "fqdn".'
+        )
+    return cfg.host
+
+
+def start_endpoint(
+    name: str,
+    *,
+    detach: bool = False,
+    log_level: str = "INFO",
+    proxystore_dir: str | None = None,
+) -> int:
+    """Run an endpoint in this process, or as a daemon with `detach`.
+
+    With `detach`, this returns once the daemon accepts connections (or has
+    died, exit code 1); its output goes to the endpoint's log file.
+
+    Returns:
+        The exit code.
+    """
+    proxystore_dir = proxystore_dir or home_dir()
+    status = get_status(name, proxystore_dir)
+    if status is EndpointStatus.RUNNING:
+        logger.error(f"Endpoint {name} is already running.")
+        return 1
+    if status is EndpointStatus.UNKNOWN:
+        logger.error(
+            f"A valid endpoint named {name} does not exist; use `list` to see "
+            "available endpoints."
+        )
+        return 1
+    endpoint_dir = os.path.join(proxystore_dir, name)
+    cfg = read_config(endpoint_dir)
+    host = _resolve_host(cfg, endpoint_dir)
+    if host is None:
+        return 1
+    pid_file = get_pid_filepath(endpoint_dir)
+    if status is EndpointStatus.HANGING:
+        if cfg.host is not None and cfg.host not in (host, hostname()):
+            logger.error(
+                f"A PID file exists for endpoint {name}, which may be running on "
+                f"{cfg.host}; stop it there or delete {pid_file}."
+            )
+            return 1
+        logger.debug(f"Removing stale PID file {pid_file}")
+        os.remove(pid_file)
+    cfg.host = host
+    write_config(cfg, endpoint_dir)
+    log_file = get_log_filepath(endpoint_dir)
+    if detach:
+        return _start_daemon(cfg, endpoint_dir, pid_file, log_file, log_level)
+    from proxystore.endpoint.serve import serve
+
+    with _pid_file(pid_file):
+        serve(cfg, log_level=log_level, log_file=log_file)
+    return 0
+
+
+@contextlib.contextmanager
+def _pid_file(pid_file: str) -> Iterator[None]:
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(pid_file)
+
+
+def _start_daemon(
+    cfg: EndpointConfig, endpoint_dir: str, pid_file: str, log_file: str, level: str
+) -> int:
+    logger.info(f"Starting endpoint {cfg.name} as a daemon; log: {log_file}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The daemon holds the write end of this pipe for its whole life: reading
+    # end-of-file here means it has exited.
+    alive_r, alive_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the daemon
+        os.close(alive_r)
+        _become_daemon(cfg, endpoint_dir, pid_file, log_file, level)
+    os.close(alive_w)
+    os.set_blocking(alive_r, False)
+    os.waitpid(child, 0)
+    assert cfg.host is not None
+    deadline = time.monotonic() + _DETACH_READY_TIMEOUT
+    while time.monotonic() < deadline:
+        pid = _read_pid(pid_file)
+        if _closed(alive_r):
+            break  # the daemon has exited
+        if pid is not None and _answers(cfg):
+            os.close(alive_r)
+            logger.info(f"Endpoint {cfg.name} is running (PID {pid}).")
+            return 0
+        time.sleep(0.05)
+    os.close(alive_r)
+    logger.error(f"Endpoint {cfg.name} did not start; see {log_file}.")
+    return 1
+
+
+def _closed(fd: int) -> bool:
+    try:
+        return os.read(fd, 1) == b""
+    except BlockingIOError:
+        return False
+
+
+def _become_daemon(  # pragma: no cover - runs in the daemon
+    cfg: EndpointConfig, endpoint_dir: str, pid_file: str, log_file: str, level: str
+) -> None:
+    code = 0
+    try:
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        os.chdir(endpoint_dir)
+        os.umask(0o002)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        logging.getLogger().handlers.clear()
+        from proxystore.endpoint.serve import serve
+
+        with _pid_file(pid_file):
+            serve(cfg, log_level=level, log_file=log_file)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _answers(cfg: EndpointConfig) -> bool:
+    """Whether the endpoint `cfg` describes answers with its own UUID."""
+    from proxystore.endpoint import client
+
+    host = "127.0.0.1" if cfg.host in (None, "0.0.0.0", "") else cfg.host
+    with client.Session(timeout=1.0) as session:
+        try:
+            status, _, body = session.request(
+                "GET", f"http://{host}:{cfg.port}", "endpoint", {}
+            )
+            return status == 200 and json.loads(body).get("uuid") == cfg.uuid
+        except (client.RequestException, ValueError, AttributeError):
+            return False
+
+
+def stop_endpoint(name: str, *, proxystore_dir: str | None = None) -> int:
+    """Stop a running endpoint (SIGTERM, then SIGKILL after a grace period).
+
+    Returns:
+        The exit code.
+    """
+    proxystore_dir = proxystore_dir or home_dir()
+    status = get_status(name, proxystore_dir)
+    if status is EndpointStatus.UNKNOWN:
+        logger.error(
+            f"A valid endpoint named {name} does not exist; use `list` to see "
+            "available endpoints."
+        )
+        return 1
+    if status is EndpointStatus.STOPPED:
+        logger.info(f"Endpoint {name} is not running.")
+        return 0
+    endpoint_dir = os.path.join(proxystore_dir, name)
+    pid_file = get_pid_filepath(endpoint_dir)
+    if status is EndpointStatus.HANGING:
+        cfg = read_config(endpoint_dir)
+        if cfg.host is not None and cfg.host not in (
+            hostname(),
+            socket.gethostbyname(hostname()),
+            socket.getfqdn(),
+            "127.0.0.1",
+            "localhost",
+        ):
+            logger.error(
+                f"A PID file exists for endpoint {name}, which may be running on "
+                f"{cfg.host}; stop it there or delete {pid_file}."
+            )
+            return 1
+        os.remove(pid_file)
+        logger.info(f"Endpoint {name} is not running.")
+        return 0
+    pid = _read_pid(pid_file)
+    assert pid is not None
+    logger.debug(f"Terminating endpoint process (PID {pid})")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_GRACE
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    if _pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(pid_file)
+    logger.info(f"Endpoint {name} has been stopped.")
+    return 0

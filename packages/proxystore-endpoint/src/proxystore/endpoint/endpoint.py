@@ -1,0 +1,520 @@
+"""The endpoint: an async object store that can reach its peers' objects.
+
+An `Endpoint` keeps objects in a `Storage`. In `EndpointMode.PEERING` (built with
+a `PeerManager` connected to a relay server), an operation whose `endpoint`
+argument names another endpoint is forwarded to that peer:
+
+* over a **direct HTTP connection** when the peer is reachable from here: the
+  first request to a peer asks it, over the peer connection, for its HTTP address
+  and checks that the address answers with the peer's UUID; later requests use a
+  keep-alive connection to it (same host or network, no NAT in the way);
+* over the **WebRTC data channel** otherwise (peers behind NATs), which is what
+  the reference release always does.
+
+Every forwarded request is bounded by a timeout and fails with a typed error
+(`PeerTimeoutError`, `UnknownPeerError`, `PeerRequestError`) that names the peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Generator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+from uuid import UUID, uuid4
+
+from proxystore.endpoint.constants import (
+    MAX_CHUNK_LENGTH,
+    PEER_REQUEST_TIMEOUT_DEFAULT,
+)
+from proxystore.endpoint.exceptions import (
+    ObjectSizeExceededError,
+    PeeringNotAvailableError,
+    PeerRequestError,
+    PeerTimeoutError,
+    UnknownPeerError,
+)
+from proxystore.endpoint.messages import (
+    EndpointRequest,
+    MessageDecodeError,
+    decode_request,
+    encode_request,
+)
+from proxystore.endpoint.storage import DictStorage, Storage
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from proxystore.p2p.manager import PeerManager
+
+__all__ = ["Endpoint", "EndpointMode"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds allowed for checking that a peer's advertised address answers.
+_DIRECT_PROBE_TIMEOUT = 2.0
+#: Header carrying the name of the endpoint error behind a non-2xx answer.
+ERROR_HEADER = "X-ProxyStore-Error"
+
+_Op = Literal["evict", "exists", "get", "set", "info"]
+
+
+class EndpointMode(enum.Enum):
+    """How an endpoint serves requests naming other endpoints."""
+
+    PEERING = enum.auto()
+    """Requests for other endpoints are forwarded to those peers."""
+    SOLO = enum.auto()
+    """No peering: every request is served from local storage."""
+
+
+class Endpoint:
+    """An object store that forwards requests for other endpoints to them.
+
+    Use it as an async context manager, or `await` it, so that peering starts::
+
+        async with Endpoint('ep', uuid4()) as endpoint:
+            await endpoint.set('key', b'data')
+
+    Args:
+        name: Endpoint name (taken from `peer_manager` when one is given).
+        uuid: Endpoint UUID (taken from `peer_manager` when one is given).
+        peer_manager: Peer manager registered with a relay server; enables
+            `EndpointMode.PEERING`.
+        storage: Where objects are kept (default: a `DictStorage`).
+        address: HTTP address (`http://host:port`) at which this endpoint's REST
+            API answers; peers fetch from it directly when they can reach it.
+        direct: Whether to fetch from peers over direct HTTP when possible.
+        request_timeout: Seconds a forwarded request may take.
+
+    Raises:
+        ValueError: If neither `name` and `uuid` nor `peer_manager` are given.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        uuid: UUID | None = None,
+        *,
+        peer_manager: PeerManager | None = None,
+        storage: Storage | None = None,
+        address: str | None = None,
+        direct: bool = True,
+        request_timeout: float = PEER_REQUEST_TIMEOUT_DEFAULT,
+    ) -> None:
+        if peer_manager is None and (name is None or uuid is None):
+            raise ValueError(
+                "Endpoint needs name and uuid when no peer_manager is given."
+            )
+        self._default_name = name
+        self._default_uuid = uuid
+        self._peer_manager = peer_manager
+        self._storage: Storage = DictStorage() if storage is None else storage
+        self._mode = EndpointMode.SOLO if peer_manager is None else EndpointMode.PEERING
+        self.address = address
+        self._direct_enabled = direct
+        self._request_timeout = request_timeout
+        self._pending: dict[str, tuple[UUID, asyncio.Future[EndpointRequest]]] = {}
+        self._peer_handler_task: asyncio.Task[None] | None = None
+        self._handler_tasks: set[asyncio.Task[None]] = set()
+        # Peer UUID -> direct HTTP address, or None when the peer cannot be
+        # reached directly (decided once per peer, revised when a direct fetch
+        # fails).
+        self._direct: dict[UUID, str | None] = {}
+        self._direct_locks: dict[UUID, asyncio.Lock] = {}
+        self._http: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------ identity
+
+    @property
+    def mode(self) -> EndpointMode:
+        """Whether this endpoint peers with others."""
+        return self._mode
+
+    @property
+    def name(self) -> str:
+        """Name of this endpoint."""
+        if self._peer_manager is not None:
+            return str(self._peer_manager.name)
+        assert self._default_name is not None
+        return self._default_name
+
+    @property
+    def uuid(self) -> UUID:
+        """UUID of this endpoint."""
+        if self._peer_manager is not None:
+            return self._peer_manager.uuid
+        assert self._default_uuid is not None
+        return self._default_uuid
+
+    @property
+    def peer_manager(self) -> PeerManager | None:
+        """The peer manager, once peering has started.
+
+        Raises:
+            PeeringNotAvailableError: If the endpoint has a peer manager but
+                `async_init()` was not awaited yet.
+        """
+        if self._peer_manager is not None and self._peer_handler_task is None:
+            raise PeeringNotAvailableError(
+                "Peering has not started: await the endpoint (or call "
+                "async_init()) before using it."
+            )
+        return self._peer_manager
+
+    def __repr__(self) -> str:
+        return f"Endpoint(name={self.name!r}, uuid={self.uuid}, mode={self._mode.name})"
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Endpoint:
+        await self.async_init()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        exc_traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __await__(self) -> Generator[Any, None, Endpoint]:
+        return self.__aenter__().__await__()
+
+    async def async_init(self) -> None:
+        """Start peering (connect the peer manager, listen to peers); idempotent."""
+        if self._peer_manager is not None and self._peer_handler_task is None:
+            on_peer_closed = getattr(self._peer_manager, "on_peer_closed", None)
+            if on_peer_closed is not None:
+                on_peer_closed(self._peer_closed)
+            await self._peer_manager.async_init()
+            self._peer_handler_task = asyncio.create_task(
+                self._handle_peer_messages(), name=f"endpoint-{self.uuid}-peers"
+            )
+        logger.info("%r: started", self)
+
+    def _peer_closed(self, peer: UUID) -> None:
+        """Fail the requests waiting on `peer`, whose connection went away."""
+        self._direct.pop(peer, None)
+        for waiting_on, future in list(self._pending.values()):
+            if waiting_on == peer and not future.done():
+                future.set_exception(
+                    PeerRequestError(
+                        f"Connection to peer endpoint {peer} closed before it answered."
+                    )
+                )
+
+    async def close(self) -> None:
+        """Stop peering, fail pending requests and close the storage; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = [*self._handler_tasks]
+        if self._peer_handler_task is not None:
+            tasks.append(self._peer_handler_task)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for peer, future in self._pending.values():
+            if not future.done():
+                future.set_exception(
+                    PeerRequestError(
+                        f"Endpoint {self.uuid} closed before peer {peer} answered."
+                    )
+                )
+                future.exception()  # mark retrieved: nobody may be waiting
+        self._pending.clear()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self._peer_manager is not None:
+            await self._peer_manager.close()
+        await self._storage.close()
+        logger.info("%r: closed", self)
+
+    # ------------------------------------------------------------ operations
+
+    def _is_peer_request(self, endpoint: UUID | None) -> bool:
+        return not (
+            self._mode is EndpointMode.SOLO or endpoint is None or endpoint == self.uuid
+        )
+
+    async def evict(self, key: str, endpoint: UUID | None = None) -> None:
+        """Remove the object at `key` on this endpoint or on `endpoint`.
+
+        Raises:
+            PeerRequestError: If forwarding to the peer fails.
+        """
+        if self._is_peer_request(endpoint):
+            assert endpoint is not None
+            await self._peer_op(endpoint, "evict", key)
+        else:
+            await self._storage.evict(key)
+
+    async def exists(self, key: str, endpoint: UUID | None = None) -> bool:
+        """Return whether an object is stored at `key` here or on `endpoint`.
+
+        Raises:
+            PeerRequestError: If forwarding to the peer fails.
+        """
+        if self._is_peer_request(endpoint):
+            assert endpoint is not None
+            response = await self._peer_op(endpoint, "exists", key)
+            return bool(response.exists)
+        return await self._storage.exists(key)
+
+    async def get(self, key: str, endpoint: UUID | None = None) -> bytes | None:
+        """Return the object at `key` here or on `endpoint` (`None` if missing).
+
+        Raises:
+            PeerRequestError: If forwarding to the peer fails.
+        """
+        if self._is_peer_request(endpoint):
+            assert endpoint is not None
+            return (await self._peer_op(endpoint, "get", key)).data
+        return await self._storage.get(key, None)
+
+    async def set(self, key: str, data: bytes, endpoint: UUID | None = None) -> None:
+        """Store `data` at `key` here or on `endpoint`.
+
+        Raises:
+            ObjectSizeExceededError: If `data` exceeds the maximum object size.
+            PeerRequestError: If forwarding to the peer fails.
+        """
+        if self._is_peer_request(endpoint):
+            assert endpoint is not None
+            await self._peer_op(endpoint, "set", key, data)
+        else:
+            await self._storage.set(key, data)
+
+    # ------------------------------------------------------------ forwarding
+
+    async def _peer_op(
+        self, peer: UUID, op: _Op, key: str, data: bytes | None = None
+    ) -> EndpointRequest:
+        address = await self._direct_address(peer)
+        if address is not None:
+            try:
+                return await self._direct_op(peer, address, op, key, data)
+            except _DirectUnavailableError as exc:
+                logger.info(
+                    "%r: direct path to %s failed (%s); using WebRTC", self, peer, exc
+                )
+                self._direct[peer] = None
+        request = EndpointRequest(
+            kind="request", op=op, uuid=str(uuid4()), key=key, data=data
+        )
+        return await self._forward(peer, request)
+
+    async def _forward(self, peer: UUID, request: EndpointRequest) -> EndpointRequest:
+        manager = self.peer_manager
+        assert manager is not None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[EndpointRequest] = loop.create_future()
+        self._pending[request.uuid] = (peer, future)
+        try:
+            async with asyncio.timeout(self._request_timeout):
+                try:
+                    await manager.send(peer, encode_request(request))
+                except TimeoutError:
+                    raise
+                except Exception as exc:
+                    raise _peer_error(peer, exc) from exc
+                response = await future
+        except TimeoutError:
+            raise PeerTimeoutError(
+                f"Peer endpoint {peer} did not answer a {request.op} request "
+                f"within {self._request_timeout:g} s."
+            ) from None
+        finally:
+            self._pending.pop(request.uuid, None)
+        if response.error is not None:
+            raise response.error
+        return response
+
+    async def _handle_peer_messages(self) -> None:
+        manager = self._peer_manager
+        assert manager is not None
+        while True:
+            source, raw = await manager.recv()
+            try:
+                message = decode_request(raw.encode() if isinstance(raw, str) else raw)
+            except MessageDecodeError as exc:
+                logger.warning(
+                    "%r: dropped a bad message from %s: %s", self, source, exc
+                )
+                continue
+            if message.kind == "response":
+                entry = self._pending.get(message.uuid)
+                if entry is None or entry[0] != source or entry[1].done():
+                    logger.warning(
+                        "%r: response %s from %s matches no request",
+                        self,
+                        message.uuid,
+                        source,
+                    )
+                else:
+                    entry[1].set_result(message)
+                continue
+            task = asyncio.create_task(self._answer(source, message))
+            self._handler_tasks.add(task)
+            task.add_done_callback(self._handler_tasks.discard)
+
+    async def _answer(self, source: UUID, message: EndpointRequest) -> None:
+        try:
+            if message.op == "evict":
+                await self._storage.evict(message.key)
+            elif message.op == "exists":
+                message.exists = await self._storage.exists(message.key)
+            elif message.op == "get":
+                message.data = await self._storage.get(message.key, None)
+            elif message.op == "set":
+                await self._storage.set(message.key, message.data or b"")
+                message.data = None
+            else:  # info
+                message.data = None if self.address is None else self.address.encode()
+        except Exception as exc:  # the peer gets the error, we keep serving
+            message.data = None
+            message.error = exc
+        message.kind = "response"
+        manager = self._peer_manager
+        assert manager is not None
+        try:
+            await manager.send(source, encode_request(message))
+        except Exception as exc:
+            logger.warning("%r: could not answer %s: %r", self, source, exc)
+
+    # ------------------------------------------------------------ direct path
+
+    async def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            import aiohttp
+
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._request_timeout),
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=None),
+            )
+        return self._http
+
+    async def _direct_address(self, peer: UUID) -> str | None:
+        if not self._direct_enabled:
+            return None
+        if peer in self._direct:
+            return self._direct[peer]
+        lock = self._direct_locks.setdefault(peer, asyncio.Lock())
+        async with lock:
+            if peer in self._direct:
+                return self._direct[peer]
+            info = await self._forward(
+                peer,
+                EndpointRequest(kind="request", op="info", uuid=str(uuid4()), key=""),
+            )
+            candidate = None if info.data is None else info.data.decode()
+            address = None
+            if candidate is not None and await self._probe(peer, candidate):
+                address = candidate
+            logger.info(
+                "%r: peer %s is %s",
+                self,
+                peer,
+                f"reachable directly at {address}"
+                if address
+                else "reachable over WebRTC only",
+            )
+            self._direct[peer] = address
+            return address
+
+    async def _probe(self, peer: UUID, address: str) -> bool:
+        import aiohttp
+
+        session = await self._session()
+        try:
+            async with session.get(
+                f"{address}/endpoint",
+                timeout=aiohttp.ClientTimeout(total=_DIRECT_PROBE_TIMEOUT),
+            ) as response:
+                if response.status != 200:
+                    return False
+                body = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return False
+        try:
+            return isinstance(body, dict) and UUID(str(body.get("uuid"))) == peer
+        except ValueError:
+            return False
+
+    async def _direct_op(
+        self, peer: UUID, address: str, op: _Op, key: str, data: bytes | None
+    ) -> EndpointRequest:
+        import aiohttp
+
+        session = await self._session()
+        params = {"key": key}
+        response = EndpointRequest(kind="response", op=op, uuid="", key=key)
+        method = "POST" if op in ("set", "evict") else "GET"
+        try:
+            async with session.request(
+                method, f"{address}/{op}", params=params, data=_body(data)
+            ) as resp:
+                if op == "get" and resp.status == 404:
+                    return response
+                if resp.status >= 400:
+                    text = await resp.text()
+                    raise _http_error(peer, resp.headers.get(ERROR_HEADER), text)
+                if op == "get":
+                    response.data = await resp.read()
+                elif op == "exists":
+                    response.exists = bool((await resp.json())["exists"])
+        except aiohttp.ClientConnectionError as exc:
+            raise _DirectUnavailableError(str(exc)) from exc
+        except TimeoutError:
+            raise PeerTimeoutError(
+                f"Peer endpoint {peer} did not answer a {op} request within "
+                f"{self._request_timeout:g} s."
+            ) from None
+        return response
+
+
+def _body(data: bytes | None) -> Any:
+    """Request body for aiohttp: small bodies as is, large ones in slices."""
+    if data is None or len(data) <= MAX_CHUNK_LENGTH:
+        return data
+
+    async def slices() -> Any:
+        view = memoryview(data)
+        for start in range(0, len(view), MAX_CHUNK_LENGTH):
+            yield view[start : start + MAX_CHUNK_LENGTH]
+
+    return slices()
+
+
+class _DirectUnavailableError(Exception):
+    """The direct HTTP path to a peer stopped answering."""
+
+
+def _http_error(peer: UUID, name: str | None, text: str) -> Exception:
+    if name == ObjectSizeExceededError.__name__:
+        return ObjectSizeExceededError(text)
+    if name == PeerTimeoutError.__name__:
+        return PeerTimeoutError(text)
+    return PeerRequestError(f"Peer endpoint {peer} failed the request: {text}")
+
+
+def _peer_error(peer: UUID, exc: Exception) -> PeerRequestError:
+    """Translate a peer-manager failure into the endpoint's error tree."""
+    text = f"{type(exc).__name__}: {exc}"
+    lowered = text.lower()
+    if "unknown" in lowered or "not registered" in lowered or "not found" in lowered:
+        return UnknownPeerError(
+            f"Peer endpoint {peer} is unknown to the relay ({text})."
+        )
+    if isinstance(exc, TimeoutError):
+        return PeerTimeoutError(f"Peer endpoint {peer} timed out ({text}).")
+    return PeerRequestError(f"Request to peer endpoint {peer} failed ({text}).")

@@ -1,0 +1,167 @@
+"""The REST surface of a running endpoint, spoken to with raw HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+# The fixtures come from conftest.py (a RunningEndpoint there).
+RunningEndpoint = Any
+
+
+def _request(
+    ep: RunningEndpoint,
+    method: str,
+    target: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", ep.config.port, timeout=10)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def test_home_and_identity(solo_endpoint: RunningEndpoint) -> None:
+    assert _request(solo_endpoint, "GET", "/")[0] == 200
+    status, _, body = _request(solo_endpoint, "GET", "/endpoint")
+    assert status == 200
+    assert json.loads(body) == {"uuid": solo_endpoint.config.uuid}
+
+
+def test_set_get_exists_evict(solo_endpoint: RunningEndpoint) -> None:
+    ep = solo_endpoint
+    assert _request(ep, "POST", "/set?key=a", b"hello")[0] == 200
+    status, headers, body = _request(ep, "GET", "/get?key=a")
+    assert (status, body) == (200, b"hello")
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert json.loads(_request(ep, "GET", "/exists?key=a")[2]) == {"exists": True}
+    assert _request(ep, "POST", "/evict?key=a")[0] == 200
+    assert json.loads(_request(ep, "GET", "/exists?key=a")[2]) == {"exists": False}
+    assert _request(ep, "GET", "/get?key=a")[0] == 404
+
+
+def test_own_uuid_is_local(solo_endpoint: RunningEndpoint) -> None:
+    ep = solo_endpoint
+    target = f"/set?key=b&endpoint={ep.config.uuid}"
+    assert _request(ep, "POST", target, b"x")[0] == 200
+    assert _request(ep, "GET", "/get?key=b")[2] == b"x"
+
+
+def test_chunked_upload(solo_endpoint: RunningEndpoint) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", solo_endpoint.config.port)
+    try:
+        conn.request(
+            "POST",
+            "/set?key=c",
+            body=iter([b"ab", b"cd", b"ef"]),
+            encode_chunked=True,
+            headers={"Transfer-Encoding": "chunked"},
+        )
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    assert _request(solo_endpoint, "GET", "/get?key=c")[2] == b"abcdef"
+
+
+def test_empty_chunked_upload_is_400(solo_endpoint: RunningEndpoint) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", solo_endpoint.config.port)
+    try:
+        conn.request(
+            "POST",
+            "/set?key=d",
+            body=iter([]),
+            encode_chunked=True,
+            headers={"Transfer-Encoding": "chunked"},
+        )
+        response = conn.getresponse()
+        assert response.status == 400
+        assert b"empty" in response.read()
+    finally:
+        conn.close()
+
+
+def test_explicit_empty_body_stores_empty_object(
+    solo_endpoint: RunningEndpoint,
+) -> None:
+    status = _request(solo_endpoint, "POST", "/set?key=e", b"")[0]
+    assert status == 200
+    assert _request(solo_endpoint, "GET", "/get?key=e")[:3:2] == (200, b"")
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [
+        ("GET", "/get"),
+        ("GET", "/get?key="),
+        ("GET", "/exists"),
+        ("POST", "/evict"),
+        ("POST", "/set"),
+        ("GET", "/get?key=a&endpoint=not-a-uuid"),
+        ("GET", "/exists?key=a&endpoint=123"),
+        ("POST", "/evict?key=a&endpoint=%00"),
+        ("POST", "/set?key=a&endpoint=zz"),
+    ],
+)
+def test_bad_query_parameters_are_400(
+    solo_endpoint: RunningEndpoint, method: str, target: str
+) -> None:
+    status, _, body = _request(solo_endpoint, method, target, b"x")
+    assert status == 400, body
+    assert body
+
+
+def test_oversized_object_is_413(
+    start_endpoint: Callable[..., RunningEndpoint],
+) -> None:
+    ep = start_endpoint(max_object_size=1000)
+    status, headers, body = _request(ep, "POST", "/set?key=big", b"x" * 1001)
+    assert status == 413
+    assert headers["X-ProxyStore-Error"] == "ObjectSizeExceededError"
+    assert b"maximum object size" in body
+    assert _request(ep, "GET", "/get?key=big")[0] == 404
+    assert _request(ep, "POST", "/set?key=ok", b"x" * 1000)[0] == 200
+
+
+def test_oversized_chunked_object_is_413(
+    start_endpoint: Callable[..., RunningEndpoint],
+) -> None:
+    ep = start_endpoint(max_object_size=1000)
+    conn = http.client.HTTPConnection("127.0.0.1", ep.config.port)
+    try:
+        conn.request(
+            "POST",
+            "/set?key=big",
+            body=iter([b"x" * 600, b"x" * 600]),
+            encode_chunked=True,
+            headers={"Transfer-Encoding": "chunked"},
+        )
+        assert conn.getresponse().status == 413
+    finally:
+        conn.close()
+
+
+def test_solo_endpoint_serves_other_uuid_locally(
+    solo_endpoint: RunningEndpoint,
+) -> None:
+    # Like the reference, an endpoint without peering ignores `endpoint`.
+    other = uuid.uuid4()
+    status = _request(solo_endpoint, "GET", f"/get?key=zz&endpoint={other}")[0]
+    assert status == 404
+
+
+def test_persisted_objects_survive_restart(
+    start_endpoint: Callable[..., RunningEndpoint],
+) -> None:
+    ep = start_endpoint("persist", persist=True)
+    assert _request(ep, "POST", "/set?key=p", b"kept")[0] == 200
+    ep.stop()
+    assert (ep.home / "persist" / "blobs.db").exists()

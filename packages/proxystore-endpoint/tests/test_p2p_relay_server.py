@@ -1,0 +1,478 @@
+"""Relay server, relay client and peer manager against an in-process relay.
+
+The relay here is the real `RelayServer` served by aiohttp on a loopback port of this
+process; WebRTC runs between loopback host candidates only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from proxystore.p2p.connection import PeerConnection
+from proxystore.p2p.exceptions import PeerConnectionError, PeerConnectionTimeoutError
+from proxystore.p2p.manager import PeerManager
+from proxystore.p2p.relay.authenticate import (
+    Authenticator,
+    NullAuthenticator,
+    TokenAuthenticator,
+)
+from proxystore.p2p.relay.client import RelayClient
+from proxystore.p2p.relay.exceptions import (
+    RelayNotConnectedError,
+    RelayRegistrationError,
+)
+from proxystore.p2p.relay.messages import (
+    PeerConnectionRequest,
+    RelayMessageDecodeError,
+    RelayRegistrationRequest,
+    RelayResponse,
+    decode_relay_message,
+    encode_relay_message,
+)
+from proxystore.p2p.relay.server import RelayServer
+
+T = TypeVar("T")
+
+
+def loopback_manager(client: RelayClient) -> PeerManager:
+    return PeerManager(client, ice_servers=[], ice_addresses=["127.0.0.1"], timeout=15)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+async def serve_on_loopback(runner: web.AppRunner, port: int = 0) -> int:
+    """Serve `runner` on 127.0.0.1 and return the bound port."""
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
+    await site.start()
+    server = site._server  # the port is only known after binding
+    assert isinstance(server, asyncio.Server)
+    bound: int = server.sockets[0].getsockname()[1]
+    return bound
+
+
+class Relay:
+    def __init__(self, authenticator: Authenticator[Any], **kwargs: Any) -> None:
+        self.server: RelayServer[Any] = RelayServer(authenticator, **kwargs)
+        self.runner = web.AppRunner(self.server.app())
+        self.port = 0
+
+    @property
+    def address(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.port = await serve_on_loopback(self.runner, self.port)
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        self.runner = web.AppRunner(self.server.app())
+
+
+@contextlib.asynccontextmanager
+async def relay(
+    authenticator: Authenticator[Any] | None = None, **kwargs: Any
+) -> AsyncIterator[Relay]:
+    r = Relay(authenticator or NullAuthenticator(), **kwargs)
+    await r.start()
+    try:
+        yield r
+    finally:
+        await r.stop()
+
+
+async def raw_socket(
+    session: aiohttp.ClientSession, address: str
+) -> aiohttp.ClientWebSocketResponse:
+    return await session.ws_connect(address)
+
+
+# ------------------------------------------------------------------ relay
+
+
+def test_registration_and_forwarding() -> None:
+    async def main() -> None:
+        async with relay() as r:
+            async with (
+                RelayClient(r.address, client_name="a") as a,
+                RelayClient(r.address, client_name="b") as b,
+            ):
+                assert {c.name for c in r.server.client_manager.get_clients()} == {
+                    "a",
+                    "b",
+                }
+                request = PeerConnectionRequest(a.uuid, "a", b.uuid, "offer", "sdp")
+                await a.send(request)
+                assert await b.recv(timeout=5) == request
+                unknown = uuid.uuid4()
+                await a.send(PeerConnectionRequest(a.uuid, "a", unknown, "offer", "x"))
+                bounced = await a.recv(timeout=5)
+                assert isinstance(bounced, PeerConnectionRequest)
+                assert bounced.error is not None
+                assert str(unknown) in bounced.error
+            await asyncio.sleep(0.1)
+            assert r.server.client_manager.get_clients() == []
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [("not json", 4000), ('{"message_type": "Nope"}', 4000), (b"\x00", 4000)],
+)
+def test_malformed_messages_close_the_socket_with_4000(
+    frame: str | bytes, code: int
+) -> None:
+    async def main() -> None:
+        async with relay() as r, aiohttp.ClientSession() as session:
+            ws = await raw_socket(session, r.address)
+            if isinstance(frame, bytes):
+                await ws.send_bytes(frame)
+            else:
+                await ws.send_str(frame)
+            msg = await ws.receive(timeout=5)
+            assert msg.type is aiohttp.WSMsgType.CLOSE
+            assert ws.close_code == code
+            # The relay keeps serving others.
+            async with RelayClient(r.address) as client:
+                assert client.connected
+
+    run(main())
+
+
+def test_unregistered_forward_and_oversized_messages_are_refused() -> None:
+    async def main() -> None:
+        async with relay(max_message_bytes=400) as r, aiohttp.ClientSession() as s:
+            ws = await raw_socket(s, r.address)
+            me, other = uuid.uuid4(), uuid.uuid4()
+            request = PeerConnectionRequest(me, "a", other, "offer", "x")
+            await ws.send_str(encode_relay_message(request))
+            await ws.receive(timeout=5)
+            assert ws.close_code == 4002
+            ws = await raw_socket(s, r.address)
+            await ws.send_str(encode_relay_message(RelayRegistrationRequest("a", me)))
+            reply = decode_relay_message((await ws.receive(timeout=5)).data)
+            assert reply == RelayResponse(success=True)
+            big = PeerConnectionRequest(me, "a", other, "offer", "x" * 1000)
+            await ws.send_str(encode_relay_message(big))
+            await ws.receive(timeout=5)
+            assert ws.close_code == 4003
+
+    run(main())
+
+
+def test_token_authentication() -> None:
+    async def main() -> None:
+        async with relay(TokenAuthenticator("s3cret")) as r:
+            anonymous = RelayClient(r.address, timeout=5)
+            with pytest.raises(RelayRegistrationError, match="4001"):
+                await anonymous.connect()
+            await anonymous.close()
+            bad = RelayClient(
+                r.address, extra_headers={"Authorization": "Bearer nope"}, timeout=5
+            )
+            with pytest.raises(RelayRegistrationError, match="4002"):
+                await bad.connect()
+            # A refused client is not retried.
+            with pytest.raises(RelayRegistrationError):
+                await bad.connect()
+            await bad.close()
+            good = RelayClient(
+                r.address, extra_headers={"Authorization": "Bearer s3cret"}
+            )
+            async with good:
+                assert good.connected
+
+    run(main())
+
+
+def test_same_uuid_registered_twice_closes_the_first_with_4004() -> None:
+    async def main() -> None:
+        async with relay() as r:
+            shared = uuid.uuid4()
+            first = await RelayClient(r.address, client_uuid=shared)
+            second = await RelayClient(r.address, client_uuid=shared)
+            with pytest.raises(RelayRegistrationError, match="4004"):
+                await first.recv(timeout=5)
+            assert second.connected
+            await first.close()
+            await second.close()
+
+    run(main())
+
+
+def test_client_reconnects_when_the_relay_returns() -> None:
+    async def main() -> None:
+        async with relay() as r:
+            a = await RelayClient(r.address, client_name="a", initial_backoff=0.1)
+            await r.stop()
+            await asyncio.sleep(0.3)
+            assert not a.connected
+            await r.start()
+            b = await RelayClient(r.address, client_name="b")
+            for _ in range(100):
+                if r.server.client_manager.get_client_by_uuid(a.uuid) is not None:
+                    break
+                await asyncio.sleep(0.05)
+            request = PeerConnectionRequest(b.uuid, "b", a.uuid, "offer", "x")
+            await b.send(request)
+            assert await a.recv(timeout=5) == request
+            await a.close()
+            await b.close()
+
+    run(main())
+
+
+def test_client_arguments_and_states() -> None:
+    with pytest.raises(ValueError, match="ws://"):
+        RelayClient("http://127.0.0.1:1")
+    client = RelayClient("wss://127.0.0.1:1", verify_certificate=False)
+    assert "127.0.0.1" in repr(client)
+    with pytest.raises(RelayNotConnectedError):
+        client.websocket  # noqa: B018
+
+    async def main() -> None:
+        closed_port = RelayClient("ws://127.0.0.1:1", timeout=1)
+        with pytest.raises(RelayRegistrationError, match="Cannot register"):
+            await closed_port.connect(retry=False)
+        await closed_port.close()
+        with pytest.raises(RelayNotConnectedError):
+            await closed_port.connect()
+
+    run(main())
+
+
+# ------------------------------------------------------------------ peers
+
+
+def test_peer_managers_exchange_messages_both_ways() -> None:
+    async def main() -> None:
+        async with relay() as r:  # noqa: SIM117 - the managers need r
+            async with (
+                loopback_manager(RelayClient(r.address, client_name="a")) as a,
+                loopback_manager(RelayClient(r.address, client_name="b")) as b,
+            ):
+                await a.send(b.uuid, b"ping")
+                assert await b.recv(timeout=15) == (a.uuid, b"ping")
+                await b.send(a.uuid, "pong")
+                assert await a.recv(timeout=15) == (b.uuid, "pong")
+                payload = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4 B: many chunks
+                empty = b""
+                await asyncio.gather(a.send(b.uuid, payload), a.send(b.uuid, empty))
+                got = {(await b.recv(timeout=30))[1] for _ in range(2)}
+                assert got == {payload, empty}
+                assert a.peers == [b.uuid]
+                connection = await a.get_connection(b.uuid)
+                assert connection.state == "connected"
+                assert connection.peer_uuid == b.uuid
+
+    run(main())
+
+
+def test_simultaneous_offers_settle_on_one_connection() -> None:
+    async def main() -> None:
+        async with (
+            relay() as r,
+            loopback_manager(RelayClient(r.address)) as a,
+            loopback_manager(RelayClient(r.address)) as b,
+        ):
+            await asyncio.gather(a.send(b.uuid, b"1"), b.send(a.uuid, b"2"))
+            assert await b.recv(timeout=15) == (a.uuid, b"1")
+            assert await a.recv(timeout=15) == (b.uuid, b"2")
+
+    run(main())
+
+
+def test_unknown_peer_and_timeouts_are_typed_errors() -> None:
+    async def main() -> None:
+        async with relay() as r, loopback_manager(RelayClient(r.address)) as a:
+            with pytest.raises(PeerConnectionError, match="not registered"):
+                await a.send(uuid.uuid4(), b"x", timeout=10)
+            with pytest.raises(PeerConnectionTimeoutError):
+                await a.recv(timeout=0.1)
+            with pytest.raises(ValueError, match="itself"):
+                await a.get_connection(a.uuid)
+            assert a.peers == []
+
+    run(main())
+
+
+def test_closed_peer_is_reported_and_reconnected() -> None:
+    async def main() -> None:
+        async with relay() as r:
+            closed: asyncio.Queue[uuid.UUID] = asyncio.Queue()
+            a = await loopback_manager(RelayClient(r.address))
+            a.on_peer_closed(closed.put_nowait)
+            b_uuid = uuid.uuid4()
+            b = await loopback_manager(RelayClient(r.address, client_uuid=b_uuid))
+            await a.send(b.uuid, b"1")
+            assert await b.recv(timeout=15) == (a.uuid, b"1")
+            await b.close()
+            assert await asyncio.wait_for(closed.get(), 30) == b_uuid
+            with pytest.raises(PeerConnectionError):
+                await a.send(b_uuid, b"2", timeout=3)
+            # The peer comes back under the same UUID: a new connection is made.
+            b = await loopback_manager(RelayClient(r.address, client_uuid=b_uuid))
+            await a.send(b_uuid, b"3")
+            assert await b.recv(timeout=15) == (a.uuid, b"3")
+            await b.close()
+            await a.close()
+
+    run(main())
+
+
+def test_connection_closed_mid_message_reports_the_truncated_stream() -> None:
+    async def main() -> None:
+        async with relay() as r:
+            ca = await RelayClient(r.address)
+            cb = await RelayClient(r.address)
+            a = PeerConnection(ca, ice_servers=[], ice_addresses=["127.0.0.1"])
+            b = PeerConnection(cb, ice_servers=[], ice_addresses=["127.0.0.1"])
+            await a.send_offer(cb.uuid)
+            offer = await cb.recv(timeout=5)
+            assert isinstance(offer, PeerConnectionRequest)
+            await b.handle_server_message(offer)
+            answer = await ca.recv(timeout=5)
+            assert isinstance(answer, PeerConnectionRequest)
+            await a.handle_server_message(answer)
+            await asyncio.gather(a.ready(10), b.ready(10))
+            sender = asyncio.create_task(a.send(b"x" * 50_000_000))
+            await asyncio.sleep(1.0)  # some chunks are through, most are not
+            await a.close()  # gives up flushing after 2 s
+            with pytest.raises(PeerConnectionError):
+                await sender
+            with pytest.raises(PeerConnectionError, match="Truncated"):
+                await b.recv(timeout=30)
+            with pytest.raises(PeerConnectionError):
+                await b.send(b"y")
+            await b.close()
+            await ca.close()
+            await cb.close()
+
+    run(main())
+
+
+def test_bad_arguments() -> None:
+    async def main() -> None:
+        client = RelayClient("ws://127.0.0.1:1")
+        with pytest.raises(ValueError, match="not an IP"):
+            PeerConnection(client, ice_addresses=["localhost"])
+        with pytest.raises(ValueError, match="channels"):
+            PeerConnection(client, channels=0)
+        with pytest.raises(ValueError, match="peer_channels"):
+            PeerManager(client, peer_channels=0)
+        with pytest.raises(RuntimeError, match="not started"):
+            PeerManager(client).relay_client  # noqa: B018
+
+    run(main())
+
+
+def test_serve_until_stopped_with_token_auth_and_client_logging(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from proxystore.p2p.relay.config import (
+        RelayAuthConfig,
+        RelayLoggingConfig,
+        RelayServingConfig,
+    )
+    from proxystore.p2p.relay.run import serve
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = RelayServingConfig(
+        host="127.0.0.1",
+        port=port,
+        auth=RelayAuthConfig("token", {"token": "t0k"}),
+        logging=RelayLoggingConfig(current_client_interval=1),
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(config, stop=stop))
+        client = RelayClient(
+            f"ws://127.0.0.1:{port}",
+            extra_headers={"Authorization": "Bearer t0k"},
+            initial_backoff=0.05,
+        )
+        await client.connect()
+        await asyncio.sleep(1.5)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await client.close()
+
+    with caplog.at_level("INFO", logger="proxystore.p2p.relay.run"):
+        run(main())
+    assert "Connected clients: 1" in caplog.text
+    assert "Relay server stopped" in caplog.text
+
+
+def test_client_survives_a_malformed_message_from_the_relay() -> None:
+    follow_up = PeerConnectionRequest(uuid.uuid4(), "x", uuid.uuid4(), "offer", "sdp")
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive()  # the registration request
+        await ws.send_str(encode_relay_message(RelayResponse()))
+        await ws.send_str("{garbage")
+        await ws.send_str(encode_relay_message(follow_up))
+        await ws.receive()  # until the client closes
+        return ws
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/", handler)
+        runner = web.AppRunner(app)
+        port = await serve_on_loopback(runner)
+        try:
+            async with RelayClient(f"ws://127.0.0.1:{port}") as client:
+                with pytest.raises(RelayMessageDecodeError):
+                    await client.recv(timeout=5)
+                assert await client.recv(timeout=5) == follow_up
+        finally:
+            await runner.cleanup()
+
+    run(main())
+
+
+def test_manager_starts_while_the_relay_is_down_and_registers_later() -> None:
+    async def main() -> None:
+        r = Relay(NullAuthenticator())
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            r.port = probe.getsockname()[1]
+        client = RelayClient(r.address, client_name="early", initial_backoff=0.1)
+        # A short timeout bounds the offer that cannot reach the relay.
+        early = PeerManager(
+            client, ice_servers=[], ice_addresses=["127.0.0.1"], timeout=1
+        )
+        await asyncio.wait_for(early.async_init(), 5)  # does not wait for the relay
+        assert not client.connected
+        with pytest.raises(PeerConnectionError):
+            await early.send(uuid.uuid4(), b"x")
+        await r.start()
+        try:
+            async with loopback_manager(RelayClient(r.address)) as late:
+                for _ in range(100):
+                    if client.connected:
+                        break
+                    await asyncio.sleep(0.1)
+                await late.send(early.uuid, b"hello")
+                assert await early.recv(timeout=15) == (late.uuid, b"hello")
+            await early.close()
+        finally:
+            await r.stop()
+
+    run(main())
