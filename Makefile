@@ -69,11 +69,13 @@ docs: ensure-uv ## Build the docs site strictly into site/ (broken links, missin
 	$(UV) sync --frozen --all-packages --group docs
 	$(DOCS_RUN) python -m scripts.docs.gen_api
 	$(DOCS_RUN) python -m scripts.docs.security_policy
-	NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) $(DOCS_BUILD)
+	PYTHONPATH="$$($(DOCS_RUN) python -m scripts.docs.gen_api --pythonpath)" \
+		NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) $(DOCS_BUILD)
 	@echo "site built: open site/index.html"
 
 docs-serve: ensure-uv ## Serve the docs with live reload on http://127.0.0.1:8000 (DOCS_ADDR=host:port).
 	$(UV) sync --frozen --all-packages --group docs
 	$(DOCS_RUN) python -m scripts.docs.gen_api
 	$(DOCS_RUN) python -m scripts.docs.security_policy
-	NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) mkdocs serve --dev-addr $(DOCS_ADDR)
+	PYTHONPATH="$$($(DOCS_RUN) python -m scripts.docs.gen_api --pythonpath)" \
+		NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) mkdocs serve --dev-addr $(DOCS_ADDR)

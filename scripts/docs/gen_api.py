@@ -13,6 +13,7 @@ Usage: `python -m scripts.docs.gen_api [--out DIR]`.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -31,8 +32,17 @@ def public_modules(packages: Path = PACKAGES) -> dict[str, str]:
     Returns:
         `{"proxystore.store.base": "proxystore-store", ...}`, sorted by module name.
     """
+    sources = sorted(packages.glob("*/src"))
+    # Regular packages, by dotted folder, whichever member holds their __init__.py: a
+    # member may add modules to another member's package (the endpoint member ships
+    # `proxystore.connectors.endpoint`; `proxystore.connectors` extends its __path__).
+    regular = {
+        ".".join(init.parent.relative_to(src).parts)
+        for src in sources
+        for init in src.glob("proxystore/**/__init__.py")
+    }
     found: dict[str, str] = {}
-    for src in sorted(packages.glob("*/src")):
+    for src in sources:
         member = src.parent.name
         for path in sorted(src.glob("proxystore/**/*.py")):
             parts = list(path.relative_to(src).with_suffix("").parts)
@@ -40,23 +50,39 @@ def public_modules(packages: Path = PACKAGES) -> dict[str, str]:
                 parts.pop()
             if len(parts) < 2 or any(part.startswith("_") for part in parts):
                 continue
-            if not _regular_package_chain(src / "proxystore", path.parent):
-                continue
-            found[".".join(parts)] = member
+            folders = path.relative_to(src).parent.parts
+            # Like pkgutil.walk_packages (and so tests/api): no descent into namespace
+            # folders such as the `proxystore.ex` compatibility aliases.
+            chain = [".".join(folders[:n]) for n in range(2, len(folders) + 1)]
+            if all(folder in regular for folder in chain):
+                found[".".join(parts)] = member
     return dict(sorted(found.items()))
 
 
-def _regular_package_chain(top: Path, folder: Path) -> bool:
-    """Whether every folder from below `top` down to `folder` has an `__init__.py`.
+def search_path(packages: Path = PACKAGES) -> list[Path]:
+    """The members' source folders, in the order the API build must search them.
 
-    This is the walk `pkgutil.walk_packages` (and so `tests/api`) does: it does not
-    descend into namespace folders such as the `proxystore.ex` compatibility aliases.
+    griffe (behind mkdocstrings) finds a module that one member adds to another
+    member's package (`proxystore.connectors.endpoint`, shipped by the endpoint
+    member) only when the contributing member's folder comes first: then it sees a
+    namespace portion and merges every member's folder. `make docs` puts this list in
+    `PYTHONPATH`, ahead of the editable installs.
     """
-    while folder != top:
-        if not (folder / "__init__.py").exists():
-            return False
-        folder = folder.parent
-    return True
+    sources = sorted(packages.glob("*/src"))
+    regular = {
+        init.parent.relative_to(src)
+        for src in sources
+        for init in src.rglob("*.py")
+        if init.name == "__init__.py"
+    }
+
+    def contributes(src: Path) -> bool:
+        return any(
+            folder.relative_to(src) in regular and not (folder / "__init__.py").exists()
+            for folder in (src / "proxystore").rglob("*/")
+        )
+
+    return sorted(sources, key=lambda src: (not contributes(src), src.name))
 
 
 def page_name(module: str) -> str:
@@ -112,7 +138,13 @@ def main(argv: list[str] | None = None) -> None:
     """Generate the pages and print how many."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--pythonpath", action="store_true", help="print search_path() and exit"
+    )
     args = parser.parse_args(argv)
+    if args.pythonpath:
+        print(os.pathsep.join(str(src) for src in search_path()))
+        return
     names = generate(args.out)
     print(f"gen_api: {len(names)} module pages in {args.out}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scripts.docs.gen_api import generate, page_name, public_modules
+from scripts.docs.gen_api import generate, page_name, public_modules, search_path
 from tests.api.test_all_attributes import MODULES
 
 
@@ -27,7 +27,31 @@ def test_walk_reads_sources_not_imports(tmp_path: Path) -> None:
     (member / "client.py").write_text("")
     (member / "_impl.py").write_text("")
     (member / "_private" / "x.py").write_text("")
+    # Another member adding a module to that package; and a namespace-only folder.
+    other = tmp_path / "proxystore-other" / "src" / "proxystore"
+    (other / "demo").mkdir(parents=True)
+    (other / "demo" / "extra.py").write_text("")
+    (other / "alias" / "deep").mkdir(parents=True)
+    (other / "alias" / "deep" / "__init__.py").write_text("")
     assert public_modules(tmp_path) == {
         "proxystore.demo": "proxystore-demo",
         "proxystore.demo.client": "proxystore-demo",
+        "proxystore.demo.extra": "proxystore-other",
     }
+
+
+def test_members_adding_to_another_package_are_searched_first(tmp_path: Path) -> None:
+    base = tmp_path / "a-base" / "src" / "proxystore" / "pkg"
+    base.mkdir(parents=True)
+    (base / "__init__.py").write_text("")
+    extra = tmp_path / "z-extra" / "src" / "proxystore" / "pkg"
+    extra.mkdir(parents=True)
+    (extra / "plugin.py").write_text("")
+    plain = tmp_path / "m-plain" / "src" / "proxystore" / "other"
+    plain.mkdir(parents=True)
+    (plain / "__init__.py").write_text("")
+    assert [p.parent.name for p in search_path(tmp_path)] == [
+        "z-extra",
+        "a-base",
+        "m-plain",
+    ]
