@@ -17,7 +17,7 @@ aligned in the page-aligned mapping.
 Writes are atomic: a segment is written under a temporary name created with
 ``O_CREAT | O_EXCL`` and renamed onto its final name only once complete. A reader
 therefore sees a whole object or none; a writer killed mid-put leaves at most a
-temporary segment, which no key names and which :meth:`SharedMemoryConnector.close`
+temporary segment, which no key names and which `SharedMemoryConnector.close`
 of any connector of the namespace removes when clearing.
 
 Reads of large objects map the segment copy-on-write (``MAP_PRIVATE``) and return a
@@ -75,12 +75,12 @@ _FILE_MODE: Final = 0o600
 
 
 class SharedMemoryKey(NamedTuple):
-    """Key of an object in a :class:`SharedMemoryConnector`."""
+    """Key of an object in a `SharedMemoryConnector`."""
 
     name: str
     """Segment name in ``/dev/shm`` (``psshm-<namespace>-<random hex>``)."""
     size: int
-    """Payload size in bytes when the key was made (0 for an empty :meth:`new_key`)."""
+    """Payload size in bytes when the key was made (0 for an empty `new_key`)."""
 
 
 class SharedMemoryFullError(ConnectorError):
@@ -145,9 +145,9 @@ class SharedMemoryConnector(Closeable):
 
     Args:
         namespace: Group of segments this connector works in (letters, digits, ``_``
-            and ``.``; at most 64 characters). :meth:`close` with ``clear`` removes
+            and ``.``; at most 64 characters). `close` with ``clear`` removes
             every segment of the namespace, whichever process wrote it.
-        clear: Remove the namespace's segments on :meth:`close`.
+        clear: Remove the namespace's segments on `close`.
 
     Raises:
         ValueError: if ``namespace`` has other characters or is empty or too long.
@@ -221,12 +221,12 @@ class SharedMemoryConnector(Closeable):
                 os.unlink(os.path.join(SHM_DIR, name))
 
     def config(self) -> dict[str, Any]:
-        """Return the options that :meth:`from_config` takes."""
+        """Return the options that `from_config` takes."""
         return {"namespace": self.namespace, "clear": self.clear}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self:
-        """Create a connector from the output of :meth:`config`.
+        """Create a connector from the output of `config`.
 
         Raises:
             TypeError: if ``config`` has an unknown option.
