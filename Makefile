@@ -7,6 +7,11 @@ PYTHON ?= python3
 # uv is installed through pip when it is missing; `python -m uv` works either way.
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
+# The docs group (mkdocs, Material, mkdocstrings) is installed by `make docs` only. The builder is one line: Zensical reads the same mkdocs.yml, so
+# `DOCS_BUILD := zensical build --strict` (with zensical in the docs group) switches it.
+DOCS_RUN := $(UV) run --frozen --all-packages --group docs
+DOCS_BUILD := mkdocs build --strict
+DOCS_ADDR ?= 127.0.0.1:8000
 PYTEST_NO_TESTS_OK := rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
 
 .PHONY: help ensure-uv install demo test test-integration lint format typecheck bench check clean
@@ -48,10 +53,29 @@ typecheck: install ## mypy --strict over packages/, tests/ and scripts/.
 			echo "mypy $$d"; MYPYPATH=$$d $(RUN) mypy $$d; fi; done
 
 bench: install ## Run every benchmark (creates .bench-venv/ with the reference release).
-	@set -e; for f in scripts/bench/[a-z]*.py; do \
-		m=$${f%.py}; echo "== $$m"; $(RUN) python -m $${m//\//.}; done
+	@set -eo pipefail; mkdir -p docs/figures/data; for f in scripts/bench/[a-z]*.py; do \
+		m=$${f%.py}; n=$${m##*/}; [ "$$n" = charts ] && continue; echo "== $$m"; \
+		$(RUN) python -m $${m//\//.} --json | tee docs/figures/data/$$n.json; done
+	$(RUN) python -m scripts.bench.charts
 
 check: lint typecheck test ## lint + typecheck + test.
 
 clean: ## Remove caches and build output.
 	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist
+
+.PHONY: docs docs-serve
+
+docs: ensure-uv ## Build the docs site strictly into site/ (broken links, missing API objects fail).
+	$(UV) sync --frozen --all-packages --group docs
+	$(DOCS_RUN) python -m scripts.docs.gen_api
+	$(DOCS_RUN) python -m scripts.docs.security_policy
+	PYTHONPATH="$$($(DOCS_RUN) python -m scripts.docs.gen_api --pythonpath)" \
+		NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) $(DOCS_BUILD)
+	@echo "site built: open site/index.html"
+
+docs-serve: ensure-uv ## Serve the docs with live reload on http://127.0.0.1:8000 (DOCS_ADDR=host:port).
+	$(UV) sync --frozen --all-packages --group docs
+	$(DOCS_RUN) python -m scripts.docs.gen_api
+	$(DOCS_RUN) python -m scripts.docs.security_policy
+	PYTHONPATH="$$($(DOCS_RUN) python -m scripts.docs.gen_api --pythonpath)" \
+		NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) mkdocs serve --dev-addr $(DOCS_ADDR)

@@ -30,7 +30,7 @@ Concurrency and crashes:
 * A put allocates under the lock (slot ``WRITING``, owned by its pid), copies the
   payload *outside* the lock, then marks the slot ``READY``. A slot still
   ``WRITING`` whose writer is dead is reclaimed by the next sweep (run whenever
-  an allocation finds no room, and by :meth:`Arena.sweep`).
+  an allocation finds no room, and by `Arena.sweep`).
 
 Views and slot reuse (the reference-count scheme):
 
@@ -332,7 +332,7 @@ class Arena:
             return found
 
     def release(self, slot: int, gen: int) -> None:
-        """Drop one hold taken by :meth:`view`; free an evicted slot left unheld."""
+        """Drop one hold taken by `view`; free an evicted slot left unheld."""
         with self.locked():
             if self.pid != os.getpid():
                 return  # a forked child: its parent's holds are not its own
@@ -472,7 +472,7 @@ def open_arena(path: str, size: int, slots: int) -> Arena:
 def forget_arena(path: str) -> None:
     """Stop using this process's mapping of ``path`` (after the file was removed).
 
-    Existing views stay valid; the next :func:`open_arena` maps a new file.
+    Existing views stay valid; the next `open_arena` maps a new file.
     """
     with _ARENAS_LOCK:
         arena = _ARENAS.pop(path, None)

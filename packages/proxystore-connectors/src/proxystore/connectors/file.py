@@ -1,14 +1,14 @@
 """Connector that keeps each object in its own file of a shared directory.
 
 Any process that can see the directory (a local disk, or a parallel file system shared
-by the nodes of a cluster) can read the objects, so :class:`FileConnector` needs no
+by the nodes of a cluster) can read the objects, so `FileConnector` needs no
 server.
 
 Writes are atomic: the bytes go to a hidden temporary file in the same directory,
-which is then renamed onto the object's name with :func:`os.replace`. A reader
+which is then renamed onto the object's name with `os.replace`. A reader
 therefore only ever sees a complete object or none, even when a writer is killed
 mid-write; a killed writer leaves at most a hidden ``.*.tmp`` file behind, which
-:meth:`FileConnector.close` removes along with the directory when clearing. The rename
+`FileConnector.close` removes along with the directory when clearing. The rename
 alone protects against a crashed *process* (the kernel still holds the written pages);
 ``fsync=True`` also flushes file and directory to the device, so objects survive a
 crash of the *machine*, at roughly twice the cost of a large put.
@@ -49,7 +49,7 @@ _WAIT_MAX_SLEEP_S = 0.05
 
 
 class FileKey(NamedTuple):
-    """Key of an object in a :class:`FileConnector`."""
+    """Key of an object in a `FileConnector`."""
 
     filename: str
     """Name of the object's file inside the store directory (a UUID4 hex string)."""
@@ -83,8 +83,8 @@ class FileConnector(Closeable):
     Args:
         store_dir: Directory for the objects; made absolute and created (with its
             parents) when missing.
-        clear: Remove ``store_dir`` and everything in it on :meth:`close`.
-        buffering: Buffering policy passed to :func:`open` for writes (``-1`` lets
+        clear: Remove ``store_dir`` and everything in it on `close`.
+        buffering: Buffering policy passed to `open` for writes (``-1`` lets
             Python choose; large objects bypass the buffer either way).
         fsync: Flush each object and the directory entry to the storage device
             before a put returns (durable across machine crashes; slower).
@@ -132,7 +132,7 @@ class FileConnector(Closeable):
             shutil.rmtree(self.store_dir, ignore_errors=True)
 
     def config(self) -> dict[str, Any]:
-        """Return the options that :meth:`from_config` takes."""
+        """Return the options that `from_config` takes."""
         return {
             "store_dir": self.store_dir,
             "clear": self.clear,
@@ -142,7 +142,7 @@ class FileConnector(Closeable):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self:
-        """Create a connector from the output of :meth:`config`.
+        """Create a connector from the output of `config`.
 
         Raises:
             TypeError: if ``config`` has an unknown or missing option.
@@ -268,7 +268,7 @@ class FileConnector(Closeable):
         notification that works across hosts).
 
         Args:
-            key: Key to wait for (typically from :meth:`new_key`).
+            key: Key to wait for (typically from `new_key`).
             timeout: Seconds to wait at most; ``None`` waits forever.
 
         Returns:

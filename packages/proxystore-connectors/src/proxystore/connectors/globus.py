@@ -805,8 +805,8 @@ class GlobusConnector:
     def put_batch(self, objs: Sequence[BytesLike]) -> list[GlobusKey]:
         """Write the objects locally and transfer them in one task per endpoint.
 
-        Raises:
-            As `put`; on failure none of the objects is left behind.
+        Raises the same exceptions as `put`; on failure none of the objects is left
+        behind.
         """
         if not objs:
             return []

@@ -1,13 +1,13 @@
 """In-process, dict-backed connector: the test double of the whole library.
 
-:class:`LocalConnector` keeps objects in a plain ``dict`` owned by this process. It
-implements :class:`~proxystore.connectors.protocols.Connector`,
-:class:`~proxystore.connectors.protocols.DeferrableConnector`,
-:class:`~proxystore.connectors.protocols.WaitableConnector` and
-:class:`~proxystore.connectors.protocols.EvictingConnector`, so unit tests of the store,
+`LocalConnector` keeps objects in a plain ``dict`` owned by this process. It
+implements [`Connector`][proxystore.connectors.protocols.Connector],
+[`DeferrableConnector`][proxystore.connectors.protocols.DeferrableConnector],
+[`WaitableConnector`][proxystore.connectors.protocols.WaitableConnector] and
+`EvictingConnector`, so unit tests of the store,
 proxies and streams can run without any server.
 
-Objects live only as long as the dict: a connector rebuilt from :meth:`config` in
+Objects live only as long as the dict: a connector rebuilt from `config` in
 another process sees an empty store unless ``include_data_in_config=True`` (which
 carries the whole dict inside the config, and so is only sensible for small tests).
 """
@@ -32,7 +32,7 @@ _WAIT_RECHECK_S = 0.05
 
 
 class LocalKey(NamedTuple):
-    """Key of an object in a :class:`LocalConnector`."""
+    """Key of an object in a `LocalConnector`."""
 
     id: str
     """Random UUID4 string naming the object."""
@@ -61,13 +61,13 @@ class LocalConnector(Closeable):
     """Connector that stores objects in a ``dict`` in this process.
 
     Safe to use from several threads: writes hold a lock and notify threads blocked
-    in :meth:`wait`; reads are single dict operations.
+    in `wait`; reads are single dict operations.
 
     Args:
         store_dict: Dict to store objects in; shared, not copied, so two connectors
             given the same dict see the same objects. A new empty dict by default.
-        include_data_in_config: Put ``store_dict`` itself into :meth:`config`, so a
-            connector rebuilt with :meth:`from_config` in this process shares it.
+        include_data_in_config: Put ``store_dict`` itself into `config`, so a
+            connector rebuilt with `from_config` in this process shares it.
     """
 
     def __init__(
@@ -89,7 +89,7 @@ class LocalConnector(Closeable):
         """Do nothing: the dict may be shared, so its objects are kept."""
 
     def config(self) -> dict[str, Any]:
-        """Return the options that :meth:`from_config` takes.
+        """Return the options that `from_config` takes.
 
         The dict of objects is included only when ``include_data_in_config`` is set.
         """
@@ -100,7 +100,7 @@ class LocalConnector(Closeable):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self:
-        """Create a connector from the output of :meth:`config`.
+        """Create a connector from the output of `config`.
 
         Raises:
             TypeError: if ``config`` has an unknown option.
@@ -161,7 +161,7 @@ class LocalConnector(Closeable):
         """Block until an object exists at ``key`` or ``timeout`` seconds pass.
 
         Args:
-            key: Key to wait for (typically from :meth:`new_key`).
+            key: Key to wait for (typically from `new_key`).
             timeout: Seconds to wait at most; ``None`` waits forever.
 
         Returns:

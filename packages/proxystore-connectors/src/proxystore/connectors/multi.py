@@ -1,12 +1,12 @@
 """Route each object to one of several connectors according to policies.
 
-A :class:`MultiConnector` holds named connectors, each with a :class:`Policy` saying
+A `MultiConnector` holds named connectors, each with a `Policy` saying
 which objects it takes (by size and tags) and on which hosts it can be used. ``put``
 sends an object to the highest-priority connector whose policy accepts it and returns a
-:class:`MultiKey` naming that connector, so ``get``/``exists``/``evict`` go straight to
+`MultiKey` naming that connector, so ``get``/``exists``/``evict`` go straight to
 it.
 
-When a MultiConnector is rebuilt from its :meth:`~MultiConnector.config` on another
+When a MultiConnector is rebuilt from its `config` on another
 host, connectors whose ``host_pattern`` does not match that host stay *dormant*: they
 are not created there, keys they stored cannot be read there, and their configuration
 is kept so it travels on to the next host.
@@ -41,7 +41,7 @@ __all__ = [
 
 
 class PolicyDict(TypedDict):
-    """Plain-data form of a :class:`Policy` (see :meth:`Policy.as_dict`)."""
+    """Plain-data form of a `Policy` (see `Policy.as_dict`)."""
 
     priority: int
     host_pattern: list[str] | str | None
@@ -52,13 +52,13 @@ class PolicyDict(TypedDict):
 
 
 #: Plain-data description of one connector of a MultiConnector: the dotted path of
-#: its class, its :meth:`config`, and its policy.
+#: its class, its `config`, and its policy.
 ConnectorPolicyConfig = tuple[str, dict[str, Any], PolicyDict]
 
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """Which objects a connector of a :class:`MultiConnector` accepts, and where.
+    """Which objects a connector of a `MultiConnector` accepts, and where.
 
     Attributes:
         priority: Connectors are tried from the highest priority down.
@@ -107,7 +107,7 @@ class Policy:
         """Return whether an object with these properties may use this connector.
 
         Arguments left as ``None`` are not checked. The host is always checked (see
-        :meth:`is_valid_on_host`).
+        `is_valid_on_host`).
         """
         return (
             self._accepts(
@@ -160,7 +160,7 @@ class Policy:
 
 
 class MultiKey(NamedTuple):
-    """Key of an object in a :class:`MultiConnector`."""
+    """Key of an object in a `MultiConnector`."""
 
     connector_name: str
     """Name of the connector holding the object."""
@@ -175,13 +175,13 @@ def _size(obj: BytesLike) -> int:
 
 
 class MultiConnector(Closeable):
-    """Connector that routes objects to other connectors by :class:`Policy`.
+    """Connector that routes objects to other connectors by `Policy`.
 
     Args:
         connectors: Connectors to use, by name, each with its policy. The
-            MultiConnector owns them: :meth:`close` closes them all.
-        dormant_connectors: Connectors (as :data:`ConnectorPolicyConfig`) that are
-            not usable on this host; kept only so :meth:`config` carries them on.
+            MultiConnector owns them: `close` closes them all.
+        dormant_connectors: Connectors (as `ConnectorPolicyConfig`) that are
+            not usable on this host; kept only so `config` carries them on.
 
     Raises:
         ValueError: if a name is both an active and a dormant connector.
@@ -278,7 +278,7 @@ class MultiConnector(Closeable):
 
     @classmethod
     def from_config(cls, config: dict[str, ConnectorPolicyConfig]) -> Self:
-        """Create a MultiConnector from the output of :meth:`config`.
+        """Create a MultiConnector from the output of `config`.
 
         Connectors whose policy is not valid on this host become dormant; the others
         are created with their class's ``from_config``. Entries may be lists instead
@@ -332,7 +332,7 @@ class MultiConnector(Closeable):
         """Return the object at ``key`` and remove it; ``None`` when missing.
 
         One call to the key's connector when it is an
-        :class:`~proxystore.connectors.protocols.EvictingConnector`, else its
+        `EvictingConnector`, else its
         ``get`` then (when found) its ``evict``.
 
         Raises:
@@ -392,7 +392,7 @@ class MultiConnector(Closeable):
         subset_tags: Iterable[str] = (),
         superset_tags: Iterable[str] = (),
     ) -> list[MultiKey]:
-        """Store each object as :meth:`put` would; return the keys in order.
+        """Store each object as `put` would; return the keys in order.
 
         Objects routed to the same connector are stored with one ``put_batch`` call.
 

@@ -1,7 +1,7 @@
 """Contracts every connector satisfies structurally (no base class needed).
 
 A connector moves *bytes*: ``put(bytes) -> key`` and ``get(key) -> bytes``. It knows
-nothing about objects, proxies or serializers; :mod:`proxystore.store` joins those.
+nothing about objects, proxies or serializers; `proxystore.store` joins those.
 
 Keys are small ``NamedTuple`` values: hashable, picklable, and made only of plain data,
 so a proxy that carries one stays small on the wire.
@@ -43,12 +43,12 @@ class Connector(Protocol[KeyT]):
         ...
 
     def config(self) -> dict[str, Any]:
-        """Plain-data configuration from which :meth:`from_config` rebuilds it."""
+        """Plain-data configuration from which `from_config` rebuilds it."""
         ...
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self:
-        """Create a connector from the output of :meth:`config`."""
+        """Create a connector from the output of `config`."""
         ...
 
     def evict(self, key: KeyT) -> None:
@@ -85,7 +85,7 @@ class DeferrableConnector(Connector[KeyT], Protocol[KeyT]):
         ...
 
     def set(self, key: KeyT, obj: BytesLike) -> None:
-        """Store ``obj`` at a key made by :meth:`new_key` (overwriting)."""
+        """Store ``obj`` at a key made by `new_key` (overwriting)."""
         ...
 
 

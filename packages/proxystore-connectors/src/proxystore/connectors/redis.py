@@ -1,6 +1,6 @@
 """Connector to a Redis server or a Redis Cluster.
 
-Any server speaking the Redis protocol is served by :class:`RedisConnector`: Redis
+Any server speaking the Redis protocol is served by `RedisConnector`: Redis
 itself, and its forks Valkey and KeyDB (tested against Valkey 8, which stands in for
 KeyDB here). Needs the ``redis`` client package (the ``redis`` extra); this is the only
 module that imports it.
@@ -8,28 +8,27 @@ module that imports it.
 Design notes:
 
 * **Lazy connection.** Nothing connects until the first operation, and a connector
-  rebuilt from :meth:`RedisConnector.config` (e.g. inside an unpickled proxy in another
+  rebuilt from `RedisConnector.config` (e.g. inside an unpickled proxy in another
   process) opens its own connection there. A pickled connector travels as its config.
 * **One round trip per batch.** ``put_batch`` is one ``MSET`` and ``get_batch`` one
   ``MGET``. With ``clustered=True`` a batch's keys share a hash tag
   (``{<batch id>}<random hex>``), so every key of one ``put_batch`` lands in one
   slot and the batch stays a single ``MSET`` on one node; ``get_batch`` over keys of
   any origin is split per hash slot (one ``MGET`` per slot, pipelined per node).
-* **Notify instead of poll.** :meth:`RedisConnector.set` also ``PUBLISH``-es on the
-  key's channel (``proxystore:set:<key>``); :meth:`RedisConnector.wait` subscribes,
+* **Notify instead of poll.** `RedisConnector.set` also ``PUBLISH``-es on the
+  key's channel (``proxystore:set:<key>``); `RedisConnector.wait` subscribes,
   re-checks ``EXISTS`` (the object may already be there), then waits for the notice.
   A periodic ``EXISTS`` re-check covers writers that do not publish.
 * **One error boundary.** Every ``redis`` exception is translated by
-  :class:`_ErrorBoundary` into :class:`~proxystore.connectors.exceptions.
-  ConnectorConnectionError` (naming ``host:port``), :class:`~proxystore.connectors.
-  exceptions.ConnectorTimeoutError` or :class:`~proxystore.connectors.exceptions.
-  ConnectorError`.
+  `_ErrorBoundary` into `ConnectorConnectionError`
+  (naming ``host:port``), `ConnectorTimeoutError`
+  or `ConnectorError`.
 * **Self-healing.** A command that fails on a dead connection (say, after the server
   restarted) is retried once on a new connection, so a restarted server is used again
   without any action from the caller.
 * **No extra copies.** Values are sent as ``memoryview``-s (the client writes them to
   the socket as they are). A reply of 64 KiB or more is received with ``recv_into``
-  straight into the ``bytearray`` that :meth:`RedisConnector.get` returns, instead
+  straight into the ``bytearray`` that `RedisConnector.get` returns, instead
   of the pure-Python parser's chunked buffer (about five copies); about twice as
   fast for 100 MB (standalone servers; skipped when the C parser ``hiredis`` is
   installed, and for clusters, whose node clients redis-py builds itself).
@@ -72,7 +71,7 @@ __all__ = ["RedisConnector", "RedisKey"]
 
 _log = logging.getLogger(__name__)
 
-#: Channel on which :meth:`RedisConnector.set` announces a key (suffix: the key).
+#: Channel on which `RedisConnector.set` announces a key (suffix: the key).
 CHANNEL_PREFIX = "proxystore:set:"
 # How often wait() re-checks EXISTS in case a writer stored the key without publishing.
 _WAIT_RECHECK_S = 1.0
@@ -83,7 +82,7 @@ _SECRET_OPTIONS = ("password", "username", "ssl_password", "ssl_keyfile")
 
 
 class RedisKey(NamedTuple):
-    """Key of an object in a :class:`RedisConnector`."""
+    """Key of an object in a `RedisConnector`."""
 
     redis_key: str
     """The Redis key: a random 128-bit hex string, prefixed by a ``{hash tag}`` for
@@ -146,7 +145,7 @@ def _attach_large_reply_buffer(parser: Any, connection: Any) -> None:
 
 
 class _LargeReplyRESP2Parser(_RESP2Parser):
-    """The pure-Python RESP2 parser, with :class:`_LargeReplyBuffer` as its buffer."""
+    """The pure-Python RESP2 parser, with `_LargeReplyBuffer` as its buffer."""
 
     def on_connect(self, connection: Any) -> None:
         super().on_connect(connection)  # type: ignore[no-untyped-call]
@@ -154,7 +153,7 @@ class _LargeReplyRESP2Parser(_RESP2Parser):
 
 
 class _LargeReplyRESP3Parser(_RESP3Parser):
-    """The pure-Python RESP3 parser, with :class:`_LargeReplyBuffer` as its buffer."""
+    """The pure-Python RESP3 parser, with `_LargeReplyBuffer` as its buffer."""
 
     def on_connect(self, connection: Any) -> None:
         super().on_connect(connection)  # type: ignore[no-untyped-call]
@@ -266,15 +265,15 @@ class RedisConnector(Closeable):
         hostname: Host of the server (of any node, for a cluster).
         port: Port of that server.
         clear: Flush the database (``FLUSHDB``; every node of a cluster) on
-            :meth:`close`. This removes *all* keys in it, not only ours.
+            `close`. This removes *all* keys in it, not only ours.
         clustered: Talk to a Redis Cluster (``redis.cluster.RedisCluster``); the
             given node is the seed from which the others are discovered.
         kwargs: Extra options for the ``redis`` client (``socket_timeout``,
-            ``ssl``, ``ssl_ca_certs``, ...). They are part of :meth:`config`, so
+            ``ssl``, ``ssl_ca_certs``, ...). They are part of `config`, so
             they must be plain data for the connector to travel inside a proxy.
             Secrets (``password``, ``username``, ``ssl_password``,
             ``ssl_keyfile``) are the exception: passed directly they are used by
-            this connector only and never enter :meth:`config`. Pass them by
+            this connector only and never enter `config`. Pass them by
             reference instead (``password_env="REDIS_PASSWORD"``,
             ``password_credential="redis-prod"``, see
             `proxystore.utils.credentials`) for copies rebuilt elsewhere (e.g.
@@ -417,7 +416,7 @@ class RedisConnector(Closeable):
                 client.close()
 
     def config(self) -> dict[str, Any]:
-        """Return the options that :meth:`from_config` takes (plain data)."""
+        """Return the options that `from_config` takes (plain data)."""
         return {
             "hostname": self.hostname,
             "port": self.port,
@@ -428,7 +427,7 @@ class RedisConnector(Closeable):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self:
-        """Create a connector from the output of :meth:`config`.
+        """Create a connector from the output of `config`.
 
         Also accepts the configuration of the reference release
         (``hostname``, ``port``, ``clear``).
@@ -566,7 +565,7 @@ class RedisConnector(Closeable):
         return keys
 
     def set(self, key: RedisKey, obj: BytesLike) -> None:
-        """Store ``obj`` at ``key`` (overwriting) and notify :meth:`wait`-ers.
+        """Store ``obj`` at ``key`` (overwriting) and notify `wait`-ers.
 
         Raises:
             ConnectorConnectionError: if the server cannot be reached.

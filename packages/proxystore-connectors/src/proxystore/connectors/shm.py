@@ -17,7 +17,7 @@ aligned in the page-aligned mapping.
 Writes are atomic: a segment is written under a temporary name created with
 ``O_CREAT | O_EXCL`` and renamed onto its final name only once complete. A reader
 therefore sees a whole object or none; a writer killed mid-put leaves at most a
-temporary segment, which no key names and which :meth:`SharedMemoryConnector.close`
+temporary segment, which no key names and which `SharedMemoryConnector.close`
 of any connector of the namespace removes when clearing.
 
 Reads of large objects map the segment copy-on-write (``MAP_PRIVATE``) and return a
@@ -39,7 +39,7 @@ and the reference counts):
 * a put is one copy into the arena; any process may put, get and evict;
 * a get of 256 KiB or more returns a **read-only** zero-copy view into the arena
   (numpy arrays built on it are read-only, as Ray's are); ``writable=True`` (on
-  the connector, or per call of :meth:`SharedMemoryConnector.get`) returns a
+  the connector, or per call of `SharedMemoryConnector.get`) returns a
   private writable copy instead; smaller objects are copied into ``bytes``;
 * a slot is never reused while any process holds a view of it: evicting such an
   object only hides it, and the last view to go frees the slot;
@@ -108,12 +108,12 @@ logger = logging.getLogger(__name__)
 
 
 class SharedMemoryKey(NamedTuple):
-    """Key of an object in a :class:`SharedMemoryConnector`."""
+    """Key of an object in a `SharedMemoryConnector`."""
 
     name: str
     """Segment name in ``/dev/shm`` (``psshm-<namespace>-<random hex>``)."""
     size: int
-    """Payload size in bytes when the key was made (0 for an empty :meth:`new_key`)."""
+    """Payload size in bytes when the key was made (0 for an empty `new_key`)."""
 
 
 class SharedMemoryFullError(ConnectorError):
@@ -213,16 +213,16 @@ class SharedMemoryConnector(Closeable):
 
     Args:
         namespace: Group of segments this connector works in (letters, digits, ``_``
-            and ``.``; at most 64 characters). :meth:`close` with ``clear`` removes
+            and ``.``; at most 64 characters). `close` with ``clear`` removes
             every segment of the namespace, whichever process wrote it.
-        clear: Remove the namespace's segments on :meth:`close`.
+        clear: Remove the namespace's segments on `close`.
         arena: Keep objects in the namespace's shared arena.
         arena_size: Size in bytes of the arena when this connector creates it
             (default: a quarter of the free shared memory, at most 1 GiB). An
             existing arena keeps the size its creator gave it.
         arena_slots: Maximum number of objects in the arena when this connector
             creates it; more objects fall back to segments of their own.
-        writable: Make :meth:`get` of large arena objects return a private
+        writable: Make `get` of large arena objects return a private
             writable copy instead of a read-only zero-copy view.
 
     Raises:
@@ -366,7 +366,7 @@ class SharedMemoryConnector(Closeable):
                 os.unlink(os.path.join(SHM_DIR, name))
 
     def config(self) -> dict[str, Any]:
-        """Return the options that :meth:`from_config` takes."""
+        """Return the options that `from_config` takes."""
         config: dict[str, Any] = {"namespace": self.namespace, "clear": self.clear}
         if self.arena:
             config.update(
@@ -379,7 +379,7 @@ class SharedMemoryConnector(Closeable):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self:
-        """Create a connector from the output of :meth:`config`.
+        """Create a connector from the output of `config`.
 
         Raises:
             TypeError: if ``config`` has an unknown option.

@@ -211,17 +211,14 @@ class EndpointConnector:
         return [self.get(key) for key in keys]
 
     def new_key(self, obj: BytesLike | None = None) -> EndpointKey:
-        """Return a key on the local endpoint; store `obj` there when given.
+        """Return a new key on the local endpoint, with nothing stored under it yet.
 
-        Raises:
-            EndpointConnectorError: If storing `obj` fails.
+        As in the reference, `obj` is ignored: the object is only stored by a later
+        `set(key, obj)`.
         """
-        key = EndpointKey(
+        return EndpointKey(
             object_id=str(uuid.uuid4()), endpoint_id=str(self.endpoint_uuid)
         )
-        if obj is not None:
-            self.set(key, obj)
-        return key
 
     def put(self, obj: BytesLike) -> EndpointKey:
         """Store `obj` on the local endpoint and return its key.

@@ -15,7 +15,7 @@ class FactoryProtocol(Protocol[T_co]):
     """What a `Proxy` needs from a factory: a call without arguments.
 
     Any zero-argument callable satisfies it (functions, lambdas, bound methods,
-    `functools.partial`, [`Factory`][.Factory] subclasses).
+    `functools.partial`, [`Factory`][proxystore.factory.Factory] subclasses).
     """
 
     def __call__(self) -> T_co:

@@ -1,12 +1,12 @@
 """Object serialization: tagged, versioned, zero-copy for large buffers.
 
-``deserialize(serialize(obj))`` rebuilds ``obj``. See :mod:`proxystore.serialize._core`
-for the wire format. :func:`sign`/:func:`verify` (or :func:`signed_serializer`/
-:func:`signed_deserializer`) add HMAC authentication; `RestrictedDeserializer`
+``deserialize(serialize(obj))`` rebuilds ``obj``. See `proxystore.serialize._core`
+for the wire format. `sign`/`verify` (or `signed_serializer`/
+`signed_deserializer`) add HMAC authentication; `RestrictedDeserializer`
 limits what the pickle path may load to an allow-list. Custom (de)serializers for a
 store satisfy
-:class:`~proxystore.serialize.protocols.Serializer` /
-:class:`~proxystore.serialize.protocols.Deserializer`.
+[`Serializer`][proxystore.serialize.protocols.Serializer] /
+[`Deserializer`][proxystore.serialize.protocols.Deserializer].
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Signed layout::
 
 A store that shares ``key`` among its processes signs on put and verifies on get,
 so a payload altered in the backend (or written by someone without the key) is
-refused *before* it reaches pickle. :func:`verify` accepts either algorithm.
+refused *before* it reaches pickle. `verify` accepts either algorithm.
 
 HMAC-SHA256 needs only the standard library. Keyed BLAKE3 (the optional ``blake3``
 package, extra ``proxystore-serialize[blake3]``) is several times faster, which
@@ -105,7 +105,7 @@ def sign(data: BytesLike, key: bytes, *, algorithm: str = "hmac-sha256") -> byte
 
 
 def verify(data: BytesLike, key: bytes) -> memoryview:
-    """Check the signature added by :func:`sign`; return the payload without a copy.
+    """Check the signature added by `sign`; return the payload without a copy.
 
     Either algorithm is accepted (the payload's tag says which). The returned view
     shares memory (and writability) with ``data``.

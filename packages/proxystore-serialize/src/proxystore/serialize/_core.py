@@ -40,7 +40,7 @@ Payloads of the reference release (``b"PK\\n"`` + pickle, ...) are also read.
 
 Buffers are placed after the stream instead of being copied into it, so a large
 numpy array is copied exactly once when serializing (into the output) and at most
-once when deserializing (see :func:`deserialize`).
+once when deserializing (see [`deserialize`][proxystore.serialize._core.deserialize]).
 """
 
 from __future__ import annotations
@@ -502,7 +502,7 @@ def serialize(obj: Any) -> bytes:
     """Serialize ``obj`` into a tagged, versioned ``bytes`` payload.
 
     ``bytes`` and ``str`` are stored raw; numpy arrays and other objects exporting
-    :class:`pickle.PickleBuffer` travel as out-of-band buffers, copied exactly once
+    `pickle.PickleBuffer` travel as out-of-band buffers, copied exactly once
     (into the result). Objects plain pickle rejects (lambdas, local functions) fall
     back to cloudpickle when it is installed.
 
@@ -526,7 +526,7 @@ def serialize(obj: Any) -> bytes:
 
 
 def serialize_parts(obj: Any) -> list[bytes | memoryview]:
-    """Serialize ``obj`` like :func:`serialize`, as parts to concatenate.
+    """Serialize ``obj`` like `serialize`, as parts to concatenate.
 
     The parts reference the object's own buffers (a ``bytes`` object, numpy array
     data...) instead of copying them, so a connector can write them straight to
@@ -577,7 +577,7 @@ def _as_payload(data: object) -> _Payload:
 
 
 def deserialize(buffer: BytesLike) -> Any:
-    """Rebuild an object from a payload produced by :func:`serialize`.
+    """Rebuild an object from a payload produced by `serialize`.
 
     Any C-contiguous buffer is accepted (``bytes``, ``bytearray``, ``memoryview``,
     ``mmap``...). Out-of-band buffers (e.g. numpy array data) are handled as follows:

@@ -7,10 +7,10 @@ Linux host with transparent huge pages in ``madvise`` mode, a 100 MB ``bytes`` o
 why ``numpy.copy`` is several times faster than ``bytes(array)``). These helpers give
 the serializer the same treatment:
 
-* :func:`new_bytes` returns an uninitialised ``bytes`` object plus a writable view of
+* `new_bytes` returns an uninitialised ``bytes`` object plus a writable view of
   its storage, advised for huge pages, to be filled exactly once before the object is
   published (the same thing CPython does internally when it builds a ``bytes``);
-* :func:`new_buffer` returns writable memory of the same kind, for the
+* `new_buffer` returns writable memory of the same kind, for the
   deserializer's one copy of read-only input.
 
 Both fall back to ordinary allocations wherever the platform trick is unavailable.
@@ -104,7 +104,7 @@ def new_buffer(size: int, align: int = 64) -> memoryview:
     """Return a writable buffer of ``size`` bytes with unspecified contents.
 
     The caller fills it completely. Large sizes use the huge-page-advised storage
-    of :func:`new_bytes` (never published as ``bytes``), starting at an address
+    of `new_bytes` (never published as ``bytes``), starting at an address
     that is a multiple of ``align``; the returned view, and every slice of it,
     keeps that private storage alive.
     """

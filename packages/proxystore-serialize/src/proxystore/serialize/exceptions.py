@@ -1,4 +1,4 @@
-"""Errors raised by :mod:`proxystore.serialize`.
+"""Errors raised by `proxystore.serialize`.
 
 Exception tree::
 
@@ -17,7 +17,7 @@ __all__ = ["DisallowedTypeError", "PayloadAuthenticationError", "SerializationEr
 class SerializationError(ValueError):
     """Raised when an object cannot be serialized or a payload cannot be deserialized.
 
-    It subclasses :class:`ValueError` so code written against the reference
+    It subclasses `ValueError` so code written against the reference
     release, which raises ``ValueError`` for non bytes-like input, keeps working.
     """
 

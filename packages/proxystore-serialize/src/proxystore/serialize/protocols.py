@@ -1,8 +1,8 @@
 """Contracts for pluggable (de)serializers.
 
-A :class:`~proxystore.store.Store` accepts any callable matching :class:`Serializer`
-and :class:`Deserializer`; :func:`proxystore.serialize.serialize` and
-:func:`proxystore.serialize.deserialize` are the defaults and satisfy both.
+A [`Store`][proxystore.store.Store] accepts any callable matching `Serializer`
+and `Deserializer`; `proxystore.serialize.serialize` and
+`proxystore.serialize.deserialize` are the defaults and satisfy both.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Protocol
 __all__ = ["BytesLike", "Deserializer", "Serializer"]
 
 #: A contiguous buffer of bytes: what serializers produce and deserializers accept.
-#: The same alias as :data:`proxystore.connectors.protocols.BytesLike`.
+#: The same alias as `proxystore.connectors.protocols.BytesLike`.
 BytesLike = bytes | bytearray | memoryview
 
 
@@ -27,7 +27,7 @@ class Serializer(Protocol):
 class Deserializer(Protocol):
     """Turns bytes back into an object: ``(data) -> Any``.
 
-    It must accept every :data:`BytesLike` type, because connectors may hand back a
+    It must accept every `BytesLike` type, because connectors may hand back a
     ``memoryview`` over memory they own instead of a ``bytes`` copy.
     """
 

@@ -1,9 +1,9 @@
 """Stores: put objects into a connector and get proxies back.
 
-The :class:`Store` serializes objects into a connector and returns
-:class:`~proxystore.proxy.Proxy` objects whose :class:`StoreFactory` fetches them
+The [`Store`][proxystore.store.Store] serializes objects into a connector and returns
+[`Proxy`][proxystore.proxy.Proxy] objects whose `StoreFactory` fetches them
 back in any process. Stores are found by name through a process-wide registry
-(:func:`register_store`, :func:`get_store`, ...).
+([`register_store`][proxystore.store.register_store], `get_store`, ...).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The :class:`Store`: objects in, keys and proxies out.
+"""The [`Store`][proxystore.store.base.Store]: objects in, keys and proxies out.
 
 A store joins three independent pieces: a serializer (objects ⇄ bytes), a
 connector (bytes ⇄ keys, on some backend) and proxies (a key that resolves itself
-on first use). See :mod:`proxystore.store.factory` for the resolve side.
+on first use). See `proxystore.store.factory` for the resolve side.
 """
 
 from __future__ import annotations
@@ -115,24 +115,24 @@ class Store(Closeable, Generic[ConnectorT]):
     Args:
         name: Name of the store; proxies find their store in a process by it.
         connector: Where the bytes go.
-        serializer: Custom serializer (default :func:`proxystore.serialize.serialize`).
+        serializer: Custom serializer (default `proxystore.serialize.serialize`).
             It must be importable by name in every process that resolves proxies
             (it travels inside each proxy's config).
         deserializer: Custom deserializer (default
-            :func:`proxystore.serialize.deserialize`).
+            [`proxystore.serialize.deserialize`][proxystore.serialize.deserialize]).
         cache_size: Number of deserialized objects kept in an LRU cache (0: none).
-        metrics: Record per-key metrics (see :attr:`metrics`). Off by default; when
+        metrics: Record per-key metrics (see `metrics`). Off by default; when
             off, no timer is read.
-        populate_target: Default for :meth:`proxy`: return proxies that are already
+        populate_target: Default for `proxy`: return proxies that are already
             resolved (with the object's class and hash cached), so the creating
             process never fetches its own object back.
         register: Register the store by name in this process (see
-            :func:`~proxystore.store.register_store`); :meth:`close` unregisters it.
+            `register_store`); `close` unregisters it.
         auth_key_id: Sign every payload on put and verify it on get, before any
             deserialization, with the HMAC key this reference names
             (``"env:VAR"`` or a credentials-file entry, see
             `proxystore.utils.credentials`). Only the reference enters
-            :meth:`config` (and so proxies); each process resolves the key itself.
+            `config` (and so proxies); each process resolves the key itself.
         auth_algorithm: MAC used to sign: ``"hmac-sha256"`` (standard library)
             or ``"blake3"`` (several times faster; needs the ``blake3``
             package wherever payloads are signed or verified). Verification
@@ -256,7 +256,7 @@ class Store(Closeable, Generic[ConnectorT]):
 
     # ---------------------------------------------------------------- config
     def config(self) -> StoreConfig:
-        """Return the config from which :meth:`from_config` rebuilds this store.
+        """Return the config from which `from_config` rebuilds this store.
 
         Computed once: a store's connector and options do not change.
         """
@@ -442,7 +442,7 @@ class Store(Closeable, Generic[ConnectorT]):
         """Return the object at ``key``, or ``default`` when nothing is stored.
 
         The return type is ``Any``: a key does not record the type of its object
-        (a :class:`~proxystore.proxy.Proxy` from :meth:`proxy` does).
+        (a [`Proxy`][proxystore.proxy.Proxy] from `proxy` does).
         Deserialized objects are kept in the LRU cache, so repeated gets of one key
         return the same object.
 
@@ -551,10 +551,10 @@ class Store(Closeable, Generic[ConnectorT]):
     ) -> Any:
         """Return the object at ``key`` and evict it; ``default`` when missing.
 
-        Same result as :meth:`get` followed (when found) by :meth:`evict`, which
+        Same result as `get` followed (when found) by `evict`, which
         is what resolving a proxy made with ``evict=True`` does. When the
-        connector is an :class:`~proxystore.connectors.protocols.
-        EvictingConnector` and the object is not cached, it is read and removed
+        connector is an `EvictingConnector`
+        and the object is not cached, it is read and removed
         in one connector call (e.g. one Redis ``GETDEL`` instead of ``GET`` then
         ``DEL``), and the cache is not filled with an object about to be evicted.
         Then the stored bytes are gone even when they fail to deserialize.
@@ -734,7 +734,7 @@ class Store(Closeable, Generic[ConnectorT]):
     ) -> list[Proxy[T]] | list[Proxy[T] | T]:
         """Proxy each object, storing them with a single ``put_batch``.
 
-        Takes the same options as :meth:`proxy`. With ``skip_nonproxiable``,
+        Takes the same options as `proxy`. With ``skip_nonproxiable``,
         ``None``/``bool`` entries come back unchanged at their positions.
 
         Raises:
@@ -832,14 +832,13 @@ class Store(Closeable, Generic[ConnectorT]):
         skip_nonproxiable: bool = True,
         **kwargs: Any,
     ) -> ProxyLocker[T] | T:
-        """Like :meth:`proxy`, but wrapped in a :class:`~proxystore.proxy.ProxyLocker`.
+        """Like `proxy`, but wrapped in a [`ProxyLocker`][proxystore.proxy.ProxyLocker].
 
         A locker travels like a proxy but cannot be resolved by accident;
         ``locker.unlock()`` returns the proxy. ``None``/``bool`` come back
         unchanged unless ``skip_nonproxiable=False``.
 
-        Raises:
-            Same as :meth:`proxy`.
+        Raises the same exceptions as `proxy`.
         """
         proxy = self.proxy(
             obj,
@@ -889,14 +888,13 @@ class Store(Closeable, Generic[ConnectorT]):
         skip_nonproxiable: bool = True,
         **kwargs: Any,
     ) -> OwnedProxy[T] | T:
-        """Return an :class:`~proxystore.store.ref.OwnedProxy` of ``obj``.
+        """Return an [`OwnedProxy`][proxystore.store.ref.OwnedProxy] of ``obj``.
 
         The object is evicted when the owned proxy is garbage collected (see
-        :mod:`proxystore.store.ref`). ``None``/``bool`` come back unchanged unless
+        `proxystore.store.ref`). ``None``/``bool`` come back unchanged unless
         ``skip_nonproxiable=False``.
 
-        Raises:
-            Same as :meth:`proxy`.
+        Raises the same exceptions as `proxy`.
         """
         proxy = self.proxy(
             obj,
@@ -932,7 +930,7 @@ class Store(Closeable, Generic[ConnectorT]):
         polling_interval_limit: float | None = None,
         polling_timeout: float | None = None,
     ) -> Future[Any]:
-        """Return a :class:`~proxystore.store.future.Future` for a result to come.
+        """Return a [`Future`][proxystore.store.future.Future] for a result to come.
 
         Annotate the variable to type it: ``f: Future[int] = store.future()``.
         When the connector can notify (``WaitableConnector``), waiting for the

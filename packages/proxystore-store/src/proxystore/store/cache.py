@@ -29,8 +29,8 @@ class LRUCache(Generic[KeyT, ValueT]):
         ValueError: if ``maxsize`` is negative.
 
     Attributes:
-        hits: Number of :meth:`get` calls that found their key.
-        misses: Number of :meth:`get` calls that did not.
+        hits: Number of `get` calls that found their key.
+        misses: Number of `get` calls that did not.
     """
 
     __slots__ = ("_data", "hits", "maxsize", "misses")

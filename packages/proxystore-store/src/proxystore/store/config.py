@@ -1,7 +1,7 @@
 """Plain-data configuration of stores and connectors.
 
-A :class:`StoreConfig` is everything needed to rebuild an equivalent
-:class:`~proxystore.store.base.Store` in another process: it travels inside every
+A `StoreConfig` is everything needed to rebuild an equivalent
+[`Store`][proxystore.store.base.Store] in another process: it travels inside every
 proxy's factory, so it is a frozen dataclass of plain values that pickles small.
 It can also be written to and read from TOML.
 """
@@ -121,7 +121,7 @@ class ConnectorConfig:
         )
 
     def get_connector_type(self) -> type[Connector[Any]]:
-        """Import and return the connector class named by :attr:`kind`.
+        """Import and return the connector class named by `kind`.
 
         Raises:
             ValueError: if ``kind`` names no importable connector class (the message
@@ -153,7 +153,7 @@ class ConnectorConfig:
         """Build a new connector: ``get_connector_type().from_config(options)``.
 
         Raises:
-            ValueError: if :attr:`kind` is unknown (see :meth:`get_connector_type`).
+            ValueError: if `kind` is unknown (see `get_connector_type`).
             Exception: whatever the connector raises for bad options.
         """
         return self.get_connector_type().from_config(self.options)
@@ -186,7 +186,7 @@ _STORE_DEFAULTS: tuple[Any, ...] = (
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoreConfig:
-    """Everything :meth:`Store.from_config` needs to rebuild a store.
+    """Everything `Store.from_config` needs to rebuild a store.
 
     Args:
         name: Name of the store (the key of the process-wide registry).
@@ -266,7 +266,7 @@ class StoreConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Build a config from :meth:`as_dict` output (or parsed TOML).
+        """Build a config from `as_dict` output (or parsed TOML).
 
         Raises:
             ValueError: on a missing or unknown field, or a field of the wrong type.
@@ -288,7 +288,7 @@ class StoreConfig:
     # ------------------------------------------------------------------ TOML
     @classmethod
     def from_toml(cls, filepath: str | pathlib.Path) -> Self:
-        """Read a config written by :meth:`write_toml`.
+        """Read a config written by `write_toml`.
 
         Raises:
             OSError: if the file cannot be read.

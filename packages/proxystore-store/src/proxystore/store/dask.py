@@ -6,7 +6,7 @@ client and workers never carry the payload. Argument keys are evicted once their
 is done; result proxies evict their key when they are first resolved, so resolve a
 large result once (e.g. ``future.result()``) rather than in several tasks.
 
-Only this module imports ``dask``: the rest of :mod:`proxystore.store` works without
+Only this module imports ``dask``: the rest of `proxystore.store` works without
 it.
 """
 
@@ -117,15 +117,15 @@ class _ResultProxyTask(Generic[T]):
 
 
 class Client(_DaskClient):
-    """A :class:`distributed.Client` that proxies large arguments and results.
+    """A `distributed.Client` that proxies large arguments and results.
 
     Args:
-        args: Positional arguments of :class:`distributed.Client`.
+        args: Positional arguments of `distributed.Client`.
         ps_store: The store used for large data; ``None`` disables proxying. It
-            should be registered (see :func:`proxystore.store.register_store`) so
+            should be registered (see `proxystore.store.register_store`) so
             resolving proxies in this process reuses it.
         ps_threshold: Serialized size in bytes from which an object is proxied.
-        kwargs: Keyword arguments of :class:`distributed.Client`.
+        kwargs: Keyword arguments of `distributed.Client`.
     """
 
     def __init__(
@@ -189,14 +189,14 @@ class Client(_DaskClient):
     ) -> Any:
         """Submit ``func(*args, **kwargs)``; large arguments/results travel as proxies.
 
-        Accepts every keyword of :meth:`distributed.Client.submit`, plus:
+        Accepts every keyword of `distributed.Client.submit`, plus:
 
         Args:
             proxy_args: Proxy arguments at or above the threshold.
             proxy_result: Return a result at or above the threshold as a proxy.
 
         Returns:
-            A :class:`distributed.Future`. Actors are never proxied.
+            A `distributed.Future`. Actors are never proxied.
         """
         if self._ps_store is None or actor or actors:
             return super().submit(
@@ -239,13 +239,13 @@ class Client(_DaskClient):
     ) -> Any:
         """Map ``func`` over ``iterables``; large items/results travel as proxies.
 
-        Accepts every keyword of :meth:`distributed.Client.map`, plus
-        ``proxy_args`` and ``proxy_result`` (see :meth:`submit`). Each item's keys
+        Accepts every keyword of `distributed.Client.map`, plus
+        ``proxy_args`` and ``proxy_result`` (see `submit`). Each item's keys
         are evicted when its task is done; keys of shared keyword arguments when
         all tasks are done.
 
         Returns:
-            A list of :class:`distributed.Future`.
+            A list of `distributed.Future`.
         """
         if self._ps_store is None or actor or actors:
             return super().map(

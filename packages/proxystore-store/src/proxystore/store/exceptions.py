@@ -8,10 +8,10 @@
     ProxyResolveMissingKeyError     (also a KeyError) no object at a proxy's key
     NonProxiableTypeError           (also a TypeError) None/bool cannot be proxied
 
-``ProxyResolveMissingKeyError`` subclasses :class:`KeyError` because it *is* a
+``ProxyResolveMissingKeyError`` subclasses `KeyError` because it *is* a
 missing key: code that already catches ``KeyError`` around a lookup keeps working.
 When it is raised while a proxy resolves, the proxy wraps it: the caller sees
-:class:`proxystore.proxy.ProxyResolveError` whose ``cause`` is this error.
+`proxystore.proxy.ProxyResolveError` whose ``cause`` is this error.
 """
 
 from __future__ import annotations

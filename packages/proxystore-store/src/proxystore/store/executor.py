@@ -1,6 +1,6 @@
 """An executor wrapper that moves task data through a store instead of the executor.
 
-:class:`StoreExecutor` wraps any :class:`concurrent.futures.Executor` (threads,
+`StoreExecutor` wraps any `concurrent.futures.Executor` (threads,
 processes, Dask, Parsl, Globus Compute, ...). Task arguments chosen by a policy are
 replaced with proxies before submission, so only small proxies travel through the
 executor; task results chosen by the same policy come back as proxies (owned ones by
@@ -118,11 +118,11 @@ class StoreExecutor(Executor):
         executor: The executor that runs the tasks.
         store: The store the proxied arguments and results are put in.
         should_proxy: Policy deciding which arguments and results are proxied
-            (:class:`ProxyNever` when ``None``).
+            ([`ProxyNever`][proxystore.store.executor.ProxyNever] when ``None``).
         ownership: Return proxied results as
-            :class:`~proxystore.store.ref.OwnedProxy` (evicted when dropped) rather
+            `OwnedProxy` (evicted when dropped) rather
             than plain proxies (which the caller must evict).
-        close_store: Close ``store`` in :meth:`shutdown`.
+        close_store: Close ``store`` in `shutdown`.
     """
 
     def __init__(
@@ -197,9 +197,9 @@ class StoreExecutor(Executor):
         chunksize: int = 1,
         **kwargs: Any,
     ) -> Iterator[T]:
-        """Run ``function`` on the items of ``iterables``, like :func:`map`.
+        """Run ``function`` on the items of ``iterables``, like `map`.
 
-        Without extra keywords each call goes through :meth:`submit`: its arguments
+        Without extra keywords each call goes through `submit`: its arguments
         are proxied and its result returned according to the policy, and each
         task's argument keys are evicted when that task completes.
 
@@ -252,8 +252,8 @@ class StoreExecutor(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Shut down the wrapped executor, then close the store if ``close_store``.
 
-        An executor that is not a :class:`concurrent.futures.Executor` is closed with
-        its ``close()`` method; one with neither gets a :class:`RuntimeWarning`.
+        An executor that is not a `concurrent.futures.Executor` is closed with
+        its ``close()`` method; one with neither gets a `RuntimeWarning`.
         """
         if isinstance(self.executor, Executor):
             self.executor.shutdown(wait=wait, cancel_futures=cancel_futures)

@@ -1,6 +1,6 @@
 """Factories that resolve a proxy's target from a store.
 
-A :class:`StoreFactory` is what a store's proxy carries: the object's key and the
+A `StoreFactory` is what a store's proxy carries: the object's key and the
 store's config. Resolving is the hot path of the library, so it is kept short:
 registry lookup by name → ``Store.get`` (cache, then ``connector.get`` and
 deserialize), or ``Store.get_evict`` for ``evict=True`` (one connector call that
@@ -9,7 +9,7 @@ no store of that name builds one from the config (and registers it, so the next
 proxy finds it).
 
 On the wire a factory is the key plus a compact positional form of the config (see
-:meth:`StoreConfig.__reduce__`); a factory unpickled in a process that already has the
+`StoreConfig.__reduce__`); a factory unpickled in a process that already has the
 store never even rebuilds the config object.
 """
 
@@ -298,7 +298,7 @@ class PollingStoreFactory(StoreFactory[ConnectorT, T]):
     """A store factory that waits for its object to appear (used by futures).
 
     When the store's connector is a
-    :class:`~proxystore.connectors.protocols.WaitableConnector` the factory blocks on
+    `WaitableConnector` the factory blocks on
     the connector's notification; otherwise it polls, sleeping ``polling_interval``
     seconds, multiplied by ``polling_backoff_factor`` after each miss and capped at
     ``polling_interval_limit``.

@@ -1,11 +1,11 @@
 """Futures: a proxy to an object that does not exist yet.
 
 ``Store.future()`` reserves a key on a deferrable connector and wraps a
-:class:`~proxystore.store.factory.PollingStoreFactory` for it in a :class:`Future`.
-Any process holding the future (it pickles) can :meth:`~Future.set_result`; any
-process holding it, or a :meth:`~Future.proxy` of it, blocks on first use until the
+`PollingStoreFactory` for it in a [`Future`][proxystore.store.future.Future].
+Any process holding the future (it pickles) can `set_result`; any
+process holding it, or a `proxy` of it, blocks on first use until the
 result is there. When the connector implements
-:class:`~proxystore.connectors.protocols.WaitableConnector` the wait is a
+[`WaitableConnector`][proxystore.connectors.protocols.WaitableConnector] the wait is a
 notification, otherwise the factory polls with backoff.
 """
 
@@ -30,7 +30,7 @@ class Future(Generic[T]):
 
     Args:
         factory: The polling factory that resolves the reserved key.
-        serializer: Serializer used by :meth:`set_result` (the store's when ``None``).
+        serializer: Serializer used by `set_result` (the store's when ``None``).
     """
 
     __slots__ = ("factory", "serializer")

@@ -3,12 +3,12 @@
 A lifetime collects keys (directly, or through the proxies that carry them) and
 evicts them all when it is closed:
 
-* :class:`ContextLifetime` ends when its ``with`` block exits or on :meth:`close`.
-* :class:`LeaseLifetime` ends when a lease expires unless :meth:`~LeaseLifetime.extend`
+* `ContextLifetime` ends when its ``with`` block exits or on `close`.
+* `LeaseLifetime` ends when a lease expires unless `extend`
   pushes the expiry back.
-* :class:`StaticLifetime` is one process-wide lifetime that ends at interpreter exit.
+* `StaticLifetime` is one process-wide lifetime that ends at interpreter exit.
 
-Any object with the four methods of :class:`Lifetime` can be passed to
+Any object with the four methods of `Lifetime` can be passed to
 ``Store.put(..., lifetime=...)`` and ``Store.proxy(..., lifetime=...)``.
 """
 
@@ -154,7 +154,7 @@ class _KeyTracker:
 
 
 class ContextLifetime(_KeyTracker, Closeable):
-    """A lifetime bound to a ``with`` block (or ended explicitly by :meth:`close`).
+    """A lifetime bound to a ``with`` block (or ended explicitly by `close`).
 
     Args:
         store: The store whose keys this lifetime manages by default.
@@ -193,8 +193,8 @@ class LeaseLifetime(ContextLifetime):
 
     Args:
         store: The store whose keys this lifetime manages.
-        expiry: When the lease ends: an absolute :class:`~datetime.datetime`, or a
-            :class:`~datetime.timedelta` / number of seconds from now.
+        expiry: When the lease ends: an absolute `datetime`, or a
+            `timedelta` / number of seconds from now.
         name: A name for the lifetime (a uuid4 string when omitted).
     """
 
@@ -230,8 +230,8 @@ class LeaseLifetime(ContextLifetime):
         """Push the end of the lease.
 
         Args:
-            expiry: A :class:`~datetime.datetime` sets the new absolute end; a
-                :class:`~datetime.timedelta` or number of seconds is added to the
+            expiry: A `datetime` sets the new absolute end; a
+                `timedelta` or number of seconds is added to the
                 current end.
 
         Raises:
@@ -305,7 +305,7 @@ def register_lifetime_atexit(
     """Close ``lifetime`` when the interpreter exits.
 
     Returns:
-        The registered callback; pass it to :func:`atexit.unregister` to cancel.
+        The registered callback; pass it to `atexit.unregister` to cancel.
     """
 
     def _close() -> None:

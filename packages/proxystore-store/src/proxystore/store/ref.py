@@ -1,17 +1,17 @@
 """Ownership and borrowing for store proxies (Rust-like references).
 
-An :class:`OwnedProxy` owns the object stored under its key: when the owner is
+An `OwnedProxy` owns the object stored under its key: when the owner is
 garbage collected (or the interpreter exits while it is alive) the key is evicted.
 Other code gets access by borrowing:
 
-* :func:`borrow` hands out any number of read-only :class:`RefProxy` borrows;
-* :func:`mut_borrow` hands out a single :class:`RefMutProxy` borrow, and only while
-  no other borrow exists; :func:`update` writes its changes back to the store.
+* `borrow` hands out any number of read-only `RefProxy` borrows;
+* `mut_borrow` hands out a single `RefMutProxy` borrow, and only while
+  no other borrow exists; `update` writes its changes back to the store.
 
 Borrows end when the borrow proxy is dropped or marked out of scope (see
-:mod:`proxystore.store.scopes`). Pickling a reference proxy *moves* it: the local
+`proxystore.store.scopes`). Pickling a reference proxy *moves* it: the local
 instance becomes invalid and the unpickled copy is the live one. Using an invalid
-reference raises :class:`ReferenceInvalidError`.
+reference raises [`ReferenceInvalidError`][proxystore.store.ref.ReferenceInvalidError].
 
 Error tree::
 
@@ -106,9 +106,9 @@ _WRAPPED = _find_descriptor(Proxy, "__proxy_wrapped__")
 
 
 class BaseRefProxy(Proxy[T]):
-    """A store proxy that can be invalidated (see :class:`ReferenceInvalidError`).
+    """A store proxy that can be invalidated (see `ReferenceInvalidError`).
 
-    Copying is refused (use :func:`clone` to duplicate the stored object). Pickling
+    Copying is refused (use `clone` to duplicate the stored object). Pickling
     moves the reference: the local instance becomes invalid.
     """
 
@@ -283,7 +283,7 @@ class OwnedProxy(BaseRefProxy[T]):
 
 
 class RefProxy(BaseRefProxy[T]):
-    """A shared, read-only borrow of an :class:`OwnedProxy` (see :func:`borrow`).
+    """A shared, read-only borrow of an `OwnedProxy` (see `borrow`).
 
     Args:
         factory: The owner's store factory.
@@ -331,9 +331,9 @@ class RefProxy(BaseRefProxy[T]):
 
 
 class RefMutProxy(RefProxy[T]):
-    """The single mutable borrow of an :class:`OwnedProxy` (see :func:`mut_borrow`).
+    """The single mutable borrow of an `OwnedProxy` (see `mut_borrow`).
 
-    Changes made through it are written back with :func:`update`.
+    Changes made through it are written back with `update`.
     """
 
     # Set (to True) only once the borrow is pickled: unset means "not moved".
@@ -442,7 +442,7 @@ def borrow(proxy: OwnedProxy[T], *, populate_target: bool = True) -> RefProxy[T]
         populate_target: Give the borrow the owner's resolved target (if any).
 
     Raises:
-        ReferenceNotOwnedError: if ``proxy`` is not an :class:`OwnedProxy`.
+        ReferenceNotOwnedError: if ``proxy`` is not an `OwnedProxy`.
         ReferenceInvalidError: if the owner was moved or dropped.
         MutableBorrowError: if the owner is currently mutably borrowed.
     """
@@ -466,7 +466,7 @@ def mut_borrow(proxy: OwnedProxy[T], *, populate_target: bool = True) -> RefMutP
         populate_target: Give the borrow the owner's resolved target (if any).
 
     Raises:
-        ReferenceNotOwnedError: if ``proxy`` is not an :class:`OwnedProxy`.
+        ReferenceNotOwnedError: if ``proxy`` is not an `OwnedProxy`.
         ReferenceInvalidError: if the owner was moved or dropped.
         MutableBorrowError: if the owner already has a shared or mutable borrow.
     """
@@ -490,7 +490,7 @@ def clone(proxy: OwnedProxy[T]) -> OwnedProxy[T]:
     deep-copied into the clone.
 
     Raises:
-        ReferenceNotOwnedError: if ``proxy`` is not an :class:`OwnedProxy`.
+        ReferenceNotOwnedError: if ``proxy`` is not an `OwnedProxy`.
         ReferenceInvalidError: if the owner was moved or dropped.
         ProxyResolveMissingKeyError: if the owner's key is no longer in the store.
     """
@@ -521,7 +521,7 @@ def into_owned(proxy: Proxy[T], *, populate_target: bool = True) -> OwnedProxy[T
     The factory stops evicting on resolve (the owner evicts when dropped instead).
 
     Args:
-        proxy: A plain :class:`~proxystore.proxy.Proxy` made by a store.
+        proxy: A plain [`Proxy`][proxystore.proxy.Proxy] made by a store.
         populate_target: Give the owner the proxy's resolved target (if any).
 
     Raises:

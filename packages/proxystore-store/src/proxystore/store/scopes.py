@@ -1,8 +1,8 @@
 """Scopes for borrowed references passed to asynchronous work.
 
-A :class:`~proxystore.store.ref.RefProxy` given to a task must stay borrowed until
+A [`RefProxy`][proxystore.store.ref.RefProxy] given to a task must stay borrowed until
 the task finishes, then be released so the owner can be mutated or dropped again.
-:func:`submit` does that bookkeeping for any ``submit``-style API that returns a
+`submit` does that bookkeeping for any ``submit``-style API that returns a
 future with ``add_done_callback`` (``concurrent.futures``, Dask, Parsl, Globus
 Compute, ...).
 """

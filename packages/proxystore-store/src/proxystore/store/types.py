@@ -1,7 +1,7 @@
 """Type aliases shared by the store modules.
 
 Connector keys are ``NamedTuple`` instances (see
-:mod:`proxystore.connectors.protocols`); a store does not know which connector it
+`proxystore.connectors.protocols`); a store does not know which connector it
 wraps at the type level, so it treats every key as a plain ``tuple``.
 """
 
@@ -20,16 +20,16 @@ __all__ = [
     "SerializerT",
 ]
 
-#: The connector type a :class:`~proxystore.store.base.Store` is generic in.
+#: The connector type a [`Store`][proxystore.store.base.Store] is generic in.
 ConnectorT = TypeVar("ConnectorT", bound=Connector[Any])
 
 #: Any connector key: every key is a ``NamedTuple``, hence a tuple.
 ConnectorKeyT: TypeAlias = tuple[Any, ...]
 
-#: Turns an object into bytes (the default is :func:`proxystore.serialize.serialize`).
+#: Turns an object into bytes (the default is `proxystore.serialize.serialize`).
 SerializerT: TypeAlias = Callable[[Any], BytesLike]
 
-#: Turns bytes back into an object (default :func:`proxystore.serialize.deserialize`).
+#: Turns bytes back into an object (default `proxystore.serialize.deserialize`).
 DeserializerT: TypeAlias = Callable[[BytesLike], Any]
 
 #: Objects that a store refuses to proxy: a proxy of them cannot behave like them
@@ -38,7 +38,7 @@ NonProxiableT = TypeVar("NonProxiableT", bool, None)
 
 
 class _Missing:
-    """Type of :data:`_MISSING`, the "no object" marker distinct from ``None``."""
+    """Type of `_MISSING`, the "no object" marker distinct from ``None``."""
 
     __slots__ = ()
 

@@ -1,11 +1,11 @@
 """Stream objects through message brokers, with bulk data kept in stores.
 
-A :class:`StreamProducer` publishes objects to topics through a publisher shim
-(:mod:`proxystore.stream.shims`); a :class:`StreamConsumer` reads them back,
-as lazy proxies when the producer put them in a :class:`~proxystore.store.Store`.
+A `StreamProducer` publishes objects to topics through a publisher shim
+(`proxystore.stream.shims`); a `StreamConsumer` reads them back,
+as lazy proxies when the producer put them in a [`Store`][proxystore.store.Store].
 
 This API is experimental: importing this package emits
-:class:`proxystore.warnings.ExperimentalWarning`.
+[`proxystore.warnings.ExperimentalWarning`][proxystore.warnings.ExperimentalWarning].
 """
 
 from __future__ import annotations

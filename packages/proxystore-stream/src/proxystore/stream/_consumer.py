@@ -35,7 +35,7 @@ __all__ = ["ProxyOr", "StreamConsumer"]
 
 T = TypeVar("T")
 
-#: What :meth:`StreamConsumer.next` returns: a proxy when the topic has a store,
+#: What `StreamConsumer.next` returns: a proxy when the topic has a store,
 #: else the object itself.
 ProxyOr: TypeAlias = "Proxy[T] | T"
 
@@ -53,7 +53,7 @@ def _inline(obj: Any) -> Any:
 class StreamConsumer(Closeable, Generic[T]):
     """Iterates over the objects of a stream until its end-of-stream event.
 
-    For objects the producer put in a store, :meth:`next` returns a lazy proxy
+    For objects the producer put in a store, `next` returns a lazy proxy
     (``store.proxy_from_key``): nothing is fetched until the proxy is used.
     Objects sent inline are returned as they are. Reading only metadata (and
     filtering on it) never fetches the objects' bytes.
@@ -61,8 +61,8 @@ class StreamConsumer(Closeable, Generic[T]):
     Not thread-safe: use one consumer per thread.
 
     Args:
-        subscriber: An :class:`~proxystore.stream.protocols.EventSubscriber` or
-            :class:`~proxystore.stream.protocols.MessageSubscriber`.
+        subscriber: An `EventSubscriber` or
+            [`MessageSubscriber`][proxystore.stream.protocols.MessageSubscriber].
         filter_: Called with each event's metadata; ``True`` skips the event
             (and evicts its object when the producer set ``evict``).
 
@@ -162,19 +162,19 @@ class StreamConsumer(Closeable, Generic[T]):
     def next(self) -> ProxyOr[T]:
         """Return the next item: a proxy (store topics) or the inline object.
 
-        May create and register a :class:`~proxystore.store.Store` from the
+        May create and register a [`Store`][proxystore.store.Store] from the
         configuration carried by the event (once per store).
 
         Raises:
             StopIteration: On an end-of-stream event (the consumer stays open).
             EventDecodeError: If a message is not a valid event batch, or names
                 a key type or store outside the trusted modules (see
-                :func:`proxystore.stream.events.trust_modules`).
+                `proxystore.stream.events.trust_modules`).
         """
         return self.next_with_metadata()[1]
 
     def next_with_metadata(self) -> tuple[dict[str, Any], ProxyOr[T]]:
-        """Return the next item's metadata and the item (see :meth:`next`).
+        """Return the next item's metadata and the item (see `next`).
 
         Raises:
             StopIteration: On an end-of-stream event.

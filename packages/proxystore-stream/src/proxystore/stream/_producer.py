@@ -53,16 +53,16 @@ class StreamProducer(Closeable, Generic[T]):
     """Publishes objects to topics of a stream.
 
     Objects are buffered per topic and published as one
-    :class:`~proxystore.stream.events.EventBatch` once ``batch_size`` objects are
-    waiting (or on :meth:`flush`). When a topic has a store, the objects are put
+    [`EventBatch`][proxystore.stream.events.EventBatch] once ``batch_size`` objects are
+    waiting (or on `flush`). When a topic has a store, the objects are put
     in it with one ``put_batch`` call and the batch carries only their keys
-    (:class:`~proxystore.stream.events.NewObjectKeyEvent`), so bulk data bypasses
+    (`NewObjectKeyEvent`), so bulk data bypasses
     the broker; without a store the objects travel inline.
 
     Args:
-        publisher: An :class:`~proxystore.stream.protocols.EventPublisher`
+        publisher: An [`EventPublisher`][proxystore.stream.protocols.EventPublisher]
             (receives batches) or a
-            :class:`~proxystore.stream.protocols.MessagePublisher` (receives
+            [`MessagePublisher`][proxystore.stream.protocols.MessagePublisher] (receives
             ``event_to_bytes(batch)``).
         aggregator: Combines the objects of one batch into a single object
             before publishing (their ``evict`` flags are OR-ed and their
@@ -70,7 +70,7 @@ class StreamProducer(Closeable, Generic[T]):
         batch_size: Objects buffered per topic before an automatic flush.
         default_store: Store for topics not named in ``stores``; ``None`` sends
             objects inline.
-        filter_: Called with each object's metadata in :meth:`send`; ``True``
+        filter_: Called with each object's metadata in `send`; ``True``
             drops the object.
         stores: Store per topic; a topic mapped to ``None`` sends inline.
 
@@ -152,7 +152,7 @@ class StreamProducer(Closeable, Generic[T]):
             metadata: Plain-data dict sent with the object and given to filters.
 
         Raises:
-            TopicClosedError: If ``topic`` was closed with :meth:`close_topics`.
+            TopicClosedError: If ``topic`` was closed with `close_topics`.
         """
         buffer = self._buffers.get(topic)
         if buffer is None:
@@ -240,8 +240,8 @@ class StreamProducer(Closeable, Generic[T]):
     def close_topics(self, *topics: str) -> None:
         """Close ``topics``: publish what is buffered, then an end of stream.
 
-        Further :meth:`send` calls on these topics raise
-        :class:`~proxystore.stream.exceptions.TopicClosedError`.
+        Further `send` calls on these topics raise
+        [`TopicClosedError`][proxystore.stream.exceptions.TopicClosedError].
         """
         for topic in topics:
             buffer = self._buffers.get(topic)
@@ -263,7 +263,7 @@ class StreamProducer(Closeable, Generic[T]):
         incomplete batches are published (not lost) before closing.
 
         Args:
-            topics: Topics to close first (see :meth:`close_topics`).
+            topics: Topics to close first (see `close_topics`).
             publisher: Also close the publisher.
             stores: Also close and unregister every store of this producer.
         """

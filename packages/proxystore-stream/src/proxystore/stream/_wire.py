@@ -8,7 +8,7 @@ fixed-size scalar or a length-prefixed body, big-endian.
 
 Decoding is defensive: every length is checked against the bytes left before
 anything is allocated, nesting depth is capped, and any malformed input raises
-:class:`~proxystore.stream.exceptions.EventDecodeError`.
+[`EventDecodeError`][proxystore.stream.exceptions.EventDecodeError].
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def encode_value(value: Any, out: list[bytes], depth: int = 0) -> None:
 
     Raises:
         NotPlainDataError: If ``value`` (or anything inside it) is not plain data.
-        ValueError: If nesting is deeper than :data:`MAX_DEPTH`.
+        ValueError: If nesting is deeper than `MAX_DEPTH`.
     """
     if depth > MAX_DEPTH:
         raise ValueError(f"Plain data is nested deeper than {MAX_DEPTH} levels.")

@@ -1,11 +1,11 @@
 """Stream events and their wire encoding.
 
-A producer publishes :class:`EventBatch` messages; each batch holds, in order,
-:class:`NewObjectEvent` (object sent inline), :class:`NewObjectKeyEvent` (object
-stored in a :class:`~proxystore.store.Store`, the event carries its key) and
-:class:`EndOfStreamEvent` values for one topic.
+A producer publishes `EventBatch` messages; each batch holds, in order,
+`NewObjectEvent` (object sent inline), `NewObjectKeyEvent` (object
+stored in a [`Store`][proxystore.store.Store], the event carries its key) and
+[`EndOfStreamEvent`][proxystore.stream.events.EndOfStreamEvent] values for one topic.
 
-Wire format (version 1), produced by :func:`event_to_bytes`::
+Wire format (version 1), produced by `event_to_bytes`::
 
     b"\\x89PSE" | u8 version | u32 n | store-config table (n bytes) | event record
 
@@ -13,19 +13,19 @@ The store-config table lists each distinct store configuration once, so a batch
 of key events does not repeat it; key events refer to it by index. Decoders
 cache decoded tables by their bytes: a stream from one producer decodes its
 store configurations once. Records and
-values use the small tagged encoding of :mod:`proxystore.stream._wire`.
+values use the small tagged encoding of `proxystore.stream._wire`.
 
-Safety: :func:`bytes_to_event` never executes code. It does not use pickle and
+Safety: `bytes_to_event` never executes code. It does not use pickle and
 imports nothing; it checks that key types and custom store (de)serializers are
 dotted paths in trusted modules. Classes are imported later, only when needed
 and only from trusted modules: key ``NamedTuple`` classes and connector classes
 defined in ``proxystore.connectors.*``, (de)serializers in ``proxystore.*``, plus
-prefixes added with :func:`trust_modules`. A consumer that has registered a store under
+prefixes added with `trust_modules`. A consumer that has registered a store under
 the event's store name uses it without importing anything. Inline objects that
-are not plain data arrive as :class:`SerializedObject` and are deserialized with
-:func:`proxystore.serialize.deserialize` only when a consumer hands the object to
+are not plain data arrive as `SerializedObject` and are deserialized with
+`proxystore.serialize.deserialize` only when a consumer hands the object to
 the user — the same trust the consumer already places in its stores' bytes.
-Any malformed input raises :class:`~proxystore.stream.exceptions.EventDecodeError`.
+Any malformed input raises `EventDecodeError`.
 """
 
 from __future__ import annotations
@@ -84,12 +84,12 @@ class SerializedObject(NamedTuple):
     """An inline object that is not plain data, still in serialized form.
 
     Decoding an event never deserializes such objects (deserialization may
-    unpickle, i.e. run code). A :class:`~proxystore.stream.StreamConsumer` calls
-    :meth:`load` when it returns the object to the user.
+    unpickle, i.e. run code). A `StreamConsumer` calls
+    `load` when it returns the object to the user.
     """
 
     data: bytes
-    """Output of :func:`proxystore.serialize.serialize`."""
+    """Output of [`proxystore.serialize.serialize`][proxystore.serialize.serialize]."""
 
     def load(self) -> Any:
         """Deserialize the object.
@@ -109,7 +109,7 @@ class EndOfStreamEvent:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EndOfStreamEvent:
-        """Build from the output of :func:`event_to_dict`."""
+        """Build from the output of `event_to_dict`."""
         return cls(topic=data["topic"])
 
 
@@ -123,7 +123,7 @@ class NewObjectEvent:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NewObjectEvent:
-        """Build from the output of :func:`event_to_dict`."""
+        """Build from the output of `event_to_dict`."""
         return cls(topic=data["topic"], obj=data["obj"], metadata=data["metadata"])
 
 
@@ -150,7 +150,7 @@ class NewObjectKeyEvent:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NewObjectKeyEvent:
-        """Build from the output of :func:`event_to_dict`."""
+        """Build from the output of `event_to_dict`."""
         config = data["store_config"]
         if not isinstance(config, StoreConfig):
             config = _config_from_plain(config)
@@ -219,7 +219,7 @@ class EventBatch:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EventBatch:
-        """Build from the output of :func:`event_to_dict`."""
+        """Build from the output of `event_to_dict`."""
         events = [dict_to_event(e) for e in data["events"]]
         if any(isinstance(e, EventBatch) for e in events):
             raise ValueError("An EventBatch cannot contain another EventBatch.")
@@ -383,13 +383,13 @@ def _callable_path(func: Any) -> str | None:
 def check_store_config(config: StoreConfig) -> None:
     """Check that a store can be built from ``config`` importing only trusted code.
 
-    :class:`~proxystore.stream.StreamConsumer` calls this before creating a store
+    `StreamConsumer` calls this before creating a store
     from an event's configuration (a store already registered under the same
     name is used as it is, without this check).
 
     Raises:
         EventDecodeError: If the connector class or a (de)serializer lies outside
-            the trusted modules (see :func:`trust_modules`).
+            the trusted modules (see `trust_modules`).
     """
     _check_connector_kind(config.connector.kind)
     for func in (config.serializer, config.deserializer):
@@ -541,7 +541,7 @@ def event_to_dict(event: Event | EventBatch) -> dict[str, Any]:
 
 
 def dict_to_event(data: dict[str, Any]) -> Event | EventBatch:
-    """Inverse of :func:`event_to_dict`.
+    """Inverse of [`event_to_dict`][proxystore.stream.events.event_to_dict].
 
     Raises:
         ValueError: If ``'event_type'`` is missing or unknown.
@@ -657,9 +657,9 @@ def _encode_metadata(metadata: dict[str, Any], out: list[bytes]) -> None:
 def event_to_bytes(event: Event | EventBatch) -> bytes:
     """Encode ``event`` in the versioned wire format (see module docstring).
 
-    Inline objects of :class:`NewObjectEvent` that are not ``None``, ``bool``,
+    Inline objects of `NewObjectEvent` that are not ``None``, ``bool``,
     ``int``, ``float``, ``str`` or ``bytes`` are serialized with
-    :func:`proxystore.serialize.serialize`.
+    [`proxystore.serialize.serialize`][proxystore.serialize.serialize].
 
     Raises:
         TypeError: If metadata or a key is not plain data (``None``, ``bool``,
@@ -680,12 +680,12 @@ def event_to_parts(
 
     Inline ``bytes`` objects of at least ``part_min_size`` bytes are not copied
     into the head: they become parts of their own (the very same objects), and
-    the head refers to them by index. Decode with :func:`parts_to_event`.
+    the head refers to them by index. Decode with `parts_to_event`.
     Transports with native multipart messages (ZeroMQ) send these without
     joining them.
 
     Raises:
-        TypeError: As :func:`event_to_bytes`.
+        TypeError: As [`event_to_bytes`][proxystore.stream.events.event_to_bytes].
     """
     head, parts = _encode(event, _Encoder(part_min_size))
     return [head, *parts]
@@ -908,7 +908,7 @@ _cached_config_table = functools.lru_cache(maxsize=128)(_decode_config_table)
 
 
 def bytes_to_event(s: _AnyBytes) -> Event | EventBatch:
-    """Decode a message made by :func:`event_to_bytes`; never executes code.
+    """Decode a message made by `event_to_bytes`; never executes code.
 
     The parameter is named ``s`` like the reference release's, so keyword calls
     keep working.
@@ -921,12 +921,12 @@ def bytes_to_event(s: _AnyBytes) -> Event | EventBatch:
 
 
 def parts_to_event(parts: Sequence[_AnyBytes]) -> Event | EventBatch:
-    """Decode a multipart message made by :func:`event_to_parts`.
+    """Decode a multipart message made by `event_to_parts`.
 
     ``bytes`` parts become the decoded objects without a copy.
 
     Raises:
-        EventDecodeError: As :func:`bytes_to_event`, or if the parts do not match
+        EventDecodeError: As `bytes_to_event`, or if the parts do not match
             the head's references.
     """
     if not parts:

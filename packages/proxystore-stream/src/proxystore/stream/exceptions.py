@@ -1,4 +1,4 @@
-"""Exceptions raised by :mod:`proxystore.stream`.
+"""Exceptions raised by `proxystore.stream`.
 
 ```
 Exception

@@ -1,7 +1,7 @@
 """Metadata filters for stream producers and consumers.
 
 A filter is called with an event's metadata and returns ``True`` when the event
-must be dropped (see :class:`proxystore.stream.protocols.Filter`).
+must be dropped (see `proxystore.stream.protocols.Filter`).
 """
 
 from __future__ import annotations

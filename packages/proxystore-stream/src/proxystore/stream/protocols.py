@@ -2,15 +2,15 @@
 
 A broker adapter (a *shim*) implements one side of one pair:
 
-* :class:`MessagePublisher` / :class:`MessageSubscriber` move opaque ``bytes``
+* `MessagePublisher` / `MessageSubscriber` move opaque ``bytes``
   per topic. The stream encodes events with
-  :func:`proxystore.stream.events.event_to_bytes` before publishing and decodes
-  them with :func:`proxystore.stream.events.bytes_to_event` after receiving.
-* :class:`EventPublisher` / :class:`EventSubscriber` move
-  :class:`~proxystore.stream.events.EventBatch` objects directly, for transports
+  `proxystore.stream.events.event_to_bytes` before publishing and decodes
+  them with `proxystore.stream.events.bytes_to_event` after receiving.
+* `EventPublisher` / `EventSubscriber` move
+  [`EventBatch`][proxystore.stream.events.EventBatch] objects directly, for transports
   that do their own encoding (or none, in-process).
 
-* :class:`MultipartPublisher` / :class:`MultipartSubscriber` optionally extend
+* `MultipartPublisher` / `MultipartSubscriber` optionally extend
   the message pair for transports with native multipart messages, so that large
   payloads are never joined into one buffer.
 
@@ -110,7 +110,7 @@ class MessageSubscriber(Protocol):
 class MultipartPublisher(MessagePublisher, Protocol):
     """A message publisher that also sends multipart messages without joining.
 
-    The producer then publishes :func:`~proxystore.stream.events.event_to_parts`
+    The producer then publishes `event_to_parts`
     output, so large inline ``bytes`` objects are never copied into one buffer.
     """
 
@@ -141,7 +141,7 @@ class Filter(Protocol):
     def __call__(self, metadata: dict[str, Any], /) -> bool: ...
 
 
-#: Anything a :class:`~proxystore.stream.StreamProducer` can publish through.
+#: Anything a [`StreamProducer`][proxystore.stream.StreamProducer] can publish through.
 Publisher: TypeAlias = EventPublisher | MessagePublisher
-#: Anything a :class:`~proxystore.stream.StreamConsumer` can read from.
+#: Anything a [`StreamConsumer`][proxystore.stream.StreamConsumer] can read from.
 Subscriber: TypeAlias = EventSubscriber | MessageSubscriber

@@ -4,13 +4,13 @@ The reference's helpers are re-exported here (`hostname`, `home_dir`,
 `bytes_to_readable`, `readable_to_bytes`, `chunk_bytes`, `get_object_path`,
 `import_from_path`); the submodules are:
 
-* :mod:`proxystore.utils.config` -- TOML dump/load of (frozen) dataclasses;
-* :mod:`proxystore.utils.counter` -- :class:`~proxystore.utils.counter.AtomicCounter`;
-* :mod:`proxystore.utils.data` -- chunking and human-readable byte sizes;
-* :mod:`proxystore.utils.environment` -- home directory and hostname;
-* :mod:`proxystore.utils.imports` -- objects to and from dotted paths;
-* :mod:`proxystore.utils.tasks` -- guarded asyncio background tasks;
-* :mod:`proxystore.utils.timer` -- :class:`~proxystore.utils.timer.Timer`.
+* `proxystore.utils.config` -- TOML dump/load of (frozen) dataclasses;
+* `proxystore.utils.counter` -- `AtomicCounter`;
+* `proxystore.utils.data` -- chunking and human-readable byte sizes;
+* `proxystore.utils.environment` -- home directory and hostname;
+* `proxystore.utils.imports` -- objects to and from dotted paths;
+* `proxystore.utils.tasks` -- guarded asyncio background tasks;
+* `proxystore.utils.timer` -- [`Timer`][proxystore.utils.timer.Timer].
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """TOML files for configuration dataclasses.
 
-:func:`dump`/:func:`dumps` write a dataclass instance as TOML; :func:`load`/
-:func:`loads` read TOML back into a dataclass *type*, validating every field
+`dump`/`dumps` write a dataclass instance as TOML; `load`/
+`loads` read TOML back into a dataclass *type*, validating every field
 against its annotation. Supported annotations: ``str``, ``int``, ``float`` (ints
 accepted), ``bool``, ``None``, unions/``Optional``, ``Literal``, ``Any``, ``Enum``
 subclasses (by value), ``pathlib`` paths (as strings), ``list``/``Sequence``,
@@ -113,7 +113,7 @@ def dump(
     """Write the TOML document for ``model`` to the binary file ``fp``.
 
     Raises:
-        TypeError, ValueError, ImportError: As :func:`dumps`.
+        TypeError, ValueError, ImportError: As [`dumps`][proxystore.utils.config.dumps].
     """
     fp.write(dumps(model, exclude_none=exclude_none).encode("utf-8"))
 
@@ -202,7 +202,7 @@ def load(model: type[ConfigT], fp: IO[bytes]) -> ConfigT:
     """Read the binary file ``fp`` as TOML into an instance of ``model`` (see `loads`).
 
     Raises:
-        ValueError, TypeError: As :func:`loads`.
+        ValueError, TypeError: As [`loads`][proxystore.utils.config.loads].
     """
     raw = fp.read()
     try:

@@ -8,7 +8,7 @@ __all__ = ["AtomicCounter"]
 
 
 class AtomicCounter:
-    """Counter whose :meth:`increment` is safe to call from many threads.
+    """Counter whose `increment` is safe to call from many threads.
 
     Args:
         size: Optional bound: at most ``size`` increments succeed.

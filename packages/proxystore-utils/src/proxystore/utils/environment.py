@@ -24,5 +24,5 @@ def home_dir() -> str:
 
 
 def hostname() -> str:
-    """Return this machine's hostname (:func:`socket.gethostname`)."""
+    """Return this machine's hostname (`socket.gethostname`)."""
     return socket.gethostname()

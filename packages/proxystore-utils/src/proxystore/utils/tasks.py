@@ -23,9 +23,9 @@ class SafeTaskExitError(Exception):
 
 
 def exit_on_error(task: asyncio.Task[Any]) -> None:
-    """Done-callback: raise :class:`SystemExit` if ``task`` failed.
+    """Done-callback: raise `SystemExit` if ``task`` failed.
 
-    Cancellation and :class:`SafeTaskExitError` are normal endings and do nothing.
+    Cancellation and `SafeTaskExitError` are normal endings and do nothing.
 
     Raises:
         SystemExit: If the task raised any other exception (it is logged first).
@@ -61,8 +61,8 @@ def spawn_guarded_background_task(
     """Run ``coro(*args, **kwargs)`` as a background task on the running loop.
 
     An exception escaping the task is logged with its traceback and then stops the
-    program via :func:`exit_on_error` -- instead of being lost in a task nobody
-    awaits. Raise :class:`SafeTaskExitError` inside the task to end it quietly.
+    program via `exit_on_error` -- instead of being lost in a task nobody
+    awaits. Raise `SafeTaskExitError` inside the task to end it quietly.
 
     Raises:
         RuntimeError: If no event loop is running.

@@ -10,11 +10,11 @@ __all__ = ["Timer"]
 
 
 class Timer:
-    """Measure elapsed time with :func:`time.perf_counter_ns`.
+    """Measure elapsed time with `time.perf_counter_ns`.
 
-    Use it as a context manager (``with Timer() as t: ...``) or call :meth:`start`
-    and :meth:`stop` (both return the timer, so ``Timer().start()`` chains).
-    Reading ``elapsed_*`` while the timer runs raises :class:`RuntimeError`.
+    Use it as a context manager (``with Timer() as t: ...``) or call `start`
+    and `stop` (both return the timer, so ``Timer().start()`` chains).
+    Reading ``elapsed_*`` while the timer runs raises `RuntimeError`.
     """
 
     def __init__(self) -> None:
@@ -58,10 +58,10 @@ class Timer:
 
     @property
     def elapsed_ms(self) -> float:
-        """Elapsed time in milliseconds (see :attr:`elapsed_ns`)."""
+        """Elapsed time in milliseconds (see `elapsed_ns`)."""
         return self.elapsed_ns / 1e6
 
     @property
     def elapsed_s(self) -> float:
-        """Elapsed time in seconds (see :attr:`elapsed_ns`)."""
+        """Elapsed time in seconds (see `elapsed_ns`)."""
         return self.elapsed_ns / 1e9

@@ -4,10 +4,10 @@ Every peer runs a small server process holding the objects it puts; a key names 
 peer (host and port) that holds its object, and a get fetches straight from that
 peer. Transports live in their own modules and import their library only there:
 
-* :mod:`proxystore.connectors.dim.zmq` - ``ZeroMQConnector`` (pyzmq, the ``zmq``
+* `proxystore.connectors.dim.zmq` - ``ZeroMQConnector`` (pyzmq, the ``zmq``
   extra);
-* :mod:`proxystore.connectors.dim.ucx` - ``UCXConnector`` (needs ``ucxx``);
-* :mod:`proxystore.connectors.dim.margo` - ``MargoConnector`` (needs ``pymargo``).
+* `proxystore.connectors.dim.ucx` - ``UCXConnector`` (needs ``ucxx``);
+* `proxystore.connectors.dim.margo` - ``MargoConnector`` (needs ``pymargo``).
 
 This package exports only the shared, dependency-free pieces.
 """

@@ -37,11 +37,11 @@ _MIN_BYTES_PER_SECOND = 64 * 1024 * 1024
 
 
 class PeerConnector(Closeable):
-    """Connector API over a :class:`Transport`; subclasses pick the transport.
+    """Connector API over a `Transport`; subclasses pick the transport.
 
     Objects are put on this peer's server; a get, exists or evict goes to the peer
-    named in the key. A subclass sets :attr:`dim_type` and, in ``__init__``, calls
-    :meth:`_locate` then :meth:`_start` with its transport and a function that
+    named in the key. A subclass sets `dim_type` and, in ``__init__``, calls
+    `_locate` then `_start` with its transport and a function that
     spawns its server; everything else is shared.
     """
 
@@ -94,7 +94,7 @@ class PeerConnector(Closeable):
         self.timeout = timeout
 
     def config(self) -> dict[str, Any]:
-        """Plain-data configuration from which :meth:`from_config` rebuilds it.
+        """Plain-data configuration from which `from_config` rebuilds it.
 
         ``address`` and ``interface`` are kept as given (not resolved), so a
         connector rebuilt on another host attaches to that host's server.
@@ -178,7 +178,7 @@ class PeerConnector(Closeable):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Self:
-        """Create a connector from the output of :meth:`config`."""
+        """Create a connector from the output of `config`."""
         return cls(**config)
 
     def _new_key(self, obj: BytesLike) -> DIMKey:

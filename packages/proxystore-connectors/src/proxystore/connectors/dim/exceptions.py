@@ -1,6 +1,6 @@
 """Errors raised by the distributed in-memory (DIM) connectors.
 
-They extend the connector tree of :mod:`proxystore.connectors.exceptions`::
+They extend the connector tree of `proxystore.connectors.exceptions`::
 
     ConnectorError
     ├── ConnectorTimeoutError

@@ -11,7 +11,7 @@ copied into the header::
 
 ``size`` is the total length of the payload buffers (the object for a put request or a
 get response); the receiver checks it. ``text`` carries the server's error message
-when ``status`` is :attr:`Status.ERROR`.
+when ``status`` is `Status.ERROR`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class DIMKey(NamedTuple):
     peer_port: int
 
 
-#: Operation names of :class:`RPC` and :class:`RPCResponse`.
+#: Operation names of `RPC` and `RPCResponse`.
 RPCOperation = Literal["exists", "evict", "get", "put"]
 
 
@@ -82,7 +82,7 @@ class RPC:
     """A DIM request as an object, for code written against proxystore-ex.
 
     Our transports do not send these (they use the binary header above); they are
-    accepted by :meth:`proxystore.connectors.dim.zmq.ZeroMQServer.handle_rpc`.
+    accepted by `proxystore.connectors.dim.zmq.ZeroMQServer.handle_rpc`.
 
     Attributes:
         operation: What to do with ``key``.
@@ -97,7 +97,7 @@ class RPC:
 
 @dataclasses.dataclass
 class RPCResponse:
-    """The outcome of an :class:`RPC`.
+    """The outcome of an [`RPC`][proxystore.connectors.dim.models.RPC].
 
     Attributes:
         operation: The request's operation.
@@ -278,7 +278,7 @@ def pack_frames(frames: Sequence[BytesLike]) -> bytes:
 
 
 def unpack_frames(data: BytesLike) -> list[memoryview]:
-    """Split a buffer made by :func:`pack_frames` into views of its frames (no copy).
+    """Split a buffer made by `pack_frames` into views of its frames (no copy).
 
     Raises:
         MessageDecodeError: If the buffer is shorter or longer than its lengths say.

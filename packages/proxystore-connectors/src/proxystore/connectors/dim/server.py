@@ -1,7 +1,7 @@
 """The DIM server: in-memory storage, its process entry point, and process control.
 
 Each peer runs one server process per (address, port). Connectors talk to it through
-a transport (:mod:`proxystore.connectors.dim.transport`); the storage logic here is
+a transport (`proxystore.connectors.dim.transport`); the storage logic here is
 the same for every transport.
 
 Spawned servers are tied to the process that spawned them: they are stopped when it
@@ -227,7 +227,7 @@ def spawn_server_process(
             confirm the ready server answers.
         options: Transport-specific settings passed to the server.
         spawn_timeout: Seconds to wait for the server to be ready and answer.
-        kill_timeout: Seconds :func:`stop_server_process` waits after SIGTERM
+        kill_timeout: Seconds `stop_server_process` waits after SIGTERM
             before it sends SIGKILL (used at interpreter exit).
         env: Extra environment variables of the server process (how a secret
             reaches it: never on its command line, which others can read).

@@ -3,11 +3,11 @@
 A transport is one small module (``zmq``, ``ucx``, ``margo``) that supplies two
 things:
 
-* a client, satisfying :class:`Transport`, which sends requests to a peer's server
+* a client, satisfying `Transport`, which sends requests to a peer's server
   and returns its responses within a time limit;
-* a ``serve`` function, satisfying :class:`ServeFunction`, which the server process
+* a ``serve`` function, satisfying `ServeFunction`, which the server process
   (``python -m proxystore.connectors.dim``) runs to answer requests with a
-  transport-independent handler (:class:`proxystore.connectors.dim.server.DIMStorage`).
+  transport-independent handler (`proxystore.connectors.dim.server.DIMStorage`).
 
 Everything else (keys, message encoding, storage, spawning and stopping server
 processes, the connector API) is shared.

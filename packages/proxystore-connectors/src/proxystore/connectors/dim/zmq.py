@@ -1,4 +1,4 @@
-"""ZeroMQ transport and the peer-to-peer :class:`ZeroMQConnector`.
+"""ZeroMQ transport and the peer-to-peer `ZeroMQConnector`.
 
 Each peer runs a ROUTER server (a separate process). Clients keep one DEALER socket
 per peer, so requests to a peer are pipelined and a reply is matched to its request
@@ -391,17 +391,17 @@ def start_server(address: str, port: int, chunk_length: int | None = None) -> No
 def run_server(address: str, port: int, chunk_length: int | None = None) -> None:
     """Run a ZeroMQ DIM server in this process until SIGINT/SIGTERM.
 
-    Same as :func:`start_server` (the name proxystore-ex uses for its blocking loop).
+    Same as `start_server` (the name proxystore-ex uses for its blocking loop).
     """
     start_server(address, port, chunk_length)
 
 
 class ZeroMQServer:
-    """An in-process object store that answers :class:`RPC` requests.
+    """An in-process object store that answers `RPC` requests.
 
     The state of one DIM server, usable without sockets (e.g. in tests of code
     written against proxystore-ex). The server processes spawned by
-    :class:`ZeroMQConnector` hold their objects the same way.
+    `ZeroMQConnector` hold their objects the same way.
     """
 
     def __init__(self) -> None:
@@ -427,7 +427,7 @@ class ZeroMQServer:
         """Perform ``rpc`` and describe its outcome.
 
         Never raises: an error (e.g. a ``put`` without data, an unknown operation)
-        is returned in :attr:`RPCResponse.exception`.
+        is returned in `RPCResponse.exception`.
         """
         obj_id = rpc.key.obj_id
         response = RPCResponse(rpc.operation, rpc.key)
@@ -516,9 +516,9 @@ class ZeroMQConnector(PeerConnector):
             every request is encrypted and authenticated with it.
         curve_secret_key: The pair's secret key, passed directly: used by this
             connector (and the server it spawns) only, never part of
-            :meth:`config`.
+            `config`.
         curve_secret_key_env: Environment variable holding the secret key (a
-            reference: kept in :meth:`config`, resolved in each process).
+            reference: kept in `config`, resolved in each process).
         curve_secret_key_credential: Credentials-file entry holding the secret
             key (see `proxystore.utils.credentials`).
         curve_clients: Public keys of further clients the spawned server admits.
@@ -592,7 +592,7 @@ class ZeroMQConnector(PeerConnector):
         )
 
     def config(self) -> dict[str, Any]:
-        """Plain-data configuration (see :meth:`PeerConnector.config`)."""
+        """Plain-data configuration (see `PeerConnector.config`)."""
         return {
             **super().config(),
             "chunk_length": self.chunk_length,

@@ -1,6 +1,6 @@
 """Integrations under their proxystore-ex import paths (``proxystore.ex.plugins``).
 
-:mod:`proxystore.ex.plugins.distributed` re-exports :mod:`proxystore.store.dask`
+`proxystore.ex.plugins.distributed` re-exports `proxystore.store.dask`
 (the Dask ``Client`` that proxies large task arguments and results).
 """
 

@@ -1,4 +1,4 @@
-"""Alias of :mod:`proxystore.store.dask` under its proxystore-ex name."""
+"""Alias of `proxystore.store.dask` under its proxystore-ex name."""
 
 from __future__ import annotations
 

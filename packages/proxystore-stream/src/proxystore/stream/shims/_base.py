@@ -9,7 +9,7 @@ from proxystore.utils._closeable import Closeable
 
 
 class MessageIterator(Closeable, abc.ABC):
-    """A subscriber: iterating yields :meth:`next_message` until it stops."""
+    """A subscriber: iterating yields `next_message` until it stops."""
 
     @abc.abstractmethod
     def next_message(self) -> bytes:

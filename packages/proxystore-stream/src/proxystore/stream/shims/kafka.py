@@ -68,16 +68,16 @@ class KafkaPublisher(Closeable):
     """Produces each message to the Kafka topic of the same name.
 
     Messages are handed to the client's background sender and delivered in
-    order per partition; :meth:`flush` (or :meth:`close`) waits until every
+    order per partition; `flush` (or `close`) waits until every
     message is acknowledged and raises if any delivery failed. Unlike the
-    reference shim, :meth:`send_message` does not wait for each acknowledgement.
+    reference shim, `send_message` does not wait for each acknowledgement.
     Configure the client with ``enable.idempotence=True`` to keep the order
     even when the client retries a failed request (librdkafka may otherwise
     reorder retried messages).
 
     Args:
-        client: A configured :class:`confluent_kafka.Producer`.
-        flush_timeout: Seconds :meth:`flush` waits for acknowledgements.
+        client: A configured `confluent_kafka.Producer`.
+        flush_timeout: Seconds `flush` waits for acknowledgements.
     """
 
     def __init__(
@@ -141,7 +141,7 @@ class KafkaPublisher(Closeable):
             )
 
     def close(self) -> None:
-        """Deliver queued messages (see :meth:`flush`)."""
+        """Deliver queued messages (see `flush`)."""
         self.flush()
 
 
@@ -149,7 +149,7 @@ class KafkaSubscriber(MessageIterator):
     """Yields message values from a Kafka consumer.
 
     Args:
-        client: A :class:`confluent_kafka.Consumer` already subscribed to its
+        client: A `confluent_kafka.Consumer` already subscribed to its
             topics (possibly as part of a consumer group).
         timeout: Seconds to wait for a message (``None``: forever).
     """

@@ -1,4 +1,4 @@
-"""Publisher and subscriber over :mod:`queue` or :mod:`multiprocessing` queues.
+"""Publisher and subscriber over `queue` or `multiprocessing` queues.
 
 One queue per topic: useful for tests and for streaming between threads or
 processes of one machine without a broker.

@@ -2,14 +2,14 @@
 
 Two flavours:
 
-* Pub/sub (:class:`RedisPublisher`, :class:`RedisSubscriber`): every active
+* Pub/sub (`RedisPublisher`, `RedisSubscriber`): every active
   subscriber receives every message; messages published while nobody is
   subscribed are lost.
-* Queue (:class:`RedisQueuePublisher`, :class:`RedisQueueSubscriber`): a Redis
+* Queue (`RedisQueuePublisher`, `RedisQueueSubscriber`): a Redis
   list per topic; messages persist until read and each is read by exactly one
   subscriber.
 
-Connection failures raise :class:`ConnectionError` naming ``host:port``.
+Connection failures raise `ConnectionError` naming ``host:port``.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ class _PipelinedPublisher(_RedisClient):
 
     Up to ``window - 1`` commands (and about ``window_bytes`` of messages) may
     await their replies, so sending does not pay a network round trip per
-    message; replies are read as the window fills and by :meth:`flush` /
-    :meth:`close`. Commands travel in order on one connection, so the order of
+    message; replies are read as the window fills and by `flush` /
+    `close`. Commands travel in order on one connection, so the order of
     messages is kept. ``window=1`` waits for each reply before returning (fully
     synchronous). The byte bound keeps a producer of large messages from
     racing ahead of the server (and of consumers sharing its CPUs).
@@ -148,7 +148,7 @@ class _PipelinedPublisher(_RedisClient):
                 raise
 
     def close(self) -> None:
-        """Confirm pending messages (see :meth:`flush`), then disconnect."""
+        """Confirm pending messages (see `flush`), then disconnect."""
         try:
             self.flush()
         finally:
@@ -165,9 +165,9 @@ class RedisPublisher(_PipelinedPublisher):
         hostname: Redis server host.
         port: Redis server port.
         window: Most messages in flight before waiting for replies (1: wait
-            for each); see :meth:`flush`.
+            for each); see `flush`.
         window_bytes: Most bytes of messages in flight before waiting.
-        kwargs: Passed to :class:`redis.Redis`.
+        kwargs: Passed to `redis.Redis`.
 
     Raises:
         ValueError: If ``window`` is smaller than 1.
@@ -185,7 +185,7 @@ class RedisSubscriber(_RedisClient, MessageIterator):
         hostname: Redis server host.
         port: Redis server port.
         topic: Channel or channels to subscribe to.
-        kwargs: Passed to :class:`redis.Redis`.
+        kwargs: Passed to `redis.Redis`.
 
     Raises:
         ConnectionError: If the server cannot be reached.
@@ -244,9 +244,9 @@ class RedisQueuePublisher(_PipelinedPublisher):
         hostname: Redis server host.
         port: Redis server port.
         window: Most messages in flight before waiting for replies (1: wait
-            for each); see :meth:`flush`.
+            for each); see `flush`.
         window_bytes: Most bytes of messages in flight before waiting.
-        kwargs: Passed to :class:`redis.Redis`.
+        kwargs: Passed to `redis.Redis`.
 
     Raises:
         ValueError: If ``window`` is smaller than 1.
@@ -262,7 +262,7 @@ class RedisQueueSubscriber(_RedisClient, MessageIterator):
     them out one at a time: ``BLMPOP`` (Redis 7+) blocks while the list is empty
     and otherwise pops a whole run of messages; older servers get ``LPOP key
     count`` followed, when the list is empty, by ``BLPOP``. Messages taken but
-    not yet handed out are pushed back to the head of the list by :meth:`close`,
+    not yet handed out are pushed back to the head of the list by `close`,
     so none is lost. The number taken per round trip adapts to the message size
     so that one reply stays near ``prefetch_bytes`` (large replies cost more to
     parse than they save in round trips).
@@ -275,7 +275,7 @@ class RedisQueueSubscriber(_RedisClient, MessageIterator):
             ``None`` waits forever.
         prefetch: Most messages taken per round trip (1 disables prefetching).
         prefetch_bytes: Target size of one prefetching reply.
-        kwargs: Passed to :class:`redis.Redis`.
+        kwargs: Passed to `redis.Redis`.
 
     Raises:
         ValueError: If ``prefetch`` is smaller than 1.

@@ -3,7 +3,7 @@
 There is no broker: the subscriber connects straight to the publisher's
 socket, so the publisher must be bound first. As with any ZeroMQ PUB/SUB,
 messages sent before a subscriber has connected and subscribed are not
-delivered to it; :meth:`ZeroMQPublisher.wait_for_subscribers` closes that
+delivered to it; `ZeroMQPublisher.wait_for_subscribers` closes that
 window. Unlike a plain PUB socket, the publisher does not silently drop
 messages for a slow subscriber: it blocks (``XPUB_NODROP``) once the
 subscriber's queue is full, so a stream arrives complete and in order.
@@ -96,7 +96,7 @@ class ZeroMQPublisher(Closeable):
 
 
 class ZeroMQSubscriber(MessageIterator):
-    """Yields messages from a :class:`ZeroMQPublisher`.
+    """Yields messages from a `ZeroMQPublisher`.
 
     Args:
         address: Publisher's address, as in ``tcp://{address}:{port}``.
@@ -131,7 +131,7 @@ class ZeroMQSubscriber(MessageIterator):
     def next_message(self) -> bytes:
         """Return the next message of the subscribed topic.
 
-        A multipart stream message (see :meth:`next_message_parts`) is joined
+        A multipart stream message (see `next_message_parts`) is joined
         into the equivalent single-buffer encoding.
 
         Raises:

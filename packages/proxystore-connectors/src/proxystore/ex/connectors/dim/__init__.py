@@ -1,4 +1,4 @@
-"""Alias of :mod:`proxystore.connectors.dim` under its proxystore-ex name.
+"""Alias of `proxystore.connectors.dim` under its proxystore-ex name.
 
 Import the transport modules (``zmq``, ``ucx``, ``margo``) directly.
 """

@@ -1,4 +1,4 @@
-"""Alias of :mod:`proxystore.connectors.dim.utils` under its proxystore-ex name."""
+"""Alias of `proxystore.connectors.dim.utils` under its proxystore-ex name."""
 
 from __future__ import annotations
 
