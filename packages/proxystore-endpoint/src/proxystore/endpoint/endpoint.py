@@ -21,8 +21,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Generator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID, uuid4
 
@@ -44,6 +42,7 @@ from proxystore.endpoint.messages import (
     encode_request,
 )
 from proxystore.endpoint.storage import DictStorage, Storage
+from proxystore.utils._closeable import AsyncStartable
 
 if TYPE_CHECKING:
     import aiohttp
@@ -71,7 +70,7 @@ class EndpointMode(enum.Enum):
     """No peering: every request is served from local storage."""
 
 
-class Endpoint:
+class Endpoint(AsyncStartable):
     """An object store that forwards requests for other endpoints to them.
 
     Use it as an async context manager, or `await` it, so that peering starts::
@@ -171,20 +170,8 @@ class Endpoint:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> Endpoint:
+    async def _astart(self) -> None:
         await self.async_init()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        exc_traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __await__(self) -> Generator[Any, None, Endpoint]:
-        return self.__aenter__().__await__()
 
     async def async_init(self) -> None:
         """Start peering (connect the peer manager, listen to peers); idempotent."""

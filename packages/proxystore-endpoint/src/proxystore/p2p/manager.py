@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Generator, Iterable, Sequence
-from types import TracebackType
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 from uuid import UUID
 
 from aiortc import RTCIceServer
@@ -34,13 +32,14 @@ from proxystore.p2p.relay.messages import (
     RelayMessageDecodeError,
     RelayResponse,
 )
+from proxystore.utils._closeable import AsyncStartable
 
 __all__ = ["PeerManager"]
 
 logger = logging.getLogger(__name__)
 
 
-class PeerManager:
+class PeerManager(AsyncStartable):
     """Send and receive messages to and from peers by UUID.
 
     Use `manager = await PeerManager(...)` or `async with PeerManager(...)`.
@@ -146,20 +145,8 @@ class PeerManager:
                 name=f"peer-manager-relay-{self._relay_client.uuid}",
             )
 
-    async def __aenter__(self) -> PeerManager:
+    async def _astart(self) -> None:
         await self.async_init()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        exc_traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __await__(self) -> Generator[Any, None, PeerManager]:
-        return self.__aenter__().__await__()
 
     def on_peer_closed(self, callback: Callable[[UUID], object]) -> None:
         """Call `callback(peer_uuid)` whenever a peer connection ends.

@@ -15,9 +15,6 @@ import contextlib
 import logging
 import ssl
 import uuid
-from collections.abc import Generator
-from types import TracebackType
-from typing import Any, Self
 
 import aiohttp
 
@@ -33,6 +30,7 @@ from proxystore.p2p.relay.messages import (
     decode_relay_message,
     encode_relay_message,
 )
+from proxystore.utils._closeable import AsyncStartable
 from proxystore.utils.environment import hostname
 
 __all__ = ["RelayClient"]
@@ -51,7 +49,7 @@ class _Disconnected:
 _DISCONNECTED = _Disconnected()
 
 
-class RelayClient:
+class RelayClient(AsyncStartable):
     """Connection of one peer to a relay server.
 
     The websocket opens on `connect()`, on the first `send()`/`recv()`, on
@@ -122,20 +120,8 @@ class RelayClient:
             f"uuid={self._uuid})"
         )
 
-    async def __aenter__(self) -> Self:
+    async def _astart(self) -> None:
         await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        exc_traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __await__(self) -> Generator[Any, None, Self]:
-        return self.__aenter__().__await__()
 
     @property
     def address(self) -> str:
