@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -67,8 +68,14 @@ def _run_in_thread(config: EndpointConfig) -> Callable[[], None]:
     for _ in range(200):
         if "error" in state:
             raise AssertionError(f"endpoint failed to start: {state['error']!r}")
+        # A whole HTTP exchange, not a bare connect: a connection the server has
+        # not finished accepting when the test stops it at once would be left
+        # half-open inside the closing event loop (an unclosed-transport warning).
         try:
-            with socket.create_connection(("127.0.0.1", config.port), timeout=0.2):
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{config.port}/endpoint", timeout=0.5
+            ) as response:
+                response.read()
                 deadline_ok = True
                 break
         except OSError:
