@@ -120,3 +120,39 @@ def test_wait_without_timeout_returns_after_set() -> None:
         assert connector.wait(key)
     finally:
         thread.join()
+
+
+def test_put_parts_keeps_immutable_bytes_by_reference() -> None:
+    connector = LocalConnector()
+    big = bytes(1_000_000)
+    key = connector.put_parts([b"\x01BS", big])
+    parts = connector.get_parts(key)
+    assert parts is not None
+    assert parts[1] is big  # no copy on the way in
+    assert connector.get(key) == b"\x01BS" + big  # plain readers see joined bytes
+    assert connector.get_batch([key]) == [b"\x01BS" + big]
+    single = connector.put_parts([b"abc"])
+    assert connector.get(single) == b"abc"
+    assert connector.get_parts(single) == (b"abc",)
+    plain = connector.put(b"xyz")
+    assert connector.get_parts(plain) == (b"xyz",)
+    assert connector.get_evict(key) == b"\x01BS" + big
+    assert connector.get_parts(key) is None
+    assert connector.get_parts(single, evict=True) == (b"abc",)
+    assert not connector.exists(single)
+
+
+def test_put_parts_copies_mutable_parts() -> None:
+    connector = LocalConnector()
+    mutable = bytearray(b"before")
+    key = connector.put_parts([b"\x01BS", memoryview(mutable)])
+    mutable[:] = b"AFTER!"
+    assert connector.get(key) == b"\x01BSbefore"
+    assert connector.get_parts(key) == (b"\x01BSbefore",)
+
+
+def test_parts_survive_a_config_round_trip() -> None:
+    connector = LocalConnector(include_data_in_config=True)
+    key = connector.put_parts([b"\x01BS", b"data"])
+    clone = LocalConnector.from_config(pickle.loads(pickle.dumps(connector.config())))
+    assert clone.get(key) == b"\x01BSdata"

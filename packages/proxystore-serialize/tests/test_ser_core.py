@@ -315,3 +315,16 @@ def test_corrupt_array_payloads_raise() -> None:
     for bad in (data[:40], data[:-8], data + b"\0" * 8):
         with pytest.raises(SerializationError):
             deserialize(bad)
+
+
+def test_deserialize_parts_shares_immutable_bytes() -> None:
+    from proxystore.serialize import deserialize_parts, serialize_parts
+
+    data = bytes(range(256)) * 10
+    parts = serialize_parts(data)
+    assert deserialize_parts(parts) is data  # immutable: shared, not copied
+    # Anything else is decoded from the joined parts.
+    assert deserialize_parts([b"".join(parts)]) == data
+    assert deserialize_parts(serialize_parts([1, "a"])) == [1, "a"]
+    with pytest.raises(SerializationError, match="unknown format tag"):
+        deserialize_parts([b"\x01Z", b"Zjunk"])

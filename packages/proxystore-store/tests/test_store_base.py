@@ -391,3 +391,44 @@ def test_connector_errors_propagate_typed() -> None:
         with pytest.raises(ProxyResolveError) as info:
             extract(store.proxy_from_key(("k",)))
         assert isinstance(info.value.__cause__, ConnectorTimeoutError)
+
+
+# ------------------------------------------------------------ parts shortcut
+def test_local_bytes_are_stored_and_returned_without_copy() -> None:
+    data = bytes(range(256)) * 4000
+    with Store(_name(), LocalConnector(), cache_size=0, register=True) as store:
+        key = store.put(data)
+        assert store.get(key) is data
+        # The connector's own reader still returns the serialized payload.
+        assert store.connector.get(LocalKey(*key)) == serialize(data)
+        proxy = _roundtrip(store.proxy(data, evict=True))
+        assert extract(proxy) is data
+        assert not store.exists(get_key(proxy))
+        # Mutable input is copied: later changes do not reach the stored object.
+        mutable = bytearray(b"abc")
+        key = store.put(mutable)
+        mutable[0] = ord("X")
+        assert store.get(key) == bytearray(b"abc")
+
+
+class _CountingGets(LocalConnector):
+    gets = 0
+
+    def get(self, key: LocalKey) -> bytes | None:
+        type(self).gets += 1
+        return super().get(key)
+
+
+def test_overridden_or_patched_plain_methods_are_called() -> None:
+    with Store(_name(), _CountingGets(), cache_size=0) as store:
+        key = store.put(b"x")
+        assert store.get(key) == b"x"
+        assert _CountingGets.gets == 1
+    with Store(_name(), LocalConnector(), cache_size=0) as store:
+        key = store.put(b"y")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(store.connector, "get", lambda key: None)
+            assert store.get(key) is None
+            mp.setattr(LocalConnector, "get_evict", lambda self, key: serialize(b"z"))
+            assert store.get_evict(key) == b"z"
+        assert store.get(key) == b"y"

@@ -10,6 +10,12 @@ proxies and streams can run without any server.
 Objects live only as long as the dict: a connector rebuilt from `config` in
 another process sees an empty store unless ``include_data_in_config=True`` (which
 carries the whole dict inside the config, and so is only sensible for small tests).
+
+A `Store` with the default serializer writes through `LocalConnector.put_parts`
+and reads through `LocalConnector.get_parts`: immutable ``bytes`` parts are kept by
+reference, so a ``bytes`` object put into the store is neither copied in nor out
+(it is immutable, so sharing it is safe). Mutable data (a ``bytearray``, numpy
+array data) is copied once on the way in.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, cast
 
 from proxystore.connectors.protocols import BytesLike
 from proxystore.utils._closeable import Closeable
@@ -50,6 +56,25 @@ _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
+class _Parts(tuple[bytes, ...]):
+    """Payload kept as the immutable ``bytes`` parts it was put as (not joined).
+
+    The concatenation of the parts is the payload; `LocalConnector.get` joins them
+    on demand, and `LocalConnector.get_parts` hands them back as they are.
+    """
+
+    __slots__ = ()
+
+    def join(self) -> bytes:
+        return b"".join(self)
+
+
+def _payload(value: Any) -> bytes | None:
+    # A dict value as the plain readers return it: parts are joined.
+    data: bytes | None = value.join() if type(value) is _Parts else value
+    return data
+
+
 def _as_bytes(obj: BytesLike) -> bytes:
     # bytes are immutable, so they are stored without a copy; a bytearray or
     # memoryview is copied once so later changes by the caller (or a released buffer)
@@ -72,11 +97,12 @@ class LocalConnector(Closeable):
 
     def __init__(
         self,
-        store_dict: dict[LocalKey, bytes] | None = None,
+        store_dict: dict[LocalKey, Any] | None = None,
         *,
         include_data_in_config: bool = False,
     ) -> None:
-        self._store: dict[LocalKey, bytes] = {} if store_dict is None else store_dict
+        # Values are payload bytes, or `_Parts` from put_parts.
+        self._store: dict[LocalKey, Any] = {} if store_dict is None else store_dict
         self.include_data_in_config = include_data_in_config
         self._changed = threading.Condition(threading.Lock())
         # Threads inside wait(): writers notify only when there are some.
@@ -113,20 +139,45 @@ class LocalConnector(Closeable):
 
     def get_evict(self, key: LocalKey) -> bytes | None:
         """Return the object at ``key`` and remove it, or ``None`` when missing."""
-        return self._store.pop(key, None)
+        return _payload(self._store.pop(key, None))
+
+    def get_parts(
+        self, key: LocalKey, *, evict: bool = False
+    ) -> Sequence[bytes] | None:
+        """Return the object at ``key`` as parts to concatenate, without copying.
+
+        An object stored with `put_parts` comes back as the same parts; one stored
+        with `put` or `set` as a single part.
+
+        Args:
+            key: Key of the object.
+            evict: Also remove the object.
+
+        Returns:
+            The parts, or ``None`` when nothing is stored at ``key``.
+        """
+        value = self._store.pop(key, None) if evict else self._store.get(key)
+        if value is None or type(value) is _Parts:
+            return cast("Sequence[bytes] | None", value)
+        return (value,)
 
     def exists(self, key: LocalKey) -> bool:
         """Return whether an object is stored at ``key``."""
         return key in self._store
 
     def get(self, key: LocalKey) -> bytes | None:
-        """Return the object at ``key`` (no copy), or ``None`` when missing."""
-        return self._store.get(key)
+        """Return the object at ``key``, or ``None`` when missing.
+
+        The stored ``bytes`` object itself is returned (no copy), except for an
+        object stored with `put_parts`, whose parts are joined.
+        """
+        value = self._store.get(key)
+        return value.join() if type(value) is _Parts else value
 
     def get_batch(self, keys: Sequence[LocalKey]) -> list[BytesLike | None]:
         """Return the object at each key (``None`` where missing), in order."""
         get = self._store.get
-        return [get(key) for key in keys]
+        return [_payload(get(key)) for key in keys]
 
     def new_key(self, obj: BytesLike | None = None) -> LocalKey:
         """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
@@ -136,6 +187,25 @@ class LocalConnector(Closeable):
         """Store ``obj`` under a new key and return the key."""
         key = LocalKey(_new_id())
         self.set(key, obj)
+        return key
+
+    def put_parts(self, parts: Sequence[BytesLike]) -> LocalKey:
+        """Store the concatenation of ``parts`` under a new key and return the key.
+
+        When every part is an immutable ``bytes`` object, the parts are kept by
+        reference, unjoined: storing them copies nothing (a 100 MB ``bytes``
+        payload costs what a dict insert costs). Otherwise they are joined, which
+        copies each part once, so later changes to a mutable part (a
+        ``bytearray``, a view of a numpy array) cannot reach the stored object.
+        """
+        key = LocalKey(_new_id())
+        if all(type(part) is bytes for part in parts):
+            self._store[key] = (
+                parts[0] if len(parts) == 1 else _Parts(parts)  # type: ignore[arg-type]
+            )
+        else:
+            self._store[key] = b"".join(parts)
+        self._notify()
         return key
 
     def put_batch(self, objs: Sequence[BytesLike]) -> list[LocalKey]:

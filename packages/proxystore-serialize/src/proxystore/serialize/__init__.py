@@ -18,6 +18,7 @@ from proxystore.serialize._auth import signed_serializer as signed_serializer
 from proxystore.serialize._auth import verify as verify
 from proxystore.serialize._core import FORMAT_VERSION as FORMAT_VERSION
 from proxystore.serialize._core import deserialize as deserialize
+from proxystore.serialize._core import deserialize_parts as deserialize_parts
 from proxystore.serialize._core import is_bytes_like as is_bytes_like
 from proxystore.serialize._core import serialize as serialize
 from proxystore.serialize._core import serialize_parts as serialize_parts
@@ -40,6 +41,7 @@ __all__ = [
     "RestrictedDeserializer",
     "SerializationError",
     "deserialize",
+    "deserialize_parts",
     "is_bytes_like",
     "serialize",
     "serialize_parts",
@@ -54,6 +56,7 @@ __all__ = [
 for _public in (
     RestrictedDeserializer,
     deserialize,
+    deserialize_parts,
     is_bytes_like,
     serialize,
     serialize_parts,

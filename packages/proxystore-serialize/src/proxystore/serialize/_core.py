@@ -51,7 +51,7 @@ import io
 import pickle
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple, TypeAlias, TypeGuard, cast
 
 from proxystore.serialize._memory import LARGE, new_buffer, new_bytes
@@ -61,6 +61,7 @@ from proxystore.serialize.protocols import BytesLike
 __all__ = [
     "FORMAT_VERSION",
     "deserialize",
+    "deserialize_parts",
     "is_bytes_like",
     "serialize",
     "serialize_parts",
@@ -536,9 +537,36 @@ def serialize_parts(obj: Any) -> list[bytes | memoryview]:
     Raises:
         SerializationError: If no format can serialize ``obj``.
     """
-    if type(obj) is bytes:
+    cls = type(obj)
+    if cls is bytes:
         return [_BS, obj]
+    if cls in _BUILTINS:
+        try:
+            return _pickle_parts(_PK, pickle.dumps, obj)[0]
+        except Exception as exc:
+            return cast(
+                list[bytes | memoryview], _encode(obj, True, _PICKLE_FIRST[cls], exc)
+            )
     return cast(list[bytes | memoryview], _encode(obj, True, 0, None))
+
+
+def deserialize_parts(parts: Sequence[BytesLike]) -> Any:
+    """Rebuild an object from parts whose concatenation `deserialize` takes.
+
+    The inverse of `serialize_parts`, for connectors that keep parts unjoined
+    (`LocalConnector` keeps immutable ``bytes`` parts by reference). A ``bytes``
+    object serialized as parts comes back as that same object, without a copy (it
+    is immutable, so sharing it is safe); anything else is joined once and decoded
+    by `deserialize`.
+
+    Raises:
+        SerializationError: As `deserialize`.
+    """
+    if len(parts) == 1:
+        return deserialize(parts[0])
+    if len(parts) == 2 and type(parts[1]) is bytes and parts[0] == _BS:
+        return parts[1]
+    return deserialize(b"".join(parts))
 
 
 def _encode(

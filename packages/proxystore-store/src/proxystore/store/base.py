@@ -29,6 +29,7 @@ from proxystore.serialize import (
     PayloadAuthenticationError,
     SerializationError,
     deserialize,
+    deserialize_parts,
     serialize,
     serialize_parts,
     sign,
@@ -88,6 +89,32 @@ def _is_evicting(connector: object) -> bool:
     if evicting is None:
         evicting = _evicting_types[kind] = isinstance(connector, EvictingConnector)
     return evicting
+
+
+def _shortcut(connector: object, fast: str, *plain: str) -> Any:
+    """Return ``connector.<fast>`` when it may stand in for the ``plain`` methods.
+
+    A parts method (``put_parts``, ``get_parts``) does what the plain method of
+    the same class does, minus a copy. A subclass or test double that overrides a
+    plain method must see its override called, so the shortcut is only taken while
+    each plain method is the one the class defining ``fast`` has.
+    """
+    cls = type(connector)
+    owner = next((c for c in cls.__mro__ if fast in c.__dict__), None)
+    if owner is None:
+        return None
+    for name in plain:
+        if getattr(cls, name, None) is not getattr(owner, name, None):
+            return None
+    return getattr(connector, fast)
+
+
+def _unpatched(connector: object, name: str, plain: Any) -> bool:
+    # The plain method is still the one seen when the shortcut was chosen: nothing
+    # (e.g. ``mock.patch.object``) replaced it on the class or the instance since.
+    return getattr(type(connector), name, None) is plain and name not in getattr(
+        connector, "__dict__", ()
+    )
 
 
 def _is_nonproxiable(obj: object) -> bool:
@@ -174,8 +201,9 @@ class Store(Closeable, Generic[ConnectorT]):
         # A connector that takes parts (shared memory) receives the default
         # serializer's header and buffers unjoined: the data is copied once.
         self._put_parts: Any = (
-            getattr(connector, "put_parts", None) if serializer is None else None
+            _shortcut(connector, "put_parts", "put") if serializer is None else None
         )
+        self._plain_put: Any = getattr(type(connector), "put", None)
         self._metrics = StoreMetrics() if metrics else None
         self._populate_target = populate_target
         self._register = register
@@ -193,6 +221,16 @@ class Store(Closeable, Generic[ConnectorT]):
         self._auth_key = (
             None if auth_key_id is None else resolve_secret_bytes(auth_key_id)
         )
+        # A connector that hands payloads back as parts (Local keeps immutable
+        # parts unjoined) is read through them by the default deserializer: a
+        # ``bytes`` object then comes back without a copy.
+        self._get_parts: Any = (
+            _shortcut(connector, "get_parts", "get", "get_evict")
+            if deserializer is None and self._auth_key is None
+            else None
+        )
+        self._plain_get: Any = getattr(type(connector), "get", None)
+        self._plain_get_evict: Any = getattr(type(connector), "get_evict", None)
         if register:
             try:
                 register_store(self)
@@ -332,6 +370,16 @@ class Store(Closeable, Generic[ConnectorT]):
                 f"key={key!r}, store={self._name!r})."
             ) from e
 
+    def _from_parts(self, parts: Sequence[BytesLike], key: ConnectorKeyT) -> Any:
+        # Only reached with the default deserializer and no signing.
+        try:
+            return deserialize_parts(parts)
+        except Exception as e:
+            raise SerializationError(
+                f"Failed to deserialize object (deserializer="
+                f"{_object_path(deserialize)}, key={key!r}, store={self._name!r})."
+            ) from e
+
     # ------------------------------------------------------------ operations
     @staticmethod
     def _check_lifetime(lifetime: Lifetime | None) -> None:
@@ -368,6 +416,7 @@ class Store(Closeable, Generic[ConnectorT]):
         metrics = self._metrics
         if (
             self._put_parts is not None
+            and _unpatched(self.connector, "put", self._plain_put)
             and metrics is None
             and serializer is None
             and not kwargs
@@ -459,10 +508,20 @@ class Store(Closeable, Generic[ConnectorT]):
                 if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
                     self._log_op("GET", key, " (cached)")
                 return obj
-            data = self.connector.get(key)
-            if data is not None:
-                obj = self._from_bytes(data, key, deserializer)
-                self.cache.set(key, obj)
+            if (
+                deserializer is None
+                and self._get_parts is not None
+                and _unpatched(self.connector, "get", self._plain_get)
+            ):
+                parts = self._get_parts(key)
+                if parts is not None:
+                    obj = self._from_parts(parts, key)
+                    self.cache.set(key, obj)
+            else:
+                data = self.connector.get(key)
+                if data is not None:
+                    obj = self._from_bytes(data, key, deserializer)
+                    self.cache.set(key, obj)
         if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
             self._log_op("GET", key, " (missing)" if obj is _MISSING else "")
         return default if obj is _MISSING else obj
@@ -571,6 +630,19 @@ class Store(Closeable, Generic[ConnectorT]):
             # Counts a cache hit or miss, as get() does.
             obj = self.cache.get(key, _MISSING)
             if obj is _MISSING:
+                if (
+                    deserializer is None
+                    and self._get_parts is not None
+                    and _unpatched(connector, "get_evict", self._plain_get_evict)
+                ):
+                    parts = self._get_parts(key, evict=True)
+                    if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
+                        self._log_op(
+                            "GET_EVICT", key, "" if parts is not None else " (missing)"
+                        )
+                    if parts is None:
+                        return default
+                    return self._from_parts(parts, key)
                 data = cast("EvictingConnector[Any]", connector).get_evict(key)
                 if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
                     self._log_op(
