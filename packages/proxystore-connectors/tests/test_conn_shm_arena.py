@@ -327,16 +327,24 @@ def test_dead_viewer_does_not_pin_its_slot(connector: SharedMemoryConnector) -> 
 
 
 def test_arena_full_of_holders_hands_out_copies(
-    connector: SharedMemoryConnector, monkeypatch: pytest.MonkeyPatch
+    connector: SharedMemoryConnector,
 ) -> None:
     key = connector.put(_payload(_BIG))
-    monkeypatch.setattr(_arena.Arena, "view", lambda self, slot, gen: (-1, -1))
+    arena = connector._arena()
+    assert arena is not None
+    slot, _ = key.name.rsplit("~", 1)[1].split(".")
+    first = arena.table + int(slot) * _arena.ENTRY_WORDS + _arena._E_HOLD
+    holders = range(first, first + _arena.HOLDERS)
+    for h in holders:  # every holder word taken by another live process (init)
+        arena.words[h] = 1
     got = connector.get(key)
     assert isinstance(got, memoryview)
     assert not got.readonly
     assert got == _payload(_BIG)
-    monkeypatch.undo()
+    for h in holders:
+        arena.words[h] = 0
     connector.evict(key)
+    assert not connector.exists(key)
 
 
 def test_fork_child_gets_its_own_lock(connector: SharedMemoryConnector) -> None:

@@ -81,6 +81,19 @@ FREE, WRITING, READY, EVICTED = 0, 1, 2, 3
 _FILE_MODE: Final = 0o600
 
 
+#: ctypes array types of held views, by size (up to 256 sizes). Their class
+#: attribute tells the deserializer that this read-only memory is stable (no private
+#: copy needed), without an attribute store per view.
+_VIEW_TYPES: dict[int, Any] = {}
+
+
+def _view_type(size: int) -> Any:
+    kind = type("ArenaBytes", (ctypes.c_ubyte * size,), {"proxystore_zero_copy": True})
+    if len(_VIEW_TYPES) < 256:
+        _VIEW_TYPES[size] = kind
+    return kind
+
+
 class ArenaFullError(Exception):
     """Raised when the arena file cannot be created for lack of shared memory."""
 
@@ -122,7 +135,7 @@ class Arena:
         self.mm = mmap.mmap(fd, self.size, flags=flags)
         self.bytes = memoryview(self.mm)
         self.words = self.bytes.cast("q")
-        # Views made by readonly_view() point at this address; each keeps this
+        # Views made by held_view() point at this address; each keeps this
         # arena (so the mapping) alive.
         self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.mm))
         self.pid = os.getpid()
@@ -308,31 +321,8 @@ class Arena:
             offset, size = found
             return self.bytes[offset : offset + size].tobytes()
 
-    def view(self, slot: int, gen: int) -> tuple[int, int] | None:
-        """Take a hold on ``(slot, gen)`` for this process; return its location.
-
-        Returns ``None`` when no ready object is there, and ``(-1, -1)`` when the
-        slot's holder words are all taken by other processes (the caller copies).
-        """
-        with self.locked():
-            found = self.locate(slot, gen)
-            if found is None:
-                return None
-            count = self._held.get((slot, gen), 0)
-            if count == 0:
-                w = self.words
-                e = self._entry(slot)
-                for h in range(e + _E_HOLD, e + _E_HOLD + HOLDERS):
-                    if w[h] == 0 or w[h] == self.pid:
-                        w[h] = self.pid  # decisive
-                        break
-                else:
-                    return -1, -1
-            self._held[(slot, gen)] = count + 1
-            return found
-
     def release(self, slot: int, gen: int) -> None:
-        """Drop one hold taken by `view`; free an evicted slot left unheld."""
+        """Drop one hold taken by `held_view`; free an evicted slot left unheld."""
         with self.locked():
             if self.pid != os.getpid():
                 return  # a forked child: its parent's holds are not its own
@@ -351,15 +341,62 @@ class Arena:
             if w[e + _E_STATE] == EVICTED and not self._has_holders(e):
                 self._free(slot)
 
-    def readonly_view(self, slot: int, gen: int, offset: int, size: int) -> memoryview:
-        """Return a read-only view of held bytes; the hold ends with the view."""
-        array = (ctypes.c_ubyte * size).from_address(self.address + offset)
-        # Keeps the mapping alive as long as the view, and tells the deserializer
-        # that this read-only memory is stable (no private copy needed).
-        array.arena = self  # type: ignore[attr-defined]
-        array.proxystore_zero_copy = True  # type: ignore[attr-defined]
-        # A weak reference with a callback (kept alive by _refs until it fires) is
-        # lighter than weakref.finalize on this path.
+    def held_view(self, slot: int, gen: int) -> memoryview | bytes | None:
+        """Take a hold on ``(slot, gen)`` and return a read-only view of its bytes.
+
+        One call, with the lock steps inlined: this is the resolve path of a
+        worker whose caches are cold, where every extra Python call is paid in
+        cache misses. The view's exporter (a ctypes array) keeps the mapping
+        alive, and the hold ends when it is collected.
+
+        Returns:
+            A read-only zero-copy view, or a ``bytes`` copy when every holder word
+            of the slot is taken by other processes, or ``None`` when no ready
+            object is at ``(slot, gen)``.
+        """
+        # `__enter__`, `locate` and `__exit__`, inlined.
+        tlock = self._tlock
+        tlock.acquire()
+        try:
+            depth = self._depth
+            if depth == 0:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            self._depth = depth + 1
+            try:
+                if not 0 <= slot < self.slots:
+                    return None
+                w = self.words
+                e = self.table + slot * ENTRY_WORDS
+                # One read of the whole entry: fewer operations than word by word.
+                entry = w[e : e + ENTRY_WORDS].tolist()
+                if entry[_E_GEN] != gen or entry[_E_STATE] != READY:
+                    return None
+                offset: int = entry[_E_OFF]
+                size: int = entry[_E_SIZE]
+                held = self._held
+                count = held.get((slot, gen), 0)
+                if count == 0:
+                    holders = entry[_E_HOLD:]
+                    pid = self.pid
+                    if pid in holders:
+                        h = holders.index(pid)
+                    elif 0 in holders:
+                        h = holders.index(0)
+                    else:
+                        return self.bytes[offset : offset + size].tobytes()
+                    w[e + _E_HOLD + h] = pid  # decisive
+                held[(slot, gen)] = count + 1
+            finally:
+                self._depth = depth
+                if depth == 0:
+                    fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            tlock.release()
+        kind = _VIEW_TYPES.get(size)
+        if kind is None:
+            kind = _view_type(size)
+        array = kind.from_address(self.address + offset)
+        array.arena = self  # keeps the mapping alive as long as the view
         ref = weakref.ref(array, self._released)
         self._refs[id(ref)] = (ref, slot, gen)
         return memoryview(array).cast("B").toreadonly()

@@ -304,12 +304,14 @@ class SharedMemoryConnector(Closeable):
     def _slot(self, key: SharedMemoryKey) -> tuple[int, int] | None:
         """Return ``(slot, generation)`` of an arena key of this namespace."""
         name = key.name
-        if not name.startswith(self._arena_stem):
+        stem = self._arena_stem
+        if not name.startswith(stem):
             return None
-        slot, _, gen = name[len(self._arena_stem) :].partition(".")
-        if not (slot.isdigit() and gen.isdigit()):
-            return None
-        return int(slot), int(gen)
+        slot, _, gen = name[len(stem) :].partition(".")
+        # isdecimal: only the digits int() reads, and never a sign or a space.
+        if slot.isdecimal() and gen.isdecimal():
+            return int(slot), int(gen)
+        return None
 
     def _arena(self) -> arenas.Arena | None:
         """Return this process's mapping of the namespace arena (``None``: off)."""
@@ -443,15 +445,24 @@ class SharedMemoryConnector(Closeable):
                 (truncated) or is not a segment of this connector.
             ConnectorConnectionError: if the segment exists but cannot be read.
         """
-        path = self._path(key)
-        slot = self._slot(key)
-        if slot is not None:
-            arena = self._arena()
-            if arena is not None:
-                data = self._get_arena(arena, slot, key.size, writable)
-                if data is not None:
-                    return data
-        return self._get_segment(key, path)
+        # An arena key is validated by its parse (our stem, then digits): the
+        # segment path is only built when the arena does not answer. `_slot` is
+        # inlined: a worker resolving with cold caches pays for every call.
+        name = key.name
+        stem = self._arena_stem
+        if self.arena and name.startswith(stem):
+            slot, _, gen = name[len(stem) :].partition(".")
+            if slot.isdecimal() and gen.isdecimal():
+                arena = self._mapped
+                if arena is None or arena.stale:
+                    arena = self._arena()
+                if arena is not None:
+                    data = self._get_arena(
+                        arena, (int(slot), int(gen)), key.size, writable
+                    )
+                    if data is not None:
+                        return data
+        return self._get_segment(key, self._path(key))
 
     def _get_arena(
         self,
@@ -462,14 +473,11 @@ class SharedMemoryConnector(Closeable):
     ) -> bytes | memoryview | None:
         if size < _MAP_MIN_BYTES:
             return arena.read(*slot)
-        found = arena.view(*slot)
-        if found is None:
+        view = arena.held_view(*slot)
+        if view is None:
             return None
-        offset, length = found
-        if offset < 0:  # every holder word is taken: hand out a private copy
-            data = arena.read(*slot)
-            return None if data is None else _private_copy(memoryview(data))
-        view = arena.readonly_view(*slot, offset, length)
+        if isinstance(view, bytes):  # every holder word is taken: a private copy
+            return _private_copy(memoryview(view))
         if self.writable if writable is None else writable:
             copy = _private_copy(view)
             view.release()  # the hold ends with the last reference to the view

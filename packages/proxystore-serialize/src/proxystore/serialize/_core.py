@@ -339,36 +339,53 @@ def _dump_array(obj: Any) -> bytes:
     return _join(parts, _NA_DATA + len(parts[2]))
 
 
-#: Decoded dtypes by their wire name (a bounded cache).
-_DTYPES: dict[bytes, Any] = {}
+class _ArrayHead(NamedTuple):
+    """A decoded array header."""
+
+    dtype: Any
+    shape: tuple[int, ...]
+    items: int
+    order: str
+    readonly: bool
 
 
-def _load_array(data: _Payload) -> Any:
+#: Decoded array headers by their 64 header bytes (a bounded cache): arrays of one
+#: shape and dtype, sent again and again, skip the header parse.
+_HEADS: dict[bytes, _ArrayHead] = {}
+
+
+def _parse_array_head(data: _Payload) -> _ArrayHead:
     numpy = sys.modules.get("numpy") or importlib.import_module("numpy")
-    total = len(data)
-    if total < _NA_DATA:
-        raise SerializationError(f"truncated array payload: {total} bytes")
     mode, ndim, dtype_len = _NA_HEAD.unpack_from(data, _PREFIX_LEN)
     start = _PREFIX_LEN + _NA_HEAD.size
     shape_at = start + dtype_len
     if shape_at + 8 * ndim > _NA_DATA:
         raise SerializationError("corrupt array header")
-    name = bytes(data[start:shape_at])
-    dtype = _DTYPES.get(name)
-    if dtype is None:
-        dtype = numpy.dtype(name.decode("ascii"))
-        if len(_DTYPES) < 256:
-            _DTYPES[name] = dtype
+    dtype = numpy.dtype(bytes(data[start:shape_at]).decode("ascii"))
     shape = struct.unpack_from(f"<{ndim}Q", data, shape_at)
     count = 1
     for side in shape:
         count *= side
-    if total != _NA_DATA + count * dtype.itemsize:
-        raise SerializationError(
-            f"corrupt array payload: {total} bytes for shape {shape} of {dtype}"
-        )
     order = "F" if mode & _NA_FORTRAN else "C"
-    view = memoryview(data)
+    return _ArrayHead(dtype, shape, count, order, bool(mode & _NA_READONLY))
+
+
+def _load_array(data: _Payload) -> Any:
+    total = len(data)
+    if total < _NA_DATA:
+        raise SerializationError(f"truncated array payload: {total} bytes")
+    key = bytes(data[:_NA_DATA])
+    head = _HEADS.get(key)
+    if head is None:
+        head = _parse_array_head(data)
+        if len(_HEADS) < 256:
+            _HEADS[key] = head
+    dtype = head.dtype
+    if total != _NA_DATA + head.items * dtype.itemsize:
+        raise SerializationError(
+            f"corrupt array payload: {total} bytes for shape {head.shape} of {dtype}"
+        )
+    view = data if type(data) is memoryview else memoryview(data)
     if view.readonly and not getattr(view.obj, "proxystore_zero_copy", False):
         # As for pickled buffers: read-only input is copied once, so the array is
         # writable (unless it was stored read-only) and independent of it.
@@ -377,9 +394,10 @@ def _load_array(data: _Payload) -> Any:
         view, offset = copy, 0
     else:
         offset = _NA_DATA
-    flat = numpy.frombuffer(view, dtype=dtype, count=count, offset=offset)
-    array = flat.reshape(shape, order=order)
-    if mode & _NA_READONLY and array.flags.writeable:
+    numpy = sys.modules.get("numpy") or importlib.import_module("numpy")
+    flat = numpy.frombuffer(view, dtype=dtype, count=head.items, offset=offset)
+    array = flat if len(head.shape) == 1 else flat.reshape(head.shape, order=head.order)
+    if head.readonly and array.flags.writeable:
         array.flags.writeable = False
     return array
 
@@ -626,7 +644,16 @@ def deserialize(buffer: BytesLike) -> Any:
             truncated, has an unsupported version or an unknown format tag, or its
             format's decoder fails (that exception is chained as the cause).
     """
-    payload = _as_payload(buffer)
+    kind = type(buffer)
+    if kind is bytes or (
+        kind is memoryview
+        and buffer.ndim == 1  # type: ignore[union-attr]
+        and buffer.format == "B"  # type: ignore[union-attr]
+        and buffer.c_contiguous  # type: ignore[union-attr]
+    ):
+        payload: _Payload = buffer  # type: ignore[assignment]
+    else:
+        payload = _as_payload(buffer)
     size = len(payload)
     if size < _PREFIX_LEN:
         raise SerializationError(

@@ -365,20 +365,20 @@ class Store(Closeable, Generic[ConnectorT]):
         except (PayloadAuthenticationError, DisallowedTypeError):
             raise  # already names the problem; callers may catch the type
         except Exception as e:
-            raise SerializationError(
-                f"Failed to deserialize object (deserializer={_object_path(func)}, "
-                f"key={key!r}, store={self._name!r})."
-            ) from e
+            raise self._decode_error(func, key) from e
+
+    def _decode_error(self, func: Any, key: ConnectorKeyT) -> SerializationError:
+        return SerializationError(
+            f"Failed to deserialize object (deserializer={_object_path(func)}, "
+            f"key={key!r}, store={self._name!r})."
+        )
 
     def _from_parts(self, parts: Sequence[BytesLike], key: ConnectorKeyT) -> Any:
         # Only reached with the default deserializer and no signing.
         try:
             return deserialize_parts(parts)
         except Exception as e:
-            raise SerializationError(
-                f"Failed to deserialize object (deserializer="
-                f"{_object_path(deserialize)}, key={key!r}, store={self._name!r})."
-            ) from e
+            raise self._decode_error(deserialize, key) from e
 
     # ------------------------------------------------------------ operations
     @staticmethod
@@ -519,9 +519,23 @@ class Store(Closeable, Generic[ConnectorT]):
                     self.cache.set(key, obj)
             else:
                 data = self.connector.get(key)
-                if data is not None:
+                if data is None:
+                    pass
+                elif deserializer is None and self._auth_key is None:
+                    # `_from_bytes` inlined for the common case (a worker resolving
+                    # with cold caches pays for every call).
+                    try:
+                        obj = self._deserialize(data)
+                    except DisallowedTypeError:
+                        raise
+                    except Exception as e:
+                        raise self._decode_error(self._deserialize, key) from e
+                    if self.cache.maxsize:
+                        self.cache.set(key, obj)
+                else:
                     obj = self._from_bytes(data, key, deserializer)
-                    self.cache.set(key, obj)
+                    if self.cache.maxsize:
+                        self.cache.set(key, obj)
         if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
             self._log_op("GET", key, " (missing)" if obj is _MISSING else "")
         return default if obj is _MISSING else obj
