@@ -219,8 +219,11 @@ class TwoProcessArenaMachine(RuleBasedStateMachine):
             "arena_slots": 8,
         }
         self.local = SharedMemoryConnector(ARENA_NAMESPACE, clear=False, **self.options)
+        # The peer takes the pure-Python read path and this process the C one
+        # (when built): both follow one protocol on one arena.
         self.peer = subprocess.Popen(
             [sys.executable, "-c", _PEER, ARENA_NAMESPACE, json.dumps(self.options)],
+            env={**os.environ, "PROXYSTORE_ARENA_PURE_PYTHON": "1"},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

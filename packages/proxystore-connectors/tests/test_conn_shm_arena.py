@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import secrets
@@ -45,8 +46,22 @@ def _no_segment_left() -> Iterator[None]:
     assert SharedMemoryConnector(NAMESPACE, clear=False).segments() == []
 
 
-@pytest.fixture
-def connector() -> Iterator[SharedMemoryConnector]:
+def _c_path_missing() -> None:
+    message = "the C read path (_arenac) is not built here"
+    if os.environ.get("CI") == "true":  # CI builds it: its absence is a failure
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(params=["c", "python"])
+def connector(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SharedMemoryConnector]:
+    # Each test runs on the C read path (when built) and on the pure-Python one.
+    if request.param == "python":
+        monkeypatch.setattr(_arena, "_hold", None)
+    elif _arena._hold is None:
+        _c_path_missing()
     with _make() as connector:
         yield connector
 
@@ -377,3 +392,28 @@ def test_foreign_file_at_the_arena_path_is_refused() -> None:
             _make().put(b"x")
     finally:
         os.unlink(path)
+
+
+def test_c_held_view_is_read_only_and_releases_its_hold() -> None:
+    if _arena._HeldView is None:
+        _c_path_missing()
+    released: list[tuple[int, int]] = []
+
+    class _Arena:
+        def release(self, slot: int, gen: int) -> None:
+            released.append((slot, gen))
+
+    memory = bytearray(b"abcdef")
+    address = ctypes.addressof((ctypes.c_char * len(memory)).from_buffer(memory))
+    held = _arena._HeldView(address, len(memory), _Arena(), 3, 9)
+    assert held.proxystore_zero_copy is True
+    view = memoryview(held)
+    assert view.readonly
+    assert view.tobytes() == b"abcdef"
+    with pytest.raises((BufferError, TypeError)):
+        ctypes.c_char.from_buffer(held)  # asks for a writable buffer
+    del held
+    assert released == []  # the view still exports it
+    view.release()
+    gc.collect()
+    assert released == [(3, 9)]

@@ -395,8 +395,8 @@ def _load_array(data: _Payload) -> Any:
     else:
         offset = _NA_DATA
     numpy = sys.modules.get("numpy") or importlib.import_module("numpy")
-    flat = numpy.frombuffer(view, dtype=dtype, count=head.items, offset=offset)
-    array = flat if len(head.shape) == 1 else flat.reshape(head.shape, order=head.order)
+    # One constructor call with the final shape (cheaper than frombuffer, reshape).
+    array = numpy.ndarray(head.shape, dtype, view, offset, order=head.order)
     if head.readonly and array.flags.writeable:
         array.flags.writeable = False
     return array
