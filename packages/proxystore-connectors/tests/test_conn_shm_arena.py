@@ -59,7 +59,7 @@ def connector(
 ) -> Iterator[SharedMemoryConnector]:
     # Each test runs on the C read path (when built) and on the pure-Python one.
     if request.param == "python":
-        monkeypatch.setattr(_arena, "_hold", None)
+        monkeypatch.setattr(_arena.Arena, "held_view", _arena.Arena._held_view_py)
     elif _arena._hold is None:
         _c_path_missing()
     with _make() as connector:

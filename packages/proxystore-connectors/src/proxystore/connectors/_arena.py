@@ -352,21 +352,20 @@ class Arena:
             if w[e + _E_STATE] == EVICTED and not self._has_holders(e):
                 self._free(slot)
 
-    def held_view(self, slot: int, gen: int) -> memoryview | bytes | None:
+    def _held_view_py(self, slot: int, gen: int) -> memoryview | bytes | None:
         """Take a hold on ``(slot, gen)`` and return a read-only view of its bytes.
 
-        One call, with the lock steps inlined: this is the resolve path of a
-        worker whose caches are cold, where every extra Python call is paid in
-        cache misses. The view's exporter (a ctypes array) keeps the mapping
-        alive, and the hold ends when it is collected.
+        The pure-Python variant of `held_view` (which is the C one when
+        `_arenac` is built). One call, with the lock steps inlined: this is the
+        resolve path of a worker whose caches are cold, where every extra Python
+        call is paid in cache misses. The view's exporter (a ctypes array) keeps
+        the mapping alive, and the hold ends when it is collected.
 
         Returns:
             A read-only zero-copy view, or a ``bytes`` copy when every holder word
             of the slot is taken by other processes, or ``None`` when no ready
             object is at ``(slot, gen)``.
         """
-        if _hold is not None:
-            return self._held_view_c(slot, gen)
         # `__enter__`, `locate` and `__exit__`, inlined.
         tlock = self._tlock
         tlock.acquire()
@@ -435,6 +434,9 @@ class Arena:
         offset, size = found
         # The exporter calls `release(slot, gen)` when it is collected.
         return memoryview(_HeldView(self.address + offset, size, self, slot, gen))
+
+    # The C read path when it is built (chosen once: no dispatch on each get).
+    held_view = _held_view_py if _hold is None else _held_view_c
 
     def _released(self, ref: weakref.ref[Any]) -> None:
         entry = self._refs.pop(id(ref), None)

@@ -203,6 +203,14 @@ def _private_copy(view: memoryview) -> memoryview:
     return out
 
 
+def _private(data: bytes | memoryview) -> memoryview:
+    """Return a private writable copy of arena bytes; a view's hold then ends."""
+    copy = _private_copy(memoryview(data))
+    if isinstance(data, memoryview):
+        data.release()  # the hold ends with the last reference to the view
+    return copy
+
+
 class SharedMemoryConnector(Closeable):
     """Connector keeping objects in the node's shared memory.
 
@@ -457,32 +465,19 @@ class SharedMemoryConnector(Closeable):
                 if arena is None or arena.stale:
                     arena = self._arena()
                 if arena is not None:
-                    data = self._get_arena(
-                        arena, (int(slot), int(gen)), key.size, writable
-                    )
+                    data: bytes | memoryview | None
+                    if key.size < _MAP_MIN_BYTES:
+                        data = arena.read(int(slot), int(gen))
+                    else:
+                        data = arena.held_view(int(slot), int(gen))
+                        if data is not None and (
+                            isinstance(data, bytes)  # all holder words taken
+                            or (self.writable if writable is None else writable)
+                        ):
+                            data = _private(data)
                     if data is not None:
                         return data
         return self._get_segment(key, self._path(key))
-
-    def _get_arena(
-        self,
-        arena: arenas.Arena,
-        slot: tuple[int, int],
-        size: int,
-        writable: bool | None,
-    ) -> bytes | memoryview | None:
-        if size < _MAP_MIN_BYTES:
-            return arena.read(*slot)
-        view = arena.held_view(*slot)
-        if view is None:
-            return None
-        if isinstance(view, bytes):  # every holder word is taken: a private copy
-            return _private_copy(memoryview(view))
-        if self.writable if writable is None else writable:
-            copy = _private_copy(view)
-            view.release()  # the hold ends with the last reference to the view
-            return copy
-        return view
 
     def _get_segment(
         self, key: SharedMemoryKey, path: str

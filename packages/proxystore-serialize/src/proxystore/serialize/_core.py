@@ -78,6 +78,8 @@ _U32: Final = struct.Struct("<I")
 _U64: Final = struct.Struct("<Q")
 _COUNT_END: Final = _PREFIX_LEN + _U32.size
 _NO_BUFFERS: Final = _U32.pack(0)
+#: The 3-byte prefix of a payload as ``bytes``, in one call.
+_PREFIX_OF: Final = struct.Struct(f"{_PREFIX_LEN}s").unpack_from
 _PICKLE_PROTOCOL: Final = 5
 #: Small in-band pickle streams are sliced out of ``bytes`` input (cheaper than a
 #: memoryview); larger ones are read through a view to avoid copying them.
@@ -291,6 +293,8 @@ def _load_polars(data: _Payload) -> Any:
 
 
 _NA_HEAD: Final = struct.Struct("<BBH")
+#: The whole 64-byte array header as ``bytes`` (one call; the key of `_HEADS`).
+_NA_HEADER_OF: Final = struct.Struct("64s").unpack_from
 _NA_DATA: Final = 64
 _NA_FORTRAN: Final = 1
 _NA_READONLY: Final = 2
@@ -374,7 +378,7 @@ def _load_array(data: _Payload) -> Any:
     total = len(data)
     if total < _NA_DATA:
         raise SerializationError(f"truncated array payload: {total} bytes")
-    key = bytes(data[:_NA_DATA])
+    (key,) = _NA_HEADER_OF(data)
     head = _HEADS.get(key)
     if head is None:
         head = _parse_array_head(data)
@@ -659,7 +663,7 @@ def deserialize(buffer: BytesLike) -> Any:
         raise SerializationError(
             f"truncated payload: expected at least {_PREFIX_LEN} bytes, got {size}"
         )
-    fmt = _BY_PREFIX.get(bytes(payload[:_PREFIX_LEN]))
+    fmt = _BY_PREFIX.get(_PREFIX_OF(payload)[0])
     if fmt is None:
         version = payload[0]
         if version != FORMAT_VERSION:

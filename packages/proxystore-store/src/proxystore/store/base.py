@@ -503,7 +503,12 @@ class Store(Closeable, Generic[ConnectorT]):
         if self._metrics is not None:
             obj = self._get_measured(self._metrics, key, deserializer, _MISSING)
         else:
-            obj = self.cache.get(key, _MISSING)
+            cache = self.cache
+            if cache.maxsize:
+                obj = cache.get(key, _MISSING)
+            else:  # caching off: count the miss without the call
+                cache.misses += 1
+                obj = _MISSING
             if obj is not _MISSING:
                 if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
                     self._log_op("GET", key, " (cached)")

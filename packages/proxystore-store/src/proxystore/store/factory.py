@@ -20,7 +20,7 @@ import importlib
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from proxystore.connectors.protocols import WaitableConnector
 from proxystore.factory import Factory
@@ -126,6 +126,23 @@ class StoreFactory(Factory[T], Generic[ConnectorT, T]):
             self._obj_future = None
             return future.result()
         if not self._metrics:
+            if type(self).resolve is _BASE_RESOLVE:
+                # `resolve` inlined (a worker resolving with cold caches pays for
+                # every call); a subclass's own `resolve` is called.
+                store = _stores.get(self._name)
+                if store is None:
+                    store = self.get_store()
+                if self.evict:
+                    obj = store.get_evict(
+                        self.key, deserializer=self.deserializer, default=_MISSING
+                    )
+                else:
+                    obj = store.get(
+                        self.key, deserializer=self.deserializer, default=_MISSING
+                    )
+                if obj is _MISSING:
+                    raise self._missing(store)
+                return obj  # type: ignore[no-any-return]
             return self.resolve()
         start = time.perf_counter_ns()
         obj = self.resolve()
@@ -180,22 +197,11 @@ class StoreFactory(Factory[T], Generic[ConnectorT, T]):
         store = _stores.get(self._name)
         if store is None:
             store = self.get_store()
-        if self._metrics:
-            start = time.perf_counter_ns()
-            obj = self._fetch(store)
-            if obj is _MISSING:
-                raise self._missing(store)
-            return self._found(store, obj, start)
-        # `_fetch` inlined: a worker resolving with cold caches pays for each call.
-        if self.evict:
-            obj = store.get_evict(
-                self.key, deserializer=self.deserializer, default=_MISSING
-            )
-        else:
-            obj = store.get(self.key, deserializer=self.deserializer, default=_MISSING)
+        start = time.perf_counter_ns() if self._metrics else None
+        obj = self._fetch(store)
         if obj is _MISSING:
             raise self._missing(store)
-        return obj  # type: ignore[no-any-return]
+        return self._found(store, obj, start)
 
     def resolve_async(self) -> None:
         """Start resolving in a background thread; the next call returns its result."""
@@ -303,6 +309,9 @@ def _store_factory_named(
     # parsing.
     key: Any = tuple.__new__(_key_class(key_path), key_fields)
     return _store_factory(key, wire, evict, deserializer)
+
+
+_BASE_RESOLVE: Final = StoreFactory.resolve
 
 
 class PollingStoreFactory(StoreFactory[ConnectorT, T]):
