@@ -85,12 +85,12 @@ _FILE_MODE: Final = 0o600
 # without it, or when PROXYSTORE_ARENA_PURE_PYTHON is set to a non-empty value
 # other than "0". Both follow one protocol, so processes of either kind share an
 # arena.
-_hold: Any = None
-_HeldView: Any = None
+_arenac: Any = None
 if os.environ.get("PROXYSTORE_ARENA_PURE_PYTHON", "") in ("", "0"):
     with contextlib.suppress(ImportError):
-        from proxystore.connectors._arenac import HeldView as _HeldView
-        from proxystore.connectors._arenac import hold as _hold
+        from proxystore.connectors import _arenac
+_hold_view: Any = None if _arenac is None else _arenac.hold_view
+_HeldView: Any = None if _arenac is None else _arenac.HeldView
 
 #: ctypes array types of held views, by size (up to 256 sizes). Their class
 #: attribute tells the deserializer that this read-only memory is stable (no private
@@ -155,7 +155,20 @@ class Arena:
         self._depth = 0
         self._held: dict[tuple[int, int], int] = {}
         self._refs: dict[int, tuple[weakref.ref[Any], int, int]] = {}
-        weakref.finalize(self, os.close, fd)
+        # What the C read path (`_hold_view`) reads, in one attribute.
+        self._cfields = (
+            fd,
+            self.address,
+            self.table,
+            self.slots,
+            self.pid,
+            self._held,
+            self._tlock,
+        )
+        # Closed when the arena is collected, which views prevent (each keeps its
+        # arena alive). Not at interpreter exit: a view still alive then would
+        # release its hold on a closed descriptor; the exit closes it anyway.
+        weakref.finalize(self, os.close, fd).atexit = False
 
     # ------------------------------------------------------------------ locking
     def locked(self) -> Arena:
@@ -352,13 +365,13 @@ class Arena:
             if w[e + _E_STATE] == EVICTED and not self._has_holders(e):
                 self._free(slot)
 
-    def _held_view_py(self, slot: int, gen: int) -> memoryview | bytes | None:
+    def held_view(self, slot: int, gen: int) -> memoryview | bytes | None:
         """Take a hold on ``(slot, gen)`` and return a read-only view of its bytes.
 
-        The pure-Python variant of `held_view` (which is the C one when
-        `_arenac` is built). One call, with the lock steps inlined: this is the
-        resolve path of a worker whose caches are cold, where every extra Python
-        call is paid in cache misses. The view's exporter (a ctypes array) keeps
+        The pure-Python read path (`_hold_view` is the C one, when built). One
+        call, with the lock steps inlined: this is the resolve path of a worker
+        whose caches are cold, where every extra Python call is paid in cache
+        misses. The view's exporter (a ctypes array) keeps
         the mapping alive, and the hold ends when it is collected.
 
         Returns:
@@ -412,31 +425,6 @@ class Arena:
         ref = weakref.ref(array, self._released)
         self._refs[id(ref)] = (ref, slot, gen)
         return memoryview(array).cast("B").toreadonly()
-
-    def _held_view_c(self, slot: int, gen: int) -> memoryview | bytes | None:
-        # `held_view` with the C accelerator: the same lock and words, in C.
-        if not 0 <= slot < self.slots:
-            return None
-        with self._tlock:
-            found = _hold(
-                self.fd,
-                self.address + (self.table + slot * ENTRY_WORDS) * 8,
-                gen,
-                self.pid,
-                self._depth == 0,
-            )
-            if found is None:
-                return None
-            if found is False:  # every holder word is taken: a copy
-                return self.read(slot, gen)
-            held = self._held
-            held[(slot, gen)] = held.get((slot, gen), 0) + 1
-        offset, size = found
-        # The exporter calls `release(slot, gen)` when it is collected.
-        return memoryview(_HeldView(self.address + offset, size, self, slot, gen))
-
-    # The C read path when it is built (chosen once: no dispatch on each get).
-    held_view = _held_view_py if _hold is None else _held_view_c
 
     def _released(self, ref: weakref.ref[Any]) -> None:
         entry = self._refs.pop(id(ref), None)

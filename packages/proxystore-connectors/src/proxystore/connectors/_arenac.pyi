@@ -1,10 +1,11 @@
 """Type stub of the optional C read path of the shared-memory arena."""
 
+from types import NotImplementedType
 from typing import Any, Final, Literal
 
-def hold(
-    fd: int, entry_address: int, gen: int, pid: int, lock: bool, /
-) -> tuple[int, int] | Literal[False] | None: ...
+def hold_view(
+    arena: Any, name: str, stem: str, /
+) -> memoryview | Literal[False] | NotImplementedType | None: ...
 
 class HeldView:
     proxystore_zero_copy: Final[bool]

@@ -276,6 +276,8 @@ class SharedMemoryConnector(Closeable):
         self.writable = writable
         self._stem = f"{PREFIX}-{namespace}-"
         self._arena_stem = self._stem + _ARENA_MARK
+        # The C read path of the arena, when it is built.
+        self._hold_view: Any = arenas._hold_view if arena else None
         self._arena_path = os.path.join(SHM_DIR, self._stem + _ARENA_NAME)
         self._mapped: arenas.Arena | None = None
         # Names of this namespace: the arena, final segments and temporary ones.
@@ -456,6 +458,22 @@ class SharedMemoryConnector(Closeable):
         # An arena key is validated by its parse (our stem, then digits): the
         # segment path is only built when the arena does not answer. `_slot` is
         # inlined: a worker resolving with cold caches pays for every call.
+        arena = self._mapped
+        if (
+            arena is not None
+            and not (self.writable if writable is None else writable)
+            and key.size >= _MAP_MIN_BYTES
+            and self._hold_view is not None
+            and not arena.stale
+        ):
+            # The C read path: parse, hold and view in one call. Anything else
+            # (all holder words taken, not an arena key) takes the Python path
+            # below; a missing object the segment path.
+            view = self._hold_view(arena, key.name, self._arena_stem)
+            if type(view) is memoryview:
+                return view
+            if view is None:
+                return self._get_segment(key, self._path(key))
         name = key.name
         stem = self._arena_stem
         if self.arena and name.startswith(stem):

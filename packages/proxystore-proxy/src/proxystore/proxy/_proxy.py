@@ -137,21 +137,29 @@ _RESOLVING: dict[int, _RLock] = {}
 os.register_at_fork(after_in_child=_RESOLVING.clear)
 
 
+def _no_factory(e: AttributeError) -> ProxyResolveError:
+    return ProxyResolveError(
+        "Cannot resolve the proxy: it has no factory (__init__ never ran).", e
+    )
+
+
+def _factory_failed(factory: object, e: Exception) -> ProxyResolveError:
+    return ProxyResolveError(
+        f"Cannot resolve the proxy: its factory {factory!r} raised "
+        f"{type(e).__name__}: {e}",
+        e,
+    )
+
+
 def _call_factory(proxy: _ProxyAPI[T]) -> T:
     try:
         factory: FactoryType[T] = _get(proxy, "__proxy_factory__")
     except AttributeError as e:
-        raise ProxyResolveError(
-            "Cannot resolve the proxy: it has no factory (__init__ never ran).", e
-        ) from e
+        raise _no_factory(e) from e
     try:
         return factory()
     except Exception as e:
-        raise ProxyResolveError(
-            f"Cannot resolve the proxy: its factory {factory!r} raised "
-            f"{type(e).__name__}: {e}",
-            e,
-        ) from e
+        raise _factory_failed(factory, e) from e
 
 
 def _own_then_getattr(self: Any, name: str) -> Any:
@@ -255,7 +263,16 @@ class _ProxyAPI(Generic[T_co]):
             return target
         if not _other_threads():
             # No other thread exists, so none can race: skip the lock (~0.5 us).
-            target = _call_factory(self)
+            # `_call_factory` inlined: a worker resolving with cold caches pays
+            # for every call.
+            try:
+                factory: FactoryType[T_co] = _get(self, "__proxy_factory__")
+            except AttributeError as e:
+                raise _no_factory(e) from e
+            try:
+                target = factory()
+            except Exception as e:
+                raise _factory_failed(factory, e) from e
             _set(self, "__proxy_target__", target)
             return target
         key = id(self)
