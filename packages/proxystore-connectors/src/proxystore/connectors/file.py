@@ -26,7 +26,6 @@ import mmap
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, NamedTuple, Self
@@ -34,6 +33,7 @@ from typing import Any, NamedTuple, Self
 from proxystore.connectors.exceptions import ConnectorConnectionError
 from proxystore.connectors.protocols import BytesLike
 from proxystore.utils._closeable import Closeable
+from proxystore.utils._ids import random_hex, uuid4_hex
 
 __all__ = ["FileConnector", "FileKey"]
 
@@ -203,7 +203,7 @@ class FileConnector(Closeable):
 
     def new_key(self, obj: BytesLike | None = None) -> FileKey:
         """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
-        return FileKey(uuid.uuid4().hex)
+        return FileKey(uuid4_hex())
 
     def put(self, obj: BytesLike) -> FileKey:
         """Store ``obj`` in a new file and return its key.
@@ -212,7 +212,7 @@ class FileConnector(Closeable):
             ConnectorConnectionError: if the file cannot be written (missing store
                 directory, permission denied, disk full, ...).
         """
-        key = FileKey(uuid.uuid4().hex)
+        key = FileKey(uuid4_hex())
         self.set(key, obj)
         return key
 
@@ -229,7 +229,7 @@ class FileConnector(Closeable):
         path = self._path(key)
         # Unique per writer, so concurrent set() calls on one key never share a file.
         tmp = os.path.join(
-            self.store_dir, f".{key.filename}.{uuid.uuid4().hex[:12]}{_TMP_SUFFIX}"
+            self.store_dir, f".{key.filename}.{random_hex(12)}{_TMP_SUFFIX}"
         )
         with _os_errors("write", path):
             try:

@@ -20,7 +20,6 @@ array data) is copied once on the way in.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from typing import Any, NamedTuple, Self, cast
 
 from proxystore.connectors.protocols import BytesLike
 from proxystore.utils._closeable import Closeable
+from proxystore.utils._ids import uuid4_str
 
 __all__ = ["LocalConnector", "LocalKey"]
 
@@ -42,18 +42,6 @@ class LocalKey(NamedTuple):
 
     id: str
     """Random UUID4 string naming the object."""
-
-
-def _new_id() -> str:
-    # A random version-4 UUID string, made without uuid.UUID (several times
-    # cheaper). Keys only name objects of this process's dict, so the Mersenne
-    # Twister (reseeded in forked children) is random enough.
-    h = f"{random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 class _Parts(tuple[bytes, ...]):
@@ -181,11 +169,11 @@ class LocalConnector(Closeable):
 
     def new_key(self, obj: BytesLike | None = None) -> LocalKey:
         """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
-        return LocalKey(_new_id())
+        return LocalKey(uuid4_str())
 
     def put(self, obj: BytesLike) -> LocalKey:
         """Store ``obj`` under a new key and return the key."""
-        key = LocalKey(_new_id())
+        key = LocalKey(uuid4_str())
         self.set(key, obj)
         return key
 
@@ -198,7 +186,7 @@ class LocalConnector(Closeable):
         copies each part once, so later changes to a mutable part (a
         ``bytearray``, a view of a numpy array) cannot reach the stored object.
         """
-        key = LocalKey(_new_id())
+        key = LocalKey(uuid4_str())
         if all(type(part) is bytes for part in parts):
             self._store[key] = (
                 parts[0] if len(parts) == 1 else _Parts(parts)  # type: ignore[arg-type]
@@ -210,7 +198,7 @@ class LocalConnector(Closeable):
 
     def put_batch(self, objs: Sequence[BytesLike]) -> list[LocalKey]:
         """Store each object under a new key; return the keys in order."""
-        items = [(LocalKey(_new_id()), _as_bytes(obj)) for obj in objs]
+        items = [(LocalKey(uuid4_str()), _as_bytes(obj)) for obj in objs]
         self._store.update(items)
         self._notify()
         return [key for key, _ in items]

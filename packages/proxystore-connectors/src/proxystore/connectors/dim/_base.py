@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Self
@@ -25,6 +24,7 @@ from proxystore.connectors.dim.utils import resolve_address
 from proxystore.connectors.exceptions import ConnectorConnectionError
 from proxystore.connectors.protocols import BytesLike
 from proxystore.utils._closeable import Closeable
+from proxystore.utils._ids import uuid4_hex
 
 _log = logging.getLogger(__name__)
 
@@ -182,9 +182,7 @@ class PeerConnector(Closeable):
         return cls(**config)
 
     def _new_key(self, obj: BytesLike) -> DIMKey:
-        return DIMKey(
-            self.dim_type, uuid.uuid4().hex, len(obj), self.address, self.port
-        )
+        return DIMKey(self.dim_type, uuid4_hex(), len(obj), self.address, self.port)
 
     def _send(
         self,
