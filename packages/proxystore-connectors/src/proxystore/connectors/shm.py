@@ -49,6 +49,14 @@ and the reference counts):
   still map it keep valid views.
 
 Keys of arena objects are named ``psshm-<namespace>-~<slot>.<generation>``.
+
+The read of a large arena object (key parse, hold, view) runs in a small C
+extension, ``proxystore.connectors._arenac``, when the package was built with a
+compiler: a worker resolving a proxy right after a 100 MB copy has cold caches,
+and each Python step costs about a microsecond there. It follows the same protocol
+as the pure-Python path (same lock, same words), which is used without the build
+or when the environment variable ``PROXYSTORE_ARENA_PURE_PYTHON`` is set to a
+non-empty value other than ``0``; processes of either kind share one arena.
 """
 
 from __future__ import annotations
