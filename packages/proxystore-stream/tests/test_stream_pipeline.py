@@ -342,3 +342,77 @@ def test_failed_publish_keeps_objects_buffered(q: queue.Queue[bytes]) -> None:
     producer.close(topics=["t"])
     consumer = StreamConsumer[int](QueueSubscriber(q))
     assert list(consumer) == [1, 2]
+
+
+class _Recording:
+    """Multipart publisher that records messages, failing while ``down``."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[bytes]]] = []
+        self.down = False
+
+    def send_message(self, topic: str, message: bytes) -> None:
+        self.send_message_parts(topic, [message])
+
+    def send_message_parts(self, topic: str, parts: Any) -> None:
+        if self.down:
+            raise ConnectionError("broker down")
+        self.sent.append((topic, list(parts)))
+
+    def close(self) -> None:
+        pass
+
+
+def test_single_bytes_fast_path_sends_what_the_batch_encoder_makes() -> None:
+    from proxystore.stream.events import event_to_parts
+
+    publisher = _Recording()
+    producer: StreamProducer[Any] = StreamProducer(publisher)
+    producer.send("t", b"x" * 10_000)
+    producer.send("t", b"meta", metadata={"k": 1})  # general path
+    producer.send("t", 7)  # not bytes: general path
+    expected = [
+        event_to_parts(EventBatch("t", [NewObjectEvent("t", b"x" * 10_000, {})])),
+        event_to_parts(EventBatch("t", [NewObjectEvent("t", b"meta", {"k": 1})])),
+        event_to_parts(EventBatch("t", [NewObjectEvent("t", 7, {})])),
+    ]
+    assert [parts for _, parts in publisher.sent] == expected
+    assert bytes_to_event(publisher.sent[0][1][0]) == EventBatch(
+        "t", [NewObjectEvent("t", b"x" * 10_000, {})]
+    )
+
+
+def test_fast_path_keeps_the_object_when_the_broker_fails() -> None:
+    publisher = _Recording()
+    producer: StreamProducer[Any] = StreamProducer(publisher)
+    publisher.down = True
+    with pytest.raises(ConnectionError):
+        producer.send("t", b"first")
+    publisher.down = False
+    producer.send("t", b"second")  # the buffered object goes first, in order
+    producer.close_topics("t")
+    with pytest.raises(TopicClosedError):
+        producer.send("t", b"late")
+    batches = [bytes_to_event(parts[0]) for _, parts in publisher.sent]
+    objs = [
+        event.obj
+        for batch in batches
+        if isinstance(batch, EventBatch)
+        for event in batch.events
+        if isinstance(event, NewObjectEvent)
+    ]
+    assert objs == [b"first", b"second"]
+
+
+def test_consumer_fast_path_matches_the_general_decoder() -> None:
+    from proxystore.stream.events import single_bytes_message, single_bytes_object
+
+    message = single_bytes_message("fast", "fast", b"payload")
+    batch = bytes_to_event(message)  # seen once: the prefix is known from now on
+    assert batch == EventBatch("fast", [NewObjectEvent("fast", b"payload", {})])
+    assert single_bytes_object(message) == b"payload"
+    assert single_bytes_object(memoryview(message)) == b"payload"
+    assert single_bytes_object(message[:-1]) is None  # truncated: general path
+    assert single_bytes_object(message + b"x") is None
+    other = single_bytes_message("fast", "fast", b"")
+    assert single_bytes_object(other) == b""

@@ -16,6 +16,7 @@ from proxystore.stream.events import (
     bytes_to_event,
     check_store_config,
     parts_to_event,
+    single_bytes_object,
 )
 from proxystore.stream.exceptions import EventDecodeError
 from proxystore.stream.protocols import (
@@ -98,6 +99,15 @@ class StreamConsumer(Closeable, Generic[T]):
         return self
 
     def __next__(self) -> ProxyOr[T]:
+        if not self._pending and self._filter is None and self._next_parts is not None:
+            # The per-item path of a stream of small inline bytes objects: a
+            # message of one such object gives it without building events.
+            parts = self._next_parts()
+            if len(parts) == 1:
+                obj = single_bytes_object(parts[0])
+                if obj is not None:
+                    return cast(T, obj)
+            self._pending = list(reversed(self._checked(parts_to_event(parts)).events))
         return self.next()
 
     def __repr__(self) -> str:
@@ -134,11 +144,13 @@ class StreamConsumer(Closeable, Generic[T]):
 
     def _next_batch(self) -> EventBatch:
         if self._next_parts is not None:
-            batch = parts_to_event(self._next_parts())
-        elif self._decode:
-            batch = bytes_to_event(self.subscriber.next_message())  # type: ignore[union-attr]
-        else:
-            return self.subscriber.next_events()  # type: ignore[union-attr]
+            return self._checked(parts_to_event(self._next_parts()))
+        if self._decode:
+            return self._checked(bytes_to_event(self.subscriber.next_message()))  # type: ignore[union-attr]
+        return self.subscriber.next_events()  # type: ignore[union-attr]
+
+    @staticmethod
+    def _checked(batch: Event | EventBatch) -> EventBatch:
         if not isinstance(batch, EventBatch):
             raise EventDecodeError(
                 f"Expected an EventBatch message, got {type(batch).__name__}.",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from proxystore.store import unregister_store
 from proxystore.stream.events import (
+    PART_MIN_SIZE,
     EndOfStreamEvent,
     Event,
     EventBatch,
@@ -15,6 +16,7 @@ from proxystore.stream.events import (
     NewObjectKeyEvent,
     event_to_bytes,
     event_to_parts,
+    single_bytes_message,
 )
 from proxystore.stream.exceptions import TopicClosedError
 from proxystore.stream.protocols import (
@@ -107,6 +109,13 @@ class StreamProducer(Closeable, Generic[T]):
                 "nor MessagePublisher.",
             )
         self.publisher = publisher
+        # One object per message, published as sent (the `send` fast path).
+        self._unbatched = (
+            batch_size == 1
+            and aggregator is None
+            and filter_ is None
+            and (self._send_parts is not None or self._send_message is not None)
+        )
         self._aggregator = aggregator
         self._batch_size = batch_size
         self._default_store = default_store
@@ -159,6 +168,29 @@ class StreamProducer(Closeable, Generic[T]):
             buffer = self._buffers[topic] = _TopicBuffer()
         elif buffer.closed:
             raise TopicClosedError(f'Topic "{topic}" has been closed.')
+        if (
+            isinstance(obj, bytes)  # narrows for the type checker
+            and type(obj) is bytes  # exact: subclasses take the general path
+            and not metadata
+            and self._unbatched
+            and not buffer.items
+            and len(obj) < PART_MIN_SIZE
+            and self._store_for(topic) is None
+        ):
+            # The common case (one small inline bytes object per message, no
+            # filter, aggregator or store): the message is encoded straight
+            # from a cached prefix, the bytes `flush_topic` would publish.
+            message = single_bytes_message(topic, topic, obj)
+            try:
+                if self._send_parts is not None:
+                    self._send_parts(topic, [message])
+                else:
+                    self._send_message(topic, message)  # type: ignore[misc]
+            except BaseException:
+                # As in `flush_topic`: unpublished objects stay buffered.
+                buffer.items.append(_Item(obj, evict, {}))
+                raise
+            return
         metadata = {} if metadata is None else metadata
         if self._filter is not None and self._filter(metadata):
             return

@@ -66,6 +66,8 @@ __all__ = [
     "event_to_dict",
     "event_to_parts",
     "parts_to_event",
+    "single_bytes_message",
+    "single_bytes_object",
     "trust_modules",
 ]
 
@@ -703,11 +705,7 @@ def _encode(event: Event | EventBatch, encoder: _Encoder) -> tuple[bytes, list[b
             and not item.metadata
             and (encoder.part_min_size is None or len(item.obj) < encoder.part_min_size)
         ):
-            obj = item.obj
-            prefix = _single_prefix(event.topic, item.topic)
-            return b"".join(
-                (prefix, _PLAIN_BYTES_TAG.pack(*_PLAIN_BYTES_HEAD, len(obj)), obj)
-            ), []
+            return single_bytes_message(event.topic, item.topic, item.obj), []
     encoder.record(event)
     if encoder.configs:
         table: list[bytes] = []
@@ -725,6 +723,22 @@ _AnyBytes: TypeAlias = bytes | bytearray | memoryview
 #: kind, then the tagged bytes value (tag, u64 length; the payload follows).
 _PLAIN_BYTES_TAG: Final = struct.Struct(">BBQ")
 _PLAIN_BYTES_HEAD: Final = (_OBJ_PLAIN, 0x07)
+
+
+def single_bytes_message(batch_topic: str, topic: str, obj: bytes) -> bytes:
+    """Encode a batch holding one inline ``bytes`` object without metadata.
+
+    The same bytes as `event_to_bytes` (or the head of `event_to_parts`
+    for objects under `PART_MIN_SIZE`) gives for that batch, from a cached
+    prefix: the producer's per-item path.
+    """
+    return b"".join(
+        (
+            _single_prefix(batch_topic, topic),
+            _PLAIN_BYTES_TAG.pack(*_PLAIN_BYTES_HEAD, len(obj)),
+            obj,
+        )
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -759,8 +773,8 @@ def _single_prefix_length(data: _AnyBytes) -> int:
     return second + 4 + topic_len + 5
 
 
-def _decode_single(data: _AnyBytes) -> EventBatch | None:
-    """Decode a one-object batch whose prefix was seen before, else ``None``."""
+def _match_single(data: _AnyBytes) -> tuple[tuple[str, str], int] | None:
+    """Topics and payload offset of a one-object batch with a seen prefix."""
     end = _single_prefix_length(data)
     if not end:
         return None
@@ -774,8 +788,32 @@ def _decode_single(data: _AnyBytes) -> EventBatch | None:
     start = end + _PLAIN_BYTES_TAG.size
     if (kind, tag) != _PLAIN_BYTES_HEAD or start + size != len(data):
         return None
+    return topics, start
+
+
+def single_bytes_object(data: _AnyBytes) -> bytes | None:
+    """Return the object of a one-``bytes``-object message, else ``None``.
+
+    The consumer's per-item path: a message that `single_bytes_message`
+    made, whose prefix the decoder has already seen once, gives its object
+    without building events; anything else gives ``None`` (decode it with
+    `bytes_to_event`).
+    """
+    found = _match_single(data)
+    if found is None:
+        return None
+    start = found[1]
+    return data[start:] if type(data) is bytes else bytes(data[start:])
+
+
+def _decode_single(data: _AnyBytes) -> EventBatch | None:
+    """Decode a one-object batch whose prefix was seen before, else ``None``."""
+    found = _match_single(data)
+    if found is None:
+        return None
+    (batch_topic, topic), start = found
     obj = data[start:] if type(data) is bytes else bytes(data[start:])
-    return EventBatch(topics[0], [NewObjectEvent(topics[1], obj, {})])
+    return EventBatch(batch_topic, [NewObjectEvent(topic, obj, {})])
 
 
 def _remember_single(data: _AnyBytes, event: Event | EventBatch) -> None:
