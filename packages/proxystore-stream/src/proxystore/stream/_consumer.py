@@ -99,15 +99,25 @@ class StreamConsumer(Closeable, Generic[T]):
         return self
 
     def __next__(self) -> ProxyOr[T]:
-        if not self._pending and self._filter is None and self._next_parts is not None:
+        if not self._pending and self._filter is None:
             # The per-item path of a stream of small inline bytes objects: a
             # message of one such object gives it without building events.
-            parts = self._next_parts()
-            if len(parts) == 1:
-                obj = single_bytes_object(parts[0])
+            if self._next_parts is not None:
+                parts = self._next_parts()
+                if len(parts) == 1:
+                    obj = single_bytes_object(parts[0])
+                    if obj is not None:
+                        return cast(T, obj)
+                batch = parts_to_event(parts)
+            elif self._decode:
+                data = self.subscriber.next_message()  # type: ignore[union-attr]
+                obj = single_bytes_object(data)
                 if obj is not None:
                     return cast(T, obj)
-            self._pending = list(reversed(self._checked(parts_to_event(parts)).events))
+                batch = bytes_to_event(data)
+            else:
+                return self.next()
+            self._pending = list(reversed(self._checked(batch).events))
         return self.next()
 
     def __repr__(self) -> str:

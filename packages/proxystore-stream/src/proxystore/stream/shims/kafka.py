@@ -89,6 +89,8 @@ class KafkaPublisher(Closeable):
         self.client = client
         self._flush_timeout = flush_timeout
         self._errors: list[Any] = []
+        # Bound once: `self._on_delivery` would make a new bound method per message.
+        self._delivered = self._on_delivery
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], **kwargs: Any) -> Self:
@@ -119,7 +121,7 @@ class KafkaPublisher(Closeable):
         self._raise_errors()
         while True:
             try:
-                self.client.produce(topic, message, on_delivery=self._on_delivery)
+                self.client.produce(topic, message, on_delivery=self._delivered)
                 break
             except BufferError:
                 # The client's local queue is full: let it send, then retry.

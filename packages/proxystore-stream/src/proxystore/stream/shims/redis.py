@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -32,24 +32,44 @@ __all__ = [
 ]
 
 
+class _ErrorBoundary:
+    """Turns a `redis.ConnectionError` into a `ConnectionError` naming the server."""
+
+    __slots__ = ("address",)
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: object,
+    ) -> None:
+        if kind is not None and issubclass(kind, redis.ConnectionError):
+            raise ConnectionError(
+                f"Cannot reach the Redis server at {self.address}: {error}",
+            ) from error
+
+
 class _RedisClient(Closeable):
     """Owns one Redis client and maps its connection errors (shared plumbing)."""
 
     def __init__(self, hostname: str, port: int, **kwargs: Any) -> None:
         self._address = f"{hostname}:{port}"
         self._redis_client = redis.Redis(host=hostname, port=port, **kwargs)
+        self._boundary = _ErrorBoundary(self._address)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._address!r})"
 
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except redis.ConnectionError as e:
-            raise ConnectionError(
-                f"Cannot reach the Redis server at {self._address}: {e}",
-            ) from e
+    def _errors(self) -> _ErrorBoundary:
+        # One reusable object: entered once per message, so no generator-based
+        # context manager is built each time.
+        return self._boundary
 
     def close(self) -> None:
         """Close the connection to the Redis server."""
