@@ -368,55 +368,34 @@ class Arena:
     def held_view(self, slot: int, gen: int) -> memoryview | bytes | None:
         """Take a hold on ``(slot, gen)`` and return a read-only view of its bytes.
 
-        The pure-Python read path (`_hold_view` is the C one, when built). One
-        call, with the lock steps inlined: this is the resolve path of a worker
-        whose caches are cold, where every extra Python call is paid in cache
-        misses. The view's exporter (a ctypes array) keeps
-        the mapping alive, and the hold ends when it is collected.
+        The pure-Python read path (`_hold_view` is the C one, when built). The
+        view's exporter (a ctypes array) keeps the mapping alive, and the hold
+        ends when it is collected.
 
         Returns:
             A read-only zero-copy view, or a ``bytes`` copy when every holder word
             of the slot is taken by other processes, or ``None`` when no ready
             object is at ``(slot, gen)``.
         """
-        # `__enter__`, `locate` and `__exit__`, inlined.
-        tlock = self._tlock
-        tlock.acquire()
-        try:
-            depth = self._depth
-            if depth == 0:
-                fcntl.flock(self.fd, fcntl.LOCK_EX)
-            self._depth = depth + 1
-            try:
-                if not 0 <= slot < self.slots:
-                    return None
+        with self.locked():
+            found = self.locate(slot, gen)
+            if found is None:
+                return None
+            offset, size = found
+            held = self._held
+            count = held.get((slot, gen), 0)
+            if count == 0:
                 w = self.words
-                e = self.table + slot * ENTRY_WORDS
-                # One read of the whole entry: fewer operations than word by word.
-                entry = w[e : e + ENTRY_WORDS].tolist()
-                if entry[_E_GEN] != gen or entry[_E_STATE] != READY:
-                    return None
-                offset: int = entry[_E_OFF]
-                size: int = entry[_E_SIZE]
-                held = self._held
-                count = held.get((slot, gen), 0)
-                if count == 0:
-                    holders = entry[_E_HOLD:]
-                    pid = self.pid
-                    if pid in holders:
-                        h = holders.index(pid)
-                    elif 0 in holders:
-                        h = holders.index(0)
-                    else:
-                        return self.bytes[offset : offset + size].tobytes()
-                    w[e + _E_HOLD + h] = pid  # decisive
-                held[(slot, gen)] = count + 1
-            finally:
-                self._depth = depth
-                if depth == 0:
-                    fcntl.flock(self.fd, fcntl.LOCK_UN)
-        finally:
-            tlock.release()
+                first = self._entry(slot) + _E_HOLD
+                holders = w[first : first + HOLDERS].tolist()
+                if self.pid in holders:
+                    h = holders.index(self.pid)
+                elif 0 in holders:
+                    h = holders.index(0)
+                else:
+                    return self.bytes[offset : offset + size].tobytes()
+                w[first + h] = self.pid  # decisive
+            held[(slot, gen)] = count + 1
         kind = _VIEW_TYPES.get(size)
         if kind is None:
             kind = _view_type(size)

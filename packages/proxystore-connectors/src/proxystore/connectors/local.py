@@ -205,7 +205,7 @@ class LocalConnector(Closeable):
 
     def set(self, key: LocalKey, obj: BytesLike) -> None:
         """Store ``obj`` at ``key``, replacing any object already there."""
-        self._store[key] = obj if type(obj) is bytes else bytes(obj)
+        self._store[key] = _as_bytes(obj)
         self._notify()
 
     def _notify(self) -> None:

@@ -464,8 +464,7 @@ class SharedMemoryConnector(Closeable):
             ConnectorConnectionError: if the segment exists but cannot be read.
         """
         # An arena key is validated by its parse (our stem, then digits): the
-        # segment path is only built when the arena does not answer. `_slot` is
-        # inlined: a worker resolving with cold caches pays for every call.
+        # segment path is only built when the arena does not answer.
         arena = self._mapped
         if (
             arena is not None
@@ -482,27 +481,22 @@ class SharedMemoryConnector(Closeable):
                 return view
             if view is None:
                 return self._get_segment(key, self._path(key))
-        name = key.name
-        stem = self._arena_stem
-        if self.arena and name.startswith(stem):
-            slot, _, gen = name[len(stem) :].partition(".")
-            if slot.isdecimal() and gen.isdecimal():
-                arena = self._mapped
-                if arena is None or arena.stale:
-                    arena = self._arena()
-                if arena is not None:
-                    data: bytes | memoryview | None
-                    if key.size < _MAP_MIN_BYTES:
-                        data = arena.read(int(slot), int(gen))
-                    else:
-                        data = arena.held_view(int(slot), int(gen))
-                        if data is not None and (
-                            isinstance(data, bytes)  # all holder words taken
-                            or (self.writable if writable is None else writable)
-                        ):
-                            data = _private(data)
-                    if data is not None:
-                        return data
+        slot = self._slot(key) if self.arena else None
+        if slot is not None:
+            arena = self._arena()
+            if arena is not None:
+                data: bytes | memoryview | None
+                if key.size < _MAP_MIN_BYTES:
+                    data = arena.read(*slot)
+                else:
+                    data = arena.held_view(*slot)
+                    if data is not None and (
+                        isinstance(data, bytes)  # all holder words taken
+                        or (self.writable if writable is None else writable)
+                    ):
+                        data = _private(data)
+                if data is not None:
+                    return data
         return self._get_segment(key, self._path(key))
 
     def _get_segment(

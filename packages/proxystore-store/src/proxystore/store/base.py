@@ -521,26 +521,12 @@ class Store(Closeable, Generic[ConnectorT]):
                 parts = self._get_parts(key)
                 if parts is not None:
                     obj = self._from_parts(parts, key)
-                    self.cache.set(key, obj)
             else:
                 data = self.connector.get(key)
-                if data is None:
-                    pass
-                elif deserializer is None and self._auth_key is None:
-                    # `_from_bytes` inlined for the common case (a worker resolving
-                    # with cold caches pays for every call).
-                    try:
-                        obj = self._deserialize(data)
-                    except DisallowedTypeError:
-                        raise
-                    except Exception as e:
-                        raise self._decode_error(self._deserialize, key) from e
-                    if self.cache.maxsize:
-                        self.cache.set(key, obj)
-                else:
+                if data is not None:
                     obj = self._from_bytes(data, key, deserializer)
-                    if self.cache.maxsize:
-                        self.cache.set(key, obj)
+            if obj is not _MISSING and cache.maxsize:
+                cache.set(key, obj)
         if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
             self._log_op("GET", key, " (missing)" if obj is _MISSING else "")
         return default if obj is _MISSING else obj
