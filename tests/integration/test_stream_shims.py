@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import pytest
@@ -58,6 +59,38 @@ def test_redis_pubsub_delivers_to_every_subscriber(redis_server: ServerAddress) 
         assert only_a.next_message() == b"1"
 
 
+@pytest.mark.parametrize("protocol", [2, 3, None])
+def test_redis_pubsub_passes_push_messages_as_they_are(
+    redis_server: ServerAddress,
+    protocol: int | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Under RESP3, redis-py's default push handler formats every message into
+    # a debug line, logging on or off (a per-message cost as large as the
+    # message); ours never calls it, and messages arrive unchanged under both
+    # protocols and the client's default.
+    from redis._parsers.resp3 import _RESP3Parser
+
+    from proxystore.stream.shims.redis import RedisPublisher, RedisSubscriber
+
+    def default_handler(self: object, response: object) -> object:
+        raise AssertionError("redis-py's default push handler was called")
+
+    monkeypatch.setattr(_RESP3Parser, "handle_pubsub_push_response", default_handler)
+    topic = _topic()
+    host, port = redis_server
+    messages = [bytes([i]) * (1000 * i) for i in range(1, 6)]
+    kwargs = {} if protocol is None else {"protocol": protocol}
+    with (
+        RedisSubscriber(host, port, topic, **kwargs) as sub,
+        RedisPublisher(host, port, **kwargs) as publisher,
+    ):
+        for message in messages:
+            publisher.send_message(topic, message)
+        publisher.flush()
+        assert [sub.next_message() for _ in messages] == messages
+
+
 def test_redis_unreachable_names_address() -> None:
     from proxystore.stream.shims.redis import RedisQueuePublisher
 
@@ -93,6 +126,49 @@ def test_zmq_exact_topics_and_timeout() -> None:
         pytest.raises(TimeoutError, match="0 of 1"),
     ):
         lonely.wait_for_subscribers(1, timeout=0.2)
+
+
+def test_zmq_subscriber_skips_frames_that_are_not_messages() -> None:
+    # A plain PUB socket may send anything; one-frame messages and other topics
+    # are skipped without pairing frames of different messages, and a message
+    # of several parts keeps them all.
+    import zmq
+
+    from proxystore.stream.shims.zmq import ZeroMQSubscriber
+
+    port = free_port()
+    context = zmq.Context()
+    pub = context.socket(zmq.PUB)
+    pub.bind(f"tcp://127.0.0.1:{port}")
+    try:
+        with (
+            ZeroMQSubscriber("127.0.0.1", port, topic="t", timeout=1) as exact,
+            ZeroMQSubscriber("127.0.0.1", port, timeout=1) as every,
+        ):
+            # No subscription feedback on a plain PUB: send probes until both
+            # subscribers see one, then drain the probes still queued.
+            for sub in (exact, every):
+                while True:
+                    pub.send_multipart([b"t", b"probe"])
+                    with contextlib.suppress(TimeoutError):
+                        assert sub.next_message_parts() == [b"probe"]
+                        break
+            for sub in (exact, every):
+                with contextlib.suppress(TimeoutError):
+                    while True:
+                        assert sub.next_message_parts() == [b"probe"]
+            pub.send(b"tjunk")
+            pub.send_multipart([b"tt", b"other topic"])
+            pub.send_multipart([b"t", b"a", b"b", b"c"])
+            pub.send_multipart([b"t", b"last"])
+            assert exact.next_message_parts() == [b"a", b"b", b"c"]
+            assert exact.next_message_parts() == [b"last"]
+            assert every.next_message_parts() == [b"other topic"]
+            assert every.next_message_parts() == [b"a", b"b", b"c"]
+            assert every.next_message_parts() == [b"last"]
+    finally:
+        pub.close(0)
+        context.term()
 
 
 def test_zmq_bind_conflict_is_connection_error() -> None:

@@ -55,6 +55,19 @@ class _ErrorBoundary:
             ) from error
 
 
+def _as_is(response: Any) -> Any:
+    return response
+
+
+def _protocol(client: redis.Redis) -> int:
+    """RESP version the connections of ``client`` speak."""
+    chosen: Any = client.connection_pool.connection_kwargs.get("protocol")
+    if chosen is None:
+        # 3 since redis-py 8.0; older releases default to RESP2.
+        chosen = getattr(redis.utils, "DEFAULT_RESP_VERSION", 2)
+    return int(chosen)
+
+
 class _RedisClient(Closeable):
     """Owns one Redis client and maps its connection errors (shared plumbing)."""
 
@@ -220,8 +233,16 @@ class RedisSubscriber(_RedisClient, MessageIterator):
     ) -> None:
         super().__init__(hostname, port, **kwargs)
         self._topics = [topic] if isinstance(topic, str) else list(topic)
+        # Under RESP3 (redis-py's default protocol since 8.0) every message is
+        # a push response, and redis-py's default push handler builds a debug
+        # log line from the whole message, logging on or off: for 10 KB
+        # messages that is most of the cost of receiving one. Messages are
+        # passed on as they are instead.
+        resp3 = _protocol(self._redis_client) >= 3
         self._pubsub = self._redis_client.pubsub(  # type: ignore[no-untyped-call]
             ignore_subscribe_messages=True,
+            # redis-py rejects a push handler on RESP2 connections.
+            **({"push_handler_func": _as_is} if resp3 else {}),
         )
         try:
             with self._errors():
