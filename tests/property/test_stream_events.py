@@ -209,3 +209,14 @@ def test_single_object_fast_path_matches_generic_codec(
             events._SEEN_PREFIXES.clear()
             events._SEEN_PREFIXES.update(saved)
     assert outcomes[0] == outcomes[1]
+    # The consumer's per-item path (primed with the intact message, so its
+    # last-match cache holds this head) gives an object only when the generic
+    # decoder reads the message as exactly that one object.
+    assert events.single_bytes_message(batch_topic, topic, payload) == fast
+    assert events.single_bytes_object(fast) == payload
+    for candidate in (bytes(damaged), fast + b"x", fast[:-1]):
+        obj = events.single_bytes_object(candidate)
+        if obj is not None:
+            decoded = bytes_to_event(candidate)
+            assert isinstance(decoded, EventBatch)
+            assert decoded.events == [NewObjectEvent(topic, obj, {})]

@@ -733,11 +733,7 @@ def single_bytes_message(batch_topic: str, topic: str, obj: bytes) -> bytes:
     prefix: the producer's per-item path.
     """
     return b"".join(
-        (
-            _single_prefix(batch_topic, topic),
-            _PLAIN_BYTES_TAG.pack(*_PLAIN_BYTES_HEAD, len(obj)),
-            obj,
-        )
+        (_single_head(batch_topic, topic), _OBJECT_SIZE.pack(len(obj)), obj)
     )
 
 
@@ -748,6 +744,16 @@ def _single_prefix(batch_topic: str, topic: str) -> bytes:
     encoder.record(EventBatch(batch_topic, [NewObjectEvent(topic, b"", {})]))
     head = b"".join([_EMPTY_TABLE_HEADER, *encoder.out])
     return head[: -_PLAIN_BYTES_TAG.size]
+
+
+@functools.lru_cache(maxsize=256)
+def _single_head(batch_topic: str, topic: str) -> bytes:
+    """`_single_prefix`, then the object's kind and tag (its size follows)."""
+    return _single_prefix(batch_topic, topic) + bytes(_PLAIN_BYTES_HEAD)
+
+
+#: The u64 size that ends the tagged bytes value.
+_OBJECT_SIZE: Final = struct.Struct(">Q")
 
 
 #: Decoded prefixes of one-object batches -> (batch topic, object topic). Filled
@@ -799,11 +805,27 @@ def single_bytes_object(data: _AnyBytes) -> bytes | None:
     without building events; anything else gives ``None`` (decode it with
     `bytes_to_event`).
     """
+    global _LAST_SINGLE  # noqa: PLW0603 - a one-entry cache of the last match
+    last = _LAST_SINGLE
+    if last is not None and type(data) is bytes and data.startswith(last[0]):
+        # The same prefix, kind and tag as the last message (a stream sends
+        # the same topics over and over): the object is what follows its
+        # size, if that size runs exactly to the end.
+        start = last[1]
+        size = len(data) - start
+        if size >= 0 and _OBJECT_SIZE.unpack_from(data, start - 8)[0] == size:
+            return data[start:]
     found = _match_single(data)
     if found is None:
         return None
     start = found[1]
+    _LAST_SINGLE = (bytes(data[: start - _OBJECT_SIZE.size]), start)
     return data[start:] if type(data) is bytes else bytes(data[start:])
+
+
+#: Head (seen prefix, kind and tag) and payload offset of the last message
+#: `single_bytes_object` matched.
+_LAST_SINGLE: tuple[bytes, int] | None = None
 
 
 def _decode_single(data: _AnyBytes) -> EventBatch | None:
