@@ -805,7 +805,7 @@ def single_bytes_object(data: _AnyBytes) -> bytes | None:
     without building events; anything else gives ``None`` (decode it with
     `bytes_to_event`).
     """
-    global _LAST_SINGLE  # noqa: PLW0603 - a one-entry cache of the last match
+    global _LAST_SINGLE  # a one-entry cache of the last match
     last = _LAST_SINGLE
     if last is not None and type(data) is bytes and data.startswith(last[0]):
         # The same prefix, kind and tag as the last message (a stream sends
