@@ -182,10 +182,10 @@ class StreamProducer(Closeable, Generic[T]):
             # from a cached prefix, the bytes `flush_topic` would publish.
             message = single_bytes_message(topic, topic, obj)
             try:
-                if self._send_parts is not None:
-                    self._send_parts(topic, [message])
+                if self._send_message is not None:
+                    self._send_message(topic, message)
                 else:
-                    self._send_message(topic, message)  # type: ignore[misc]
+                    self._send_parts(topic, [message])  # type: ignore[misc]
             except BaseException:
                 # As in `flush_topic`: unpublished objects stay buffered.
                 buffer.items.append(_Item(obj, evict, {}))
