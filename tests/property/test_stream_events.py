@@ -220,3 +220,65 @@ def test_single_object_fast_path_matches_generic_codec(
             decoded = bytes_to_event(candidate)
             assert isinstance(decoded, EventBatch)
             assert decoded.events == [NewObjectEvent(topic, obj, {})]
+
+
+@given(
+    batch_topic=st.text(max_size=12),
+    topic=_topics,
+    first=st.text(max_size=40),
+    second=st.text(max_size=40),
+    evict=st.booleans(),
+    metadata=_metadata,
+    config=_configs,
+    cut=st.integers(0, 64),
+    flip=st.integers(0, 255),
+)
+def test_key_event_fast_path_matches_generic_codec(
+    batch_topic: str,
+    topic: str,
+    first: str,
+    second: str,
+    evict: bool,
+    metadata: dict[str, Any],
+    config: StoreConfig,
+    cut: int,
+    flip: int,
+) -> None:
+    # A batch of one key event is decoded from the shape of the last one seen
+    # (only the raw key differs between a producer's messages): it must give
+    # exactly what the generic decoder gives, for intact and damaged messages.
+    from proxystore.stream import events
+
+    def batch(key: str) -> EventBatch:
+        event = NewObjectKeyEvent.from_key(
+            LocalKey(key),
+            evict=evict,
+            metadata=metadata,
+            store_config=config,
+            topic=topic,
+        )
+        return EventBatch(batch_topic, [event])
+
+    def generic(data: bytes) -> Any:
+        saved = events._LAST_KEY
+        events._LAST_KEY = None
+        try:
+            return bytes_to_event(data)
+        except EventDecodeError:
+            return None
+        finally:
+            events._LAST_KEY = saved
+
+    one, two = event_to_bytes(batch(first)), event_to_bytes(batch(second))
+    assert bytes_to_event(one) == batch(first)  # generic; remembers the shape
+    assert bytes_to_event(two) == batch(second)  # from the shape when no metadata
+    assert bytes_to_event(one) == batch(first)
+    damaged = bytearray(two[: max(0, len(two) - 1 - cut)])
+    if damaged:
+        damaged[len(damaged) // 2] ^= flip
+    for candidate in (bytes(damaged), two + b"x", two[:-1], b"\x00" + two):
+        try:
+            cached: Any = bytes_to_event(candidate)
+        except EventDecodeError:
+            cached = None
+        assert cached == generic(candidate)

@@ -999,6 +999,10 @@ def _decode(data: _AnyBytes, parts: Sequence[_AnyBytes]) -> Event | EventBatch:
         single = _decode_single(data)
         if single is not None:
             return single
+        if type(data) is bytes and _LAST_KEY is not None:
+            keyed = _decode_key(data, _LAST_KEY)
+            if keyed is not None:
+                return keyed
     try:
         reader = Reader(data)
     except (TypeError, ValueError) as e:
@@ -1023,4 +1027,71 @@ def _decode(data: _AnyBytes, parts: Sequence[_AnyBytes]) -> Event | EventBatch:
         )
     if not parts:
         _remember_single(data, event)
+        _remember_key(data, event)
     return event
+
+
+class _KeyShape(NamedTuple):
+    """A one-key-event batch's bytes around its key, and what they decode to."""
+
+    head: bytes  # everything before the raw key
+    tail: bytes  # evict flag, empty metadata and config index
+    batch_topic: str
+    topic: str
+    key_type: str
+    evict: bool
+    config: StoreConfig
+
+
+#: The last one-key-event batch without metadata that the generic decoder read.
+#: A producer sends the same topic, key type and store over and over, so only
+#: the raw key (e.g. a fresh object id) differs between messages.
+_LAST_KEY: _KeyShape | None = None
+
+
+def _remember_key(data: _AnyBytes, event: Event | EventBatch) -> None:
+    global _LAST_KEY  # a one-entry cache of the last shape seen
+    if type(event) is not EventBatch or len(event.events) != 1:
+        return
+    item = event.events[0]
+    if type(item) is not NewObjectKeyEvent or item.metadata:
+        return
+    middle: list[bytes] = []
+    encode_value(tuple(item.raw_key), middle)
+    tail: list[bytes] = []
+    encode_value(bool(item.evict), tail)
+    encode_value({}, tail)
+    encode_value(0, tail)  # the only config of a one-event batch is #0
+    key_bytes, tail_bytes = b"".join(middle), b"".join(tail)
+    data = bytes(data)
+    if not data.endswith(key_bytes + tail_bytes):
+        return
+    _LAST_KEY = _KeyShape(
+        data[: len(data) - len(key_bytes) - len(tail_bytes)],
+        tail_bytes,
+        event.topic,
+        item.topic,
+        item.key_type,
+        bool(item.evict),
+        item.store_config,
+    )
+
+
+def _decode_key(data: bytes, shape: _KeyShape) -> EventBatch | None:
+    """Decode a one-key-event batch of the ``shape`` seen last, else ``None``."""
+    if not (data.startswith(shape.head) and data.endswith(shape.tail)):
+        return None
+    start, end = len(shape.head), len(data) - len(shape.tail)
+    if end <= start:
+        return None
+    reader = Reader(data[start:end])
+    try:
+        raw_key = reader.value()
+    except EventDecodeError:
+        return None
+    if reader.remaining or type(raw_key) is not tuple:
+        return None
+    key = NewObjectKeyEvent(
+        shape.topic, shape.key_type, list(raw_key), shape.evict, {}, shape.config
+    )
+    return EventBatch(shape.batch_topic, [key])
