@@ -28,6 +28,18 @@ FORWARD_ALWAYS = frozenset(
     {"__doc__", "__module__", "__annotations__", "__dict__", "__weakref__"}
 )
 
+#: The engine's own names: slots and the resolving property, always read from
+#: the proxy (a subclass may override them, which `_get` honours).
+ENGINE_NAMES = frozenset(
+    {
+        "__proxy_wrapped__",
+        "__proxy_target__",
+        "__proxy_factory__",
+        "__proxy_default_class__",
+        "__proxy_default_hash__",
+    }
+)
+
 _get = object.__getattribute__
 _set = object.__setattr__
 _MISSING: Any = object()
@@ -154,6 +166,8 @@ class PurePythonProxyBase:
         target_of(self).__class__ = value
 
     def __getattribute__(self, name: str) -> Any:
+        if name in ENGINE_NAMES:
+            return _get(self, name)
         cls = type(self)
         if on_type(cls, name):
             return _get(self, name)
