@@ -781,6 +781,19 @@ def _single_prefix_length(data: _AnyBytes) -> int:
 
 def _match_single(data: _AnyBytes) -> tuple[tuple[str, str], int] | None:
     """Topics and payload offset of a one-object batch with a seen prefix."""
+    global _LAST_SINGLE  # a one-entry cache of the last match
+    last = _LAST_SINGLE
+    if last is not None and type(data) is bytes and data.startswith(last[0]):
+        # The same prefix, kind and tag as the last match (a stream sends the
+        # same topics over and over): the object is what follows its size, if
+        # that size runs exactly to the end.
+        start = last[1]
+        size = len(data) - start
+        if (
+            size >= 0
+            and _OBJECT_SIZE.unpack_from(data, start - _OBJECT_SIZE.size)[0] == size
+        ):
+            return last[2], start
     end = _single_prefix_length(data)
     if not end:
         return None
@@ -794,7 +807,13 @@ def _match_single(data: _AnyBytes) -> tuple[tuple[str, str], int] | None:
     start = end + _PLAIN_BYTES_TAG.size
     if (kind, tag) != _PLAIN_BYTES_HEAD or start + size != len(data):
         return None
+    _LAST_SINGLE = (bytes(data[: start - _OBJECT_SIZE.size]), start, topics)
     return topics, start
+
+
+#: Head (seen prefix, kind and tag), payload offset and topics of the last
+#: one-object batch `_match_single` matched.
+_LAST_SINGLE: tuple[bytes, int, tuple[str, str]] | None = None
 
 
 def single_bytes_object(data: _AnyBytes) -> bytes | None:
@@ -805,27 +824,11 @@ def single_bytes_object(data: _AnyBytes) -> bytes | None:
     without building events; anything else gives ``None`` (decode it with
     `bytes_to_event`).
     """
-    global _LAST_SINGLE  # a one-entry cache of the last match
-    last = _LAST_SINGLE
-    if last is not None and type(data) is bytes and data.startswith(last[0]):
-        # The same prefix, kind and tag as the last message (a stream sends
-        # the same topics over and over): the object is what follows its
-        # size, if that size runs exactly to the end.
-        start = last[1]
-        size = len(data) - start
-        if size >= 0 and _OBJECT_SIZE.unpack_from(data, start - 8)[0] == size:
-            return data[start:]
     found = _match_single(data)
     if found is None:
         return None
     start = found[1]
-    _LAST_SINGLE = (bytes(data[: start - _OBJECT_SIZE.size]), start)
     return data[start:] if type(data) is bytes else bytes(data[start:])
-
-
-#: Head (seen prefix, kind and tag) and payload offset of the last message
-#: `single_bytes_object` matched.
-_LAST_SINGLE: tuple[bytes, int] | None = None
 
 
 def _decode_single(data: _AnyBytes) -> EventBatch | None:

@@ -74,15 +74,12 @@ class _RedisClient(Closeable):
     def __init__(self, hostname: str, port: int, **kwargs: Any) -> None:
         self._address = f"{hostname}:{port}"
         self._redis_client = redis.Redis(host=hostname, port=port, **kwargs)
-        self._boundary = _ErrorBoundary(self._address)
+        # One reusable object, entered once per message (no generator-based
+        # context manager built each time).
+        self._errors = _ErrorBoundary(self._address)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._address!r})"
-
-    def _errors(self) -> _ErrorBoundary:
-        # One reusable object: entered once per message, so no generator-based
-        # context manager is built each time.
-        return self._boundary
 
     def close(self) -> None:
         """Close the connection to the Redis server."""
@@ -150,7 +147,7 @@ class _PipelinedPublisher(_RedisClient):
             redis.ResponseError: If the server refused this or an earlier,
                 still unconfirmed message (e.g. the key holds another type).
         """
-        with self._errors():
+        with self._errors:
             try:
                 if self._connection is None:
                     self._connection = self._connect()
@@ -172,7 +169,7 @@ class _PipelinedPublisher(_RedisClient):
             ConnectionError: If the server cannot be reached.
             redis.ResponseError: If the server refused a message.
         """
-        with self._errors():
+        with self._errors:
             try:
                 while self._in_flight:
                     self._confirm_one()
@@ -245,7 +242,7 @@ class RedisSubscriber(_RedisClient, MessageIterator):
             **({"push_handler_func": _as_is} if resp3 else {}),
         )
         try:
-            with self._errors():
+            with self._errors:
                 self._pubsub.subscribe(*self._topics)
         except ConnectionError:
             self.close()
@@ -258,7 +255,7 @@ class RedisSubscriber(_RedisClient, MessageIterator):
             StopIteration: If the subscription was cancelled.
             ConnectionError: If the server cannot be reached.
         """
-        with self._errors():
+        with self._errors:
             while True:
                 message = self._pubsub.get_message(timeout=None)
                 if message is None:
@@ -354,7 +351,7 @@ class RedisQueueSubscriber(_RedisClient, MessageIterator):
             ConnectionError: If the server cannot be reached.
         """
         if not self._buffer:
-            with self._errors():
+            with self._errors:
                 self._fill()
             if not self._buffer:
                 raise TimeoutError(
