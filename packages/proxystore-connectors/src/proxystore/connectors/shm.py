@@ -465,10 +465,11 @@ class SharedMemoryConnector(Closeable):
         """
         # An arena key is validated by its parse (our stem, then digits): the
         # segment path is only built when the arena does not answer.
+        private = self.writable if writable is None else writable
         arena = self._mapped
         if (
             arena is not None
-            and not (self.writable if writable is None else writable)
+            and not private
             and key.size >= _MAP_MIN_BYTES
             and self._hold_view is not None
             and not arena.stale
@@ -490,10 +491,8 @@ class SharedMemoryConnector(Closeable):
                     data = arena.read(*slot)
                 else:
                     data = arena.held_view(*slot)
-                    if data is not None and (
-                        isinstance(data, bytes)  # all holder words taken
-                        or (self.writable if writable is None else writable)
-                    ):
+                    # bytes: all holder words were taken.
+                    if data is not None and (isinstance(data, bytes) or private):
                         data = _private(data)
                 if data is not None:
                     return data
