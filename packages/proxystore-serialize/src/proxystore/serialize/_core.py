@@ -54,6 +54,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple, TypeAlias, TypeGuard, cast
 
+from proxystore.serialize._culprit import describe_failure
 from proxystore.serialize._memory import LARGE, new_buffer, new_bytes
 from proxystore.serialize.exceptions import SerializationError
 from proxystore.serialize.protocols import BytesLike
@@ -595,7 +596,6 @@ def _encode(
     obj: Any, parts: bool, start: int, error: Exception | None
 ) -> bytes | list[bytes | memoryview]:
     """Encode ``obj`` with the first format from ``start`` on that takes it."""
-    cls = type(obj)
     for fmt in _FORMATS[start:]:
         if not fmt.supported(obj):
             continue
@@ -605,9 +605,8 @@ def _encode(
             return [fmt.dump(obj)] if fmt.parts is None else fmt.parts(obj)
         except Exception as exc:
             error = exc
-    raise SerializationError(
-        f"Object of type {cls.__module__}.{cls.__qualname__} is not supported."
-    ) from error
+    # Only now, on the failure path, is the object searched for the part to blame.
+    raise SerializationError(describe_failure(obj, error)) from error
 
 
 def _as_payload(data: object) -> _Payload:
