@@ -11,7 +11,10 @@ the rendered site):
 - `<!-- docs-test: needs ucx -->`: runs in `tests/integration/` too, where the `ucx`
   dependency group (ucxx) is installed; no server, no replacement;
 - `<!-- docs-test: skip REASON -->`: deliberately not runnable (a fragment, a
-  cluster-only call); the reason is mandatory and the blocks are counted.
+  cluster-only call); the reason is mandatory and the blocks are counted;
+- `<!-- docs-test: walkthrough -->` (optionally `walkthrough background`): a step of a
+  page's shell walk-through, run with the page's shell blocks by
+  `tests/integration/test_docs_walkthrough.py` (see `tests/docs/walkthrough.py`).
 
 A page's runnable blocks form one script, in page order, so later blocks can use names
 from earlier ones. Lines that are not code become blank lines: a traceback's line
@@ -28,17 +31,20 @@ ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^\n`]*)$")
 MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<kind>\w+)\s*(?P<arg>.*?)\s*-->\s*$")
 SERVERS = ("redis", "kafka", "ucx")
+WALKTHROUGH_MODES = ("", "background")
 
 
 @dataclass(frozen=True)
 class Block:
-    """One fenced Python block of a Markdown file."""
+    """One fenced block of a Markdown file (Python unless `lang` says otherwise)."""
 
     path: Path
     line: int  # 1-based line of the block's first code line
     source: str
-    kind: str  # "run", "skip" or "needs"
-    arg: str  # the reason of a skip, the server of a "needs"
+    kind: str  # "run", "skip", "needs" or "walkthrough"
+    arg: str  # the reason of a skip, the server of a "needs", a walkthrough's mode
+    lang: str = "python"  # the info string's first word, lower case
+    info: str = ""  # the rest of the info string (e.g. `title="x.py"`)
 
     @property
     def where(self) -> str:
@@ -70,6 +76,15 @@ def parse(path: Path) -> list[Block]:
         ValueError: A `docs-test` comment is malformed (unknown kind, skip without a
             reason, unknown server) or a fence is left open.
     """
+    return [block for block in fenced_blocks(path) if block.lang in ("python", "py")]
+
+
+def fenced_blocks(path: Path) -> list[Block]:
+    """Return every fenced block of `path`, whatever its language, in page order.
+
+    Raises:
+        ValueError: As `parse`.
+    """
     lines = path.read_text().splitlines()
     blocks: list[Block] = []
     i = 0
@@ -79,17 +94,16 @@ def parse(path: Path) -> list[Block]:
             i += 1
             continue
         fence, indent = match["fence"], len(match["indent"])
-        info = match["info"].strip().split()
-        lang = info[0].lower() if info else ""
+        lang, _, rest = match["info"].strip().partition(" ")
+        lang = lang.lower()
         end = i + 1
         while end < len(lines) and not lines[end].strip().startswith(fence):
             end += 1
         if end == len(lines):
             raise ValueError(f"{path}:{i + 1}: fence never closed")
-        if lang in ("python", "py"):
-            kind, arg = _marker(path, lines, i)
-            body = [line[indent:] for line in lines[i + 1 : end]]
-            blocks.append(Block(path, i + 2, "\n".join(body) + "\n", kind, arg))
+        kind, arg = _marker(path, lines, i)
+        body = "\n".join(line[indent:] for line in lines[i + 1 : end]) + "\n"
+        blocks.append(Block(path, i + 2, body, kind, arg, lang, rest.strip()))
         i = end + 1
     return blocks
 
@@ -107,7 +121,9 @@ def _marker(path: Path, lines: list[str], fence_index: int) -> tuple[str, str]:
         raise ValueError(f"{where}: `docs-test: skip` needs a reason")
     if kind == "needs" and arg not in SERVERS:
         raise ValueError(f"{where}: `docs-test: needs` takes one of {SERVERS}")
-    if kind not in ("skip", "needs"):
+    if kind == "walkthrough" and arg not in WALKTHROUGH_MODES:
+        raise ValueError(f"{where}: `docs-test: walkthrough` takes {WALKTHROUGH_MODES}")
+    if kind not in ("skip", "needs", "walkthrough"):
         raise ValueError(f"{where}: unknown docs-test marker {kind!r}")
     return kind, arg
 

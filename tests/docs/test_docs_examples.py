@@ -2,7 +2,9 @@
 
 Blocks that need no server run here, one subprocess per page. Blocks marked
 `<!-- docs-test: needs redis|kafka -->` run in
-`tests/integration/test_docs_examples.py`. See `tests/docs/blocks.py` for the rules.
+`tests/integration/test_docs_examples.py`, and the steps of a walk-through
+(`<!-- docs-test: walkthrough -->`) in `tests/integration/test_docs_walkthrough.py`.
+See `tests/docs/blocks.py` for the rules.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def test_blocks_are_found_and_classified() -> None:
     print(f"docs python blocks: {dict(kinds)} of {len(blocks)}")
     # The README and the guides hold many examples: finding few means a parser bug.
     assert kinds["run"] >= 20
-    assert all(b.kind in ("run", "skip", "needs") for b in blocks)
+    assert all(b.kind in ("run", "skip", "needs", "walkthrough") for b in blocks)
     skipped = [b for b in blocks if b.kind == "skip"]
     assert all(b.arg for b in skipped), "every skipped block gives a reason"
     # Deliberately unrunnable blocks stay the exception.
