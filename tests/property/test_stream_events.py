@@ -180,12 +180,12 @@ def test_single_object_fast_path_matches_generic_codec(
 ) -> None:
     # One inline bytes object without metadata has a cached fast path on both
     # sides: it must produce and accept exactly what the generic codec does.
-    from proxystore.stream import events
+    from proxystore.stream import _codec as codec
 
     batch = EventBatch(batch_topic, [NewObjectEvent(topic, payload, {})])
-    encoder = events._Encoder()
+    encoder = codec._Encoder()
     encoder.record(batch)
-    generic = b"".join([events._EMPTY_TABLE_HEADER, *encoder.out])
+    generic = b"".join([codec._EMPTY_TABLE_HEADER, *encoder.out])
     fast = event_to_bytes(batch)
     assert fast == generic
     assert event_to_parts(batch) == [fast]
@@ -198,24 +198,24 @@ def test_single_object_fast_path_matches_generic_codec(
         damaged[len(damaged) // 2] ^= flip
     outcomes: list[Any] = []
     for cached in (True, False):
-        saved = dict(events._SEEN_PREFIXES)
+        saved = dict(codec._SEEN_PREFIXES)
         if not cached:
-            events._SEEN_PREFIXES.clear()
+            codec._SEEN_PREFIXES.clear()
         try:
             outcomes.append(bytes_to_event(bytes(damaged)))
         except EventDecodeError:
             outcomes.append(None)
         finally:
-            events._SEEN_PREFIXES.clear()
-            events._SEEN_PREFIXES.update(saved)
+            codec._SEEN_PREFIXES.clear()
+            codec._SEEN_PREFIXES.update(saved)
     assert outcomes[0] == outcomes[1]
     # The consumer's per-item path (primed with the intact message, so its
     # last-match cache holds this head) gives an object only when the generic
     # decoder reads the message as exactly that one object.
-    assert events.single_bytes_message(batch_topic, topic, payload) == fast
-    assert events.single_bytes_object(fast) == payload
+    assert codec.single_bytes_message(batch_topic, topic, payload) == fast
+    assert codec.single_bytes_object(fast) == payload
     for candidate in (bytes(damaged), fast + b"x", fast[:-1]):
-        obj = events.single_bytes_object(candidate)
+        obj = codec.single_bytes_object(candidate)
         if obj is not None:
             decoded = bytes_to_event(candidate)
             assert isinstance(decoded, EventBatch)
@@ -247,7 +247,7 @@ def test_key_event_fast_path_matches_generic_codec(
     # A batch of one key event is decoded from the shape of the last one seen
     # (only the raw key differs between a producer's messages): it must give
     # exactly what the generic decoder gives, for intact and damaged messages.
-    from proxystore.stream import events
+    from proxystore.stream import _codec as codec
 
     def batch(key: str) -> EventBatch:
         event = NewObjectKeyEvent.from_key(
@@ -260,14 +260,14 @@ def test_key_event_fast_path_matches_generic_codec(
         return EventBatch(batch_topic, [event])
 
     def generic(data: bytes) -> Any:
-        saved = events._LAST_KEY
-        events._LAST_KEY = None
+        saved = codec._LAST_KEY
+        codec._LAST_KEY = None
         try:
             return bytes_to_event(data)
         except EventDecodeError:
             return None
         finally:
-            events._LAST_KEY = saved
+            codec._LAST_KEY = saved
 
     one, two = event_to_bytes(batch(first)), event_to_bytes(batch(second))
     assert bytes_to_event(one) == batch(first)  # generic; remembers the shape

@@ -321,7 +321,11 @@ def test_import_warns_experimental() -> None:
 
     with pytest.warns(ExperimentalWarning, match="experimental"):
         importlib.reload(proxystore.stream)
-    assert proxystore.stream.__all__ == ["StreamConsumer", "StreamProducer"]
+    assert proxystore.stream.__all__ == [
+        "StreamConsumer",
+        "StreamProducer",
+        "TrustPolicy",
+    ]
 
 
 def test_failed_publish_keeps_objects_buffered(q: queue.Queue[bytes]) -> None:

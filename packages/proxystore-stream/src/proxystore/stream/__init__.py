@@ -3,6 +3,8 @@
 A `StreamProducer` publishes objects to topics through a publisher shim
 (`proxystore.stream.shims`); a `StreamConsumer` reads them back,
 as lazy proxies when the producer put them in a [`Store`][proxystore.store.Store].
+A `TrustPolicy` (`proxystore.stream.trust`) sets what a consumer accepts from
+the writers of its broker.
 
 This API is experimental: importing this package emits
 [`proxystore.warnings.ExperimentalWarning`][proxystore.warnings.ExperimentalWarning].
@@ -14,9 +16,10 @@ import warnings
 
 from proxystore.stream._consumer import StreamConsumer as StreamConsumer
 from proxystore.stream._producer import StreamProducer as StreamProducer
+from proxystore.stream.trust import TrustPolicy as TrustPolicy
 from proxystore.warnings import ExperimentalWarning
 
-__all__ = ["StreamConsumer", "StreamProducer"]
+__all__ = ["StreamConsumer", "StreamProducer", "TrustPolicy"]
 
 # Public names report this module in reprs and tracebacks (pickles stay valid: each
 # name is importable from here).

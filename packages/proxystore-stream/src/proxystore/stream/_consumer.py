@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeAlias, TypeVar, cast
 
-from proxystore.store import get_or_create_store, get_store, unregister_store
+from proxystore.store import unregister_store
 from proxystore.stream.events import (
     EndOfStreamEvent,
     Event,
@@ -14,7 +14,6 @@ from proxystore.stream.events import (
     NewObjectKeyEvent,
     SerializedObject,
     bytes_to_event,
-    check_store_config,
     parts_to_event,
     single_bytes_object,
 )
@@ -26,6 +25,7 @@ from proxystore.stream.protocols import (
     MultipartSubscriber,
     Subscriber,
 )
+from proxystore.stream.trust import TrustPolicy, _ConsumerTrust
 from proxystore.utils._closeable import Closeable
 
 if TYPE_CHECKING:
@@ -46,11 +46,6 @@ _MISSING: Any = object()
 _ObjectEvent: TypeAlias = NewObjectEvent | NewObjectKeyEvent
 
 
-def _inline(obj: Any) -> Any:
-    # Non-plain inline objects stay serialized until handed to the user.
-    return obj.load() if type(obj) is SerializedObject else obj
-
-
 class StreamConsumer(Closeable, Generic[T]):
     """Iterates over the objects of a stream until its end-of-stream event.
 
@@ -61,14 +56,30 @@ class StreamConsumer(Closeable, Generic[T]):
 
     Not thread-safe: use one consumer per thread.
 
+    Whoever can write to the stream's broker writes the events this consumer
+    acts on. Without a ``policy`` it trusts them as the reference release
+    does: stores are built from the configs events carry and objects are
+    deserialized with whatever those configs name (by default pickle), and
+    inline objects are unpickled, so a writer can run code in this process.
+    What it never does, policy or not: resolve a credential named by an event,
+    clear a store's data on `close`, or let an event replace a store
+    registered in this process (see `proxystore.stream.trust`). Set
+    ``policy`` when the broker's writers are not trusted that far.
+
     Args:
         subscriber: An `EventSubscriber` or
             [`MessageSubscriber`][proxystore.stream.protocols.MessageSubscriber].
         filter_: Called with each event's metadata; ``True`` skips the event
             (and evicts its object when the producer set ``evict``).
+        policy: The [`TrustPolicy`][proxystore.stream.trust.TrustPolicy] every
+            yielded object obeys (its deserializer, allow-list and signing
+            key, whichever event or store it came from), or ``None`` for the
+            reference behaviour described above.
 
     Raises:
         TypeError: If ``subscriber`` implements neither subscriber protocol.
+        CredentialError: If the policy's ``auth_key_id`` does not resolve in
+            this process.
     """
 
     def __init__(
@@ -76,6 +87,7 @@ class StreamConsumer(Closeable, Generic[T]):
         subscriber: Subscriber,
         *,
         filter_: Filter | None = None,
+        policy: TrustPolicy | None = None,
     ) -> None:
         self._next_parts: Callable[[], list[bytes]] | None = None
         if isinstance(subscriber, MultipartSubscriber):
@@ -91,7 +103,10 @@ class StreamConsumer(Closeable, Generic[T]):
             )
         self.subscriber = subscriber
         self._filter = filter_
-        self._stores: dict[str, Store[Any]] = {}
+        # Every trust decision (stores, deserializer, signatures) is made there.
+        self._trust = _ConsumerTrust(policy)
+        self._load = self._trust.load
+        self._plain_inline = self._trust.plain_inline
         # Pending events of the current batch, in reverse so pop() is O(1).
         self._pending: list[Event] = []
 
@@ -99,7 +114,7 @@ class StreamConsumer(Closeable, Generic[T]):
         return self
 
     def __next__(self) -> ProxyOr[T]:
-        if not self._pending and self._filter is None:
+        if not self._pending and self._filter is None and self._plain_inline:
             # The per-item path of a stream of small inline bytes objects: a
             # message of one such object gives it without building events.
             if self._next_parts is not None:
@@ -123,6 +138,16 @@ class StreamConsumer(Closeable, Generic[T]):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(subscriber={self.subscriber!r})"
 
+    @property
+    def policy(self) -> TrustPolicy | None:
+        """The consumer's trust policy (``None``: the reference behaviour)."""
+        return self._trust.policy
+
+    @property
+    def _stores(self) -> dict[str, Store[Any]]:
+        # The stores objects were resolved through so far, by name.
+        return self._trust.stores
+
     def close(self, *, stores: bool = False, subscriber: bool = True) -> None:
         """Close the consumer.
 
@@ -132,25 +157,26 @@ class StreamConsumer(Closeable, Generic[T]):
             subscriber: Also close the subscriber.
         """
         if stores:
-            for store in self._stores.values():
+            # Stores made from events never clear their data on close (see
+            # proxystore.stream.trust): this releases connections only.
+            for store in self._trust.stores.values():
                 store.close()
                 unregister_store(store)
-            self._stores.clear()
+            self._trust.forget_stores()
         if subscriber:
             self.subscriber.close()
 
     def _store(self, event: NewObjectKeyEvent) -> Store[Any]:
-        config = event.store_config
-        store = self._stores.get(config.name)
-        if store is None:
-            store = get_store(config.name)
-            if store is None:
-                # Building a store imports its connector (and serializers): only
-                # from trusted modules, whatever the message says.
-                check_store_config(config)
-                store = get_or_create_store(config, register=True)
-            self._stores[config.name] = store
-        return store
+        return self._trust.store(event.store_config)
+
+    def _inline(self, event: NewObjectEvent) -> Any:
+        # Non-plain inline objects stay serialized until handed to the user.
+        obj = event.obj
+        if type(obj) is SerializedObject:
+            return self._load(obj.data)
+        if not self._plain_inline:
+            raise self._trust.unsigned_inline(event.topic)
+        return obj
 
     def _next_batch(self) -> EventBatch:
         if self._next_parts is not None:
@@ -185,13 +211,20 @@ class StreamConsumer(Closeable, Generic[T]):
         """Return the next item: a proxy (store topics) or the inline object.
 
         May create and register a [`Store`][proxystore.store.Store] from the
-        configuration carried by the event (once per store).
+        configuration carried by the event (once per store name; sanitised,
+        see `proxystore.stream.trust`).
 
         Raises:
             StopIteration: On an end-of-stream event (the consumer stays open).
             EventDecodeError: If a message is not a valid event batch, or names
                 a key type or store outside the trusted modules (see
-                `proxystore.stream.events.trust_modules`).
+                `proxystore.stream.trust.trust_modules`).
+            UntrustedEventError: If the event asks for something the trust
+                policy (or the rules every consumer keeps) refuses.
+            proxystore.serialize.DisallowedTypeError: If an inline object needs
+                a type outside the policy's allow-list.
+            proxystore.serialize.PayloadAuthenticationError: If an inline
+                object's signature does not verify under the policy's key.
         """
         return self.next_with_metadata()[1]
 
@@ -204,7 +237,7 @@ class StreamConsumer(Closeable, Generic[T]):
         """
         event = self._next_event()
         if isinstance(event, NewObjectEvent):
-            return event.metadata, cast(T, _inline(event.obj))
+            return event.metadata, cast(T, self._inline(event))
         store = self._store(event)
         proxy: Proxy[T] = store.proxy_from_key(
             event.get_key(connector=store.connector), evict=event.evict
@@ -231,7 +264,7 @@ class StreamConsumer(Closeable, Generic[T]):
         """
         event = self._next_event()
         if isinstance(event, NewObjectEvent):
-            return event.metadata, cast(T, _inline(event.obj))
+            return event.metadata, cast(T, self._inline(event))
         store = self._store(event)
         key = event.get_key(connector=store.connector)
         if event.evict:

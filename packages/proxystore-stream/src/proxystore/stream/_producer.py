@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from proxystore.serialize import ALGORITHMS, serialize, sign
 from proxystore.store import unregister_store
 from proxystore.stream.events import (
     PART_MIN_SIZE,
@@ -14,6 +15,7 @@ from proxystore.stream.events import (
     EventBatch,
     NewObjectEvent,
     NewObjectKeyEvent,
+    SerializedObject,
     event_to_bytes,
     event_to_parts,
     single_bytes_message,
@@ -27,6 +29,7 @@ from proxystore.stream.protocols import (
     Publisher,
 )
 from proxystore.utils._closeable import Closeable
+from proxystore.utils.credentials import resolve_secret_bytes
 
 if TYPE_CHECKING:
     from proxystore.store import Store
@@ -75,10 +78,19 @@ class StreamProducer(Closeable, Generic[T]):
         filter_: Called with each object's metadata in `send`; ``True``
             drops the object.
         stores: Store per topic; a topic mapped to ``None`` sends inline.
+        auth_key_id: Sign every inline object with the key this reference
+            names (``"env:VAR"`` or a credentials-file entry, resolved in this
+            process), for consumers whose
+            [`TrustPolicy`][proxystore.stream.trust.TrustPolicy] requires it.
+            Objects in stores are signed by their store (its ``auth_key_id``).
+        auth_algorithm: MAC of those signatures (``"hmac-sha256"`` or
+            ``"blake3"``).
 
     Raises:
         TypeError: If ``publisher`` implements neither publisher protocol.
-        ValueError: If ``batch_size`` is smaller than 1.
+        ValueError: If ``batch_size`` is smaller than 1 or ``auth_algorithm``
+            is unknown.
+        CredentialError: If ``auth_key_id`` does not resolve in this process.
     """
 
     def __init__(
@@ -90,9 +102,20 @@ class StreamProducer(Closeable, Generic[T]):
         default_store: Store[Any] | None = None,
         filter_: Filter | None = None,
         stores: Mapping[str, Store[Any] | None] | None = None,
+        auth_key_id: str | None = None,
+        auth_algorithm: str = "hmac-sha256",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        if auth_algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"auth_algorithm must be one of {sorted(ALGORITHMS)}, "
+                f"got {auth_algorithm!r}."
+            )
+        self._auth_key = (
+            None if auth_key_id is None else resolve_secret_bytes(auth_key_id)
+        )
+        self._auth_algorithm = auth_algorithm
         # Dispatch is decided once here instead of on every batch.
         self._send_parts: Callable[[str, list[bytes]], None] | None = None
         if isinstance(publisher, MultipartPublisher):
@@ -114,6 +137,7 @@ class StreamProducer(Closeable, Generic[T]):
             batch_size == 1
             and aggregator is None
             and filter_ is None
+            and self._auth_key is None
             and (self._send_parts is not None or self._send_message is not None)
         )
         self._aggregator = aggregator
@@ -237,6 +261,10 @@ class StreamProducer(Closeable, Generic[T]):
                 )
                 for key, item in zip(keys, items, strict=True)
             )
+        elif self._auth_key is not None:
+            events.extend(
+                NewObjectEvent(topic, self._signed(i.obj), i.metadata) for i in items
+            )
         else:
             events.extend(NewObjectEvent(topic, i.obj, i.metadata) for i in items)
         if send_end:
@@ -247,6 +275,13 @@ class StreamProducer(Closeable, Generic[T]):
         buffer.items = []
         if send_end:
             buffer.end_sent = True
+
+    def _signed(self, obj: Any) -> SerializedObject:
+        assert self._auth_key is not None
+        data = serialize(obj)
+        return SerializedObject(
+            sign(data, self._auth_key, algorithm=self._auth_algorithm)
+        )
 
     def _publish(self, batch: EventBatch) -> None:
         if self._send_parts is not None:
