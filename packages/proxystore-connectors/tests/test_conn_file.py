@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -63,6 +64,7 @@ def test_directory_is_created_absolute_and_reported(
             "clear": True,
             "buffering": -1,
             "fsync": False,
+            "permissions": 0o600,
         }
     assert not os.path.exists(expected)
 
@@ -113,6 +115,79 @@ def test_fsync_option_round_trips(store_dir: pathlib.Path) -> None:
         clone = FileConnector.from_config(connector.config())
         assert clone.fsync is True
         assert clone.get(key) == b"durable"
+
+
+def _mode(path: pathlib.Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077], indirect=True)
+def test_objects_and_directory_are_private_whatever_the_umask(
+    store_dir: pathlib.Path, umask: int
+) -> None:
+    # The attack: a permissive umask (0o000) used to leave objects 0o666 and the
+    # directory 0o777, readable and replaceable by every user of the machine.
+    with FileConnector(str(store_dir / "nested")) as connector:
+        key = connector.put(b"secret")
+        connector.set(connector.new_key(), b"also secret")
+        assert _mode(store_dir / "nested") == 0o700
+        files = list((store_dir / "nested").iterdir())
+        assert len(files) == 2
+        assert {_mode(f) for f in files} == {0o600}
+        assert connector.get(key) == b"secret"
+
+
+@pytest.mark.parametrize(
+    ("permissions", "directory"),
+    [(0o640, 0o750), (0o644, 0o755), (0o660, 0o770), (0o604, 0o705)],
+)
+@pytest.mark.parametrize("umask", [0o022, 0o077], indirect=True)
+def test_permissions_open_objects_exactly_whatever_the_umask(
+    store_dir: pathlib.Path, permissions: int, directory: int, umask: int
+) -> None:
+    with FileConnector(str(store_dir), permissions=permissions) as connector:
+        key = connector.put(b"shared")
+        assert _mode(store_dir) == directory
+        assert _mode(store_dir / key.filename) == permissions
+        config = connector.config()
+        assert config["permissions"] == permissions
+        clone = FileConnector.from_config({**config, "clear": False})
+        assert clone.permissions == permissions
+        assert _mode(store_dir / clone.put(b"clone").filename) == permissions
+
+
+def test_existing_directory_keeps_its_mode(store_dir: pathlib.Path) -> None:
+    store_dir.mkdir(mode=0o755)
+    os.chmod(store_dir, 0o755)
+    with FileConnector(str(store_dir), clear=False) as connector:
+        key = connector.put(b"x")
+    assert _mode(store_dir) == 0o755  # not ours to change...
+    assert _mode(store_dir / key.filename) == 0o600  # ...but the objects are private
+
+
+@pytest.mark.parametrize("permissions", [0o400, 0o200, 0o1600, 0o4700, -1, 0o1000])
+def test_invalid_permissions_are_refused(
+    store_dir: pathlib.Path, permissions: int
+) -> None:
+    with pytest.raises(ValueError, match="Invalid permissions"):
+        FileConnector(str(store_dir), permissions=permissions)
+    assert not store_dir.exists()
+
+
+def test_planted_symlink_at_a_temporary_name_is_not_followed(
+    store_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = store_dir.parent / "outside"
+    outside.write_bytes(b"untouched")
+    with FileConnector(str(store_dir)) as connector:
+        key = connector.new_key()
+        monkeypatch.setattr(
+            "proxystore.connectors.file.random_hex", lambda n: "0" * (2 * n)
+        )
+        (store_dir / f".{key.filename}.{'0' * 24}.tmp").symlink_to(outside)
+        with pytest.raises(ConnectorConnectionError):
+            connector.set(key, b"payload")
+    assert outside.read_bytes() == b"untouched"
 
 
 def test_put_leaves_no_temporary_files(store_dir: pathlib.Path) -> None:

@@ -33,6 +33,7 @@ from tests.conformance.connector_suite import ConnectorSuite
 from tests.conformance.subprocesses import kill_when_stalled, run_python
 
 #: One namespace per test process (xdist worker), so parallel runs never meet.
+UID = os.geteuid()
 NAMESPACE = f"test_{os.getpid()}_{secrets.token_hex(4)}"
 _BIG = 1 << 20  # above the size from which get() maps instead of reading
 
@@ -74,7 +75,7 @@ class TestSharedMemoryConformance(ConnectorSuite):
 def test_names_repr_and_config(connector: SharedMemoryConnector) -> None:
     key = connector.put(b"abc")
     assert key.size == 3
-    assert key.name.startswith(f"psshm-{NAMESPACE}-")
+    assert key.name.startswith(f"psshm-{UID}-{NAMESPACE}-")
     assert len(key.name.rsplit("-", 1)[1]) == 32
     assert os.path.exists(os.path.join("/dev/shm", key.name))
     assert connector.segments() == [key.name]

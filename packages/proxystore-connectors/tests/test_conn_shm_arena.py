@@ -21,6 +21,7 @@ from tests.conformance.connector_suite import ConnectorSuite
 from tests.conformance.subprocesses import kill_when_stalled, run_python
 
 #: One namespace per test process (xdist worker), so parallel runs never meet.
+UID = os.geteuid()
 NAMESPACE = f"arena_{os.getpid()}_{secrets.token_hex(4)}"
 ARENA = 4 << 20  # small, so tests fill it and reuse slots quickly
 SLOTS = 64
@@ -86,9 +87,9 @@ def _payload(size: int, seed: int = 1) -> bytes:
 
 def test_objects_live_in_one_arena(connector: SharedMemoryConnector) -> None:
     keys = connector.put_batch([b"a", b"bb", _payload(_BIG)])
-    assert all(k.name.startswith(f"psshm-{NAMESPACE}-~") for k in keys)
-    assert connector.segments() == [f"psshm-{NAMESPACE}-arena"]
-    assert os.path.getsize(f"/dev/shm/psshm-{NAMESPACE}-arena") == ARENA
+    assert all(k.name.startswith(f"psshm-{UID}-{NAMESPACE}-~") for k in keys)
+    assert connector.segments() == [f"psshm-{UID}-{NAMESPACE}-arena"]
+    assert os.path.getsize(f"/dev/shm/psshm-{UID}-{NAMESPACE}-arena") == ARENA
     assert connector.config() == {
         "namespace": NAMESPACE,
         "clear": True,
@@ -133,7 +134,7 @@ def test_store_arrays_are_read_only_and_share_the_arena(
     with Store("arena-arrays", connector, cache_size=0) as store:
         key = store.put(arr)
         assert isinstance(key, SharedMemoryKey)
-        assert key.name.startswith(f"psshm-{NAMESPACE}-~")
+        assert key.name.startswith(f"psshm-{UID}-{NAMESPACE}-~")
         got = store.get(key)
         assert np.array_equal(got, arr)
         assert not got.flags.writeable
@@ -165,7 +166,7 @@ def test_evicting_a_viewed_object_defers_the_free(
     while True:
         filler = connector.put(_payload(_BIG, seed=9))
         fillers.append(filler)
-        if not filler.name.startswith(f"psshm-{NAMESPACE}-~"):
+        if not filler.name.startswith(f"psshm-{UID}-{NAMESPACE}-~"):
             break  # the arena is full: further objects get segments
     assert view == payload
     del view
@@ -173,7 +174,7 @@ def test_evicting_a_viewed_object_defers_the_free(
     for filler in fillers:
         connector.evict(filler)
     again = connector.put(payload)
-    assert again.name.startswith(f"psshm-{NAMESPACE}-~")
+    assert again.name.startswith(f"psshm-{UID}-{NAMESPACE}-~")
     connector.evict(again)
 
 
@@ -219,12 +220,13 @@ def test_too_small_arena_options_are_refused() -> None:
 
 def test_invalid_arena_key_names_are_refused(connector: SharedMemoryConnector) -> None:
     with pytest.raises(ValueError, match="Invalid shared-memory segment name"):
-        connector.evict(SharedMemoryKey(f"psshm-{NAMESPACE}-arena", 1))
-    odd = SharedMemoryKey(f"psshm-{NAMESPACE}-~x.1", 1)
+        connector.evict(SharedMemoryKey(f"psshm-{UID}-{NAMESPACE}-arena", 1))
+    odd = SharedMemoryKey(f"psshm-{UID}-{NAMESPACE}-~x.1", 1)
     assert connector.get(odd) is None
     assert not connector.exists(odd)
     assert (
-        connector.get(SharedMemoryKey(f"psshm-{NAMESPACE}-~{SLOTS + 5}.1", 1)) is None
+        connector.get(SharedMemoryKey(f"psshm-{UID}-{NAMESPACE}-~{SLOTS + 5}.1", 1))
+        is None
     )
 
 
@@ -384,9 +386,11 @@ def test_fork_child_gets_its_own_lock(connector: SharedMemoryConnector) -> None:
 
 
 def test_foreign_file_at_the_arena_path_is_refused() -> None:
-    path = f"/dev/shm/psshm-{NAMESPACE}-arena"
-    with open(path, "wb") as f:
-        f.write(b"not an arena")
+    path = f"/dev/shm/psshm-{UID}-{NAMESPACE}-arena"
+    # Private and ours (so not a squat): only the missing header is wrong.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, b"not an arena")
+    os.close(fd)
     try:
         with pytest.raises(
             CorruptPayloadError, match="not a proxystore shared-memory arena"

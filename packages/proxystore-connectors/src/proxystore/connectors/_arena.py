@@ -46,6 +46,19 @@ Views and slot reuse (the reference-count scheme):
   change while any process can still read them.
 * Holders that died without letting go are dropped by the sweep (a dead pid is
   one for which ``kill(pid, 0)`` fails with ``ESRCH``).
+
+Ownership (``/dev/shm`` is writable by every user, and arena names are predictable):
+
+* The file is created under a random temporary name with ``O_CREAT | O_EXCL``,
+  set to mode ``0600`` whatever the umask, then linked to its final name, so it
+  is complete and private before anyone can open it by that name.
+* Attaching opens the name with ``O_NOFOLLOW`` and checks the *opened*
+  descriptor (``fstat``, so no file can be swapped in between): a regular file,
+  owned by this process's effective uid, with no group or other permission bits,
+  whose header describes a table that fits in the file. Anything else is a
+  `ForeignFileError` (or a `CorruptPayloadError` for our own file with a
+  broken header) and is never mapped. These checks run once per attach; the
+  read path adds no system call.
 """
 
 from __future__ import annotations
@@ -57,12 +70,25 @@ import fcntl
 import mmap
 import os
 import secrets
+import stat
 import threading
 import weakref
 from collections.abc import Sequence
 from typing import Any, Final
 
-__all__ = ["Arena", "ArenaFullError", "arena_of", "forget_arena", "open_arena"]
+from proxystore.connectors.exceptions import CorruptPayloadError, ForeignFileError
+
+__all__ = [
+    "Arena",
+    "ArenaFullError",
+    "arena_of",
+    "check_private",
+    "forget_arena",
+    "open_arena",
+    "problem_with",
+    "refusal",
+    "refuse_unopenable",
+]
 
 MAGIC: Final = int.from_bytes(b"PSARENA\x01", "little")
 HEADER_BYTES: Final = 4096
@@ -79,6 +105,12 @@ _E_HOLD: Final = 6
 FREE, WRITING, READY, EVICTED = 0, 1, 2, 3
 
 _FILE_MODE: Final = 0o600
+# Flags of every open of an existing file at a name others could have taken:
+# never follow a planted symbolic link, never block on a planted FIFO.
+OPEN_FLAGS: Final = os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+_WHAT: Final = "shared-memory arena"
+#: Attempts to open-or-create when the file keeps vanishing (clearing closes).
+_ATTEMPTS: Final = 5
 
 
 # The optional C read path (built from _arenac.c); the pure-Python path is used
@@ -109,6 +141,71 @@ class ArenaFullError(Exception):
     """Raised when the arena file cannot be created for lack of shared memory."""
 
 
+def refusal(path: str, what: str, problem: str) -> ForeignFileError:
+    """Return the error refusing the ``what`` at ``path`` because of ``problem``."""
+    return ForeignFileError(
+        f"Refusing to use the {what} {path!r}: {problem}. Another local user may "
+        "have created it to read or rewrite the objects stored in it; nothing was "
+        f"read from or written to it. Check who made it (ls -l {path}), remove it "
+        "as its owner or as root, or use another namespace.",
+        path=path,
+    )
+
+
+def problem_with(st: os.stat_result, uid: int) -> str | None:
+    """Say why a file with status ``st`` is not a private file of ``uid``."""
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symbolic link"
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    if st.st_uid != uid:
+        return f"it belongs to uid {st.st_uid}, not to this process's uid {uid}"
+    if st.st_mode & 0o077:
+        mode = stat.S_IMODE(st.st_mode)
+        return f"other users may open it (mode {mode:04o}, expected 0600)"
+    return None
+
+
+def check_private(fd: int, path: str, what: str, uid: int) -> os.stat_result:
+    """Return the status of the open file ``fd`` once it proved private to ``uid``.
+
+    The check reads the opened descriptor, not the name, so the file checked is
+    the file used.
+
+    Raises:
+        ForeignFileError: if the file is not a regular file, belongs to another
+            uid, or has group or other permission bits.
+    """
+    st = os.fstat(fd)
+    problem = problem_with(st, uid)
+    if problem is not None:
+        raise refusal(path, what, problem)
+    return st
+
+
+def refuse_unopenable(exc: OSError, path: str, what: str, uid: int) -> None:
+    """Raise `ForeignFileError` when ``exc`` (from opening ``path``) shows a squat.
+
+    A symbolic link (``ELOOP`` under ``O_NOFOLLOW``) or a file this process may
+    not open at one of its own names was put there by someone else. Returns
+    (so the caller re-raises ``exc``) for any other error.
+
+    Raises:
+        ForeignFileError: as described.
+    """
+    if exc.errno == errno.ELOOP:
+        raise refusal(path, what, "it is a symbolic link") from exc
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return
+        problem = problem_with(st, uid) or (
+            f"this process may not open it (mode {stat.S_IMODE(st.st_mode):04o})"
+        )
+        raise refusal(path, what, problem) from exc
+
+
 def _alive(pid: int) -> bool:
     if pid <= 0:
         return False
@@ -128,20 +225,45 @@ class Arena:
 
     Args:
         path: Path of the arena file.
-        fd: Open read-write descriptor of it (owned by the arena).
+        fd: Open read-write descriptor of it (owned by the arena), already checked
+            by `check_private`.
+        file_size: Size of the file behind ``fd`` (from the same ``fstat``).
+
+    Raises:
+        CorruptPayloadError: if the file has no arena header, or one whose table
+            does not fit in the file (it is never mapped).
     """
 
-    def __init__(self, path: str, fd: int) -> None:
+    def __init__(self, path: str, fd: int, file_size: int) -> None:
         self.path = path
         self.fd = fd
         header = os.pread(fd, 7 * 8, 0)
         words = memoryview(header).cast("q") if len(header) == 7 * 8 else None
         if words is None or words[_H_MAGIC] != MAGIC:
-            raise ValueError(f"{path!r} is not a proxystore shared-memory arena.")
+            raise CorruptPayloadError(
+                f"{path!r} is not a proxystore shared-memory arena (no arena "
+                "header). Remove it, or use another namespace."
+            )
         self.size = words[_H_SIZE]
         self.slots = words[_H_SLOTS]
         self.table = words[_H_TABLE] // 8
         self.data_start = words[_H_DATA]
+        table_end = words[_H_TABLE] + self.slots * ENTRY_WORDS * 8
+        if not (
+            self.size == file_size
+            and words[_H_TABLE] == HEADER_BYTES
+            and self.slots > 0
+            and table_end <= min(self.data_start, self.size)
+            and 0 <= words[_H_HIGH] <= self.slots
+            and words[_H_GEN] >= 0
+        ):
+            # Mapping it would let the table (read in C, too) run off the file.
+            raise CorruptPayloadError(
+                f"{path!r} has an inconsistent arena header (file size {file_size}, "
+                f"header size {self.size}, {self.slots} slots, table at "
+                f"{words[_H_TABLE]}, data at {self.data_start}). Remove it, or "
+                "use another namespace."
+            )
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         self.mm = mmap.mmap(fd, self.size, flags=flags)
         self.bytes = memoryview(self.mm)
@@ -450,11 +572,21 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _create(path: str, size: int, slots: int) -> None:
-    """Create the arena file atomically (temporary name, then ``link``)."""
+def _create(path: str, size: int, slots: int) -> int | None:
+    """Create the arena file atomically (private temporary name, then ``link``).
+
+    Returns:
+        A read-write descriptor of the new arena, or ``None`` when another file
+        took the name first (the caller then opens and checks that one).
+
+    Raises:
+        ArenaFullError: if there is not enough shared memory for ``size`` bytes.
+    """
     tmp = f"{path}.tmp-{secrets.token_hex(6)}"
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | OPEN_FLAGS, _FILE_MODE)
+    linked = False
     try:
+        os.fchmod(fd, _FILE_MODE)  # exactly 0600, whatever the umask took away
         try:
             os.posix_fallocate(fd, 0, size)
         except OSError as exc:
@@ -475,34 +607,67 @@ def _create(path: str, size: int, slots: int) -> None:
             header[index] = value
         os.pwrite(fd, header.cast("B"), 0)
         with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)  # fails if another process created it first
+            os.link(tmp, path)  # fails if another file has the name already
+            linked = True
     finally:
-        os.close(fd)
+        if not linked:
+            os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+    return fd if linked else None
+
+
+def _open_existing(path: str, uid: int) -> int | None:
+    """Open the arena file at ``path`` read-write; ``None`` when there is none.
+
+    Raises:
+        ForeignFileError: if the name is a symbolic link or a file this process
+            may not open.
+        OSError: for other failures to open it.
+    """
+    try:
+        return os.open(path, os.O_RDWR | OPEN_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        refuse_unopenable(exc, path, _WHAT, uid)
+        raise
 
 
 def open_arena(path: str, size: int, slots: int) -> Arena:
     """Return this process's mapping of the arena at ``path``, creating it if needed.
 
     ``size`` and ``slots`` apply only when the file does not exist yet; an existing
-    arena keeps the size its creator chose.
+    arena keeps the size its creator chose. An existing file is used only if it
+    is a regular file of this process's effective uid that no other user may
+    open, with a consistent arena header (see the module documentation).
 
     Raises:
         ArenaFullError: if there is not enough shared memory to create it.
+        ForeignFileError: if the file at ``path`` is not safely ours (another
+            user's, open to others, a symbolic link or not a regular file).
+        CorruptPayloadError: if our own file at ``path`` is not a valid arena.
         OSError: if the file cannot be opened or mapped.
     """
     with _ARENAS_LOCK:
         arena = _ARENAS.get(path)
         if arena is not None and not arena.stale:
             return arena
+        uid = os.geteuid()
+        fd = None
+        for _ in range(_ATTEMPTS):
+            fd = _open_existing(path, uid)
+            if fd is None:
+                fd = _create(path, size, slots)
+            if fd is not None:
+                break
+        if fd is None:
+            raise FileNotFoundError(
+                errno.ENOENT, "the arena kept disappearing while being opened", path
+            )
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            _create(path, size, slots)
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            arena = Arena(path, fd)
+            st = check_private(fd, path, _WHAT, uid)
+            arena = Arena(path, fd, st.st_size)
         except BaseException:
             os.close(fd)
             raise

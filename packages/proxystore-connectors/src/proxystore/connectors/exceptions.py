@@ -7,7 +7,9 @@ only ever see this tree::
     ├── ConnectorConnectionError   a server cannot be reached (names host:port)
     ├── ConnectorTimeoutError      an operation took longer than allowed
     ├── CorruptPayloadError        stored bytes fail an integrity check
-    └── MultiConnectorError        routing problem inside a MultiConnector
+    ├── ForeignFileError           a file at one of our names is not safely ours
+    ├── MultiConnectorError        routing problem inside a MultiConnector
+    └── SharedMemoryFullError      (proxystore.connectors.shm) no room in /dev/shm
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ __all__ = [
     "ConnectorError",
     "ConnectorTimeoutError",
     "CorruptPayloadError",
+    "ForeignFileError",
     "MultiConnectorError",
 ]
 
@@ -42,6 +45,23 @@ class ConnectorTimeoutError(ConnectorError, TimeoutError):
 
 class CorruptPayloadError(ConnectorError, ValueError):
     """Raised when stored bytes are truncated or fail an integrity check."""
+
+
+class ForeignFileError(ConnectorError, PermissionError):
+    """Raised when a file at a name the connector uses is not safely its own.
+
+    Names in a directory every user can write (such as ``/dev/shm``) can be taken
+    by anyone: another local user may have created the file to read or rewrite
+    what we would store in it. The connector refuses a file that belongs to
+    another user, that other users may open, that is not a regular file (a
+    symbolic link, a FIFO), or a key that names another user's objects. Nothing
+    is read from or written to the file. The message names the path, what is
+    wrong and what to do.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class MultiConnectorError(ConnectorError):

@@ -17,6 +17,14 @@ Because an object's file is never modified in place, large objects are returned 
 private, writable memory map of the file instead of being read into memory: no copy is
 made, the deserializer can build arrays directly on it, and writes to the returned
 buffer never reach the stored object.
+
+Objects are private by default: each file is created with mode ``0600`` and the
+store directory, when the connector creates it, with ``0700``, so other users of the
+machine (or of a shared file system) can neither read nor replace them. A umask can
+only narrow these modes, never widen them. ``permissions`` opens them on purpose,
+e.g. ``0o640`` for a group that shares the directory: object files then get exactly
+that mode whatever the umask, and a directory the connector creates gets the
+matching search bits (``0o750``). A directory that already exists is left as it is.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, NamedTuple, Self
+from typing import Any, Final, NamedTuple, Self
 
 from proxystore.connectors.exceptions import ConnectorConnectionError
 from proxystore.connectors.protocols import BytesLike
@@ -38,6 +46,8 @@ from proxystore.utils._ids import random_hex, uuid4_hex
 __all__ = ["FileConnector", "FileKey"]
 
 _TMP_SUFFIX = ".tmp"
+#: Default permissions of object files: the owner's only.
+_PRIVATE: Final = 0o600
 # From this size on, get() maps the file instead of reading it: mapping costs ~10 us
 # whatever the size, while read() copies at a few GB/s (measured: read is cheaper below
 # ~1 MB when the caller copies the data anyway, mapping wins above).
@@ -77,6 +87,36 @@ def _os_errors(action: str, path: str) -> Iterator[None]:
         ) from exc
 
 
+def _cannot_create(path: str, exc: OSError) -> str:
+    """Explain why the store directory ``path`` could not be created.
+
+    The error names the deepest path the system call tried, so "no such file"
+    reads as if a parent were missing even when the parent exists but refuses new
+    entries (``/proc``, a read-only mount, a directory of another user). The
+    deepest existing ancestor is looked up instead, and the message says which
+    name could not be made in it and why.
+    """
+    reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+    prefix = f"Cannot create the store directory {path!r}"
+    existing = path
+    while not os.path.lexists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        return f"{prefix}: {existing!r} exists and is not a directory."
+    if existing == path:
+        return f"{prefix}: {reason}."
+    child = os.path.relpath(path, existing).split(os.sep)[0]
+    if not os.access(existing, os.W_OK | os.X_OK):
+        reason += f"; {existing!r} is not writable by this user"
+    return (
+        f"{prefix}: {existing!r} exists, but {child!r} cannot be created in it "
+        f"({reason})."
+    )
+
+
 class FileConnector(Closeable):
     """Connector storing each object as a file in ``store_dir``.
 
@@ -88,8 +128,16 @@ class FileConnector(Closeable):
             Python choose; large objects bypass the buffer either way).
         fsync: Flush each object and the directory entry to the storage device
             before a put returns (durable across machine crashes; slower).
+        permissions: Mode of each object file (default ``0o600``: the owner's
+            only). Other bits share the objects on purpose: ``0o640`` lets the
+            file's group read them, ``0o644`` every user. A store directory the
+            connector creates gets ``0o700`` plus a search bit for each class
+            that may read. Write bits for group or others let them replace
+            objects in the directory, so only grant them with signed payloads.
 
     Raises:
+        ValueError: if ``permissions`` is not a mode within ``0o777`` that lets
+            the owner read and write.
         ConnectorConnectionError: if ``store_dir`` cannot be created (e.g. a parent
             is not writable or is a file); the error names the path.
     """
@@ -101,13 +149,46 @@ class FileConnector(Closeable):
         clear: bool = True,
         buffering: int = -1,
         fsync: bool = False,
+        permissions: int = _PRIVATE,
     ) -> None:
+        if (
+            type(permissions) is not int
+            or permissions & ~0o777
+            or permissions & _PRIVATE != _PRIVATE
+        ):
+            raise ValueError(
+                f"Invalid permissions {permissions!r}: give a mode within 0o777 "
+                "that includes 0o600 (the owner reads and writes), e.g. 0o600 "
+                "(private, the default), 0o640 (group may read) or 0o644."
+            )
         self.store_dir = os.path.abspath(store_dir)
         self.clear = clear
         self.buffering = buffering
         self.fsync = fsync
-        with _os_errors("create the store directory", self.store_dir):
-            os.makedirs(self.store_dir, exist_ok=True)
+        self.permissions = permissions
+        # Set explicitly on each object when it grants more than the default,
+        # so a umask cannot take away what was asked for.
+        self._chmod = permissions != _PRIVATE
+        try:
+            self._make_directory()
+        except OSError as exc:
+            raise ConnectorConnectionError(
+                _cannot_create(self.store_dir, exc), address=self.store_dir
+            ) from exc
+
+    def _make_directory(self) -> None:
+        """Create the store directory (parents as ``mkdir -p``) with our mode."""
+        # Each class that may read objects may also search the directory.
+        mode = 0o700 | (self.permissions & 0o077) | (self.permissions & 0o044) >> 2
+        parent = os.path.dirname(self.store_dir)
+        os.makedirs(parent, exist_ok=True)
+        try:
+            os.mkdir(self.store_dir, mode)
+        except FileExistsError:
+            if not os.path.isdir(self.store_dir):
+                raise
+            return  # not ours to change
+        os.chmod(self.store_dir, mode)  # exactly: the umask may have narrowed it
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(directory={self.store_dir})"
@@ -138,6 +219,7 @@ class FileConnector(Closeable):
             "clear": self.clear,
             "buffering": self.buffering,
             "fsync": self.fsync,
+            "permissions": self.permissions,
         }
 
     @classmethod
@@ -146,6 +228,7 @@ class FileConnector(Closeable):
 
         Raises:
             TypeError: if ``config`` has an unknown or missing option.
+            ValueError: if ``permissions`` is invalid.
             ConnectorConnectionError: if the store directory cannot be created.
         """
         return cls(**config)
@@ -234,7 +317,7 @@ class FileConnector(Closeable):
         with _os_errors("write", path):
             try:
                 with (
-                    open(tmp, "xb", buffering=self.buffering) as f,
+                    open(tmp, "xb", buffering=self.buffering, opener=self._open) as f,
                     memoryview(obj) as raw,
                     raw.cast("B") as view,
                 ):
@@ -252,6 +335,17 @@ class FileConnector(Closeable):
                 with suppress(OSError):
                     os.unlink(tmp)
                 raise
+
+    def _open(self, path: str, flags: int) -> int:
+        """Create a new file (``open``'s flags: exclusive) with our permissions."""
+        fd = os.open(path, flags | os.O_NOFOLLOW, self.permissions)
+        if self._chmod:
+            try:
+                os.fchmod(fd, self.permissions)
+            except BaseException:
+                os.close(fd)
+                raise
+        return fd
 
     def _sync_directory(self) -> None:
         # Makes the rename itself durable (POSIX needs the directory fsync-ed too).

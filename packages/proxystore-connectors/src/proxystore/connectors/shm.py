@@ -1,8 +1,9 @@
 """Same-node connector keeping each object in a POSIX shared-memory segment.
 
 Every object lives in its own file of ``/dev/shm`` (a ``tmpfs``: memory, not disk),
-named ``psshm-<namespace>-<128-bit random hex>``. Any process of the same user on the
-node can read it without a server, a socket or a copy.
+named ``psshm-<uid>-<namespace>-<128-bit random hex>``, where ``<uid>`` is the
+effective uid of the writer. Any process of the same user on the node can read it
+without a server, a socket or a copy; other users cannot (see "Other users" below).
 
 Segment layout (integers little-endian)::
 
@@ -31,10 +32,10 @@ Arena mode (``arena=True``)
 ---------------------------
 Fresh ``tmpfs`` pages are expensive: each put pays their allocation and first
 touch, each reader pays page-table set-up for a new mapping. In arena mode the
-namespace instead owns one pre-sized file, ``psshm-<namespace>-arena``, which every
-process maps once (pages reserved and pre-faulted) and which holds objects in
-slots (see ``proxystore.connectors._arena`` for the layout, the crash-safe lock
-and the reference counts):
+namespace instead owns one pre-sized file, ``psshm-<uid>-<namespace>-arena``,
+which every process of the user maps once (pages reserved and pre-faulted) and
+which holds objects in slots (see ``proxystore.connectors._arena`` for the
+layout, the crash-safe lock and the reference counts):
 
 * a put is one copy into the arena; any process may put, get and evict;
 * a get of 256 KiB or more returns a **read-only** zero-copy view into the arena
@@ -48,7 +49,7 @@ and the reference counts):
 * ``close(clear=True)`` removes the arena file with the segments; processes that
   still map it keep valid views.
 
-Keys of arena objects are named ``psshm-<namespace>-~<slot>.<generation>``.
+Keys of arena objects are named ``psshm-<uid>-<namespace>-~<slot>.<generation>``.
 
 The read of a large arena object (key parse, hold, view) runs in a small C
 extension, ``proxystore.connectors._arenac``, when the package was built with a
@@ -57,6 +58,28 @@ and each Python step costs about a microsecond there. It follows the same protoc
 as the pure-Python path (same lock, same words), which is used without the build
 or when the environment variable ``PROXYSTORE_ARENA_PURE_PYTHON`` is set to a
 non-empty value other than ``0``; processes of either kind share one arena.
+
+Other users
+-----------
+``/dev/shm`` is writable by every user and our names are predictable, so another
+user could create a file at one of them first (to read what we store there, or to
+have us read what they wrote). Segments and arenas are therefore private to the
+user that made them, and the connector only ever uses files that prove it:
+
+* every file is created ``O_CREAT | O_EXCL`` with mode ``0600`` under a random
+  temporary name, and renamed or linked onto its final name once complete;
+* every existing file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and used only if
+  the *opened* descriptor (``fstat``) is a regular file of this process's uid
+  with no group or other permission bits; for a segment that ``fstat`` is the
+  one a get makes anyway, for the arena it runs once when the process attaches;
+* a key names its writer's uid: a process of another uid refuses it before any
+  file is opened (a proxy cannot carry one user's shared memory to another).
+
+A file that fails these checks raises
+`ForeignFileError <proxystore.connectors.exceptions.ForeignFileError>` naming it;
+it is never read, written or mapped, and `SharedMemoryConnector.close` leaves it
+in place. Such a file still blocks its name (a denial of service, the same as
+filling ``/dev/shm``): a namespace others cannot guess avoids that.
 """
 
 from __future__ import annotations
@@ -77,6 +100,7 @@ from proxystore.connectors.exceptions import (
     ConnectorConnectionError,
     ConnectorError,
     CorruptPayloadError,
+    ForeignFileError,
 )
 from proxystore.connectors.protocols import BytesLike
 from proxystore.utils._closeable import Closeable
@@ -111,6 +135,7 @@ _ARENA_MARK: Final = "~"
 _ARENA_MAX_DEFAULT: Final = 1 << 30
 _ARENA_MIN: Final = 1 << 20
 _ARENA_SLOTS: Final = 4096
+_SEGMENT: Final = "shared-memory segment"
 
 logger = logging.getLogger(__name__)
 
@@ -223,9 +248,9 @@ class SharedMemoryConnector(Closeable):
     """Connector keeping objects in the node's shared memory.
 
     Objects are visible to every process of the same user on this machine that uses
-    the same ``namespace``; nothing crosses the network. By default each object has
-    a segment of its own; with ``arena=True`` objects live in one pre-mapped arena
-    per namespace (see the module documentation).
+    the same ``namespace``, and to no other user; nothing crosses the network. By
+    default each object has a segment of its own; with ``arena=True`` objects live
+    in one pre-mapped arena per namespace (see the module documentation).
 
     Args:
         namespace: Group of segments this connector works in (letters, digits, ``_``
@@ -245,6 +270,10 @@ class SharedMemoryConnector(Closeable):
         ValueError: if ``namespace`` has other characters or is empty or too long,
             or the arena size or slot count is too small.
         ConnectorConnectionError: if ``/dev/shm`` does not exist (not Linux).
+
+    Operations raise `ForeignFileError` when a file at one of the connector's
+    names is not a private file of this user (see "Other users" in the module
+    documentation), or when a key names another user's shared memory.
     """
 
     def __init__(
@@ -282,7 +311,11 @@ class SharedMemoryConnector(Closeable):
         self.arena_size = arena_size
         self.arena_slots = arena_slots
         self.writable = writable
-        self._stem = f"{PREFIX}-{namespace}-"
+        # Our names carry our uid: keys from a process of another uid are refused
+        # by name, and one user's names never meet another's.
+        self._uid = os.geteuid()
+        self._user_prefix = f"{PREFIX}-{self._uid}-"
+        self._stem = f"{self._user_prefix}{namespace}-"
         self._arena_stem = self._stem + _ARENA_MARK
         # The C read path of the arena, when it is built.
         self._hold_view: Any = arenas._hold_view if arena else None
@@ -303,21 +336,49 @@ class SharedMemoryConnector(Closeable):
     def _new_name(self) -> str:
         return self._stem + _random_id()
 
-    @staticmethod
-    def _path(key: SharedMemoryKey) -> str:
+    def _path(self, key: SharedMemoryKey) -> str:
         name = key.name
-        # Keys may come from another process inside a pickled proxy: accept only our
-        # own segment names, which can neither escape /dev/shm nor name a temp file
-        # or an arena.
+        # Keys may come from another process inside a pickled proxy: accept only
+        # segment names of our uid, which can neither escape /dev/shm nor name a
+        # temp file or an arena.
         if (
-            not name.startswith(PREFIX + "-")
+            not name.startswith(self._user_prefix)
             or "/" in name
             or "\0" in name
             or _TMP_MARK in name
             or name.endswith("-" + _ARENA_NAME)
         ):
-            raise ValueError(f"Invalid shared-memory segment name in key {key!r}.")
+            self._refuse_key(key)
         return os.path.join(SHM_DIR, name)
+
+    def _refuse_key(self, key: SharedMemoryKey) -> None:
+        """Raise the error for a key that does not name a segment of our uid.
+
+        Raises:
+            ForeignFileError: if the key is well formed but names another uid.
+            ValueError: otherwise.
+        """
+        name = key.name
+        uid, sep, rest = name.removeprefix(PREFIX + "-").partition("-")
+        if (
+            name.startswith(PREFIX + "-")
+            and sep
+            and uid.isdecimal()
+            and rest
+            and uid != str(self._uid)
+            and "/" not in name
+            and "\0" not in name
+        ):
+            raise ForeignFileError(
+                f"Key {name!r} names shared memory of uid {uid}, but this process "
+                f"runs as uid {self._uid}. Shared-memory objects are private to the "
+                f"user that stored them: resolve the proxy as uid {uid}, or keep "
+                "objects that other users must read in a connector made for "
+                "sharing (e.g. a FileConnector with permissions=0o640 in a "
+                "directory of a common group).",
+                path=os.path.join(SHM_DIR, name),
+            )
+        raise ValueError(f"Invalid shared-memory segment name in key {key!r}.")
 
     def _slot(self, key: SharedMemoryKey) -> tuple[int, int] | None:
         """Return ``(slot, generation)`` of an arena key of this namespace."""
@@ -352,8 +413,8 @@ class SharedMemoryConnector(Closeable):
                 self.namespace,
             )
             return None
-        except ValueError as exc:  # another file squats on the arena's name
-            raise CorruptPayloadError(str(exc)) from exc
+        except ConnectorError:  # another file squats on the arena's name
+            raise
         except OSError as exc:
             with _os_errors("map", self._arena_path):
                 raise exc from None
@@ -373,17 +434,26 @@ class SharedMemoryConnector(Closeable):
 
         Args:
             clear: Remove every segment of the namespace, complete or temporary,
-                written by any process (also those of crashed writers), and its
-                arena; ``None`` uses the ``clear`` given to the constructor.
-                Arrays and views still in use stay valid. Closing twice is
-                harmless.
+                written by any process of this user (also those of crashed
+                writers), and its arena; ``None`` uses the ``clear`` given to the
+                constructor. Arrays and views still in use stay valid. Closing
+                twice is harmless. Files at our names that are not private files
+                of this user are left in place (with a warning).
         """
         if not (self.clear if clear is None else clear):
             return
         arenas.forget_arena(self._arena_path)
         for name in self.segments():
-            with suppress(FileNotFoundError):
-                os.unlink(os.path.join(SHM_DIR, name))
+            path = os.path.join(SHM_DIR, name)
+            try:
+                problem = arenas.problem_with(os.lstat(path), self._uid)
+                if problem is not None:
+                    # Not ours to remove, nor to trust: leave it, say so.
+                    logger.warning("Not removing %r on close: %s.", path, problem)
+                    continue
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def config(self) -> dict[str, Any]:
         """Return the options that `from_config` takes."""
@@ -436,6 +506,8 @@ class SharedMemoryConnector(Closeable):
 
         Raises:
             ValueError: if the key does not name a segment of this connector kind.
+            ForeignFileError: if the key names another user's shared memory, or
+                the file at its name is not a private file of this user.
         """
         path = self._path(key)
         slot = self._slot(key)
@@ -443,7 +515,14 @@ class SharedMemoryConnector(Closeable):
             arena = self._arena()
             if arena is not None and arena.exists(*slot):
                 return True
-        return os.path.exists(path)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        problem = arenas.problem_with(st, self._uid)
+        if problem is not None:
+            raise arenas.refusal(path, _SEGMENT, problem)
+        return True
 
     def get(
         self, key: SharedMemoryKey, *, writable: bool | None = None
@@ -461,6 +540,9 @@ class SharedMemoryConnector(Closeable):
             ValueError: if the key does not name a segment of this connector kind.
             CorruptPayloadError: if the segment is shorter than its header declares
                 (truncated) or is not a segment of this connector.
+            ForeignFileError: if the key names another user's shared memory, or
+                the file at its name (or the arena) is not a private file of this
+                user; nothing is read from it.
             ConnectorConnectionError: if the segment exists but cannot be read.
         """
         # An arena key is validated by its parse (our stem, then digits): the
@@ -502,15 +584,18 @@ class SharedMemoryConnector(Closeable):
         self, key: SharedMemoryKey, path: str
     ) -> bytes | memoryview | None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | arenas.OPEN_FLAGS)
         except FileNotFoundError:
             return None
-        except OSError:
+        except OSError as exc:
+            arenas.refuse_unopenable(exc, path, _SEGMENT, self._uid)
             with _os_errors("open", path):
                 raise
         try:
+            # The fstat a read needs anyway also proves the file is ours.
+            st = arenas.check_private(fd, path, _SEGMENT, self._uid)
             with _os_errors("read", path):
-                size = os.fstat(fd).st_size
+                size = st.st_size
                 if size < _HEADER_SIZE + _MAP_MIN_BYTES:
                     data = os.read(fd, size)
                     length = self._check(key, data, len(data))
@@ -618,6 +703,8 @@ class SharedMemoryConnector(Closeable):
 
         Raises:
             ValueError: if the key does not name a segment of this connector kind.
+            ForeignFileError: if the key names another user's shared memory, or
+                another user's file holds its name.
             SharedMemoryFullError: if ``obj`` does not fit in free shared memory.
             ConnectorConnectionError: if the segment cannot be written otherwise.
         """
@@ -654,8 +741,16 @@ class SharedMemoryConnector(Closeable):
         except BaseException as exc:
             with suppress(OSError):
                 os.unlink(tmp)
-            if not isinstance(exc, OSError):
+            if not isinstance(exc, OSError) or isinstance(exc, ConnectorError):
                 raise
+            if exc.errno in (errno.EPERM, errno.EACCES):
+                # /dev/shm is sticky: only another user's file makes this fail.
+                try:
+                    problem = arenas.problem_with(os.lstat(final), self._uid)
+                except OSError:
+                    problem = None
+                if problem is not None:
+                    raise arenas.refusal(final, _SEGMENT, problem) from exc
             if exc.errno in (errno.ENOSPC, errno.EFBIG):
                 # Another writer took the space between our check and write.
                 raise _full_error(needed, SHM_DIR) from exc
