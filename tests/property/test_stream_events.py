@@ -282,3 +282,59 @@ def test_key_event_fast_path_matches_generic_codec(
         except EventDecodeError:
             cached = None
         assert cached == generic(candidate)
+
+
+# ------------------------------------------------------------ event store configs
+_FILE = "proxystore.connectors.file.FileConnector"
+_option_names = st.sampled_from(
+    [
+        "password_env",
+        "token_credential",
+        "curve_secret_key_env",
+        "clear",
+        "hostname",
+        "port",
+        "nested",
+    ]
+) | st.text(max_size=8)
+_option_values: st.SearchStrategy[Any] = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(_option_names, inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+def _names_a_reference(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(
+            (str(k).endswith(("_env", "_credential")) and v not in (None, ""))
+            or _names_a_reference(v)
+            for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return any(_names_a_reference(v) for v in value)
+    return False
+
+
+@given(options=st.dictionaries(_option_names, _option_values, max_size=5))
+def test_event_store_configs_never_resolve_references_or_clear(
+    options: dict[str, Any],
+) -> None:
+    # Whatever options an event's store config carries, the store a consumer
+    # makes from it names no credential reference and never clears; nothing
+    # else is changed.
+    from proxystore.stream.exceptions import UntrustedEventError
+    from proxystore.stream.trust import TrustPolicy, _ConsumerTrust
+
+    options = {**options, "store_dir": "/nonexistent/ps-law"}
+    config = StoreConfig(name="law", connector=ConnectorConfig(_FILE, options))
+    for policy in (None, TrustPolicy()):
+        try:
+            safe = _ConsumerTrust(policy).sanitised(config)
+        except UntrustedEventError:
+            continue
+        assert not _names_a_reference(options)
+        assert safe.connector.options == {**options, "clear": False}
+        assert safe.connector.kind == _FILE
