@@ -12,6 +12,7 @@ RUN := $(UV) run --frozen
 DOCS_RUN := $(UV) run --frozen --all-packages --group docs
 DOCS_BUILD := mkdocs build --strict
 DOCS_ADDR ?= 127.0.0.1:8000
+SHOTS_DIR ?= build/docs-shots
 PYTEST_NO_TESTS_OK := rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
 
 .PHONY: help ensure-uv install demo test test-integration lint format typecheck bench check clean
@@ -63,19 +64,24 @@ check: lint typecheck test ## lint + typecheck + test.
 clean: ## Remove caches and build output.
 	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist
 
-.PHONY: docs docs-serve
+.PHONY: docs docs-serve docs-screenshots
 
 docs: ensure-uv ## Build the docs site strictly into site/ (broken links, missing API objects fail).
 	$(UV) sync --frozen --all-packages --group docs
 	$(DOCS_RUN) python -m scripts.docs.gen_api
+	$(DOCS_RUN) python -m scripts.docs.gen_cli
 	$(DOCS_RUN) python -m scripts.docs.security_policy
 	PYTHONPATH="$$($(DOCS_RUN) python -m scripts.docs.gen_api --pythonpath)" \
 		NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) $(DOCS_BUILD)
-	@echo "site built: open site/index.html"
+	@echo "site built into site/: browse it with 'make docs-serve' (search needs http://)"
 
 docs-serve: ensure-uv ## Serve the docs with live reload on http://127.0.0.1:8000 (DOCS_ADDR=host:port).
 	$(UV) sync --frozen --all-packages --group docs
 	$(DOCS_RUN) python -m scripts.docs.gen_api
+	$(DOCS_RUN) python -m scripts.docs.gen_cli
 	$(DOCS_RUN) python -m scripts.docs.security_policy
 	PYTHONPATH="$$($(DOCS_RUN) python -m scripts.docs.gen_api --pythonpath)" \
 		NO_MKDOCS_2_WARNING=1 $(DOCS_RUN) mkdocs serve --dev-addr $(DOCS_ADDR)
+
+docs-screenshots: docs ## Screenshot key pages of site/ with headless Chromium (installs Debian's chromium if missing).
+	scripts/docs/screenshots.sh $(SHOTS_DIR)

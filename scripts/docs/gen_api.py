@@ -7,20 +7,27 @@ tree (`packages/*/src/proxystore/`) and imports nothing, so a module whose optio
 third-party client is missing still gets a page (mkdocstrings reads sources statically).
 Like `pkgutil.walk_packages`, it only descends into regular packages (`__init__.py`).
 
+The index lists each module with the first sentence of its docstring. A module that
+is a console script's entry point (`[project.scripts]` of a member) is a command, not
+an API: its page links to the command line reference (`scripts/docs/gen_cli.py`) and
+documents only the module's public names that are not click commands.
+
 Usage: `python -m scripts.docs.gen_api [--out DIR]`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import ast
 import shutil
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ROOT / "packages"
 DEFAULT_OUT = ROOT / "docs" / "reference"
+MERGED = ROOT / "build" / "docs-api-src"
 
 
 def public_modules(packages: Path = PACKAGES) -> dict[str, str]:
@@ -32,6 +39,16 @@ def public_modules(packages: Path = PACKAGES) -> dict[str, str]:
     Returns:
         `{"proxystore.store.base": "proxystore-store", ...}`, sorted by module name.
     """
+    return {module: member for module, (member, _) in module_files(packages).items()}
+
+
+def module_files(packages: Path = PACKAGES) -> dict[str, tuple[str, Path]]:
+    """Map every public module name to its member and source file.
+
+    Returns:
+        `{"proxystore.store.base": ("proxystore-store", Path(...)), ...}`, sorted by
+        module name.
+    """
     sources = sorted(packages.glob("*/src"))
     # Regular packages, by dotted folder, whichever member holds their __init__.py: a
     # member may add modules to another member's package (the endpoint member ships
@@ -41,7 +58,7 @@ def public_modules(packages: Path = PACKAGES) -> dict[str, str]:
         for src in sources
         for init in src.glob("proxystore/**/__init__.py")
     }
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, Path]] = {}
     for src in sources:
         member = src.parent.name
         for path in sorted(src.glob("proxystore/**/*.py")):
@@ -55,34 +72,58 @@ def public_modules(packages: Path = PACKAGES) -> dict[str, str]:
             # folders such as the `proxystore.ex` compatibility aliases.
             chain = [".".join(folders[:n]) for n in range(2, len(folders) + 1)]
             if all(folder in regular for folder in chain):
-                found[".".join(parts)] = member
+                found[".".join(parts)] = (member, path)
     return dict(sorted(found.items()))
 
 
-def search_path(packages: Path = PACKAGES) -> list[Path]:
-    """The members' source folders, in the order the API build must search them.
+def merged_source(dest: Path = MERGED, packages: Path = PACKAGES) -> Path:
+    """Lay every member's `proxystore/` into one folder (symlinks) and return it.
 
-    griffe (behind mkdocstrings) finds a module that one member adds to another
-    member's package (`proxystore.connectors.endpoint`, shipped by the endpoint
-    member) only when the contributing member's folder comes first: then it sees a
-    namespace portion and merges every member's folder. `make docs` puts this list in
-    `PYTHONPATH`, ahead of the editable installs.
+    griffe (behind mkdocstrings) merges the portions of a PEP 420 namespace found on
+    its search path, but stops at the first regular package: once a member ships
+    `proxystore/__init__.py` (the install name does, for `__version__`), the other
+    members' modules are invisible to it, although Python finds them through
+    `pkgutil.extend_path`. One merged tree is what an installation from wheels looks
+    like, and griffe reads it whichever way the namespace is built. `make docs` puts
+    the folder first in `PYTHONPATH`.
+
+    Folders two members both provide (`proxystore/connectors/`, extended by the
+    endpoint member) are created for real and merged entry by entry; files and
+    folders only one member provides are symlinks.
+
+    Args:
+        dest: Folder to (re)create.
+        packages: The folder holding one directory per workspace member.
+
+    Returns:
+        `dest`, the folder to put on the search path.
     """
-    sources = sorted(packages.glob("*/src"))
-    regular = {
-        init.parent.relative_to(src)
-        for src in sources
-        for init in src.rglob("*.py")
-        if init.name == "__init__.py"
-    }
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for src in sorted(packages.glob("*/src")):
+        _merge(src / "proxystore", dest / "proxystore")
+    return dest
 
-    def contributes(src: Path) -> bool:
-        return any(
-            folder.relative_to(src) in regular and not (folder / "__init__.py").exists()
-            for folder in (src / "proxystore").rglob("*/")
-        )
 
-    return sorted(sources, key=lambda src: (not contributes(src), src.name))
+def _merge(source: Path, target: Path) -> None:
+    if not source.is_dir():
+        return
+    target.mkdir(exist_ok=True)
+    for entry in sorted(source.iterdir()):
+        if entry.name == "__pycache__":
+            continue
+        link = target / entry.name
+        if link.is_symlink() and entry.is_dir():
+            # Another member got here first: turn its link into a real folder.
+            first = link.resolve()
+            link.unlink()
+            _merge(first, link)
+            _merge(entry, link)
+        elif link.is_dir():
+            _merge(entry, link)
+        elif not link.exists():
+            link.symlink_to(entry)
 
 
 def page_name(module: str) -> str:
@@ -90,27 +131,82 @@ def page_name(module: str) -> str:
     return f"{module}.md"
 
 
-def _page(module: str, member: str) -> str:
-    return (
-        f"# `{module}`\n\nShipped by the `{member}` workspace member.\n\n::: {module}\n"
+def summary(path: Path) -> str:
+    """The first sentence of the module docstring in `path` (empty without one)."""
+    docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
+    paragraph = docstring.strip().split("\n\n", 1)[0].replace("\n", " ")
+    sentence, dot, _ = paragraph.partition(". ")
+    return (sentence + dot).strip().rstrip(".") + "." if sentence else ""
+
+
+def console_scripts(packages: Path = PACKAGES) -> dict[str, str]:
+    """Map each entry-point module of a console script to the script's name."""
+    found: dict[str, str] = {}
+    for pyproject in sorted(packages.glob("*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text()).get("project", {})
+        for name, target in project.get("scripts", {}).items():
+            found.setdefault(target.partition(":")[0], name)
+    return found
+
+
+def non_command_names(path: Path) -> list[str]:
+    """The names in the module's `__all__` that are not click commands.
+
+    A function is a command when a decorator is a call to something named
+    `command` or `group` (`@click.command()`, `@cli.group()`, ...).
+    """
+    tree = ast.parse(path.read_text())
+    exported: list[str] = []
+    commands: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            exported = list(ast.literal_eval(node.value))
+        if isinstance(node, ast.FunctionDef) and any(
+            isinstance(d, ast.Call)
+            and isinstance(d.func, (ast.Attribute, ast.Name))
+            and (d.func.attr if isinstance(d.func, ast.Attribute) else d.func.id)
+            in ("command", "group")
+            for d in node.decorator_list
+        ):
+            commands.add(node.name)
+    return [name for name in exported if name not in commands]
+
+
+def _page(module: str, member: str, path: Path, script: str | None) -> str:
+    head = f"# `{module}`\n\nShipped by the `{member}` workspace member.\n\n"
+    if script is None:
+        return f"{head}::: {module}\n"
+    head += (
+        f"This module is the `{script}` command: its commands and options are in "
+        f"the [command line reference](cli.md#{script}).\n"
     )
+    names = non_command_names(path)
+    if not names:
+        return head
+    members = "".join(f"        - {name}\n" for name in names)
+    return f"{head}\n::: {module}\n    options:\n      members:\n{members}"
 
 
-def _index(modules: dict[str, str]) -> str:
+def _index(modules: dict[str, tuple[str, Path]]) -> str:
     by_member: dict[str, list[str]] = defaultdict(list)
-    for module, member in modules.items():
+    for module, (member, _) in modules.items():
         by_member[member].append(module)
     lines = [
         "# API reference",
         "",
         "One page per public module, generated from the docstrings by mkdocstrings",
         "(`scripts/docs/gen_api.py` writes this index on every build). Modules are",
-        "grouped by the workspace member (`packages/<name>/`) that ships them.",
+        "grouped by the workspace member (`packages/<name>/`) that ships them. The",
+        "console scripts are in the [command line reference](cli.md).",
         "",
     ]
     for member in sorted(by_member):
-        lines += [f"## `{member}`", ""]
-        lines += [f"- [`{m}`]({page_name(m)})" for m in by_member[member]]
+        lines += [f"## `{member}`", "", "| module | summary |", "|---|---|"]
+        for m in by_member[member]:
+            text = summary(modules[m][1]).replace("|", "\\|")
+            lines.append(f"| [`{m}`]({page_name(m)}) | {text} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -124,12 +220,14 @@ def generate(out: Path = DEFAULT_OUT) -> list[str]:
     Returns:
         The module names that got a page.
     """
-    modules = public_modules()
+    modules = module_files()
+    scripts = console_scripts()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    for module, member in modules.items():
-        (out / page_name(module)).write_text(_page(module, member))
+    for module, (member, path) in modules.items():
+        page = _page(module, member, path, scripts.get(module))
+        (out / page_name(module)).write_text(page)
     (out / "index.md").write_text(_index(modules))
     return list(modules)
 
@@ -139,11 +237,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument(
-        "--pythonpath", action="store_true", help="print search_path() and exit"
+        "--pythonpath",
+        action="store_true",
+        help="lay out the merged source tree for mkdocstrings, print it and exit",
     )
     args = parser.parse_args(argv)
     if args.pythonpath:
-        print(os.pathsep.join(str(src) for src in search_path()))
+        print(merged_source())
         return
     names = generate(args.out)
     print(f"gen_api: {len(names)} module pages in {args.out}")
