@@ -8,11 +8,16 @@ the stored object. After every test no segment of this module's namespace is lef
 ``/dev/shm``.
 
 The same laws run in arena mode, plus a state machine driving put/get/evict and
-zero-copy views from two processes on one small arena against a dict model.
+zero-copy views from two processes on one small arena against a dict model. A last
+law plants files at an arena's name (links, FIFOs, files open to others or of
+another uid, headers with damaged words): the connector attaches exactly the
+private files of its uid whose header is consistent, and neither crashes nor
+hands out bytes of any other.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -35,6 +40,8 @@ from hypothesis.stateful import (
     rule,
 )
 
+from proxystore.connectors import _arena
+from proxystore.connectors.exceptions import CorruptPayloadError, ForeignFileError
 from proxystore.connectors.shm import SharedMemoryConnector, SharedMemoryKey
 from proxystore.store import Store
 from tests.conformance.store_laws import StoreLaws
@@ -158,6 +165,8 @@ def test_arena_arrays_are_read_only_unless_asked(length: int, dtype: type) -> No
 #: with one JSON value per line. Payloads travel as (size, seed).
 _PEER = r"""
 import hashlib, json, sys
+from proxystore.connectors import _arena
+from proxystore.connectors.exceptions import CorruptPayloadError, ForeignFileError
 from proxystore.connectors.shm import SharedMemoryConnector, SharedMemoryKey
 options = json.loads(sys.argv[2])
 c = SharedMemoryConnector(sys.argv[1], clear=False, **options)
@@ -326,3 +335,84 @@ class TwoProcessArenaMachine(RuleBasedStateMachine):
 TestTwoProcessArena = settings(stateful_step_count=30, deadline=None, max_examples=15)(
     TwoProcessArenaMachine
 ).TestCase
+
+
+# ------------------------------------------------------- files planted at the arena
+
+#: Its own namespace: each example plants a file at this arena's name.
+PLANT_NAMESPACE = f"lawsp_{os.getpid()}_{secrets.token_hex(4)}"
+_PLANT_SIZE = 4 << 20
+_PLANT_SLOTS = 16
+_BIG_LAW = b"law!" * 100_000  # read through the view path (C when built)
+_HEADER_VALUES = st.one_of(
+    st.integers(-2, 2),
+    st.sampled_from([8, 4096, 8192, _PLANT_SLOTS + 1, _PLANT_SIZE, 1 << 40]),
+    st.integers(-(1 << 63), (1 << 63) - 1),
+)
+
+
+@settings(max_examples=60)
+@given(
+    kind=st.sampled_from(["file", "symlink", "fifo"]),
+    mode=st.integers(0, 0o077).map(lambda bits: 0o600 | bits),
+    other_owner=st.booleans() if os.geteuid() == 0 else st.just(False),
+    edits=st.lists(st.tuples(st.integers(0, 6), _HEADER_VALUES), max_size=3),
+)
+def test_arena_attaches_only_to_private_consistent_files(
+    kind: str, mode: int, other_owner: bool, edits: list[tuple[int, int]]
+) -> None:
+    connector = SharedMemoryConnector(
+        PLANT_NAMESPACE,
+        arena=True,
+        arena_size=_PLANT_SIZE,
+        arena_slots=_PLANT_SLOTS,
+    )
+    path = connector._arena_path
+    planted = [path]
+    try:
+        if kind == "fifo":
+            os.mkfifo(path, mode)
+        else:
+            real = path if kind == "file" else path + ".elsewhere"
+            planted.append(real)
+            fd = _arena._create(real, _PLANT_SIZE, _PLANT_SLOTS)
+            assert fd is not None
+            try:
+                for word, value in edits:
+                    os.pwrite(fd, value.to_bytes(8, "little", signed=True), 8 * word)
+            finally:
+                os.close(fd)
+            if kind == "symlink":
+                os.symlink(real, path)
+        if kind != "symlink":
+            os.chmod(path, mode)
+        if other_owner:
+            os.chown(path, 65534, -1, follow_symlinks=False)
+        foreign = kind != "file" or other_owner or bool(mode & 0o077)
+        refused: ForeignFileError | CorruptPayloadError | None = None
+        try:
+            small, big = connector.put(b"law"), connector.put(_BIG_LAW)
+        except (ForeignFileError, CorruptPayloadError) as exc:
+            refused = exc
+        if foreign:
+            assert isinstance(refused, ForeignFileError), refused
+            assert refused.path == path
+        elif refused is not None:
+            assert isinstance(refused, CorruptPayloadError), refused
+            assert edits, refused  # a header as the library writes it is never refused
+        else:
+            assert connector.get(small) == b"law"
+            view = connector.get(big)
+            assert view == _BIG_LAW
+            if isinstance(view, memoryview):
+                view.release()
+            del view
+            connector.evict(small)
+            connector.evict(big)
+    finally:
+        gc.collect()
+        _arena.forget_arena(path)
+        names = {os.path.join("/dev/shm", n) for n in connector.segments()}
+        for name in names.union(planted):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
