@@ -83,6 +83,22 @@ def test_dunder_version_is_the_distribution_version() -> None:
         _ = proxystore.no_such_name
 
 
+def test_importing_proxystore_reads_no_metadata() -> None:
+    # ``__version__`` is looked up on first access: a bare import stays cheap.
+    code = (
+        "import sys; before = set(sys.modules); import proxystore; "
+        "print(sorted(set(sys.modules) - before - {'__future__'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "['proxystore']"
+
+
 def test_install_name_pins_every_member_to_its_own_version() -> None:
     meta = _project(ROOT / "packages" / "proxystore" / "pyproject.toml")
     dependencies = meta["dependencies"]
