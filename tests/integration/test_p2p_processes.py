@@ -12,10 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -27,11 +24,16 @@ import pytest
 from proxystore.p2p.exceptions import PeerConnectionError, PeerConnectionTimeoutError
 from proxystore.p2p.manager import PeerManager
 from proxystore.p2p.relay.client import RelayClient
-from tests.integration.harness.relay import RelayProcess, relay_script
+from tests.integration.harness.relay import PeerProcess as Peer
+from tests.integration.harness.relay import (
+    RelayProcess,
+    peers,
+    relay_script,
+    running_relay,
+)
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 MB100 = 100 * 1_000_000
 
@@ -40,74 +42,16 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 280) -> T:
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-class Peer:
-    def __init__(self, relay: str, log: Path, *extra: str) -> None:
-        self.uuid = uuid.uuid4()
-        self.log = log
-        with log.open("ab") as stderr:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.integration.harness.p2p_peer",
-                    relay,
-                    str(self.uuid),
-                    *extra,
-                ],
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                start_new_session=True,
-            )
-
-    def wait_for(self, line: str, timeout: float = 60) -> None:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = self.process.stdout.readline().decode().strip()
-            if got == line:
-                return
-            if not got and self.process.poll() is not None:
-                raise RuntimeError(f"peer exited with {self.process.returncode}")
-        raise TimeoutError(f"peer did not print {line} within {timeout} s")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[RelayProcess]:
-    process = RelayProcess(tmp_path)
-    process.start()
-    try:
+    with running_relay(tmp_path) as process:
         yield process
-    finally:
-        process.stop()
-        process.kill()
-        assert not process.alive()
 
 
 @pytest.fixture
 def start_peer(relay: RelayProcess) -> Iterator[Callable[..., Peer]]:
-    peers: list[Peer] = []
-
-    def start(*extra: str, wait: str = "READY") -> Peer:
-        peer = Peer(relay.address, relay.workdir / f"peer-{len(peers)}.log", *extra)
-        peers.append(peer)
-        peer.wait_for(wait)
-        return peer
-
-    try:
+    with peers(relay) as start:
         yield start
-    finally:
-        for peer in peers:
-            peer.kill()
-        assert all(p.process.poll() is not None for p in peers)
 
 
 def manager(relay: RelayProcess, **kwargs: Any) -> PeerManager:

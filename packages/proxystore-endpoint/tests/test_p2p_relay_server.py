@@ -197,19 +197,68 @@ def test_token_authentication() -> None:
     run(main())
 
 
-def test_same_uuid_registered_twice_closes_the_first_with_4004() -> None:
+def test_live_registration_is_not_taken_over_and_the_newcomer_retries() -> None:
     async def main() -> None:
-        async with relay() as r:
+        async with relay(probe_seconds=0.5) as r:
             shared = uuid.uuid4()
             first = await RelayClient(r.address, client_uuid=shared)
-            second = await RelayClient(r.address, client_uuid=shared)
+            second = RelayClient(r.address, client_uuid=shared, initial_backoff=0.1)
             with pytest.raises(RelayRegistrationError, match="4004"):
-                await first.recv(timeout=5)
-            assert second.connected
+                await second.connect(retry=False)
+            assert not second.refused  # 4004 means "not now", not "never"
+            holder = r.server.client_manager.get_client_by_uuid(shared)
+            assert holder is not None
+            assert first.connected
+            # Retrying in the background, it gets the UUID once the holder leaves.
+            waiting = asyncio.create_task(second.connect())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
             await first.close()
+            await asyncio.wait_for(waiting, 5)
+            assert second.connected
             await second.close()
 
     run(main())
+
+
+def test_registrations_follow_their_connection_and_are_bounded() -> None:
+    async def main() -> None:
+        async with (
+            relay(max_registrations=3) as r,
+            aiohttp.ClientSession() as session,
+        ):
+            ws = await raw_socket(session, r.address)
+            mine = [uuid.uuid4() for _ in range(4)]
+            for value in mine[:3]:
+                await ws.send_str(
+                    encode_relay_message(RelayRegistrationRequest("m", value))
+                )
+                reply = await ws.receive(timeout=5)
+                assert decode_relay_message(reply.data) == RelayResponse()
+            assert len(r.server.client_manager.get_clients()) == 3
+            await ws.send_str(
+                encode_relay_message(RelayRegistrationRequest("m", mine[3]))
+            )
+            await ws.receive(timeout=5)
+            assert ws.close_code == 4002
+            for _ in range(50):
+                if not r.server.client_manager.get_clients():
+                    break
+                await asyncio.sleep(0.05)
+            assert r.server.client_manager.get_clients() == []
+
+    run(main())
+
+
+def test_bad_limits_are_refused() -> None:
+    for kwargs in (
+        {"max_message_bytes": 0},
+        {"probe_seconds": 0},
+        {"heartbeat_seconds": -1},
+        {"max_registrations": 0},
+    ):
+        with pytest.raises(ValueError, match="positive"):
+            RelayServer(NullAuthenticator(), **kwargs)
 
 
 def test_client_reconnects_when_the_relay_returns() -> None:

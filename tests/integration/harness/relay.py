@@ -1,18 +1,23 @@
-"""A relay server (`proxystore-relay`) as a separate process on a loopback port."""
+"""A relay server (`proxystore-relay`) and p2p peers as separate loopback processes."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .ports import free_port
 from .servers import ServerAddress, wait_for_tcp
 
-__all__ = ["RelayProcess", "relay_script"]
+__all__ = ["PeerProcess", "RelayProcess", "peers", "relay_script", "running_relay"]
+
+_ROOT = Path(__file__).resolve().parents[3]
 
 
 def relay_script() -> str:
@@ -96,3 +101,104 @@ class RelayProcess:
             self._process.wait(10)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+class PeerProcess:
+    """`python -m tests.integration.harness.p2p_peer RELAY UUID [extra...]`.
+
+    Args:
+        relay: Relay address.
+        log: File the peer's stderr is appended to.
+        extra: More arguments for the peer program (e.g. `--send PEER NBYTES`).
+        peer_uuid: UUID to register with; a random one when `None`.
+    """
+
+    def __init__(
+        self, relay: str, log: Path, *extra: str, peer_uuid: uuid.UUID | None = None
+    ) -> None:
+        self.uuid = uuid.uuid4() if peer_uuid is None else peer_uuid
+        self.log = log
+        with log.open("ab") as stderr:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.integration.harness.p2p_peer",
+                    relay,
+                    str(self.uuid),
+                    *extra,
+                ],
+                cwd=_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                start_new_session=True,
+            )
+
+    def wait_for(self, line: str, timeout: float = 60) -> None:
+        """Wait until the peer prints `line`.
+
+        Raises:
+            RuntimeError: If the peer exits first.
+            TimeoutError: If it does not print `line` within `timeout` seconds.
+        """
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.process.stdout.readline().decode().strip()
+            if got == line:
+                return
+            if not got and self.process.poll() is not None:
+                raise RuntimeError(f"peer exited with {self.process.returncode}")
+        raise TimeoutError(f"peer did not print {line} within {timeout} s")
+
+    def signal(self, signum: int) -> None:
+        """Send `signum` to the peer if it is still running."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        """SIGKILL the peer (resuming it first if stopped) and reap it."""
+        self.signal(signal.SIGKILL)
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@contextlib.contextmanager
+def running_relay(workdir: Path, *args: str) -> Iterator[RelayProcess]:
+    """A started `RelayProcess`, stopped (and reaped) on exit."""
+    process = RelayProcess(workdir, *args)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        process.kill()
+        assert not process.alive()
+
+
+@contextlib.contextmanager
+def peers(relay: RelayProcess) -> Iterator[Callable[..., PeerProcess]]:
+    """A function starting ready peers of `relay`; all are killed on exit.
+
+    The function takes the peer program's extra arguments, `wait` (the line to
+    wait for, `READY` by default) and `peer_uuid`.
+    """
+    started: list[PeerProcess] = []
+
+    def start(
+        *extra: str, wait: str = "READY", peer_uuid: uuid.UUID | None = None
+    ) -> PeerProcess:
+        log = relay.workdir / f"peer-{len(started)}.log"
+        peer = PeerProcess(relay.address, log, *extra, peer_uuid=peer_uuid)
+        started.append(peer)
+        peer.wait_for(wait)
+        return peer
+
+    try:
+        yield start
+    finally:
+        for peer in started:
+            peer.kill()
+        assert all(p.process.poll() is not None for p in started)

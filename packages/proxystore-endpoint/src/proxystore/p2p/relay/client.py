@@ -4,8 +4,12 @@ One background reader per client takes messages off the websocket (so pings are
 answered and a closed socket is noticed at once) and queues them for `recv()`. When the
 relay goes away the reader reconnects with exponential backoff (1 s doubling to 60 s)
 unless `reconnect_task=False`, in which case the next `send()` or `recv()` reconnects.
-Close codes meaning the relay refused this client (4001 unauthorized, 4002 forbidden,
-4004 registered elsewhere) are never retried: they surface as `RelayRegistrationError`.
+Close codes meaning the relay refused this client (4001 unauthorized, 4002 forbidden)
+are never retried: they surface as `RelayRegistrationError`. Close code 4004 (the UUID
+is held by another live connection) is retried with the same backoff, as the
+reference client does: it means "not now", and a relay drops a holder that stopped
+answering, so an endpoint restarted after a crash gets its UUID back within seconds
+and a connection that took it over for a while does not keep it.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 _HEARTBEAT_SECONDS = 15.0
 _MAX_BACKOFF_SECONDS = 60.0
-_UNRECOVERABLE_CODES = frozenset({4001, 4002, 4004})
+_UNRECOVERABLE_CODES = frozenset({4001, 4002})
 
 
 class _Disconnected:
@@ -145,7 +149,7 @@ class RelayClient(AsyncStartable):
 
     @property
     def refused(self) -> bool:
-        """Whether the relay refused this client for good (4001, 4002 or 4004)."""
+        """Whether the relay refused this client for good (4001 or 4002)."""
         return self._fatal is not None
 
     @property
@@ -170,8 +174,8 @@ class RelayClient(AsyncStartable):
 
         Raises:
             RelayRegistrationError: If the relay refused this client (bad
-                credentials, forbidden, UUID registered elsewhere), or the attempt
-                failed and `retry` is false.
+                credentials, forbidden), or the attempt failed (including the
+                UUID being held by another connection) and `retry` is false.
         """
         if self._closed:
             raise RelayNotConnectedError("The relay client is closed.")
@@ -321,7 +325,7 @@ class RelayClient(AsyncStartable):
         Raises:
             RelayMessageDecodeError: If the relay sent something undecodable.
             RelayRegistrationError: If the relay refused or dropped this client for
-                good (close codes 4001, 4002, 4004).
+                good (close codes 4001, 4002).
             TimeoutError: If no message arrives within `timeout`.
         """
         async with asyncio.timeout(timeout):

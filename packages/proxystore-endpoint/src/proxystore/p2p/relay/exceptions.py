@@ -9,6 +9,7 @@ Exception
     ├── BadRequestError        (400)
     ├── UnauthorizedError      (401)
     ├── ForbiddenError         (403)
+    ├── ConflictError          (409)
     └── InternalServerError    (500)
 ```
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadRequestError",
+    "ConflictError",
     "ForbiddenError",
     "InternalServerError",
     "RelayClientError",
@@ -53,6 +55,10 @@ class UnauthorizedError(RelayServerError):
 
 class ForbiddenError(RelayServerError):
     """Raised when a client's credentials do not grant access (HTTP 403)."""
+
+
+class ConflictError(RelayServerError):
+    """Raised when a client asks for a UUID a live connection holds (HTTP 409)."""
 
 
 class InternalServerError(RelayServerError):

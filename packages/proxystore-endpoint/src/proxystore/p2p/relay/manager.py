@@ -51,19 +51,24 @@ class Client(Generic[UserT]):
 
 
 class ClientManager(Generic[UserT]):
-    """Registered clients, found by UUID or by websocket."""
+    """Registered clients, found by UUID or by websocket.
+
+    A UUID belongs to at most one client; a websocket may hold several clients
+    (the relay bounds how many). Forgetting a websocket forgets all of them, so a
+    connection that goes away leaves no registration behind.
+    """
 
     def __init__(self) -> None:
         self._by_uuid: dict[uuid.UUID, Client[UserT]] = {}
-        self._by_websocket: dict[int, Client[UserT]] = {}
+        self._by_websocket: dict[int, dict[uuid.UUID, Client[UserT]]] = {}
 
     def add_client(self, client: Client[UserT]) -> None:
         """Register `client`, replacing any client with the same UUID."""
         old = self._by_uuid.get(client.uuid)
         if old is not None:
-            self._by_websocket.pop(id(old.websocket), None)
+            self._forget_on_socket(old)
         self._by_uuid[client.uuid] = client
-        self._by_websocket[id(client.websocket)] = client
+        self._by_websocket.setdefault(id(client.websocket), {})[client.uuid] = client
 
     def get_clients(self) -> list[Client[UserT]]:
         """Return every registered client."""
@@ -74,12 +79,31 @@ class ClientManager(Generic[UserT]):
         return self._by_uuid.get(uuid)
 
     def get_client_by_websocket(self, websocket: Any) -> Client[UserT] | None:
-        """Return the client using `websocket`, if any."""
-        return self._by_websocket.get(id(websocket))
+        """Return the first client registered on `websocket`, if any."""
+        clients = self._by_websocket.get(id(websocket))
+        return next(iter(clients.values()), None) if clients else None
+
+    def get_clients_by_websocket(self, websocket: Any) -> list[Client[UserT]]:
+        """Return every client registered on `websocket`, oldest first."""
+        return list(self._by_websocket.get(id(websocket), {}).values())
 
     def remove_client(self, client: Client[UserT]) -> None:
         """Forget `client` (no error if it is unknown)."""
         if self._by_uuid.get(client.uuid) is client:
             del self._by_uuid[client.uuid]
-        if self._by_websocket.get(id(client.websocket)) is client:
-            del self._by_websocket[id(client.websocket)]
+        self._forget_on_socket(client)
+
+    def remove_websocket(self, websocket: Any) -> list[Client[UserT]]:
+        """Forget every client registered on `websocket` and return them."""
+        clients = list(self._by_websocket.pop(id(websocket), {}).values())
+        for client in clients:
+            if self._by_uuid.get(client.uuid) is client:
+                del self._by_uuid[client.uuid]
+        return clients
+
+    def _forget_on_socket(self, client: Client[UserT]) -> None:
+        clients = self._by_websocket.get(id(client.websocket))
+        if clients is not None and clients.get(client.uuid) is client:
+            del clients[client.uuid]
+            if not clients:
+                del self._by_websocket[id(client.websocket)]

@@ -4,9 +4,9 @@ Every message travels as one JSON object in a websocket text frame. The object's
 `message_type` key names the message class (by the `RelayMessageType` member name) and
 the other keys are the dataclass fields; UUID fields travel as strings.
 
-Decoding never executes anything: an unknown type, a missing or extra field, a field of
-the wrong JSON type or an unparsable UUID raises `RelayMessageDecodeError` naming the
-problem.
+Decoding never executes anything: text that is not JSON or nests too deeply, an unknown
+type, a missing or extra field, a field of the wrong JSON type or an unparsable UUID
+raises `RelayMessageDecodeError` naming the problem.
 """
 
 from __future__ import annotations
@@ -177,7 +177,8 @@ def decode_relay_message(message: str | bytes) -> RelayMessage:
         The decoded message.
 
     Raises:
-        RelayMessageDecodeError: If the text is not a JSON object, has no or an unknown
+        RelayMessageDecodeError: If the text is not a JSON object (or nests so deeply
+            that the parser gives up), has no or an unknown
             `message_type`, misses a required field, has an unknown field, or a field
             has the wrong type.
     """
@@ -187,6 +188,12 @@ def decode_relay_message(message: str | bytes) -> RelayMessage:
         raise RelayMessageDecodeError(
             f"Relay message is not valid JSON: {exc}"
         ) from exc
+    except RecursionError:
+        # Deeply nested arrays or objects exhaust the parser's stack; no relay
+        # message nests at all, so this is never a valid message.
+        raise RelayMessageDecodeError(
+            "Relay message is nested too deeply to be a relay message."
+        ) from None
     if not isinstance(data, dict):
         raise RelayMessageDecodeError(
             f"Relay message must be a JSON object, got {type(data).__name__}."

@@ -6,21 +6,49 @@ the same user. The relay carries only the handful of messages that set up a WebR
 connection; data never flows through it, so peers already connected do not notice
 when it goes away.
 
+Identity: a UUID belongs to the connection that registered it (and to the user that
+connection authenticated as) for as long as that connection is alive.
+
+* A forwarded request always names its sender by the UUID and name its connection
+  registered: whatever `source_uuid`/`source_name` the sender wrote is replaced
+  (a connection holding several UUIDs must name one of them), and `error` is
+  cleared, since only the relay sets it.
+* A second registration of a UUID held by another connection is refused (4004, or
+  4002 when the holder is another user) while the holder answers a websocket ping
+  within `probe_seconds`; a holder that does not answer (a crashed or cut-off
+  endpoint whose socket the relay has not seen close yet) is dropped and the new
+  connection takes the UUID over. Every connection is also pinged every
+  `heartbeat_seconds` and dropped when it stays silent for half of that.
+* When a connection closes, all of its registrations go with it; one connection
+  may hold at most `max_registrations` UUIDs.
+
+Malformed input of any shape (not JSON, nested thousands deep, wrong field types,
+binary frames, oversized frames) closes that one socket with a close code; the relay
+keeps serving everyone else.
+
 Close codes sent to clients:
 
-| code | reason                                                  |
-|------|---------------------------------------------------------|
-| 4000 | the message could not be decoded                        |
-| 4001 | the client could not be authenticated                   |
-| 4002 | the client asked for something it may not do            |
-| 4003 | the message is larger than `max_message_bytes`          |
-| 4004 | another connection registered the same client UUID      |
+| code | reason                                                         |
+|------|----------------------------------------------------------------|
+| 1009 | the frame is larger than the transport limit                   |
+| 1011 | the relay failed on the message (a bug; it is logged)          |
+| 4000 | the message could not be decoded                               |
+| 4001 | the client could not be authenticated                          |
+| 4002 | the client asked for something it may not do                   |
+| 4003 | the message is larger than `max_message_bytes`                 |
+| 4004 | the UUID is held by another live connection (try again later)  |
+
+Reference clients reconnect with backoff on every close, and so does ours on 4004:
+an endpoint refused because its previous connection still looked alive gets the
+UUID once that connection is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from collections.abc import Mapping
 from typing import Generic, TypeVar
 
@@ -28,6 +56,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from proxystore.p2p.relay.authenticate import Authenticator
 from proxystore.p2p.relay.exceptions import (
+    ConflictError,
     ForbiddenError,
     RelayServerError,
     UnauthorizedError,
@@ -44,16 +73,33 @@ from proxystore.p2p.relay.messages import (
     encode_relay_message,
 )
 
-__all__ = ["HEARTBEAT_SECONDS", "RelayServer"]
+__all__ = [
+    "CLOSE_UUID_TAKEN",
+    "HEARTBEAT_SECONDS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_REGISTRATIONS",
+    "PROBE_SECONDS",
+    "RelayServer",
+]
 
 logger = logging.getLogger(__name__)
 
 UserT = TypeVar("UserT")
 
-HEARTBEAT_SECONDS = 15.0
-"""Seconds between websocket pings; a peer silent for longer is dropped."""
+HEARTBEAT_SECONDS = 10.0
+"""Seconds between websocket pings; a peer silent for half as long is dropped."""
+PROBE_SECONDS = 1.5
+"""Seconds the holder of a UUID has to answer a ping when another connection asks
+for that UUID."""
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""Default limit on one client message (session descriptions are a few KiB)."""
+MAX_REGISTRATIONS = 1
+"""Default number of UUIDs one connection may hold (every known client uses one)."""
+CLOSE_UUID_TAKEN = 4004
+"""Close code of a registration refused because a live connection holds the UUID."""
 
 _TRANSPORT_MAX_MESSAGE = 4 * 1024 * 1024
+_CLOSE_REASON_BYTES = 123  # the websocket protocol's limit on close reasons
 
 
 class RelayServer(Generic[UserT]):
@@ -67,17 +113,46 @@ class RelayServer(Generic[UserT]):
         max_message_bytes: Clients sending a larger message (UTF-8 bytes) are
             disconnected with close code 4003; `None` for no limit beyond the
             transport's 4 MiB.
+        heartbeat_seconds: Seconds between the relay's pings on each connection;
+            one that does not answer within half of that is closed and its
+            registrations dropped.
+        probe_seconds: Seconds the holder of a UUID has to answer a ping when
+            another connection registers that UUID; after that the newcomer takes
+            the UUID over.
+        max_registrations: UUIDs one connection may register (more is 4002).
+
+    Raises:
+        ValueError: If a limit is not positive.
     """
 
     def __init__(
         self,
         authenticator: Authenticator[UserT],
-        max_message_bytes: int | None = None,
+        max_message_bytes: int | None = MAX_MESSAGE_BYTES,
+        *,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        probe_seconds: float = PROBE_SECONDS,
+        max_registrations: int = MAX_REGISTRATIONS,
     ) -> None:
+        for name, value in (
+            ("max_message_bytes", max_message_bytes),
+            ("heartbeat_seconds", heartbeat_seconds),
+            ("probe_seconds", probe_seconds),
+            ("max_registrations", max_registrations),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value!r}.")
         self._authenticator = authenticator
         self._client_manager: ClientManager[UserT] = ClientManager()
         self._max_message_bytes = max_message_bytes
+        self._heartbeat = heartbeat_seconds
+        self._probe = probe_seconds
+        self._max_registrations = max_registrations
         self._sockets: set[web.WebSocketResponse] = set()
+        # Per socket (by id): resolved with True by its next PONG, with False
+        # when it closes first.
+        self._pongs: dict[int, asyncio.Future[bool]] = {}
+        self._closers: set[asyncio.Task[None]] = set()
 
     @property
     def authenticator(self) -> Authenticator[UserT]:
@@ -110,6 +185,10 @@ class RelayServer(Generic[UserT]):
             ),
             return_exceptions=True,
         )
+        closers = list(self._closers)
+        for task in closers:
+            task.cancel()
+        await asyncio.gather(*closers, return_exceptions=True)
 
     async def send(self, client: Client[UserT], message: RelayMessage) -> None:
         """Send `message` to `client`; failures are logged, not raised."""
@@ -131,6 +210,9 @@ class RelayServer(Generic[UserT]):
     ) -> None:
         """Register the client behind `websocket`.
 
+        Registering again on the same socket under a UUID it already holds is
+        accepted (the name is updated).
+
         Args:
             websocket: The client's websocket.
             request: Its registration request.
@@ -138,7 +220,10 @@ class RelayServer(Generic[UserT]):
 
         Raises:
             UnauthorizedError: If the client cannot be authenticated.
-            ForbiddenError: If the UUID is registered to a different user.
+            ForbiddenError: If the UUID is held by a live connection of another
+                user, or this connection already holds `max_registrations` UUIDs.
+            ConflictError: If the UUID is held by another live connection of the
+                same user.
         """
         try:
             # Authenticators may block on the network (Globus token introspection):
@@ -154,20 +239,22 @@ class RelayServer(Generic[UserT]):
                 exc,
             )
             raise
-        existing = self.client_manager.get_client_by_uuid(request.uuid)
-        if existing is not None and existing.websocket is not websocket:
-            if existing.user != user:
+        held = self.client_manager.get_clients_by_websocket(websocket)
+        if request.uuid not in {client.uuid for client in held}:
+            if len(held) >= self._max_registrations:
                 raise ForbiddenError(
-                    f"Client UUID {request.uuid} is registered to another user."
+                    f"This connection already holds {len(held)} registration(s); "
+                    f"the limit is {self._max_registrations}."
                 )
-            logger.info(
-                "Client %s registered again on a new socket; closing the old one",
-                request.uuid,
-            )
-            await self.unregister(
-                existing,
-                code=4004,
-                reason="Another connection registered the same client UUID.",
+            # Probing awaits: another connection may register the UUID meanwhile,
+            # so whoever holds it afterwards is probed in turn.
+            while (
+                existing := self.client_manager.get_client_by_uuid(request.uuid)
+            ) is not None:
+                await self._take_over(existing, request, user)
+        elif any(c.uuid == request.uuid and c.user != user for c in held):
+            raise ForbiddenError(
+                f"Client UUID {request.uuid} is registered to another user."
             )
         client: Client[UserT] = Client(
             name=request.name, uuid=request.uuid, user=user, websocket=websocket
@@ -175,6 +262,64 @@ class RelayServer(Generic[UserT]):
         self.client_manager.add_client(client)
         logger.info("Registered client %s (%s)", client.uuid, client.name)
         await self.send(client, RelayResponse(success=True))
+
+    async def _take_over(
+        self,
+        existing: Client[UserT],
+        request: RelayRegistrationRequest,
+        user: UserT,
+    ) -> None:
+        """Drop `existing` if it is dead; raise if it still answers."""
+        if await self._answers_ping(existing.websocket):
+            logger.warning(
+                "Refused registration of %s (%s): a live connection holds it",
+                request.uuid,
+                request.name,
+            )
+            if existing.user != user:
+                raise ForbiddenError(
+                    f"Client UUID {request.uuid} is registered to another user."
+                )
+            raise ConflictError(
+                f"Client UUID {request.uuid} is held by a live connection."
+            )
+        logger.info(
+            "Client %s re-registered; its old connection did not answer a ping "
+            "within %.1f s and is dropped",
+            request.uuid,
+            self._probe,
+        )
+        self.client_manager.remove_client(existing)
+        # The old socket is unresponsive: closing it may wait for its close frame,
+        # so it is closed off the registration's path.
+        task = asyncio.create_task(
+            existing.websocket.close(
+                code=CLOSE_UUID_TAKEN, message=b"Replaced by a new registration."
+            )
+        )
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def _answers_ping(self, websocket: web.WebSocketResponse) -> bool:
+        """Whether `websocket` answers a ping within `probe_seconds`."""
+        if websocket.closed:
+            return False
+        key = id(websocket)
+        pong = self._pongs.get(key)
+        if pong is None or pong.done():
+            pong = asyncio.get_running_loop().create_future()
+            self._pongs[key] = pong
+        try:
+            async with asyncio.timeout(self._probe):
+                await websocket.ping(os.urandom(8))
+                return await asyncio.shield(pong)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            return False
+
+    def _pong(self, websocket: web.WebSocketResponse, answered: bool) -> None:
+        pong = self._pongs.pop(id(websocket), None)
+        if pong is not None and not pong.done():
+            pong.set_result(answered)
 
     async def unregister(
         self,
@@ -196,9 +341,13 @@ class RelayServer(Generic[UserT]):
     ) -> None:
         """Pass `request` to its peer, or send it back with `error` set.
 
-        The request is returned with an error when the peer is not registered or
-        belongs to a different user.
+        The request leaves the relay naming `source_client` as its sender and with
+        no error, whatever the sender wrote in those fields. It is returned with
+        an error when the peer is not registered or belongs to a different user.
         """
+        request.source_uuid = source_client.uuid
+        request.source_name = source_client.name
+        request.error = None
         target = self.client_manager.get_client_by_uuid(request.peer_uuid)
         if target is None:
             request.error = (
@@ -221,6 +370,33 @@ class RelayServer(Generic[UserT]):
         )
         await self.send(target, request)
 
+    def _sender(
+        self, websocket: web.WebSocketResponse, request: PeerConnectionRequest
+    ) -> Client[UserT]:
+        """The registration of `websocket` that `request` comes from.
+
+        Raises:
+            ForbiddenError: If the socket holds no registration, or several and
+                `source_uuid` names none of them.
+        """
+        held = self.client_manager.get_clients_by_websocket(websocket)
+        if not held:
+            raise ForbiddenError("The client must register before sending requests.")
+        for client in held:
+            if client.uuid == request.source_uuid:
+                return client
+        if len(held) == 1:
+            logger.warning(
+                "Client %s sent a request as %s; forwarding it as %s",
+                held[0].uuid,
+                request.source_uuid,
+                held[0].uuid,
+            )
+            return held[0]
+        raise ForbiddenError(
+            f"source_uuid {request.source_uuid} is not registered on this connection."
+        )
+
     async def _process_message(
         self,
         websocket: web.WebSocketResponse,
@@ -230,12 +406,7 @@ class RelayServer(Generic[UserT]):
         if isinstance(message, RelayRegistrationRequest):
             await self.register(websocket, message, headers)
         elif isinstance(message, PeerConnectionRequest):
-            client = self.client_manager.get_client_by_websocket(websocket)
-            if client is None:
-                raise ForbiddenError(
-                    "The client must register before sending requests."
-                )
-            await self.forward(client, message)
+            await self.forward(self._sender(websocket, message), message)
         else:
             raise ForbiddenError(f"Clients may not send {type(message).__name__}.")
 
@@ -243,19 +414,30 @@ class RelayServer(Generic[UserT]):
         """Serve one client websocket until it closes."""
         limit = _TRANSPORT_MAX_MESSAGE
         if self._max_message_bytes is not None:
-            limit = max(limit, 2 * self._max_message_bytes)
+            # Text is checked in UTF-8 bytes below; the frame limit only stops
+            # what could never pass that check from being buffered at all.
+            limit = min(limit, 4 * self._max_message_bytes + 1024)
         websocket = web.WebSocketResponse(
-            heartbeat=HEARTBEAT_SECONDS, max_msg_size=limit
+            heartbeat=self._heartbeat, max_msg_size=limit, autoping=False
         )
         await websocket.prepare(request)
         self._sockets.add(websocket)
         try:
             await self._serve(websocket, request.headers, request.remote)
+        except Exception:
+            logger.exception("Relay failed on a message from %s", request.remote)
+            await self._reject(
+                websocket, WSCloseCode.INTERNAL_ERROR, "Internal relay error."
+            )
         finally:
             self._sockets.discard(websocket)
-            client = self.client_manager.get_client_by_websocket(websocket)
-            if client is not None:
-                await self.unregister(client)
+            self._pong(websocket, answered=False)
+            gone = self.client_manager.remove_websocket(websocket)
+            for client in gone:
+                logger.info("Unregistered client %s (%s)", client.uuid, client.name)
+            if not websocket.closed:
+                with contextlib.suppress(Exception):
+                    await websocket.close()
         return websocket
 
     async def _serve(
@@ -265,11 +447,19 @@ class RelayServer(Generic[UserT]):
         remote: str | None,
     ) -> None:
         async for raw in websocket:
+            if raw.type is WSMsgType.PING:
+                await websocket.pong(raw.data)
+                continue
+            if raw.type is WSMsgType.PONG:
+                self._pong(websocket, answered=True)
+                continue
             if raw.type is not WSMsgType.TEXT:
                 if raw.type is WSMsgType.BINARY:
                     await self._reject(
                         websocket, 4000, "Binary frames are not relay messages."
                     )
+                elif raw.type is WSMsgType.ERROR:
+                    logger.info("Closing websocket %s: %s", remote, raw.data)
                 return
             text: str = raw.data
             if (
@@ -294,6 +484,9 @@ class RelayServer(Generic[UserT]):
             except ForbiddenError as exc:
                 await self._reject(websocket, 4002, f"ForbiddenError: {exc}")
                 return
+            except ConflictError as exc:
+                await self._reject(websocket, CLOSE_UUID_TAKEN, f"ConflictError: {exc}")
+                return
             except RelayServerError as exc:
                 response = RelayResponse(
                     success=False, message=f"{type(exc).__name__}: {exc}", error=True
@@ -302,5 +495,7 @@ class RelayServer(Generic[UserT]):
 
     @staticmethod
     async def _reject(websocket: web.WebSocketResponse, code: int, reason: str) -> None:
-        # Close reasons are limited to 123 bytes by the websocket protocol.
-        await websocket.close(code=code, message=reason.encode("utf-8")[:123])
+        # Truncated on a character boundary to the protocol's limit.
+        data = reason.encode("utf-8")[:_CLOSE_REASON_BYTES]
+        data = data.decode("utf-8", errors="ignore").encode("utf-8")
+        await websocket.close(code=code, message=data)
