@@ -38,6 +38,14 @@ COLORS = {
     "Dask": "#c62828",
 }
 
+#: Written, in the series' colour, where a bar is missing from the data.
+MISSING = "not measured"
+MISSING_COLOR = "#616161"
+#: Width of every chart, in inches: the docs' content column (about 690 CSS pixels
+#: at 96 dpi), so charts render at their own size and their 8-10 pt text stays legible.
+WIDTH = 7.2
+PANEL_HEIGHT = 4.2
+
 Series = dict[str, Sequence[float | None]]
 
 
@@ -62,6 +70,11 @@ def _bars(
             label=label,
             color=COLORS.get(label),
         )
+        for x, value in zip(xs, values, strict=True):
+            if value is None:
+                _mark_missing(ax, x, COLORS.get(label, MISSING_COLOR))
+    # Every group keeps its slot, even one whose bars are all missing.
+    ax.set_xlim(-0.5, len(groups) - 0.5)
     ha = "right" if rotation else "center"
     size = 8 if rotation or len(groups) < 8 else 7
     ax.set_xticks(range(len(groups)), groups, rotation=rotation, ha=ha, fontsize=size)
@@ -71,12 +84,27 @@ def _bars(
     ax.grid(axis="y", alpha=0.3)
 
 
+def _mark_missing(ax: Axes, x: float, color: str) -> None:
+    """Say where a bar would stand that the data does not have."""
+    ax.annotate(
+        MISSING,
+        (x, 0.02),
+        xycoords=("data", "axes fraction"),
+        rotation=90,
+        ha="center",
+        va="bottom",
+        fontsize=7,
+        color=color,
+    )
+
+
 def _ratio_labels(ax: Axes, ratios: Sequence[float | None], prefix: str = "") -> None:
     """Write `ours/theirs` under each group's tick label."""
     for x, ratio in enumerate(ratios):
         if ratio is not None:
+            text = f"{ratio:.2f}" if ratio >= 0.005 else "<0.01"  # not "0.00"
             ax.annotate(
-                f"{prefix}{ratio:.2f}\N{MULTIPLICATION SIGN}",
+                f"{prefix}{text}\N{MULTIPLICATION SIGN}",
                 (x, 1.0),
                 xycoords=("data", "axes fraction"),
                 xytext=(0, 3),
@@ -87,10 +115,16 @@ def _ratio_labels(ax: Axes, ratios: Sequence[float | None], prefix: str = "") ->
 
 
 def _figure(title: str, panels: int = 1) -> tuple[Any, list[Axes]]:
-    fig, axes = plt.subplots(1, panels, figsize=(7.2 * panels, 4.8), squeeze=False)
+    """A figure of the docs' width with `panels` charts stacked one above the other.
+
+    Side by side, two panels made a figure twice as wide as the page, which the
+    browser then shrank to half size, labels included.
+    """
+    height = 1.2 + PANEL_HEIGHT * panels
+    fig, axes = plt.subplots(panels, 1, figsize=(WIDTH, height), squeeze=False)
     fig.suptitle(title)
-    fig.text(0.01, 0.01, NOTE, fontsize=7, color="#616161")
-    return fig, list(axes[0])
+    fig.text(0.01, 0.1 / height, NOTE, fontsize=7, color=MISSING_COLOR)
+    return fig, [row[0] for row in axes]
 
 
 def proxy_chart(data: dict[str, dict[str, float]]) -> Any:
@@ -236,9 +270,12 @@ def render(data_dir: Path, out_dir: Path) -> list[Path]:
             continue
         fig = chart(json.loads(source.read_text()))
         handles, labels = fig.axes[0].get_legend_handles_labels()
+        height = fig.get_figheight()
+        # Title, then the legend, then the panels: fixed heights in inches, so tall
+        # (stacked) figures keep the same spacing as one-panel ones.
         fig.legend(handles, labels, loc="upper center", ncols=len(labels), fontsize=8,
-                   bbox_to_anchor=(0.5, 0.93), frameon=False)  # fmt: skip
-        fig.tight_layout(rect=(0, 0.03, 1, 0.88))
+                   bbox_to_anchor=(0.5, 1 - 0.42 / height), frameon=False)  # fmt: skip
+        fig.tight_layout(rect=(0, 0.25 / height, 1, 1 - 0.62 / height))
         target = out_dir / f"{name}.svg"
         fig.savefig(target, format="svg", metadata={"Date": None})
         plt.close(fig)
