@@ -8,7 +8,9 @@ clock runs from the first send until the consumer holds the last item.
 
 * ``raw``: the client library alone sending the same bytes (the floor);
 * ``ours``: ``StreamProducer`` -> shim -> ``StreamConsumer``;
-* ``theirs``: the same code against the reference release (``.bench-venv/``).
+* ``theirs``: the same code against the reference release (``.bench-venv/``);
+* ``ours-policy`` (its own table, Redis queue, 10 KB): ``ours`` with the consumer
+  under a ``TrustPolicy`` (allow-list deserializer), against ``ours`` without.
 
 Two modes: ``inline`` (objects travel inside the events) and ``store`` (a
 Redis-backed ``Store`` holds the bulk bytes, the broker carries key events and the
@@ -19,7 +21,7 @@ The same worker script runs in both interpreters. Rounds alternate raw/ours/thei
 alike; best of several rounds.
 
     uv run --frozen python -m scripts.bench.stream [--rounds N] [--json]
-        [--brokers redis-queue ...] [--modes inline store]
+        [--brokers redis-queue ...] [--modes inline store] [--policy-only]
 """
 
 from __future__ import annotations
@@ -207,7 +209,11 @@ def consume(ready, done):
             raw_consume(ready)
         else:
             from proxystore.stream import StreamConsumer
-            consumer = StreamConsumer(make_subscriber())
+            options = {}
+            if impl == "ours-policy":
+                from proxystore.stream import TrustPolicy
+                options["policy"] = TrustPolicy(allow=["numpy"])
+            consumer = StreamConsumer(make_subscriber(), **options)
             if mode == "store":
                 # The raw floor imports redis before `ready`; the consumer would
                 # import the store's connector module (and redis) on its first
@@ -265,7 +271,7 @@ def stream_produce(payload):
     from proxystore.stream import StreamProducer
     publisher = make_publisher()
     if broker == "zmq":
-        if impl == "ours":
+        if impl != "theirs":
             publisher.wait_for_subscribers(1)
         else:
             time.sleep(0.5)
@@ -436,6 +442,51 @@ def measure(rounds: int, brokers: list[str], modes: list[str]) -> list[dict[str,
     return rows
 
 
+def measure_policy(rounds: int, modes: list[str]) -> list[dict[str, Any]]:
+    """Return one row per mode: our consumer with and without a trust policy.
+
+    Redis queue, 10 KB items; the two sides alternate (rotating which goes
+    first), best of ``rounds`` each.
+    """
+    rows: list[dict[str, Any]] = []
+    size = SIZES["10 KB"]
+    with _redis() as redis_port:
+        for mode in modes:
+            best = {"ours": 0.0, "ours-policy": 0.0}
+            impls = list(best)
+            for r in range(rounds):
+                for impl in impls[r % 2 :] + impls[: r % 2]:
+                    args = ["redis-queue", "127.0.0.1", str(redis_port), str(size)]
+                    args += [str(_items("redis-queue", size)), mode, str(redis_port)]
+                    best[impl] = max(best[impl], _run(impl, args))
+            rows.append(
+                {
+                    "mode": mode,
+                    "broker": "redis-queue",
+                    "size": "10 KB",
+                    "ours_items_per_s": round(best["ours"], 1),
+                    "policy_items_per_s": round(best["ours-policy"], 1),
+                    "policy_vs_ours": round(best["ours-policy"] / best["ours"], 3),
+                },
+            )
+            print(_format_policy_row(rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
+_POLICY_HEADER = (
+    f"{'mode':<6} {'broker':<13} {'size':>6} {'ours it/s':>11} "
+    f"{'policy it/s':>11} {'policy/ours':>12}"
+)
+
+
+def _format_policy_row(row: dict[str, Any]) -> str:
+    return (
+        f"{row['mode']:<6} {row['broker']:<13} {row['size']:>6} "
+        f"{row['ours_items_per_s']:>11,.0f} {row['policy_items_per_s']:>11,.0f} "
+        f"{row['policy_vs_ours']:>11.2f}x"
+    )
+
+
 def _format_row(row: dict[str, Any]) -> str:
     return (
         f"{row['mode']:<6} {row['broker']:<13} {row['size']:>6} "
@@ -446,26 +497,41 @@ def _format_row(row: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the benchmark and print a table (or JSON with ``--json``)."""
+    """Run the benchmark and print tables (or JSON with ``--json``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--brokers", nargs="+", default=BROKERS, choices=BROKERS)
     parser.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--policy-only",
+        action="store_true",
+        help="only compare our consumer with and without a trust policy",
+    )
     args = parser.parse_args(argv)
     header = (
         f"{'mode':<6} {'broker':<13} {'size':>6} {'raw it/s':>11} {'ours it/s':>11} "
         f"{'theirs it/s':>11} {'ours/raw':>9} {'ours/them':>10}"
     )
+    rows: list[dict[str, Any]] = []
+    if not args.policy_only:
+        if not args.json:
+            print(header, file=sys.stderr)
+        rows = measure(args.rounds, args.brokers, args.modes)
     if not args.json:
-        print(header, file=sys.stderr)
-    rows = measure(args.rounds, args.brokers, args.modes)
+        print(_POLICY_HEADER, file=sys.stderr)
+    policy_rows = measure_policy(args.rounds, args.modes)
     if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
+        print(json.dumps({"brokers": rows, "policy": policy_rows}, indent=2))
+        return
+    if rows:
         print(header)
         for row in rows:
             print(_format_row(row))
+        print()
+    print(_POLICY_HEADER)
+    for row in policy_rows:
+        print(_format_policy_row(row))
 
 
 if __name__ == "__main__":
