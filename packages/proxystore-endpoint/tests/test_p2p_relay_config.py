@@ -19,6 +19,7 @@ from proxystore.p2p.relay.authenticate import (
     get_token_from_headers,
 )
 from proxystore.p2p.relay.config import (
+    MAX_MESSAGE_BYTES,
     RelayAuthConfig,
     RelayLoggingConfig,
     RelayServingConfig,
@@ -37,7 +38,8 @@ def test_defaults_match_the_reference() -> None:
     assert config.auth == RelayAuthConfig()
     assert config.logging == RelayLoggingConfig()
     assert config.logging.default_level == logging.INFO
-    assert config.max_message_bytes is None
+    # Deliberately not the reference's (no limit): a relay message is a few KiB.
+    assert config.max_message_bytes == MAX_MESSAGE_BYTES
 
 
 def test_from_toml_reads_every_table(tmp_path: Path) -> None:
@@ -143,3 +145,59 @@ def test_globus_names_resolve_lazily() -> None:
             authenticate.GlobusAuthenticator  # noqa: B018
     with pytest.raises(AttributeError, match="no attribute"):
         authenticate.Nothing  # noqa: B018
+
+
+def test_relay_token_by_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PROXYSTORE_HOME", str(tmp_path))
+    monkeypatch.setenv("RELAY_TEST_TOKEN", "from-env")
+    creds = tmp_path / "credentials.toml"
+    creds.write_text('relay-token = "from-file"\n')
+    creds.chmod(0o600)
+    headers = {"Authorization": "Bearer from-env"}
+    by_env = get_authenticator(
+        RelayAuthConfig("token", {"token_env": "RELAY_TEST_TOKEN"})
+    )
+    assert by_env.authenticate_user(headers) == TokenUser()
+    by_file = get_authenticator(
+        RelayAuthConfig("token", {"token_credential": "relay-token"})
+    )
+    with pytest.raises(ForbiddenError):
+        by_file.authenticate_user(headers)
+    assert (
+        by_file.authenticate_user({"Authorization": "Bearer from-file"}) == TokenUser()
+    )
+    assert "written in the configuration" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        get_authenticator(RelayAuthConfig("token", {"token": "plain"}))
+    assert "written in the configuration" in caplog.text
+    assert "plain" not in caplog.text
+
+
+def test_unresolvable_or_exposed_relay_secrets_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROXYSTORE_HOME", str(tmp_path))
+    monkeypatch.delenv("RELAY_TEST_MISSING", raising=False)
+    with pytest.raises(ValueError, match="RELAY_TEST_MISSING"):
+        get_authenticator(RelayAuthConfig("token", {"token_env": "RELAY_TEST_MISSING"}))
+    creds = tmp_path / "credentials.toml"
+    creds.write_text('relay-token = "leaky"\n')
+    creds.chmod(0o644)
+    with pytest.raises(ValueError, match="chmod 600") as info:
+        get_authenticator(RelayAuthConfig("token", {"token_credential": "relay-token"}))
+    assert "leaky" not in str(info.value)
+
+
+def test_from_toml_reads_the_identity_limits(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text(
+        "heartbeat_seconds = 4.0\nprobe_seconds = 0.5\nmax_registrations = 2\n"
+    )
+    config = RelayServingConfig.from_toml(path)
+    assert (
+        config.heartbeat_seconds,
+        config.probe_seconds,
+        config.max_registrations,
+    ) == (4.0, 0.5, 2)

@@ -12,11 +12,17 @@ from __future__ import annotations
 import hmac
 import importlib
 import importlib.util
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from proxystore.p2p.relay.config import RelayAuthConfig
 from proxystore.p2p.relay.exceptions import ForbiddenError, UnauthorizedError
+from proxystore.utils.credentials import (
+    CredentialError,
+    resolve_secret_options,
+    split_secret_options,
+)
 
 __all__ = [
     "Authenticator",
@@ -28,7 +34,14 @@ __all__ = [
     "get_token_from_headers",
 ]
 
+logger = logging.getLogger(__name__)
+
 _GLOBUS_MODULE = "proxystore.globus.relay_auth"
+# Options of each method that hold a secret (and may be given by reference).
+_SECRET_OPTIONS: dict[str, tuple[str, ...]] = {
+    "token": ("token",),
+    "globus": ("client_secret",),
+}
 _GLOBUS_NAMES = ("GlobusAuthenticator", "GlobusUser")
 
 
@@ -130,24 +143,48 @@ class TokenAuthenticator:
 def get_authenticator(config: RelayAuthConfig) -> Authenticator[Any]:
     """Build the authenticator a relay configuration asks for.
 
+    Secret options (`token`, Globus's `client_secret`) may be given by reference as
+    `<name>_env` (an environment variable) or `<name>_credential` (an entry of the
+    credentials file); they are resolved here, in the relay's process.
+
     Raises:
-        ValueError: If the method is unknown or its arguments are wrong.
+        ValueError: If the method is unknown, its arguments are wrong, or a secret
+            reference cannot be resolved.
         ImportError: If the method is `'globus'` and the Globus member is missing.
     """
     if config.method is None:
         return NullAuthenticator()
+    kwargs = _resolve_secrets(config)
     if config.method == "token":
         try:
-            return TokenAuthenticator(**config.kwargs)
+            return TokenAuthenticator(**kwargs)
         except TypeError as exc:
             raise ValueError(
-                "The 'token' relay auth method takes exactly one argument, 'token'."
+                "The 'token' relay auth method takes exactly one argument, 'token' "
+                "(or 'token_env' / 'token_credential')."
             ) from exc
     if config.method == "globus":
         module = importlib.import_module(_GLOBUS_MODULE)
-        authenticator: Authenticator[Any] = module.GlobusAuthenticator(**config.kwargs)
+        authenticator: Authenticator[Any] = module.GlobusAuthenticator(**kwargs)
         return authenticator
     raise ValueError(f"Unknown relay authentication method {config.method!r}.")
+
+
+def _resolve_secrets(config: RelayAuthConfig) -> dict[str, Any]:
+    names = _SECRET_OPTIONS.get(str(config.method), ())
+    try:
+        public, direct = split_secret_options(config.kwargs, names)
+        for name in direct:
+            logger.warning(
+                "Relay auth option %r is written in the configuration itself; give "
+                "it by reference (%s_env or %s_credential) instead.",
+                name,
+                name,
+                name,
+            )
+        return resolve_secret_options(public, direct, names)
+    except CredentialError as exc:
+        raise ValueError(f"Cannot resolve a relay auth secret: {exc}") from None
 
 
 def get_token_from_headers(headers: Mapping[str, str]) -> str:

@@ -9,12 +9,17 @@ keyfile = "/path/to/key.pem"
 [auth]
 method = "token"    # omit: no authentication; "globus": needs the Globus member
 [auth.kwargs]
-token = "..."
+token_env = "RELAY_TOKEN"           # or token_credential = "relay-token"
 
 [logging]
 log_dir = "/path/to/logs"
 default_level = "INFO"
 ```
+
+Secrets are given by reference, as in connector configs: `token_env` names an
+environment variable and `token_credential` an entry of the 0600 credentials file
+(`proxystore.utils.credentials`); the same goes for Globus's `client_secret`. A
+secret written in the file itself still works but is logged as a warning.
 """
 
 from __future__ import annotations
@@ -29,9 +34,27 @@ import tomli_w
 
 from proxystore.utils.config import loads
 
-__all__ = ["RelayAuthConfig", "RelayLoggingConfig", "RelayServingConfig"]
+__all__ = [
+    "HEARTBEAT_SECONDS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_REGISTRATIONS",
+    "PROBE_SECONDS",
+    "RelayAuthConfig",
+    "RelayLoggingConfig",
+    "RelayServingConfig",
+]
 
 logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 10.0
+"""Seconds between websocket pings; a peer silent for half as long is dropped."""
+PROBE_SECONDS = 1.5
+"""Seconds the holder of a UUID has to answer a ping when another connection asks
+for that UUID."""
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""Default limit on one client message (session descriptions are a few KiB)."""
+MAX_REGISTRATIONS = 1
+"""Default number of UUIDs one connection may hold (every known client uses one)."""
 
 
 @dataclasses.dataclass
@@ -82,7 +105,12 @@ class RelayServingConfig:
         auth: Authentication.
         logging: Logging.
         max_message_bytes: Clients sending a larger message are disconnected (close
-            code 4003); `None` for no limit beyond the transport's.
+            code 4003); `None` for no limit beyond the transport's 4 MiB.
+        heartbeat_seconds: Seconds between pings on each connection; one silent
+            for half of that is dropped with its registrations.
+        probe_seconds: Seconds the holder of a UUID has to answer a ping when
+            another connection registers the same UUID.
+        max_registrations: UUIDs one connection may register.
     """
 
     host: str | None = None
@@ -91,7 +119,10 @@ class RelayServingConfig:
     keyfile: str | None = None
     auth: RelayAuthConfig = dataclasses.field(default_factory=RelayAuthConfig)
     logging: RelayLoggingConfig = dataclasses.field(default_factory=RelayLoggingConfig)
-    max_message_bytes: int | None = None
+    max_message_bytes: int | None = MAX_MESSAGE_BYTES
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+    probe_seconds: float = PROBE_SECONDS
+    max_registrations: int = MAX_REGISTRATIONS
 
     @classmethod
     def from_toml(cls, filepath: str | pathlib.Path) -> Self:

@@ -82,6 +82,9 @@ async def serve(
     server: RelayServer[Any] = RelayServer(
         get_authenticator(config.auth),
         max_message_bytes=config.max_message_bytes,
+        heartbeat_seconds=config.heartbeat_seconds,
+        probe_seconds=config.probe_seconds,
+        max_registrations=config.max_registrations,
     )
     runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
     await runner.setup()

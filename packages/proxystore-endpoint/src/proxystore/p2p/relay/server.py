@@ -55,6 +55,12 @@ from typing import Generic, TypeVar
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from proxystore.p2p.relay.authenticate import Authenticator
+from proxystore.p2p.relay.config import (
+    HEARTBEAT_SECONDS,
+    MAX_MESSAGE_BYTES,
+    MAX_REGISTRATIONS,
+    PROBE_SECONDS,
+)
 from proxystore.p2p.relay.exceptions import (
     ConflictError,
     ForbiddenError,
@@ -86,15 +92,6 @@ logger = logging.getLogger(__name__)
 
 UserT = TypeVar("UserT")
 
-HEARTBEAT_SECONDS = 10.0
-"""Seconds between websocket pings; a peer silent for half as long is dropped."""
-PROBE_SECONDS = 1.5
-"""Seconds the holder of a UUID has to answer a ping when another connection asks
-for that UUID."""
-MAX_MESSAGE_BYTES = 1024 * 1024
-"""Default limit on one client message (session descriptions are a few KiB)."""
-MAX_REGISTRATIONS = 1
-"""Default number of UUIDs one connection may hold (every known client uses one)."""
 CLOSE_UUID_TAKEN = 4004
 """Close code of a registration refused because a live connection holds the UUID."""
 
