@@ -85,6 +85,17 @@ def test_no_endpoints_is_value_error() -> None:
         EndpointConnector([])
 
 
+def test_endpoint_name_instead_of_uuid_says_what_fits(tmp_path: Any) -> None:
+    # A newcomer passes the endpoint's name: the error says UUIDs are wanted and
+    # where to find them (not a bare "badly formed hexadecimal UUID string").
+    with pytest.raises(ValueError, match="takes endpoint UUIDs") as info:
+        EndpointConnector(["site-a"], proxystore_dir=str(tmp_path))
+    message = str(info.value)
+    assert "'site-a'" in message
+    assert "endpoint UUIDs" in message
+    assert "proxystore-endpoint list" in message
+
+
 def test_no_running_endpoint_names_them(tmp_path: Any) -> None:
     wanted = uuid.uuid4()
     with pytest.raises(EndpointConnectorError, match=str(wanted)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import uuid
@@ -9,6 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
+
+from proxystore.endpoint.endpoint import Endpoint
+from proxystore.endpoint.serve import create_app
 
 # The fixtures come from conftest.py (a RunningEndpoint there).
 RunningEndpoint = Any
@@ -89,19 +94,51 @@ def test_empty_chunked_upload_is_400(solo_endpoint: RunningEndpoint) -> None:
         conn.close()
 
 
-def test_explicit_empty_body_stores_empty_object(
+def test_empty_sized_body_is_400_as_in_the_reference(
     solo_endpoint: RunningEndpoint,
 ) -> None:
-    status = _request(solo_endpoint, "POST", "/set?key=e", b"")[0]
-    assert status == 200
-    assert _request(solo_endpoint, "GET", "/get?key=e")[:3:2] == (200, b"")
+    status, _, body = _request(solo_endpoint, "POST", "/set?key=e", b"")
+    assert (status, body) == (400, b"received empty payload")
+    assert _request(solo_endpoint, "GET", "/get?key=e")[0] == 404
+
+
+def test_empty_key_is_a_key_as_in_the_reference(
+    solo_endpoint: RunningEndpoint,
+) -> None:
+    assert _request(solo_endpoint, "POST", "/set?key=", b"v")[0] == 200
+    assert _request(solo_endpoint, "GET", "/get?key=")[::2] == (200, b"v")
+    assert _request(solo_endpoint, "GET", "/get?key=other")[0] == 404
+
+
+def test_body_timeout_is_408() -> None:
+    async def body() -> None:
+        app = create_app(Endpoint("slow", uuid.uuid4()), body_timeout=1)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"POST /set?key=k HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"
+            )
+            await writer.drain()
+            status_line = await asyncio.wait_for(reader.readline(), 10)
+            writer.close()
+            assert status_line.split()[1] == b"408", status_line
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(body())
 
 
 @pytest.mark.parametrize(
     ("method", "target"),
     [
         ("GET", "/get"),
-        ("GET", "/get?key="),
+        ("GET", "/get?endpoint="),
+        ("GET", "/get?key=a&endpoint="),
         ("GET", "/exists"),
         ("POST", "/evict"),
         ("POST", "/set"),

@@ -52,6 +52,20 @@ class EndpointKey(NamedTuple):
     endpoint_id: str | None
 
 
+def _endpoint_uuid(value: str | UUID) -> UUID:
+    """Parse one entry of `EndpointConnector(endpoints)`; the error says what fits."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise ValueError(
+            f"EndpointConnector takes endpoint UUIDs, got {value!r}; "
+            "`proxystore-endpoint list` shows the UUID of each endpoint "
+            "configured on this host."
+        ) from None
+
+
 class EndpointConnector:
     """Connector to ProxyStore endpoints.
 
@@ -75,9 +89,7 @@ class EndpointConnector:
     ) -> None:
         if len(endpoints) == 0:
             raise ValueError("At least one endpoint must be specified.")
-        self.endpoints: list[UUID] = [
-            e if isinstance(e, UUID) else UUID(str(e)) for e in endpoints
-        ]
+        self.endpoints: list[UUID] = [_endpoint_uuid(e) for e in endpoints]
         self.proxystore_dir = proxystore_dir
         self._session = client.Session()
         directory = home_dir() if proxystore_dir is None else proxystore_dir

@@ -24,6 +24,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID, uuid4
 
+from proxystore.endpoint._relay_state import relay_unavailable
 from proxystore.endpoint.constants import (
     MAX_CHUNK_LENGTH,
     PEER_REQUEST_TIMEOUT_DEFAULT,
@@ -303,19 +304,24 @@ class Endpoint(AsyncStartable):
     async def _forward(self, peer: UUID, request: EndpointRequest) -> EndpointRequest:
         manager = self.peer_manager
         assert manager is not None
+        unavailable = relay_unavailable(manager, self.uuid, peer)
+        if unavailable is not None:
+            raise unavailable
         loop = asyncio.get_running_loop()
         future: asyncio.Future[EndpointRequest] = loop.create_future()
         self._pending[request.uuid] = (peer, future)
         try:
-            async with asyncio.timeout(self._request_timeout):
+            async with asyncio.timeout(self._request_timeout) as scope:
                 try:
                     await manager.send(peer, encode_request(request))
-                except TimeoutError:
-                    raise
                 except Exception as exc:
+                    # Includes the manager's own (shorter) connection timeout,
+                    # whose message states its duration.
                     raise _peer_error(peer, exc) from exc
                 response = await future
         except TimeoutError:
+            if not scope.expired():
+                raise
             raise PeerTimeoutError(
                 f"Peer endpoint {peer} did not answer a {request.op} request "
                 f"within {self._request_timeout:g} s."

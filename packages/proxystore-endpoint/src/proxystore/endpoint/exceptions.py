@@ -3,11 +3,13 @@
 The tree::
 
     EndpointError
+    ├── EndpointListenError         the endpoint cannot listen on its address (OSError)
     ├── FileDumpNotAvailableError   dumping objects to a file is not supported
     ├── ObjectSizeExceededError     an object is larger than the endpoint accepts
     ├── PeeringNotAvailableError    a peer operation on an endpoint without peering
     └── PeerRequestError            a request forwarded to a peer endpoint failed
         ├── UnknownPeerError        no endpoint with that UUID can be reached
+        ├── RelayUnavailableError   this endpoint is not connected to its relay
         └── PeerTimeoutError        the peer did not answer in time (also TimeoutError)
 """
 
@@ -15,17 +17,26 @@ from __future__ import annotations
 
 __all__ = [
     "EndpointError",
+    "EndpointListenError",
     "FileDumpNotAvailableError",
     "ObjectSizeExceededError",
     "PeerRequestError",
     "PeerTimeoutError",
     "PeeringNotAvailableError",
+    "RelayUnavailableError",
     "UnknownPeerError",
 ]
 
 
 class EndpointError(Exception):
     """Base class of the errors raised by endpoints."""
+
+
+class EndpointListenError(EndpointError, OSError):
+    """Raised when an endpoint cannot listen on its host and port.
+
+    The message names the address and what to change.
+    """
 
 
 class FileDumpNotAvailableError(EndpointError):
@@ -49,6 +60,13 @@ class PeerRequestError(EndpointError):
 
 class UnknownPeerError(PeerRequestError):
     """Raised when the peer endpoint named by a request cannot be found."""
+
+
+class RelayUnavailableError(PeerRequestError):
+    """Raised when a peer can only be reached through a relay that is not connected.
+
+    The message names the relay's address.
+    """
 
 
 class PeerTimeoutError(PeerRequestError, TimeoutError):

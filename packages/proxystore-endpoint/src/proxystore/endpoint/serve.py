@@ -4,22 +4,29 @@ Routes (query parameters `key`, and `endpoint` naming the endpoint to operate on
 this one when absent):
 
 * `GET /` answers 200 (liveness);
-* `GET /endpoint` answers `{"uuid": "<this endpoint's UUID>"}`;
+* `GET /endpoint` answers `{"uuid": "<this endpoint's UUID>"}`, plus, when the
+  endpoint peers, `"relay": {"address": ..., "status": "connected" | "connecting" |
+  "refused"}` (what `proxystore-endpoint list` and `start` report);
 * `GET /get` answers the object's bytes, or 404 when there is none;
 * `POST /set` stores the request body (`Content-Length` or chunked);
 * `GET /exists` answers `{"exists": true|false}`;
 * `POST /evict` removes the object.
 
-A missing `key` or a malformed `endpoint` answers 400; an object above the
-maximum size 413; a failed request to a peer endpoint (unknown, dead, too slow)
-424. Error answers carry the endpoint error's class name in the
-`X-ProxyStore-Error` header and a one-line message in the body.
+Malformed or empty input is answered as the reference release answers it: a
+missing `key` 400 (an empty `key=` is a key like any other), an `endpoint` that is
+present but not a UUID (empty included) 400, a `/set` without data 400 (whatever
+the framing), a body that does not arrive within the body timeout 408, an object
+above the maximum size 413. A failed request to a peer endpoint (unknown, dead,
+too slow, relay not connected) answers 424 (the reference: 500). Error answers
+carry the endpoint error's class name in the `X-ProxyStore-Error` header and a
+one-line message in the body.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib
 import logging
 import os
@@ -29,10 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from proxystore.endpoint._relay_state import relay_state
 from proxystore.endpoint.config import EndpointConfig
 from proxystore.endpoint.constants import MAX_CHUNK_LENGTH
 from proxystore.endpoint.endpoint import ERROR_HEADER, Endpoint
 from proxystore.endpoint.exceptions import (
+    EndpointListenError,
     ObjectSizeExceededError,
     PeeringNotAvailableError,
     PeerRequestError,
@@ -48,6 +57,7 @@ __all__ = [
     "evict_handler",
     "exists_handler",
     "get_handler",
+    "listen_error",
     "serve",
     "set_handler",
 ]
@@ -60,6 +70,10 @@ _HTTP_FAILED_DEPENDENCY = 424
 
 
 class _BadRequestError(Exception):
+    pass
+
+
+class _BodyTimeoutError(Exception):
     pass
 
 
@@ -102,15 +116,15 @@ def _error(status: int, exc: Exception | str) -> web.Response:
 
 def _args(request: web.Request) -> tuple[str, uuid.UUID | None]:
     key = request.query.get("key")
-    if key is None or key == "":
+    if key is None:
         raise _BadRequestError("request missing key")
     raw = request.query.get("endpoint")
-    if raw is None or raw == "":
+    if raw is None:
         return key, None
     try:
         return key, uuid.UUID(raw)
     except ValueError:
-        raise _BadRequestError(f"{raw} is not a valid UUID") from None
+        raise _BadRequestError(f"endpoint {raw!r} is not a valid UUID") from None
 
 
 async def _call(request: web.Request, op: str) -> web.StreamResponse:
@@ -136,6 +150,8 @@ async def _call(request: web.Request, op: str) -> web.StreamResponse:
         return web.Response()
     except _BadRequestError as exc:
         return _error(400, str(exc))
+    except _BodyTimeoutError as exc:
+        return _error(408, str(exc))
     except ObjectSizeExceededError as exc:
         return _error(413, exc)
     except (PeerRequestError, PeeringNotAvailableError) as exc:
@@ -166,18 +182,23 @@ async def _read_body(request: web.Request) -> bytes:
         )
     chunks: list[bytes] = []
     total = 0
-    async with asyncio.timeout(limits["timeout"]):
-        async for chunk in request.content.iter_any():
-            total += len(chunk)
-            if limit is not None and total > limit:
-                raise ObjectSizeExceededError(
-                    f"Object exceeds the endpoint's maximum object size of "
-                    f"{limit} bytes."
-                )
-            chunks.append(chunk)
-    if total == 0 and length is None:
-        # A chunked body with no data is a client mistake (an explicit
-        # Content-Length of 0 stores an empty object).
+    try:
+        async with asyncio.timeout(limits["timeout"]):
+            async for chunk in request.content.iter_any():
+                total += len(chunk)
+                if limit is not None and total > limit:
+                    raise ObjectSizeExceededError(
+                        f"Object exceeds the endpoint's maximum object size of "
+                        f"{limit} bytes."
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _BodyTimeoutError(
+            f"request body not received within {limits['timeout']} s"
+        ) from None
+    if total == 0:
+        # As in the reference: an object has at least one byte (serialized
+        # objects always do), whether the body was sized or chunked.
         raise _BadRequestError("received empty payload")
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -187,8 +208,21 @@ async def _home(request: web.Request) -> web.Response:
 
 
 async def endpoint_handler(request: web.Request) -> web.Response:
-    """`GET /endpoint`: answer `{"uuid": ...}` with this endpoint's UUID."""
-    return web.json_response({"uuid": str(request.app[_ENDPOINT_KEY].uuid)})
+    """`GET /endpoint`: answer `{"uuid": ...}` with this endpoint's UUID.
+
+    A peering endpoint adds `"relay"`: the relay's address and whether this
+    endpoint is registered with it.
+    """
+    endpoint = request.app[_ENDPOINT_KEY]
+    answer: dict[str, Any] = {"uuid": str(endpoint.uuid)}
+    try:
+        manager = endpoint.peer_manager
+    except PeeringNotAvailableError:
+        manager = None
+    state = None if manager is None else relay_state(manager)
+    if state is not None:
+        answer["relay"] = state
+    return web.json_response(answer)
 
 
 async def evict_handler(request: web.Request) -> web.StreamResponse:
@@ -248,7 +282,10 @@ async def _serve_async(config: EndpointConfig, stop: asyncio.Event) -> None:
     try:
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise EndpointListenError(listen_error(config, exc)) from exc
         logger.info(
             "Serving endpoint %s (%s) on %s:%s",
             config.uuid,
@@ -260,6 +297,24 @@ async def _serve_async(config: EndpointConfig, stop: asyncio.Event) -> None:
     finally:
         await runner.cleanup()
         await endpoint.close()
+
+
+def listen_error(config: EndpointConfig, exc: OSError) -> str:
+    """One line saying why the endpoint `config` cannot listen, and what to do."""
+    address = f"{config.host}:{config.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {config.port} on {config.host} is already in use (by another "
+            "endpoint? `proxystore-endpoint list` shows them); set a free `port` "
+            "in the endpoint's config.toml."
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"cannot listen on {address}: {config.host} is not an address of this "
+            "host; set `host` in the endpoint's config.toml (or use host_type "
+            '"ip" or "fqdn").'
+        )
+    return f"cannot listen on {address}: {exc.strerror or exc}."
 
 
 def serve(
@@ -280,7 +335,7 @@ def serve(
 
     Raises:
         ValueError: If `config.host` is not set.
-        OSError: If the port cannot be bound.
+        EndpointListenError: If the address cannot be bound (an `OSError`).
     """
     root = logging.getLogger()
     if log_file is not None:
@@ -316,6 +371,10 @@ def serve(
 
     try:
         asyncio.run(main())
+    except EndpointListenError as exc:
+        # A known cause: one line, no traceback (the daemon's start reports it).
+        logger.error("Endpoint %s did not start: %s", config.name, exc)
+        raise
     except Exception:
         logger.exception("Endpoint %s stopped on an error", config.name)
         raise
