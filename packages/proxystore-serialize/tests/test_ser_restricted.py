@@ -7,6 +7,9 @@ import datetime
 import pickle
 import struct
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,3 +98,271 @@ def test_pickles_as_its_allow_list() -> None:
     assert hash(clone) == hash(restricted)
     assert repr(clone) == "RestrictedDeserializer(allow=['a', 'b'])"
     assert RestrictedDeserializer("x").allow == ("x",)
+
+
+# ------------------------------------------------ attacks on the allow-list
+# Each proof builds its pickle stream by hand, the way an attacker would, and
+# runs a command whose effect is visible: touching a file.
+
+_MYAPP = """
+import dataclasses
+import os
+from os import system
+
+
+@dataclasses.dataclass
+class Point:
+    x: int = 0
+    y: int = 0
+
+    class Inner:
+        pass
+
+    evil = staticmethod(os.system)
+
+
+def helper(a=1):
+    return a
+
+
+def fake():
+    pass
+
+
+fake.__qualname__ = "helper"
+sub = os
+"""
+
+
+def _text(value: str) -> bytes:
+    raw = value.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw  # BINUNICODE
+
+
+def _global(module: str, name: str) -> bytes:
+    return _text(module) + _text(name) + b"\x93"  # STACK_GLOBAL
+
+
+def _call(*args: bytes) -> bytes:
+    return b"(" + b"".join(args) + b"tR"  # MARK args TUPLE REDUCE
+
+
+def _protocol4(body: bytes) -> bytes:
+    return _pickle_payload(b"\x80\x04" + body + b".")
+
+
+@pytest.fixture
+def myapp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A module ``myapp`` with a dataclass, a function and some aliases."""
+    (tmp_path / "myapp.py").write_text(_MYAPP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "myapp", raising=False)
+    import myapp as module  # type: ignore[import-not-found]
+
+    yield module
+    sys.modules.pop("myapp", None)
+
+
+def _shell(marker: Path) -> str:
+    return f"touch {marker}"
+
+
+def _python(marker: Path) -> str:
+    return f"__import__('os').system({_shell(marker)!r})"
+
+
+def test_attack_dotted_name_walks_from_an_allowed_module_to_os_system(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("numpy")
+    marker = tmp_path / "pwned"
+    payload = _protocol4(
+        _global("numpy.testing._private.utils", "os.system")
+        + _call(_text(_shell(marker)))
+    )
+    with pytest.raises(DisallowedTypeError, match=r"os\.system"):
+        RestrictedDeserializer(["numpy"])(payload)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("allow", "module", "name"),
+    [
+        ("numpy", "numpy", "ones.__builtins__.get"),
+        ("myapp.Point", "myapp", "Point.__init__.__builtins__.get"),
+    ],
+    ids=["numpy-function", "one-dataclass"],
+)
+def test_attack_dunder_walk_from_an_allowed_name_to_eval(
+    allow: str, module: str, name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if module == "numpy":
+        pytest.importorskip("numpy")
+    else:
+        request.getfixturevalue("myapp")  # writes and imports myapp
+    marker = tmp_path / "pwned"
+    payload = _protocol4(
+        _global(module, name) + _call(_text("eval")) + _call(_text(_python(marker)))
+    )
+    with pytest.raises(DisallowedTypeError, match=r"__builtins__"):
+        RestrictedDeserializer([allow])(payload)
+    assert not marker.exists()
+
+
+def test_numpy_preset_loads_arrays_and_refuses_numpy_callables(tmp_path: Path) -> None:
+    numpy = pytest.importorskip("numpy")
+    from proxystore.serialize import NUMPY_ARRAYS
+
+    restricted = RestrictedDeserializer(NUMPY_ARRAYS)
+    values = [
+        numpy.arange(12).reshape(3, 4).T,  # pickled: not contiguous
+        numpy.array([1, "a", None], dtype=object),
+        numpy.zeros(3, dtype=[("a", "<i4"), ("b", "f8")]),
+        numpy.float64(1.5),
+        numpy.int8(-3),
+        numpy.datetime64("2024-01-02"),
+        numpy.dtype("f8"),
+        numpy.float32,
+    ]
+    for value in values:
+        for payload in (serialize(value), b"PK\n" + pickle.dumps(value, protocol=4)):
+            got = restricted(payload)
+            assert type(got) is type(value)
+            assert pickle.dumps(got, protocol=5) == pickle.dumps(value, protocol=5)
+    # The whole-numpy prefix trusts these; the preset does not.
+    marker = tmp_path / "pwned"
+    for module, name, args in (
+        ("numpy.testing._private.utils", "runstring", (_python(marker), "{}")),
+        ("numpy", "save", (str(marker), "[]")),
+        ("numpy", "memmap", (str(marker),)),
+    ):
+        body = _global(module, name) + b"(" + _text(args[0])
+        body += b"}" if args[1:] == ("{}",) else b"]" if args[1:] else b""
+        with pytest.raises(DisallowedTypeError):
+            restricted(_protocol4(body + b"tR"))
+    assert not marker.exists()
+
+
+def test_a_module_is_never_handed_out(myapp: Any) -> None:
+    for allow, module, name in (
+        (["os"], "os", "path"),
+        (["myapp"], "myapp", "sub"),
+        (["myapp"], "myapp", "sub.system"),
+        (["collections"], "collections", "abc"),
+    ):
+        with pytest.raises(DisallowedTypeError):
+            RestrictedDeserializer(allow)(_protocol4(_global(module, name)))
+
+
+def test_aliases_resolve_to_what_they_are(myapp: Any) -> None:
+    restricted = RestrictedDeserializer(["myapp"])
+    # myapp.system is os.system, myapp.Point.evil too: posix.system is not allowed.
+    for name in ("system", "Point.evil"):
+        with pytest.raises(DisallowedTypeError, match=r"(posix|nt)\.system"):
+            restricted(_protocol4(_global("myapp", name)))
+    # A function that claims another name is refused (it is not found there).
+    with pytest.raises(DisallowedTypeError, match=r"claims to be 'myapp\.helper'"):
+        restricted(_protocol4(_global("myapp", "fake")))
+    # Walking through a function (not a class) is refused.
+    with pytest.raises(DisallowedTypeError, match="only classes"):
+        restricted(_protocol4(_global("myapp", "helper.x")))
+
+
+def test_dataclasses_and_nested_classes_load(myapp: Any) -> None:
+    restricted = RestrictedDeserializer(["myapp.Point"])
+    points = [myapp.Point(i, -i) for i in range(3)]
+    assert restricted(serialize(points)) == points
+    inner = restricted(serialize(myapp.Point.Inner()))
+    assert type(inner) is myapp.Point.Inner
+    with pytest.raises(DisallowedTypeError, match=r"myapp\.helper"):
+        restricted(serialize(myapp.helper))
+    assert RestrictedDeserializer(["myapp.helper"])(serialize(myapp.helper)) is (
+        myapp.helper
+    )
+
+
+def test_dunder_modules_are_not_imported() -> None:
+    pytest.importorskip("numpy")
+    assert "numpy.f2py.__main__" not in sys.modules
+    with pytest.raises(DisallowedTypeError, match="dunder"):
+        RestrictedDeserializer(["numpy"])(
+            _protocol4(_global("numpy.f2py.__main__", "main"))
+        )
+    assert "numpy.f2py.__main__" not in sys.modules
+
+
+def test_build_may_not_modify_an_allowed_class() -> None:
+    import fractions
+
+    add = fractions.Fraction.__dict__["__add__"]
+    # BUILD with slot state on the class itself: setattr(Fraction, "__add__", str).
+    body = (
+        _global("fractions", "Fraction")
+        + b"N}"
+        + _text("__add__")
+        + _global("builtins", "str")
+        + b"s\x86b"
+    )
+    with pytest.raises(DisallowedTypeError, match=r"modified.*fractions\.Fraction"):
+        RestrictedDeserializer()(_protocol4(body))
+    assert fractions.Fraction.__dict__["__add__"] is add
+    assert fractions.Fraction(1, 2) + 1 == fractions.Fraction(3, 2)
+
+
+def test_build_may_not_modify_an_allowed_function(myapp: Any) -> None:
+    restricted = RestrictedDeserializer(["myapp.helper"])
+    defaults = b"N}" + _text("__defaults__") + b"K\x05\x85s\x86b"
+    with pytest.raises(DisallowedTypeError, match=r"modified.*myapp\.helper"):
+        restricted(_protocol4(_global("myapp", "helper") + defaults))
+    attribute = b"}" + _text("flag") + b"K\x05sb"  # into helper.__dict__
+    with pytest.raises(DisallowedTypeError, match=r"modified.*myapp\.helper"):
+        restricted(_protocol4(_global("myapp", "helper") + attribute))
+    assert myapp.helper() == 1
+    assert myapp.helper.__dict__ == {}
+
+
+def test_extension_codes_are_decided_like_globals() -> None:
+    import copyreg
+    import os
+
+    code = 0x7FFFFF00  # far from any code a library would register
+    copyreg.add_extension("os", "getcwd", code)
+    copyreg.add_extension("collections", "Counter", code + 1)
+    try:
+        ext = b"\x84" + struct.pack("<i", code)  # EXT4
+        # An unrestricted load caches the code's object in copyreg ...
+        assert pickle.loads(b"\x80\x02" + ext + b".") is os.getcwd
+        # ... and the restricted load still decides it (not in the list).
+        with pytest.raises(DisallowedTypeError, match=r"os\.getcwd"):
+            RestrictedDeserializer()(_protocol4(ext))
+        counter = b"\x84" + struct.pack("<i", code + 1)
+        with pytest.raises(DisallowedTypeError, match=r"collections\.Counter"):
+            RestrictedDeserializer()(_protocol4(counter))
+        allowed = RestrictedDeserializer(["collections.Counter"])
+        assert allowed(_protocol4(counter)) is collections.Counter
+    finally:
+        copyreg.remove_extension("os", "getcwd", code)
+        copyreg.remove_extension("collections", "Counter", code + 1)
+    assert RestrictedDeserializer()(serialize({1, 2})) == {1, 2}
+
+
+def test_python2_names_of_old_protocols_still_load() -> None:
+    for protocol in (0, 1, 2):
+        payload = b"PK\n" + pickle.dumps([{1, 2}, frozenset({3})], protocol=protocol)
+        assert RestrictedDeserializer()(payload) == [{1, 2}, frozenset({3})]
+
+
+def test_decisions_follow_a_rebound_name(myapp: Any) -> None:
+    import os
+
+    restricted = RestrictedDeserializer(["myapp.Point"])
+    payload = serialize(myapp.Point(1, 2))
+    assert type(restricted(payload)) is myapp.Point  # decision cached
+    original = myapp.Point
+    try:
+        myapp.Point = os.system  # the cached decision must not outlive this
+        with pytest.raises(DisallowedTypeError, match="system"):
+            restricted(payload)
+    finally:
+        myapp.Point = original
+    assert type(restricted(payload)) is original

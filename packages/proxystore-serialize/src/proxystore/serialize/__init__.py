@@ -3,7 +3,8 @@
 ``deserialize(serialize(obj))`` rebuilds ``obj``. See `proxystore.serialize._core`
 for the wire format. `sign`/`verify` (or `signed_serializer`/
 `signed_deserializer`) add HMAC authentication; `RestrictedDeserializer`
-limits what the pickle path may load to an allow-list. Custom (de)serializers for a
+limits what the pickle path may load to an allow-list (`NUMPY_ARRAYS` lists what
+numpy arrays need). Custom (de)serializers for a
 store satisfy
 [`Serializer`][proxystore.serialize.protocols.Serializer] /
 [`Deserializer`][proxystore.serialize.protocols.Deserializer].
@@ -22,6 +23,7 @@ from proxystore.serialize._core import deserialize_parts as deserialize_parts
 from proxystore.serialize._core import is_bytes_like as is_bytes_like
 from proxystore.serialize._core import serialize as serialize
 from proxystore.serialize._core import serialize_parts as serialize_parts
+from proxystore.serialize._restricted import NUMPY_ARRAYS as NUMPY_ARRAYS
 from proxystore.serialize._restricted import (
     RestrictedDeserializer as RestrictedDeserializer,
 )
@@ -35,6 +37,7 @@ from proxystore.serialize.protocols import BytesLike as BytesLike
 __all__ = [
     "ALGORITHMS",
     "FORMAT_VERSION",
+    "NUMPY_ARRAYS",
     "BytesLike",
     "DisallowedTypeError",
     "PayloadAuthenticationError",

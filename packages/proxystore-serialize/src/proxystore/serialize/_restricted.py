@@ -3,30 +3,68 @@
 A pickle stream names every class and function it needs by module and name, and
 plain ``pickle.loads`` imports and calls whatever it names: whoever can write the
 payload can run code in the reader. `RestrictedDeserializer` reads the same
-formats as `proxystore.serialize.deserialize`, but its unpickler resolves a global
-only when its dotted path (``module.qualname``) is in the allow-list, and refuses
-any other *before importing its module*.
+formats as `proxystore.serialize.deserialize`, but its unpickler hands out a global
+only when the object it resolves to *is* an allow-listed class or function.
 
-An allow-list entry is a prefix on dotted-name boundaries: ``"numpy"`` allows
-``numpy.dtype`` and ``numpy._core.numeric._frombuffer``, not ``numpyx.Evil``;
-``"myapp.models.Point"`` allows that one class (and its nested names). A small set
-of harmless builtins (containers, numbers, text, ``datetime``, ``decimal``,
-``uuid``, ...) is always allowed; ``builtins.eval``, ``getattr`` and the like are
-not. Bytes, text and Polars payloads contain no pickle and load as usual; the
-reference release's numpy and pandas payloads are refused (their loaders run
-pickle in ways this class cannot restrict).
+How a global ``(module, name)`` is decided (`RestrictedDeserializer` does not use
+pickle's own lookup, which follows every dot of ``name`` as an attribute):
 
-The deserializer is plain data (its allow-list), so a store configured with it
-(``Store(..., deserializer=RestrictedDeserializer([...]))``) carries it inside
-every proxy, and remote readers apply the same restriction.
+1. Spelling: ``module`` and ``name`` are dotted identifiers without a dunder
+   component (``__builtins__``, ``__globals__``, ``__main__`` submodules...).
+2. The dotted path ``module.name`` is in the allow-list; otherwise it is refused
+   *before anything is imported*.
+3. ``module`` is imported and ``name`` looked up in it; every step after the first
+   must be a class (``Outer.Inner``), never a module or another object, so no
+   attribute walk leaves the allowed path.
+4. The result is a class, a function, or a named callable (Cython functions, cached
+   wrappers), never a module or plain data, and its *own* home (its
+   ``__module__`` and ``__qualname__``) is allowed too, and holds this very object.
+   ``numpy.testing._private.utils`` + ``os.system`` is refused here: the object is
+   ``posix.system``.
+
+The legacy copyreg extension codes (``EXT1/2/4`` opcodes) go through the same
+decision, including codes an earlier unpickler already resolved. A load may not
+modify the globals it resolved (a ``BUILD`` opcode aimed at an allowed class or
+function, say to rebind a method or a function's defaults): the change is undone
+and the load refused. Decisions are cached per allow-list, so a warm load of
+allowed types costs about what ``pickle.loads`` does.
+
+An allow-list entry is an exact dotted path or a prefix on dotted-name boundaries:
+``"myapp.models.Point"`` allows that class (and classes nested in it),
+``"myapp.models"`` every class and function under that module, ``"numpyx"`` does
+not cover ``numpy``. **A prefix trusts every callable under it with arguments the
+payload chooses**: ``"numpy"`` would let a payload call
+``numpy.testing._private.utils.runstring`` (which runs ``exec``) or
+``numpy.save`` (which writes files). Allow exact paths instead: `NUMPY_ARRAYS`
+holds the globals numpy arrays, dtypes and scalars need. A small set of harmless
+builtins (containers, numbers, text, ``datetime``, ``decimal``, ``uuid``, ...) is
+always allowed; ``builtins.eval``, ``getattr`` and the like are not.
+
+Bytes, text and Polars payloads contain no pickle and load as usual; the reference
+release's numpy and pandas payloads are refused (their loaders run pickle in ways
+this class cannot restrict). The deserializer is plain data (its allow-list), so a
+store configured with it (``Store(..., deserializer=RestrictedDeserializer([...]))``)
+carries it inside every proxy, and remote readers apply the same restriction.
+
+Out of scope: resource exhaustion (an allowed ``bytearray`` or ``list`` can be
+asked for more memory than the reader has), and whatever an allowed callable does
+with the arguments a payload gives it.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
+import copyreg
+import importlib
 import io
+import logging
 import pickle
+import sys
 from collections.abc import Iterable
-from typing import Any, Final
+from itertools import repeat
+from operator import is_
+from types import BuiltinFunctionType, FunctionType, ModuleType
+from typing import Any, ClassVar, Final, NamedTuple
 
 from proxystore.serialize._core import (
     _BY_PREFIX,
@@ -40,7 +78,9 @@ from proxystore.serialize._core import deserialize as _deserialize
 from proxystore.serialize.exceptions import DisallowedTypeError, SerializationError
 from proxystore.serialize.protocols import BytesLike
 
-__all__ = ["ALWAYS_ALLOWED", "RestrictedDeserializer"]
+__all__ = ["ALWAYS_ALLOWED", "NUMPY_ARRAYS", "RestrictedDeserializer"]
+
+logger = logging.getLogger(__name__)
 
 #: Globals every restricted deserializer allows (exact dotted paths).
 ALWAYS_ALLOWED: Final = frozenset(
@@ -76,43 +116,437 @@ ALWAYS_ALLOWED: Final = frozenset(
         "uuid.UUID",
     )
 )
+
+#: Exact globals that numpy arrays, dtypes and scalars need (numpy 1.x and 2.x
+#: spellings): the safe alternative to allowing the whole ``"numpy"`` prefix.
+NUMPY_ARRAYS: Final = frozenset(
+    (
+        "numpy.ndarray",
+        "numpy.dtype",
+        "numpy.dtypes",
+        "numpy._core.multiarray._reconstruct",
+        "numpy._core.multiarray.scalar",
+        "numpy._core.numeric._frombuffer",
+        "numpy.core.multiarray._reconstruct",
+        "numpy.core.multiarray.scalar",
+        "numpy.core.numeric._frombuffer",
+    )
+) | frozenset(
+    f"numpy.{name}"
+    for name in (
+        "bool",
+        "bool_",
+        "byte",
+        "bytes_",
+        "cdouble",
+        "clongdouble",
+        "complex128",
+        "complex256",
+        "complex64",
+        "csingle",
+        "datetime64",
+        "double",
+        "float128",
+        "float16",
+        "float32",
+        "float64",
+        "half",
+        "int16",
+        "int32",
+        "int64",
+        "int8",
+        "int_",
+        "intc",
+        "intp",
+        "longdouble",
+        "longlong",
+        "object_",
+        "short",
+        "single",
+        "str_",
+        "timedelta64",
+        "ubyte",
+        "uint",
+        "uint16",
+        "uint32",
+        "uint64",
+        "uint8",
+        "uintc",
+        "uintp",
+        "ulonglong",
+        "ushort",
+        "void",
+    )
+)
+
 # Reference-release formats whose loaders run unrestricted pickle.
 _REFUSED_LEGACY: Final = frozenset((b"NP\n", b"PD\n"))
+# Py_TPFLAGS_IMMUTABLETYPE: classes whose attributes cannot be set at all.
+_IMMUTABLE_TYPE: Final = 1 << 8
+#: Allow-lists whose decision caches are kept (more distinct lists start afresh).
+_MAX_LISTS: Final = 64
+#: Globals cached per allow-list.
+_MAX_DECISIONS: Final = 1024
+_MISSING: Final = object()
+_GENERIC_GETATTRIBUTE: Final = object.__getattribute__
+# Attributes (besides __dict__ entries) a BUILD opcode could rebind.
+_CLASS_WATCH: Final = ("__name__", "__qualname__", "__bases__", "__class__")
+_OBJECT_WATCH: Final = (
+    "__code__",
+    "__defaults__",
+    "__kwdefaults__",
+    "__name__",
+    "__qualname__",
+    "__module__",
+    "__doc__",
+    "__annotations__",
+)
 
 
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, allowed: RestrictedDeserializer, **kw: Any):
-        super().__init__(file, **kw)
-        self._allowed = allowed
+class _Entry(NamedTuple):
+    """A global that was allowed, and where it was found."""
+
+    module: ModuleType
+    parts: tuple[str, ...]
+    obj: Any
+    #: A class or function a load could modify (watched during each load).
+    mutable: bool
+
+
+def _is_dunder(part: str) -> bool:
+    return part.startswith("__") and part.endswith("__")
+
+
+def _plain_parts(dotted: str) -> tuple[str, ...] | None:
+    """Split ``dotted`` into identifiers, or None if any part is not one or a dunder."""
+    parts = tuple(dotted.split("."))
+    for part in parts:
+        if not part.isidentifier() or _is_dunder(part):
+            return None
+    return parts
+
+
+def _is_class(obj: object) -> bool:
+    # type(obj), never obj.__class__, which a proxy-like object may fake.
+    return issubclass(type(obj), type)
+
+
+def _lookup(module: ModuleType, parts: tuple[str, ...]) -> Any:
+    """Follow ``parts`` from ``module``: every step after the first is a class."""
+    obj: Any = getattr(module, parts[0])
+    for part in parts[1:]:
+        if not _is_class(obj):
+            return _MISSING
+        obj = getattr(obj, part)
+    return obj
+
+
+def _home(obj: Any) -> tuple[str, str] | None:
+    """Return the (module, qualname) an object says it lives at, if it is callable."""
+    kind = type(obj)
+    if issubclass(kind, type) or kind is FunctionType:
+        module, qualname = obj.__module__, obj.__qualname__
+    elif kind is BuiltinFunctionType:
+        # Module-level C functions are bound to their module; bound methods of
+        # other objects (``{}.get``) are refused.
+        owner = obj.__self__
+        if owner is not None and not issubclass(type(owner), ModuleType):
+            return None
+        module, qualname = obj.__module__, obj.__qualname__
+        if module is None and owner is not None:
+            module = owner.__name__
+    elif (
+        callable(obj)
+        and getattr(kind, "__getattribute__", None) is _GENERIC_GETATTRIBUTE
+        and getattr(kind, "__getattr__", None) is None
+        and not issubclass(kind, ModuleType)
+    ):
+        # A named callable (Cython function, functools wrapper): attributes are
+        # read without running code of its own.
+        module = getattr(obj, "__module__", None)
+        qualname = getattr(obj, "__qualname__", None)
+    else:
+        return None
+    if isinstance(module, str) and isinstance(qualname, str):
+        return module, qualname
+    return None
+
+
+def _is_mutable(obj: Any) -> bool:
+    if _is_class(obj):
+        return not obj.__flags__ & _IMMUTABLE_TYPE
+    return hasattr(obj, "__dict__")
+
+
+# ---------------------------------------------------------------- tamper guard
+
+
+class _Snapshot(NamedTuple):
+    """What a load could change in a global: watched attributes and ``__dict__``."""
+
+    names: tuple[str, ...]
+    values: tuple[Any, ...]
+    keys: tuple[Any, ...] | None
+    items: tuple[Any, ...] | None
+
+
+def _attributes(obj: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(map(getattr, repeat(obj), names, repeat(_MISSING)))
+
+
+def _snapshot(obj: Any) -> _Snapshot:
+    names = _CLASS_WATCH if _is_class(obj) else _OBJECT_WATCH
+    namespace = getattr(obj, "__dict__", None)
+    if namespace is None:
+        return _Snapshot(names, _attributes(obj, names), None, None)
+    return _Snapshot(
+        names,
+        _attributes(obj, names),
+        tuple(namespace),
+        tuple(namespace.values()),
+    )
+
+
+def _same(obj: Any, snapshot: _Snapshot) -> bool:
+    if not all(map(is_, _attributes(obj, snapshot.names), snapshot.values)):
+        return False
+    if snapshot.keys is None:
+        return True
+    namespace = obj.__dict__
+    # Identity of every value; keys compare equal item by item (same objects).
+    return tuple(namespace) == snapshot.keys and all(
+        map(is_, namespace.values(), snapshot.items or ())
+    )
+
+
+def _restore(obj: Any, snapshot: _Snapshot) -> None:
+    for name, value in zip(snapshot.names, snapshot.values, strict=True):
+        if value is not _MISSING and getattr(obj, name, _MISSING) is not value:
+            setattr(obj, name, value)
+    if snapshot.keys is None:
+        return
+    before = dict(zip(snapshot.keys, snapshot.items or (), strict=True))
+    namespace = obj.__dict__
+    if not _is_class(obj):
+        namespace.clear()
+        namespace.update(before)
+        return
+    for key in [k for k in namespace if k not in before]:
+        delattr(obj, key)
+    for key, value in before.items():
+        if namespace.get(key, _MISSING) is not value:
+            setattr(obj, key, value)
+
+
+# ---------------------------------------------------------------- decisions
+
+
+class _Policy:
+    """The decisions of one allow-list, shared by equal deserializers.
+
+    Holds the unpickler classes bound to it, so a load builds nothing but the
+    unpickler itself.
+    """
+
+    __slots__ = ("allow", "decisions", "fast", "prefixes", "safe")
+
+    def __init__(self, allow: tuple[str, ...]) -> None:
+        self.allow = allow
+        self.prefixes = tuple(entry + "." for entry in allow)
+        #: Allowed globals by (module, name), each checked against its module on use.
+        self.decisions: dict[tuple[str, str], _Entry] = {}
+        self.fast: type[_Unpickler] = type(
+            "_Unpickler", (_Unpickler,), {"__slots__": (), "_policy": self}
+        )
+        self.safe: type[_ExtensionSafeUnpickler] = type(
+            "_ExtensionSafeUnpickler", (_ExtensionSafeUnpickler,), {"_policy": self}
+        )
+
+    def allows(self, path: str) -> bool:
+        return (
+            path in ALWAYS_ALLOWED
+            or path in self.allow
+            or path.startswith(self.prefixes)
+        )
+
+    def entry(self, module: str, name: str) -> _Entry:
+        """The allowed global ``module.name`` (cached), or `DisallowedTypeError`."""
+        entry = self.decisions.get((module, name))
+        if entry is not None and sys.modules.get(module) is entry.module:
+            try:
+                if _lookup(entry.module, entry.parts) is entry.obj:
+                    return entry
+            except Exception:  # gone since: decide afresh
+                pass
+        entry = self.decide(module, name)
+        if len(self.decisions) >= _MAX_DECISIONS:
+            self.decisions.clear()
+        self.decisions[module, name] = entry
+        return entry
+
+    def decide(self, module: str, name: str) -> _Entry:
+        """Resolve an allowed global, or raise `DisallowedTypeError`."""
+        path = f"{module}.{name}"
+        parts = _plain_parts(name)
+        if parts is None or (module != "__main__" and _plain_parts(module) is None):
+            raise _refusal(
+                path, "its module and name must be dotted identifiers without dunders"
+            )
+        if not self.allows(path):
+            raise _refusal(
+                path, "it is not in the allow-list (its module was not imported)"
+            )
+        found = sys.modules.get(module)
+        if found is None:
+            found = importlib.import_module(module)
+        if not issubclass(type(found), ModuleType):
+            raise _refusal(path, f"{module!r} is not a module")
+        obj = _lookup(found, parts)
+        if obj is _MISSING:
+            raise _refusal(path, "only classes may hold the names it walks through")
+        home = _home(obj)
+        if home is None:
+            raise _refusal(
+                path,
+                f"it is a {type(obj).__qualname__} object, not a class or function",
+            )
+        own = ".".join(home)
+        if own != path:
+            self._check_home(path, obj, home)
+        return _Entry(found, parts, obj, _is_mutable(obj))
+
+    def _check_home(self, path: str, obj: Any, home: tuple[str, str]) -> None:
+        """Refuse an alias unless its target is allowed and really lives there."""
+        own = ".".join(home)
+        home_parts = _plain_parts(home[1])
+        if home_parts is None or _plain_parts(home[0]) is None:
+            raise _refusal(path, f"it is {own!r}, which is not a plain path")
+        if not self.allows(own):
+            raise _refusal(path, f"it is {own!r}, which is not in the allow-list")
+        where = sys.modules.get(home[0])
+        try:
+            there = _MISSING if where is None else _lookup(where, home_parts)
+        except Exception:
+            there = _MISSING
+        if there is not obj:
+            raise _refusal(path, f"it claims to be {own!r} but is not found there")
+
+
+def _refusal(path: str, why: str) -> DisallowedTypeError:
+    return DisallowedTypeError(
+        f"restricted deserialization refused global {path!r}: {why}", path
+    )
+
+
+#: Policies by allow-list (a stream rebuilds its deserializer from every event).
+_POLICIES: dict[tuple[str, ...], _Policy] = {}
+
+
+def _policy(allow: tuple[str, ...]) -> _Policy:
+    policy = _POLICIES.get(allow)
+    if policy is None:
+        if len(_POLICIES) >= _MAX_LISTS:
+            _POLICIES.clear()
+        policy = _POLICIES.setdefault(allow, _Policy(allow))
+    return policy
+
+
+# ---------------------------------------------------------------- unpicklers
+
+
+class _Restricting:
+    """What both unpicklers share: global lookup through the allow-list.
+
+    Subclasses made by `_Policy` set ``_policy``; a load sets ``_compat`` when the
+    stream may use Python 2 names, and ``_watched`` gathers the mutable globals
+    it resolved.
+    """
+
+    _policy: ClassVar[_Policy]
+    _compat: bool = False
+    _watched: dict[int, tuple[Any, _Snapshot]] | None = None
 
     def find_class(self, module: str, name: str) -> Any:
-        path = f"{module}.{name}"
-        if not self._allowed.allows(path):
-            raise DisallowedTypeError(
-                f"restricted deserialization refused global {path!r}: it is not "
-                "in the allow-list (its module was not imported)",
-                path,
-            )
-        return super().find_class(module, name)
+        if self._compat:
+            module, name = _py3_names(module, name)
+        entry = self._policy.entry(module, name)
+        obj = entry.obj
+        if entry.mutable:
+            watched = self._watched
+            if watched is None:
+                watched = self._watched = {}
+            if id(obj) not in watched:
+                watched[id(obj)] = (obj, _snapshot(obj))
+        return obj
 
     def persistent_load(self, pid: Any) -> Any:
         raise DisallowedTypeError(
             "restricted deserialization refused a persistent id", "<persistent id>"
         )
 
+    def _check_untouched(self) -> None:
+        """Refuse (and undo) any change the load made to a global it resolved."""
+        changed = [
+            (obj, snap)
+            for obj, snap in (self._watched or {}).values()
+            if not _same(obj, snap)
+        ]
+        if not changed:
+            return
+        for obj, snap in changed:
+            try:
+                _restore(obj, snap)
+            except Exception:  # still refused below; say what could not be undone
+                logger.exception("could not undo a payload's change to %r", obj)
+        paths = sorted(
+            ".".join(_home(obj) or ("?", type(obj).__qualname__)) for obj, _ in changed
+        )
+        raise DisallowedTypeError(
+            "restricted deserialization refused a payload that modified allowed "
+            f"globals {paths} (the change was undone)",
+            paths[0],
+        )
+
+
+class _Unpickler(_Restricting, pickle.Unpickler):
+    """The C unpickler, restricted."""
+
+
+class _ExtensionSafeUnpickler(_Restricting, pickle._Unpickler):
+    """The pure-Python unpickler, used while copyreg extension codes are registered.
+
+    The C unpickler returns an extension code's cached object without asking
+    `find_class`; this one always asks.
+    """
+
+    def get_extension(self, code: int) -> None:
+        key = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
+        if not key:
+            raise pickle.UnpicklingError(f"unregistered extension code {code}")
+        self.append(self.find_class(*key))  # type: ignore[attr-defined]
+
+
+def _py3_names(module: str, name: str) -> tuple[str, str]:
+    mapped = _compat_pickle.NAME_MAPPING.get((module, name))
+    if mapped is not None:
+        return mapped
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
 
 class RestrictedDeserializer:
     """A deserializer whose pickle path loads only allow-listed globals.
 
     Args:
-        allow: Dotted-path prefixes (modules, classes) that pickle may load, in
-            addition to `ALWAYS_ALLOWED`.
+        allow: Dotted paths (exact globals, or module and class prefixes) that
+            pickle may load, in addition to `ALWAYS_ALLOWED`. A prefix trusts
+            every class and function under it: prefer exact paths (e.g.
+            `NUMPY_ARRAYS`).
 
     Raises:
         ValueError: if an entry is not a non-empty string of dotted names.
     """
 
-    __slots__ = ("_prefixes", "allow")
+    __slots__ = ("_policy", "allow")
 
     def __init__(self, allow: Iterable[str] = ()) -> None:
         entries: tuple[object, ...] = (
@@ -128,28 +562,39 @@ class RestrictedDeserializer:
                 )
         self.allow: tuple[str, ...] = tuple(sorted({str(e) for e in entries}))
         """The allow-list entries (sorted, without duplicates)."""
-        self._prefixes = tuple(entry + "." for entry in self.allow)
+        self._policy = _policy(self.allow)
 
     def allows(self, path: str) -> bool:
-        """Return whether the global at dotted ``path`` may be loaded."""
-        return (
-            path in ALWAYS_ALLOWED
-            or path in self.allow
-            or path.startswith(self._prefixes)
-        )
+        """Return whether the allow-list covers dotted ``path`` (its spelling).
+
+        Loading also checks what the path resolves to (see the module
+        documentation).
+        """
+        return self._policy.allows(path)
 
     def _loads(self, data: BytesLike, *, buffers: Any = None) -> Any:
-        return _Unpickler(io.BytesIO(data), self, buffers=buffers).load()
+        policy = self._policy
+        kind = policy.safe if copyreg._inverted_registry else policy.fast  # type: ignore[attr-defined]
+        file = io.BytesIO(data)
+        unpickler = kind(file) if buffers is None else kind(file, buffers=buffers)
+        if not (len(data) > 1 and data[0] == 0x80 and data[1] >= 3):
+            # No PROTO >= 3 first: Python 2 names (``__builtin__.set``) may occur.
+            unpickler._compat = True
+        try:
+            return unpickler.load()
+        finally:
+            if unpickler._watched:
+                unpickler._check_untouched()
 
     def __call__(self, buffer: BytesLike, /) -> Any:
         """Rebuild an object like `proxystore.serialize.deserialize`, restricted.
 
         Raises:
             DisallowedTypeError: if the payload needs a global outside the
-                allow-list (nothing of that global's module is imported), or is a
-                reference-release numpy/pandas payload.
+                allow-list (nothing of that global's module is imported), modifies
+                an allowed global, or is a reference-release numpy/pandas payload.
             SerializationError: for anything `proxystore.serialize.deserialize`
-                rejects.
+                rejects, and for any other failure of the restricted load.
         """
         payload = _as_payload(buffer)
         prefix = bytes(payload[:_PREFIX_LEN])
