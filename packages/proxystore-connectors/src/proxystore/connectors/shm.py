@@ -76,9 +76,9 @@ user that made them, and the connector only ever uses files that prove it:
   file is opened (a proxy cannot carry one user's shared memory to another).
 
 A file that fails these checks raises
-`ForeignFileError <proxystore.connectors.exceptions.ForeignFileError>` naming it;
-it is never read, written or mapped, and `SharedMemoryConnector.close` leaves it
-in place. Such a file still blocks its name (a denial of service, the same as
+[`ForeignFileError`][proxystore.connectors.exceptions.ForeignFileError] naming
+it; it is never read, written or mapped, and `SharedMemoryConnector.close` leaves
+it in place. Such a file still blocks its name (a denial of service, the same as
 filling ``/dev/shm``): a namespace others cannot guess avoids that.
 """
 
