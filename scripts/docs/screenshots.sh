@@ -9,7 +9,9 @@
 # command line reference and the performance page). Installs Debian's `chromium`
 # package when no `chromium` is on PATH. Every name but 127.0.0.1 resolves to nothing,
 # so the shots never wait for the network (web fonts fall back to system fonts).
+# SHOTS_WINDOW=WIDTH,HEIGHT sets the window (default 1280,2400: what a shot shows).
 set -euo pipefail
+window=${SHOTS_WINDOW:-1280,2400}
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/build/docs-shots}
@@ -50,7 +52,7 @@ for page in "${pages[@]}"; do
         --no-first-run --disable-component-update --disable-sync \
         --host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" \
         --hide-scrollbars --virtual-time-budget=5000 \
-        --user-data-dir="$profile/chromium" --window-size=1280,2400 \
+        --user-data-dir="$profile/chromium" --window-size="$window" \
         --screenshot="$shot" "http://127.0.0.1:$port/$page" >"$profile/chromium.log" 2>&1 ||
         { cat "$profile/chromium.log" >&2; exit 1; }
     echo "screenshot: $shot"
