@@ -418,3 +418,27 @@ def test_filtered_events_under_a_refusing_policy(
     )
     with pytest.raises(UntrustedEventError):
         consumer.next()
+
+
+def test_policy_connector_allow_list(tmp_path: pathlib.Path) -> None:
+    policy = TrustPolicy(
+        connectors=["file", "proxystore.connectors.multi.MultiConnector"]
+    )
+    assert policy.connectors == ("file", "proxystore.connectors.multi.MultiConnector")
+    trust = _ConsumerTrust(policy)
+    assert trust.sanitised(_file_config(_name(), tmp_path)).connector.kind == FILE
+    redis_config = StoreConfig(
+        name=_name(),
+        connector=ConnectorConfig("redis", {"hostname": "h", "port": 1}),
+    )
+    with pytest.raises(UntrustedEventError, match="does not list"):
+        trust.sanitised(redis_config)
+    child = ["proxystore.connectors.redis.RedisConnector", {"hostname": "h", "port": 1}]
+    multi = StoreConfig(
+        name=_name(),
+        connector=ConnectorConfig("multi", {"a": [*child, {"priority": 0}]}),
+    )
+    with pytest.raises(UntrustedEventError, match="RedisConnector"):
+        trust.sanitised(multi)
+    with pytest.raises(ValueError, match=r"TrustPolicy\.connectors"):
+        _ConsumerTrust(TrustPolicy(connectors=["no_such_connector_kind"]))

@@ -364,6 +364,12 @@ class TrustPolicy:
             no credential references, never clearing, the policy's
             deserializer and key). ``False`` refuses every event whose store is
             not registered in this process.
+        connectors: Connector classes that stores made from events may use
+            (short names such as ``"redis"`` or ``"file"``, or dotted class
+            paths; the children of a ``MultiConnector`` too), or ``None`` for
+            any connector of the trusted modules. Connectors that act with
+            this host's ambient identity (Globus transfers, a local endpoint)
+            or start servers (the DIM connectors) are worth leaving out.
 
     Raises:
         ValueError: If both ``allow`` and ``deserializer`` are given, or an
@@ -374,6 +380,7 @@ class TrustPolicy:
     deserializer: DeserializerT | None = None
     auth_key_id: str | None = None
     create_stores: bool = True
+    connectors: Sequence[str] | None = None
     _loader: DeserializerT = dataclasses.field(
         init=False, repr=False, compare=False, default=deserialize
     )
@@ -393,6 +400,11 @@ class TrustPolicy:
             loader = RestrictedDeserializer(allow)
         object.__setattr__(self, "allow", allow)
         object.__setattr__(self, "_loader", loader)
+        if self.connectors is not None:
+            kinds = self.connectors
+            object.__setattr__(
+                self, "connectors", (kinds,) if isinstance(kinds, str) else tuple(kinds)
+            )
 
     @property
     def object_deserializer(self) -> DeserializerT:
@@ -417,9 +429,10 @@ class _ConsumerTrust:
 
     Raises:
         CredentialError: If the policy's ``auth_key_id`` does not resolve here.
+        ValueError: If the policy names a connector that cannot be imported.
     """
 
-    __slots__ = ("_last", "_seen", "load", "plain_inline", "policy")
+    __slots__ = ("_connectors", "_last", "_seen", "load", "plain_inline", "policy")
 
     def __init__(self, policy: TrustPolicy | None) -> None:
         self.policy = policy
@@ -441,6 +454,14 @@ class _ConsumerTrust:
 
             self.load = load
             self.plain_inline = False
+        self._connectors: frozenset[type[Any]] | None = None
+        if policy is not None and policy.connectors is not None:
+            try:
+                self._connectors = frozenset(
+                    _connector_class(kind) for kind in policy.connectors
+                )
+            except EventDecodeError as e:
+                raise ValueError(f"TrustPolicy.connectors: {e}") from e
         # Store per store name (with the event config it was looked up for),
         # and the last (config, store) pair: a stream repeats one config object.
         self._seen: dict[str, tuple[StoreConfig, Store[Any]]] = {}
@@ -492,6 +513,12 @@ class _ConsumerTrust:
         return store
 
     def _lookup(self, config: StoreConfig) -> Store[Any]:
+        # Under the lock: a store another consumer is making from an event is
+        # never mistaken for one the process registered itself.
+        with _CREATE_LOCK:
+            return self._lookup_locked(config)
+
+    def _lookup_locked(self, config: StoreConfig) -> Store[Any]:
         name = config.name
         registered = get_store(name)
         if registered is not None and registered not in _FROM_EVENTS:
@@ -503,12 +530,10 @@ class _ConsumerTrust:
                 "(create_stores=False).",
             )
         safe = self.sanitised(config)
-        with _CREATE_LOCK:
-            registered = get_store(name)
-            if registered is None:
-                store = Store.from_config(dataclasses.replace(safe, auto_register=True))
-                _FROM_EVENTS[store] = safe
-                return store
+        if registered is None:
+            store = Store.from_config(dataclasses.replace(safe, auto_register=True))
+            _FROM_EVENTS[store] = safe
+            return store
         made_from = _FROM_EVENTS.get(registered)
         if made_from is not None and made_from != safe:
             raise UntrustedEventError(
@@ -518,6 +543,19 @@ class _ConsumerTrust:
                 f"Register a store named {name!r} in this process to choose it.",
             )
         return registered
+
+    def _check_allowed(self, store: str, kind: str, options: Mapping[str, Any]) -> None:
+        assert self._connectors is not None
+        cls = _connector_class(kind)
+        if cls not in self._connectors:
+            raise UntrustedEventError(
+                f"The config of store {store!r} in an event names the connector "
+                f"{kind!r}, which the trust policy does not list in its "
+                "connectors.",
+            )
+        if _is_multi(cls):
+            for path, child, _ in _children(options):
+                self._check_allowed(store, path, child)
 
     def sanitised(self, config: StoreConfig) -> StoreConfig:
         """Return the config a store may be made from for an event's ``config``.
@@ -535,6 +573,10 @@ class _ConsumerTrust:
         policy = self.policy
         _refuse_secrets(config.connector.options, config.name, "")
         check_store_config(config, callables=policy is None)
+        if self._connectors is not None:
+            self._check_allowed(
+                config.name, config.connector.kind, config.connector.options
+            )
         connector = ConnectorConfig(
             config.connector.kind,
             _never_clear(config.connector.kind, config.connector.options),
