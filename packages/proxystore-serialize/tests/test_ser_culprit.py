@@ -97,6 +97,27 @@ def test_cycles_do_not_hide_or_loop() -> None:
     assert f"obj['bad'] is a {LOCK}" in _message(data)
 
 
+class _BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class _Inspected:
+    """Unpicklable: its ``__reduce_ex__`` raises."""
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise RuntimeError("refuses to be reduced")
+
+
+def test_objects_that_misbehave_under_inspection_still_give_the_error() -> None:
+    key = _BadRepr()
+    message = _message({key: threading.Lock()})
+    assert f"obj[<{__name__}._BadRepr key>] is a {LOCK}" in message
+    message = _message([_Inspected()])
+    assert f"obj[0] is a {__name__}._Inspected" in message
+    assert "refuses to be reduced" in message
+
+
 def test_serialize_parts_reports_the_same_culprit() -> None:
     with pytest.raises(SerializationError, match=r"obj\['bad'\] is a _thread\.lock"):
         serialize_parts({"ok": 1, "bad": threading.Lock()})

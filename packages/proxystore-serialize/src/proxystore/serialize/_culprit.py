@@ -46,7 +46,10 @@ def _type_name(obj: object) -> str:
 
 
 def _brief(key: object) -> str:
-    text = repr(key)
+    try:
+        text = repr(key)
+    except Exception:
+        return f"<{_type_name(key)} key>"
     if len(text) > _REPR_LIMIT:
         text = text[: _REPR_LIMIT - 3] + "..."
     return text
@@ -166,6 +169,29 @@ def _first_failing(
     return None
 
 
+def _step_down(
+    obj: object, seen: set[int], dumpers: list[_Dumps]
+) -> tuple[str, Any, Exception] | None:
+    """Return the path step, part and error of the part of ``obj`` to blame.
+
+    ``None`` when no part of ``obj`` fails on its own (``obj`` is the culprit), when
+    the part fails only for being too deep, or when ``obj`` misbehaves under
+    inspection (a failing ``repr`` or ``__reduce_ex__``): the search stops there.
+    """
+    try:
+        found = _parts(obj)
+        if found is None:
+            return None
+        parts, label = found
+        failing = _first_failing(parts, seen, dumpers)
+        if failing is None or _too_deep(failing[1]):
+            return None
+        index, error = failing
+        return label(index), parts[index], error
+    except Exception:
+        return None
+
+
 def _too_deep(error: BaseException) -> bool:
     """Whether ``error`` (or what it was raised from) is a recursion overflow."""
     seen: BaseException | None = error
@@ -199,18 +225,11 @@ def describe_failure(obj: object, error: BaseException | None) -> str:
         dumpers = _dumpers()
         seen = {id(obj)}
         for _ in range(_MAX_DEPTH):
-            found = _parts(culprit)
-            if found is None:
+            step = _step_down(culprit, seen, dumpers)
+            if step is None:
                 break
-            parts, label = found
-            failing = _first_failing(parts, seen, dumpers)
-            if failing is None:
-                break
-            index, part_error = failing
-            if _too_deep(part_error):
-                break
-            path += label(index)
-            culprit, cause = parts[index], part_error
+            label, culprit, cause = step
+            path += label
             seen.add(id(culprit))
     reason = f"{type(cause).__name__}: {cause}"
     if culprit is obj:
