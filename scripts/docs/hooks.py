@@ -19,6 +19,7 @@ logger = logging.getLogger("mkdocs.hooks.api_nav")
 
 NAV_TITLE = "API reference"
 INDEX = "reference/index.md"
+INDEX_LABEL = "All modules"
 
 
 def _gen_api() -> ModuleType:
@@ -40,7 +41,8 @@ def api_nav() -> list[Any]:
         label = module.removeprefix("proxystore.")
         page = f"reference/{gen_api.page_name(module)}"
         by_member.setdefault(member, []).append({label: page})
-    return [INDEX, *({member: by_member[member]} for member in sorted(by_member))]
+    sections = ({member: by_member[member]} for member in sorted(by_member))
+    return [{INDEX_LABEL: INDEX}, *sections]
 
 
 def on_config(config: Any) -> Any:
