@@ -496,6 +496,32 @@ def _format_row(row: dict[str, Any]) -> str:
     )
 
 
+def _with_policy(
+    rows: list[dict[str, Any]], policy_rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The JSON rows: the policy figures join the row of their broker and size.
+
+    A row with no broker figures (``--policy-only``) is added on its own.
+    """
+    out = [dict(row) for row in rows]
+    for extra in policy_rows:
+        fields = {
+            "policy_items_per_s": extra["policy_items_per_s"],
+            "policy_vs_ours": extra["policy_vs_ours"],
+        }
+        match = [
+            row
+            for row in out
+            if (row["mode"], row["broker"], row["size"])
+            == (extra["mode"], extra["broker"], extra["size"])
+        ]
+        if match:
+            match[0].update(fields)
+        else:
+            out.append(dict(extra))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print tables (or JSON with ``--json``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -518,20 +544,23 @@ def main(argv: list[str] | None = None) -> None:
         if not args.json:
             print(header, file=sys.stderr)
         rows = measure(args.rounds, args.brokers, args.modes)
-    if not args.json:
-        print(_POLICY_HEADER, file=sys.stderr)
-    policy_rows = measure_policy(args.rounds, args.modes)
+    policy_rows: list[dict[str, Any]] = []
+    if args.policy_only or "redis-queue" in args.brokers:
+        if not args.json:
+            print(_POLICY_HEADER, file=sys.stderr)
+        policy_rows = measure_policy(args.rounds, args.modes)
     if args.json:
-        print(json.dumps({"brokers": rows, "policy": policy_rows}, indent=2))
+        print(json.dumps(_with_policy(rows, policy_rows), indent=2))
         return
     if rows:
         print(header)
         for row in rows:
             print(_format_row(row))
         print()
-    print(_POLICY_HEADER)
-    for row in policy_rows:
-        print(_format_policy_row(row))
+    if policy_rows:
+        print(_POLICY_HEADER)
+        for row in policy_rows:
+            print(_format_policy_row(row))
 
 
 if __name__ == "__main__":
