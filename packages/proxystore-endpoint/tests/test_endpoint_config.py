@@ -1,23 +1,32 @@
 from __future__ import annotations
 
+import logging
+import stat
 import uuid
 from pathlib import Path
 
 import pytest
 
+from proxystore.endpoint._peering import _auth_headers
 from proxystore.endpoint.config import (
     EndpointConfig,
     EndpointPeeringConfig,
+    EndpointRelayAuthConfig,
     EndpointRelayConfig,
     EndpointRelayICEServerConfig,
     EndpointStorageConfig,
+    file_mode,
     get_configs,
     get_log_filepath,
     get_pid_filepath,
     read_config,
+    relay_token_credential,
+    secure_file,
     validate_name,
     write_config,
 )
+from proxystore.utils.config import dumps
+from proxystore.utils.credentials import CredentialError
 
 # What the reference 1.1.0 `proxystore-endpoint configure` writes.
 REFERENCE_TOML = """\
@@ -139,3 +148,126 @@ def test_paths_and_names(tmp_path: Path) -> None:
     assert get_pid_filepath("/a/b").endswith("/a/b/daemon.pid")
     assert validate_name("a-b_C9")
     assert not validate_name("a.b")
+
+
+# ------------------------------------------------------------ secrets and modes
+
+
+def _token_config(**kwargs: str) -> EndpointConfig:
+    return EndpointConfig(
+        name="ep-tok",
+        uuid=str(uuid.uuid4()),
+        port=1234,
+        relay=EndpointRelayConfig(
+            address="ws://127.0.0.1:1",
+            auth=EndpointRelayAuthConfig(method="token", kwargs=dict(kwargs)),
+        ),
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "home"
+    monkeypatch.setenv("PROXYSTORE_HOME", str(path))
+    return path
+
+
+def test_config_file_and_new_directory_are_private(tmp_path: Path) -> None:
+    cfg = EndpointConfig(name="ep", uuid=str(uuid.uuid4()), port=1234)
+    write_config(cfg, str(tmp_path / "ep"))
+    assert stat.S_IMODE((tmp_path / "ep").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "ep" / "config.toml").stat().st_mode) == 0o600
+    # An existing world-readable file is narrowed when written again.
+    (tmp_path / "ep" / "config.toml").chmod(0o666)
+    write_config(cfg, str(tmp_path / "ep"))
+    assert stat.S_IMODE((tmp_path / "ep" / "config.toml").stat().st_mode) == 0o600
+    assert read_config(str(tmp_path / "ep")).private_files
+
+
+def test_private_files_can_be_opened(tmp_path: Path) -> None:
+    cfg = EndpointConfig(
+        name="ep", uuid=str(uuid.uuid4()), port=1234, private_files=False
+    )
+    write_config(cfg, str(tmp_path / "ep"))
+    assert stat.S_IMODE((tmp_path / "ep").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "ep" / "config.toml").stat().st_mode) == 0o644
+    assert file_mode(cfg) == 0o644
+    assert not read_config(str(tmp_path / "ep")).private_files
+
+
+def test_secure_file_refuses_a_planted_symlink(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_text("x")
+    target.chmod(0o644)
+    (tmp_path / "log.txt").symlink_to(target)
+    with pytest.raises(OSError, match=r"symbolic link|Too many levels"):
+        secure_file(str(tmp_path / "log.txt"), 0o600)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    secure_file(str(tmp_path / "new.txt"), 0o600)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o600
+
+
+def test_plain_relay_token_is_moved_to_the_credentials_file(
+    tmp_path: Path, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An older config holding the token in plain text still works, with a warning.
+    cfg = _token_config(token="s3cret-token")
+    endpoint_dir = tmp_path / "ep-tok"
+    endpoint_dir.mkdir()
+    (endpoint_dir / "config.toml").write_text(dumps(cfg))
+    with caplog.at_level(logging.WARNING):
+        old = read_config(str(endpoint_dir))
+    assert "plain text" in caplog.text
+    assert "s3cret-token" not in caplog.text
+    assert _auth_headers(old) == {"Authorization": "Bearer s3cret-token"}
+    # Writing it (as `start` does) stores a reference instead.
+    write_config(old, str(endpoint_dir))
+    text = (endpoint_dir / "config.toml").read_text()
+    assert "s3cret-token" not in text
+    assert relay_token_credential("ep-tok") in text
+    creds = home / "credentials.toml"
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    new = read_config(str(endpoint_dir))
+    assert new.relay.auth.kwargs == {"token_credential": "endpoint-ep-tok-relay-token"}
+    assert _auth_headers(new) == {"Authorization": "Bearer s3cret-token"}
+    assert old.relay.auth.kwargs == {"token": "s3cret-token"}  # the caller's is kept
+
+
+def test_storing_a_token_keeps_other_credentials(home: Path, tmp_path: Path) -> None:
+    home.mkdir()
+    creds = home / "credentials.toml"
+    creds.write_text('# my secrets\nredis = "r"\nendpoint-ep-tok-relay-token = "old"\n')
+    creds.chmod(0o600)
+    write_config(_token_config(token="new"), str(tmp_path / "a"))
+    assert 'redis = "r"' in creds.read_text()
+    assert '"old"' not in creds.read_text()
+    creds.write_text('# my secrets\nredis = "r"\n')
+    write_config(_token_config(token="newer"), str(tmp_path / "b"))
+    assert creds.read_text().startswith("# my secrets\nredis")
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+
+
+def test_token_is_not_stored_in_a_readable_credentials_file(
+    home: Path, tmp_path: Path
+) -> None:
+    home.mkdir()
+    creds = home / "credentials.toml"
+    creds.write_text('redis = "r"\n')
+    creds.chmod(0o644)
+    with pytest.raises(CredentialError, match="chmod 600"):
+        write_config(_token_config(token="s3cret-token"), str(tmp_path / "ep"))
+    assert "s3cret-token" not in creds.read_text()
+    assert not (tmp_path / "ep" / "config.toml").exists()
+
+
+def test_relay_token_by_environment_reference(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EP_RELAY_TOKEN", "from-env")
+    cfg = _token_config(token_env="EP_RELAY_TOKEN")
+    assert _auth_headers(cfg) == {"Authorization": "Bearer from-env"}
+    monkeypatch.delenv("EP_RELAY_TOKEN")
+    with pytest.raises(ValueError, match="EP_RELAY_TOKEN"):
+        _auth_headers(cfg)
+    with pytest.raises(ValueError, match="token_env"):
+        _token_config()

@@ -8,6 +8,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from proxystore.endpoint.config import EndpointConfig
+from proxystore.utils.credentials import (
+    CredentialError,
+    resolve_secret_options,
+    split_secret_options,
+)
 
 if TYPE_CHECKING:
     from proxystore.p2p.manager import PeerManager
@@ -20,7 +25,7 @@ def _auth_headers(config: EndpointConfig) -> dict[str, str]:
     if method is None:
         return {}
     if method == "token":
-        return {"Authorization": f"Bearer {config.relay.auth.kwargs['token']}"}
+        return {"Authorization": f"Bearer {_relay_token(config)}"}
     try:
         globus_app: Any = importlib.import_module("proxystore.globus.app")
         globus_scopes: Any = importlib.import_module("proxystore.globus.scopes")
@@ -37,11 +42,30 @@ def _auth_headers(config: EndpointConfig) -> dict[str, str]:
     return {} if bearer is None else {"Authorization": str(bearer)}
 
 
+def _relay_token(config: EndpointConfig) -> str:
+    """The relay token, resolved in this process from its reference."""
+    names = ("token",)
+    public, direct = split_secret_options(config.relay.auth.kwargs, names)
+    try:
+        token = resolve_secret_options(public, direct, names).get("token")
+    except CredentialError as exc:
+        raise ValueError(
+            f"Cannot resolve the relay token of endpoint {config.name}: {exc}"
+        ) from None
+    if not isinstance(token, str) or not token:
+        raise ValueError(
+            f"Endpoint {config.name} uses relay token authentication but names no "
+            "token (set relay.auth.kwargs.token_env or token_credential)."
+        )
+    return token
+
+
 def make_peer_manager(config: EndpointConfig) -> PeerManager:
     """Return an (unstarted) peer manager registered as `config`'s endpoint.
 
     Raises:
-        ValueError: If the configuration has no relay address.
+        ValueError: If the configuration has no relay address, or its relay token
+            cannot be resolved.
         RuntimeError: If the relay's authentication method is not available.
     """
     from aiortc import RTCIceServer

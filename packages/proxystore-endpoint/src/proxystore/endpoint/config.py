@@ -12,22 +12,46 @@ behaviour: `[relay] ice_addresses` (which local addresses ICE may offer) and the
 
 Configs are plain dataclasses checked when built: a bad value raises `ValueError`
 naming the field.
+
+Secrets stay out of `config.toml`. The relay token is given by reference, as in
+connector configs: `[relay.auth.kwargs] token_env = "VAR"` (an environment variable)
+or `token_credential = "entry"` (an entry of the 0600 credentials file, see
+`proxystore.utils.credentials`). A token written in the file as `token = "..."` (older
+configs) is still read, with a warning, and `write_config` moves it into the
+credentials file as `endpoint-<name>-relay-token` and writes the reference instead.
+
+Files are private by default: `config.toml` is written 0600, a new endpoint directory
+is 0700, and the endpoint's log, PID file and database are 0600 (`file_mode`). Set
+`private_files = false` to make them readable (never writable) by others: 0644 files
+in a 0755 directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import re
+import tomllib
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import tomli_w
 
 from proxystore.endpoint.constants import (
     MAX_OBJECT_SIZE_DEFAULT,
     PEER_REQUEST_TIMEOUT_DEFAULT,
 )
 from proxystore.utils.config import dump, load
+from proxystore.utils.credentials import (
+    CREDENTIAL_SUFFIX,
+    ENV_SUFFIX,
+    CredentialError,
+    InsecureCredentialsFileError,
+    credentials_path,
+)
 
 __all__ = [
     "ENDPOINT_CONFIG_FILE",
@@ -40,13 +64,19 @@ __all__ = [
     "EndpointRelayConfig",
     "EndpointRelayICEServerConfig",
     "EndpointStorageConfig",
+    "daemon_umask",
+    "file_mode",
     "get_configs",
     "get_log_filepath",
     "get_pid_filepath",
     "read_config",
+    "relay_token_credential",
+    "secure_file",
     "validate_name",
     "write_config",
 ]
+
+logger = logging.getLogger(__name__)
 
 ENDPOINT_CONFIG_FILE = "config.toml"
 ENDPOINT_DATABASE_FILE = "blobs.db"
@@ -54,6 +84,8 @@ ENDPOINT_LOG_FILE = "log.txt"
 ENDPOINT_PID_FILE = "daemon.pid"
 
 _NAME = re.compile(r"[A-Za-z0-9_\-]+")
+_TOKEN = "token"
+_TOKEN_REFERENCES = (_TOKEN + ENV_SUFFIX, _TOKEN + CREDENTIAL_SUFFIX)
 
 
 @dataclass
@@ -61,9 +93,12 @@ class EndpointRelayAuthConfig:
     """How the endpoint authenticates with the relay server.
 
     Attributes:
-        method: `'globus'`, `'token'` (a shared secret sent as a bearer token,
-            given as `kwargs.token`), or `None` (no authentication).
-        kwargs: Options for the authentication method.
+        method: `'globus'`, `'token'` (a shared secret sent as a bearer token),
+            or `None` (no authentication).
+        kwargs: Options for the authentication method. For `'token'`:
+            `token_env` (environment variable) or `token_credential`
+            (credentials-file entry) naming the token; `token` (the token
+            itself) is accepted from older configs and never written back.
     """
 
     method: Literal["globus", "token"] | None = None
@@ -75,8 +110,15 @@ class EndpointRelayAuthConfig:
                 "relay.auth.method must be 'globus', 'token' or unset, got "
                 f"{self.method!r}."
             )
-        if self.method == "token" and not isinstance(self.kwargs.get("token"), str):
-            raise ValueError("relay.auth.method 'token' needs relay.auth.kwargs.token.")
+        if self.method == "token" and not any(
+            isinstance(self.kwargs.get(key), str) and self.kwargs[key]
+            for key in (_TOKEN, *_TOKEN_REFERENCES)
+        ):
+            raise ValueError(
+                "relay.auth.method 'token' needs relay.auth.kwargs.token_env or "
+                "relay.auth.kwargs.token_credential (the token is not written "
+                "in the config)."
+            )
 
     def __repr__(self) -> str:
         # kwargs may hold a secret: never print it.
@@ -191,6 +233,9 @@ class EndpointConfig:
         relay: Relay server and WebRTC settings.
         storage: Storage settings.
         peering: Forwarding settings.
+        private_files: Write the endpoint's files (config, log, PID file,
+            database) for this user only (0600); `False` lets others read them
+            (0644).
 
     Raises:
         ValueError: If the name, UUID, port or host type is not valid.
@@ -204,6 +249,7 @@ class EndpointConfig:
     relay: EndpointRelayConfig = field(default_factory=EndpointRelayConfig)
     storage: EndpointStorageConfig = field(default_factory=EndpointStorageConfig)
     peering: EndpointPeeringConfig = field(default_factory=EndpointPeeringConfig)
+    private_files: bool = True
 
     def __post_init__(self) -> None:
         if not validate_name(self.name):
@@ -255,6 +301,38 @@ def get_pid_filepath(endpoint_dir: str) -> str:
     return os.path.join(endpoint_dir, ENDPOINT_PID_FILE)
 
 
+def file_mode(cfg: EndpointConfig) -> int:
+    """Permission bits of the files the endpoint `cfg` writes (0600 or 0644)."""
+    return 0o600 if cfg.private_files else 0o644
+
+
+def daemon_umask(cfg: EndpointConfig) -> int:
+    """Umask of the endpoint process `cfg` describes (0o077, or 0o022 if shared)."""
+    return 0o077 if cfg.private_files else 0o022
+
+
+def secure_file(path: str, mode: int) -> None:
+    """Create `path` with `mode`, or give the existing file exactly `mode`.
+
+    A symbolic link at `path` is refused, so a link planted in the directory
+    cannot redirect the endpoint's writes.
+
+    Raises:
+        OSError: If the file cannot be created or its mode changed (`ELOOP` for a
+            symbolic link).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, mode)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def relay_token_credential(name: str) -> str:
+    """Name of the credentials-file entry holding endpoint `name`'s relay token."""
+    return f"endpoint-{name}-relay-token"
+
+
 def read_config(endpoint_dir: str) -> EndpointConfig:
     """Read the configuration in `endpoint_dir`.
 
@@ -269,9 +347,19 @@ def read_config(endpoint_dir: str) -> EndpointConfig:
         )
     with open(path, "rb") as f:
         try:
-            return load(EndpointConfig, f)
+            cfg = load(EndpointConfig, f)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"Unable to parse ({path}): {exc}") from None
+    if _TOKEN in cfg.relay.auth.kwargs:
+        logger.warning(
+            "%s holds the relay token in plain text; it moves to the credentials "
+            "file %s (entry %r) the next time the configuration is written, e.g. "
+            "when the endpoint starts.",
+            path,
+            credentials_path(),
+            relay_token_credential(cfg.name),
+        )
+    return cfg
 
 
 def validate_name(name: str) -> bool:
@@ -280,10 +368,88 @@ def validate_name(name: str) -> bool:
 
 
 def write_config(cfg: EndpointConfig, endpoint_dir: str) -> None:
-    """Write `cfg` to `endpoint_dir` (created when missing)."""
-    os.makedirs(endpoint_dir, exist_ok=True)
+    """Write `cfg` to `endpoint_dir` (created when missing).
+
+    The file gets `file_mode(cfg)` and a new directory 0700 (0755 when the files
+    are not private). A relay token held in `cfg` itself is stored in the
+    credentials file and only its reference is written; `cfg` is not changed.
+
+    Raises:
+        CredentialError: If the token cannot be stored (e.g. the credentials file
+            is readable by others or is not valid TOML).
+        OSError: If the directory or file cannot be written.
+    """
+    os.makedirs(endpoint_dir, mode=0o700 if cfg.private_files else 0o755, exist_ok=True)
     path = os.path.join(endpoint_dir, ENDPOINT_CONFIG_FILE)
     tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        dump(cfg, f)
+    stored = _without_plain_token(cfg)
+    mode = file_mode(cfg)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    os.fchmod(fd, mode)
+    with os.fdopen(fd, "wb") as f:
+        dump(stored, f)
+    os.replace(tmp, path)
+
+
+def _without_plain_token(cfg: EndpointConfig) -> EndpointConfig:
+    """`cfg` with a plain relay token swapped for a credentials-file reference."""
+    kwargs = cfg.relay.auth.kwargs
+    token = kwargs.get(_TOKEN)
+    if cfg.relay.auth.method != "token" or not isinstance(token, str) or not token:
+        return cfg
+    entry = relay_token_credential(cfg.name)
+    _store_credential(entry, token)
+    logger.info(
+        "Stored the relay token of endpoint %s in %s (entry %r)",
+        cfg.name,
+        credentials_path(),
+        entry,
+    )
+    others = {k: v for k, v in kwargs.items() if k not in (_TOKEN, *_TOKEN_REFERENCES)}
+    auth = EndpointRelayAuthConfig(
+        method="token",
+        kwargs={**others, _TOKEN + CREDENTIAL_SUFFIX: entry},
+    )
+    return dataclasses.replace(cfg, relay=dataclasses.replace(cfg.relay, auth=auth))
+
+
+def _store_credential(entry: str, value: str) -> None:
+    """Set `entry` of the credentials file to `value` (the file stays 0600).
+
+    A new entry is appended, so the file's comments survive; a changed one
+    rewrites the file.
+    """
+    path = credentials_path()
+    current: dict[str, object] = {}
+    if os.path.exists(path):
+        mode = os.stat(path).st_mode & 0o777
+        if mode & 0o077:
+            raise InsecureCredentialsFileError(
+                f"credentials file {path} has mode {mode:04o}: it must not be "
+                f"accessible by group or others (run: chmod 600 {path})"
+            )
+        with open(path, "rb") as f:
+            try:
+                current = tomllib.load(f)
+            except tomllib.TOMLDecodeError:
+                raise CredentialError(
+                    f"credentials file {path} is not valid TOML"
+                ) from None
+    if current.get(entry) == value:
+        return
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    if entry not in current:
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600
+        )
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write("\n" + tomli_w.dumps({entry: value}))
+        return
+    current[entry] = value
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(tomli_w.dumps(current))
     os.replace(tmp, path)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
+from proxystore.endpoint.config import secure_file
 from proxystore.endpoint.constants import MAX_OBJECT_SIZE_DEFAULT
 from proxystore.endpoint.exceptions import ObjectSizeExceededError
 from proxystore.utils.data import bytes_to_readable
@@ -105,6 +106,9 @@ class SQLiteStorage:
     Args:
         database_path: Database file (`':memory:'` for a private in-memory one).
         max_object_size: Largest object accepted, in bytes (`None`: no limit).
+        file_mode: Permission bits the database file gets (SQLite gives its
+            journal files the same); a new parent directory is 0700 when the
+            mode is private to the user, else 0755.
     """
 
     def __init__(
@@ -112,21 +116,25 @@ class SQLiteStorage:
         database_path: str | pathlib.Path = ":memory:",
         *,
         max_object_size: int | None = MAX_OBJECT_SIZE_DEFAULT,
+        file_mode: int = 0o600,
     ) -> None:
         if str(database_path) == ":memory:":
             self.database_path = ":memory:"
         else:
             self.database_path = str(pathlib.Path(database_path).expanduser().resolve())
         self.max_object_size = max_object_size
+        self.file_mode = file_mode
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             if self.database_path != ":memory:":
+                private = not self.file_mode & 0o077
                 pathlib.Path(self.database_path).parent.mkdir(
-                    parents=True, exist_ok=True
+                    mode=0o700 if private else 0o755, parents=True, exist_ok=True
                 )
+                secure_file(self.database_path, self.file_mode)
             conn = sqlite3.connect(self.database_path, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(
