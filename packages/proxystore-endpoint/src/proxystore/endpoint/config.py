@@ -33,7 +33,6 @@ import dataclasses
 import logging
 import os
 import re
-import tomllib
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -48,8 +47,7 @@ from proxystore.utils.config import dump, load
 from proxystore.utils.credentials import (
     CREDENTIAL_SUFFIX,
     ENV_SUFFIX,
-    CredentialError,
-    InsecureCredentialsFileError,
+    _load_credentials,
     credentials_path,
 )
 
@@ -422,21 +420,8 @@ def _store_credential(entry: str, value: str) -> None:
     rewrites the file.
     """
     path = credentials_path()
-    current: dict[str, object] = {}
-    if os.path.exists(path):
-        mode = os.stat(path).st_mode & 0o777
-        if mode & 0o077:
-            raise InsecureCredentialsFileError(
-                f"credentials file {path} has mode {mode:04o}: it must not be "
-                f"accessible by group or others (run: chmod 600 {path})"
-            )
-        with open(path, "rb") as f:
-            try:
-                current = tomllib.load(f)
-            except tomllib.TOMLDecodeError:
-                raise CredentialError(
-                    f"credentials file {path} is not valid TOML"
-                ) from None
+    # The reader's own checks (mode, TOML); a copy, as its result is cached.
+    current = dict(_load_credentials(path))
     if current.get(entry) == value:
         return
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
