@@ -10,7 +10,9 @@ clock runs from the first send until the consumer holds the last item.
 * ``ours``: ``StreamProducer`` -> shim -> ``StreamConsumer``;
 * ``theirs``: the same code against the reference release (``.bench-venv/``);
 * ``ours-policy`` (its own table, Redis queue, 10 KB): ``ours`` with the consumer
-  under a ``TrustPolicy`` (allow-list deserializer), against ``ours`` without.
+  under a ``TrustPolicy`` (allow-list deserializer), against ``ours`` without,
+  for ``bytes`` items and for dicts holding them (which inline go through the
+  policy's restricted deserializer instead of the plain-bytes path).
 
 Two modes: ``inline`` (objects travel inside the events) and ``store`` (a
 Redis-backed ``Store`` holds the bulk bytes, the broker carries key events and the
@@ -62,11 +64,13 @@ def _items(broker: str, size: int) -> int:
 # Runs in our venv and in the reference venv alike.
 # argv: impl broker host port size n
 WORKER = r"""
-import json, multiprocessing, sys, time, uuid
+import json, multiprocessing, os, sys, time, uuid
 
 impl, broker, host, port, size, n, mode, store_port = sys.argv[1:9]
 port, size, n, store_port = int(port), int(size), int(n), int(store_port)
 topic = "bench-" + uuid.uuid4().hex[:10]
+# "dict": items are {"data": <bytes>} (ours only; see measure_policy).
+ITEM = os.environ.get("BENCH_STREAM_ITEM", "bytes")
 servers = f"{host}:{port}"
 KAFKA = {"bootstrap.servers": servers, "message.max.bytes": 20_000_000}
 KAFKA_CONSUMER = {
@@ -223,7 +227,7 @@ def consume(ready, done):
             ready.set()
             got = 0
             for item in consumer:
-                assert len(item) == size
+                assert len(item["data"] if ITEM == "dict" else item) == size
                 got += 1
             assert got == n, got
         done.put(("ok", time.perf_counter()))
@@ -302,6 +306,8 @@ def main():
     try:
         ready.wait(90)
         payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        if ITEM == "dict":
+            payload = {"data": payload}
         produce = raw_produce if impl == "raw" else stream_produce
         start, close = produce(payload)
         status, value = done.get(timeout=300)
@@ -393,11 +399,11 @@ def _tansu() -> contextlib.AbstractContextManager[int]:
     return _server(argv, port, "tansu")
 
 
-def _run(impl: str, args: list[str]) -> float:
+def _run(impl: str, args: list[str], item: str = "bytes") -> float:
     if impl == "theirs":
         result = _refvenv.run_json(WORKER, impl, *args)
     else:
-        env = dict(os.environ)
+        env = {**os.environ, "BENCH_STREAM_ITEM": item}
         out = subprocess.run(
             [sys.executable, "-c", WORKER, impl, *args],
             check=True,
@@ -443,27 +449,28 @@ def measure(rounds: int, brokers: list[str], modes: list[str]) -> list[dict[str,
 
 
 def measure_policy(rounds: int, modes: list[str]) -> list[dict[str, Any]]:
-    """Return one row per mode: our consumer with and without a trust policy.
+    """Return one row per mode and item kind: our consumer with and without a policy.
 
-    Redis queue, 10 KB items; the two sides alternate (rotating which goes
-    first), best of ``rounds`` each.
+    Redis queue, 10 KB items (``bytes``, or dicts holding them); the two sides
+    alternate (rotating which goes first), best of ``rounds`` each.
     """
     rows: list[dict[str, Any]] = []
     size = SIZES["10 KB"]
     with _redis() as redis_port:
-        for mode in modes:
+        for mode, item in itertools.product(modes, ["bytes", "dict"]):
             best = {"ours": 0.0, "ours-policy": 0.0}
             impls = list(best)
             for r in range(rounds):
                 for impl in impls[r % 2 :] + impls[: r % 2]:
                     args = ["redis-queue", "127.0.0.1", str(redis_port), str(size)]
                     args += [str(_items("redis-queue", size)), mode, str(redis_port)]
-                    best[impl] = max(best[impl], _run(impl, args))
+                    best[impl] = max(best[impl], _run(impl, args, item))
             rows.append(
                 {
                     "mode": mode,
                     "broker": "redis-queue",
                     "size": "10 KB",
+                    "item": item,
                     "ours_items_per_s": round(best["ours"], 1),
                     "policy_items_per_s": round(best["ours-policy"], 1),
                     "policy_vs_ours": round(best["ours-policy"] / best["ours"], 3),
@@ -474,14 +481,14 @@ def measure_policy(rounds: int, modes: list[str]) -> list[dict[str, Any]]:
 
 
 _POLICY_HEADER = (
-    f"{'mode':<6} {'broker':<13} {'size':>6} {'ours it/s':>11} "
+    f"{'mode':<6} {'broker':<13} {'size':>6} {'item':<5} {'ours it/s':>11} "
     f"{'policy it/s':>11} {'policy/ours':>12}"
 )
 
 
 def _format_policy_row(row: dict[str, Any]) -> str:
     return (
-        f"{row['mode']:<6} {row['broker']:<13} {row['size']:>6} "
+        f"{row['mode']:<6} {row['broker']:<13} {row['size']:>6} {row['item']:<5} "
         f"{row['ours_items_per_s']:>11,.0f} {row['policy_items_per_s']:>11,.0f} "
         f"{row['policy_vs_ours']:>11.2f}x"
     )
@@ -501,14 +508,18 @@ def _with_policy(
 ) -> list[dict[str, Any]]:
     """The JSON rows: the policy figures join the row of their broker and size.
 
-    A row with no broker figures (``--policy-only``) is added on its own.
+    Rows with no broker figures (``--policy-only``) are added on their own.
     """
     out = [dict(row) for row in rows]
     for extra in policy_rows:
+        # bytes items: policy_items_per_s, ...; dict items: dict_policy_...
+        prefix = "" if extra["item"] == "bytes" else f"{extra['item']}_"
         fields = {
-            "policy_items_per_s": extra["policy_items_per_s"],
-            "policy_vs_ours": extra["policy_vs_ours"],
+            f"{prefix}policy_items_per_s": extra["policy_items_per_s"],
+            f"{prefix}policy_vs_ours": extra["policy_vs_ours"],
         }
+        if prefix:
+            fields[f"{prefix}ours_items_per_s"] = extra["ours_items_per_s"]
         match = [
             row
             for row in out
@@ -517,7 +528,7 @@ def _with_policy(
         ]
         if match:
             match[0].update(fields)
-        else:
+        elif not rows:
             out.append(dict(extra))
     return out
 
