@@ -14,6 +14,7 @@ import pytest
 
 from proxystore.connectors.file import FileConnector, FileKey
 from proxystore.connectors.local import LocalConnector
+from proxystore.proxy import ProxyResolveError
 from proxystore.serialize import (
     DisallowedTypeError,
     PayloadAuthenticationError,
@@ -442,3 +443,29 @@ def test_policy_connector_allow_list(tmp_path: pathlib.Path) -> None:
         trust.sanitised(multi)
     with pytest.raises(ValueError, match=r"TrustPolicy\.connectors"):
         _ConsumerTrust(TrustPolicy(connectors=["no_such_connector_kind"]))
+
+
+def test_a_store_rebuilt_by_a_proxy_is_still_one_made_from_an_event(
+    q: queue.Queue[bytes], tmp_path: pathlib.Path, file_store: Store[FileConnector]
+) -> None:
+    # A proxy resolved after close(stores=True) rebuilds and registers its
+    # store; a later consumer must not take that store for the process's own.
+    name = file_store.name
+    _push(q, _key_event(_file_config(name, tmp_path / "attacker")))
+    first = _consumer(q)
+    proxy = first.next()
+    first.close(stores=True)
+    assert get_store(name) is None
+    with pytest.raises(ProxyResolveError, match="No object at key"):
+        _ = proxy.__proxy_wrapped__  # rebuilds the store from its config
+    rebuilt = get_store(name)
+    assert rebuilt is not None
+    _push(q, _key_event(file_store.config(), file_store.put("legit")))
+    with pytest.raises(UntrustedEventError, match="unlike the one"):
+        _consumer(q).next_object()
+    rebuilt.close()
+    # A store the process registers itself under that name then wins.
+    with Store(name, LocalConnector(), register=True) as mine:
+        key = mine.put("mine")
+        _push(q, _key_event(file_store.config(), key))
+        assert _consumer(q).next_object() == "mine"

@@ -417,7 +417,15 @@ class TrustPolicy:
 _FROM_EVENTS: weakref.WeakKeyDictionary[Store[Any], StoreConfig] = (
     weakref.WeakKeyDictionary()
 )
+# By name, the sanitised config of the store made from an event and that store's
+# own config: a store rebuilt from it later (a proxy resolved after the consumer
+# closed its stores) is recognised as made from an event, not as the process's.
+_MADE_FROM_EVENTS: dict[str, tuple[StoreConfig, StoreConfig]] = {}
 _CREATE_LOCK = threading.Lock()
+
+
+def _unregistered(config: StoreConfig) -> StoreConfig:
+    return dataclasses.replace(config, auto_register=False)
 
 
 class _ConsumerTrust:
@@ -522,7 +530,10 @@ class _ConsumerTrust:
         name = config.name
         registered = get_store(name)
         if registered is not None and registered not in _FROM_EVENTS:
-            return registered
+            made = _MADE_FROM_EVENTS.get(name)
+            if made is None or _unregistered(registered.config()) != made[1]:
+                return registered  # the process's own store
+            _FROM_EVENTS[registered] = made[0]
         if self.policy is not None and not self.policy.create_stores:
             raise UntrustedEventError(
                 f"No store named {name!r} is registered in this process, and the "
@@ -533,6 +544,7 @@ class _ConsumerTrust:
         if registered is None:
             store = Store.from_config(dataclasses.replace(safe, auto_register=True))
             _FROM_EVENTS[store] = safe
+            _MADE_FROM_EVENTS[name] = (safe, _unregistered(store.config()))
             return store
         made_from = _FROM_EVENTS.get(registered)
         if made_from is not None and made_from != safe:
