@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import tracemalloc
+from typing import Any
+
 import numpy as np
 import pytest
 
 from proxystore.serialize import (
+    ALGORITHMS,
     SerializationError,
     deserialize,
     serialize,
+    serialize_parts,
+    serialize_signed,
     sign,
+    sign_parts,
     signed_deserializer,
     signed_serializer,
     verify,
@@ -101,3 +108,48 @@ def test_blake3_signatures(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_auth, "_blake3", missing)
     with pytest.raises(SerializationError, match="blake3"):
         verify(signed, b"key")
+
+
+_VALUES: list[Any] = [
+    b"small",
+    bytes(range(256)) * (LARGE // 256 + 1),
+    "text",
+    np.arange(LARGE // 8 + 5, dtype="float64"),
+    {"a": np.arange(100), "b": [1, 2.5]},
+]
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+@pytest.mark.parametrize("value", _VALUES, ids=lambda v: type(v).__name__)
+def test_signing_parts_equals_signing_the_joined_payload(
+    value: Any, algorithm: str
+) -> None:
+    expected = sign(serialize(value), KEY, algorithm=algorithm)
+    assert serialize_signed(value, KEY, algorithm=algorithm) == expected
+    parts = sign_parts(serialize_parts(value), KEY, algorithm=algorithm)
+    assert b"".join(parts) == expected
+    assert len(parts[0]) == 35  # the header only: the payload parts are untouched
+    if algorithm == "hmac-sha256":
+        assert signed_serializer(KEY)(value) == expected
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_signing_while_serializing_copies_the_payload_once(algorithm: str) -> None:
+    obj = bytes(16 << 20)
+    peaks = []
+    tracemalloc.start()
+    try:
+        for sign_it in (
+            lambda: serialize(obj),
+            lambda: serialize_signed(obj, KEY, algorithm=algorithm),
+            lambda: sign_parts(serialize_parts(obj), KEY, algorithm=algorithm),
+        ):
+            tracemalloc.reset_peak()
+            sign_it()
+            peaks.append(tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()
+    unsigned, signed, parts = peaks
+    assert unsigned >= len(obj)  # serialize's one copy is what tracemalloc sees
+    assert signed < unsigned + (1 << 20)  # no second copy for the header
+    assert parts < 1 << 20  # nothing copied at all

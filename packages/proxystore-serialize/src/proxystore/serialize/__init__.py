@@ -2,7 +2,8 @@
 
 ``deserialize(serialize(obj))`` rebuilds ``obj``. See `proxystore.serialize._core`
 for the wire format. `sign`/`verify` (or `signed_serializer`/
-`signed_deserializer`) add HMAC authentication; `RestrictedDeserializer`
+`signed_deserializer`) add HMAC authentication (`sign_parts` and
+`serialize_signed` without copying the payload once more); `RestrictedDeserializer`
 limits what the pickle path may load to an allow-list (`NUMPY_ARRAYS` lists what
 numpy arrays need). Custom (de)serializers for a
 store satisfy
@@ -13,7 +14,9 @@ store satisfy
 from __future__ import annotations
 
 from proxystore.serialize._auth import ALGORITHMS as ALGORITHMS
+from proxystore.serialize._auth import serialize_signed as serialize_signed
 from proxystore.serialize._auth import sign as sign
+from proxystore.serialize._auth import sign_parts as sign_parts
 from proxystore.serialize._auth import signed_deserializer as signed_deserializer
 from proxystore.serialize._auth import signed_serializer as signed_serializer
 from proxystore.serialize._auth import verify as verify
@@ -48,7 +51,9 @@ __all__ = [
     "is_bytes_like",
     "serialize",
     "serialize_parts",
+    "serialize_signed",
     "sign",
+    "sign_parts",
     "signed_deserializer",
     "signed_serializer",
     "verify",
@@ -63,7 +68,9 @@ for _public in (
     is_bytes_like,
     serialize,
     serialize_parts,
+    serialize_signed,
     sign,
+    sign_parts,
     signed_deserializer,
     signed_serializer,
     verify,

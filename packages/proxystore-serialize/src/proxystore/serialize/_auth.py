@@ -11,6 +11,13 @@ A store that shares ``key`` among its processes signs on put and verifies on get
 so a payload altered in the backend (or written by someone without the key) is
 refused *before* it reaches pickle. `verify` accepts either algorithm.
 
+Signing costs the MAC pass and nothing else: `sign_parts` signs a payload given as
+parts (what `serialize_parts` returns) and puts the header in front as one more
+part, copying nothing; `serialize_signed` lays the header and the serialized
+payload out together, so the payload is copied once, exactly as by `serialize`.
+`verify` returns a view of the payload (no copy either). Only `sign` of a whole
+payload copies it, to put the header in front.
+
 HMAC-SHA256 needs only the standard library. Keyed BLAKE3 (the optional ``blake3``
 package, extra ``proxystore-serialize[blake3]``) is several times faster, which
 matters for large objects; its 32-byte key is derived from ``key`` with
@@ -22,17 +29,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib
+from collections.abc import Sequence
 from typing import Any, Final
 
 from proxystore.serialize._core import FORMAT_VERSION, _as_payload, _join
 from proxystore.serialize._core import deserialize as _deserialize
 from proxystore.serialize._core import serialize as _serialize
+from proxystore.serialize._core import serialize_parts as _serialize_parts
 from proxystore.serialize.exceptions import PayloadAuthenticationError
 from proxystore.serialize.protocols import BytesLike, Deserializer, Serializer
 
 __all__ = [
     "ALGORITHMS",
+    "serialize_signed",
     "sign",
+    "sign_parts",
     "signed_deserializer",
     "signed_serializer",
     "verify",
@@ -70,11 +81,79 @@ def _blake3() -> Any:
 def _mac(algorithm: str, key: bytes, payload: BytesLike) -> bytes:
     if algorithm == "hmac-sha256":
         return hmac.digest(key, payload, "sha256")
+    return _mac_parts(algorithm, key, (payload,), len(payload))
+
+
+def _mac_parts(
+    algorithm: str, key: bytes, parts: Sequence[BytesLike], size: int
+) -> bytes:
+    """The MAC of the concatenation of ``parts`` (``size`` bytes), fed part by part."""
+    if algorithm == "hmac-sha256":
+        if len(parts) == 1:
+            return hmac.digest(key, parts[0], "sha256")
+        state = hmac.new(key, digestmod="sha256")
+        for part in parts:
+            state.update(part)
+        return state.digest()
     blake3 = _blake3()
     derived = hmac.digest(key, _BLAKE3_CONTEXT, "sha256")
-    threads = blake3.blake3.AUTO if len(payload) >= _BLAKE3_THREADS_FROM else 1
-    digest: bytes = blake3.blake3(payload, key=derived, max_threads=threads).digest()
+    threads = blake3.blake3.AUTO if size >= _BLAKE3_THREADS_FROM else 1
+    hasher = blake3.blake3(key=derived, max_threads=threads)
+    for part in parts:
+        hasher.update(part)
+    digest: bytes = hasher.digest()
     return digest
+
+
+def _tag(algorithm: str) -> bytes:
+    tag = ALGORITHMS.get(algorithm)
+    if tag is None:
+        raise ValueError(
+            f"unknown signature algorithm {algorithm!r}: "
+            f"use one of {sorted(ALGORITHMS)}"
+        )
+    return tag
+
+
+def sign_parts(
+    parts: Sequence[BytesLike], key: bytes, *, algorithm: str = "hmac-sha256"
+) -> list[bytes | memoryview]:
+    """Return ``[header, *parts]``: the parts signed as one payload, none copied.
+
+    ``b"".join(sign_parts(parts, key))`` equals ``sign(b"".join(parts), key)``, so
+    `verify` accepts the joined result. A connector that takes parts
+    (``put_parts``) stores them without any copy; otherwise join them once.
+
+    Args:
+        parts: The payload, as parts to concatenate (e.g. from
+            `serialize_parts`).
+        key: The secret key.
+        algorithm: ``"hmac-sha256"`` (default) or ``"blake3"``.
+
+    Raises:
+        TypeError, ValueError, PayloadAuthenticationError, SerializationError:
+            As `sign`.
+    """
+    _check_key(key)
+    tag = _tag(algorithm)
+    payloads = [_as_payload(part) for part in parts]
+    size = sum(len(part) for part in payloads)
+    return [_VERSION + tag + _mac_parts(algorithm, key, payloads, size), *payloads]
+
+
+def serialize_signed(obj: Any, key: bytes, *, algorithm: str = "hmac-sha256") -> bytes:
+    """Return ``sign(serialize(obj), key)``, copying the payload once, not twice.
+
+    The MAC is computed over `serialize_parts`'s parts (the object's own
+    buffers), then header and parts are laid out together: the same one copy
+    `serialize` makes.
+
+    Raises:
+        SerializationError: If ``obj`` cannot be serialized.
+        TypeError, ValueError, PayloadAuthenticationError: As `sign`.
+    """
+    parts = sign_parts(_serialize_parts(obj), key, algorithm=algorithm)
+    return _join(parts, sum(len(part) for part in parts))
 
 
 def sign(data: BytesLike, key: bytes, *, algorithm: str = "hmac-sha256") -> bytes:
@@ -93,14 +172,10 @@ def sign(data: BytesLike, key: bytes, *, algorithm: str = "hmac-sha256") -> byte
         SerializationError: If ``data`` is not a contiguous bytes-like buffer.
     """
     _check_key(key)
-    tag = ALGORITHMS.get(algorithm)
-    if tag is None:
-        raise ValueError(
-            f"unknown signature algorithm {algorithm!r}: "
-            f"use one of {sorted(ALGORITHMS)}"
-        )
+    tag = _tag(algorithm)
     payload = _as_payload(data)
     mac = _mac(algorithm, key, payload)
+    # The one copy of a whole payload (use sign_parts or serialize_signed to avoid it).
     return _join([_VERSION + tag, mac, payload], _HEADER_LEN + len(payload))
 
 
@@ -162,6 +237,8 @@ class _SignedSerializer(_KeyHolder):
     __slots__ = ()
 
     def __call__(self, obj: Any, /) -> bytes:
+        if self._inner is _serialize:
+            return serialize_signed(obj, self._key)
         return sign(self._inner(obj), self._key)
 
 

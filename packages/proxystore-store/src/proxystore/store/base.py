@@ -32,7 +32,9 @@ from proxystore.serialize import (
     deserialize_parts,
     serialize,
     serialize_parts,
+    serialize_signed,
     sign,
+    sign_parts,
     verify,
 )
 from proxystore.store._registry import (
@@ -343,6 +345,14 @@ class Store(Closeable, Generic[ConnectorT]):
 
     # ------------------------------------------------------------- serializing
     def _to_bytes(self, obj: Any, serializer: SerializerT | None) -> BytesLike:
+        auth_key = self._auth_key
+        if (
+            auth_key is not None
+            and serializer is None
+            and self._custom_serializer is None
+        ):
+            # MAC header and payload laid out together: one copy, as unsigned.
+            return serialize_signed(obj, auth_key, algorithm=self._auth_algorithm)
         data = (self._serialize if serializer is None else serializer)(obj)
         if not isinstance(data, _BYTES_LIKE):
             raise TypeError(
@@ -420,10 +430,13 @@ class Store(Closeable, Generic[ConnectorT]):
             and metrics is None
             and serializer is None
             and not kwargs
-            # A signing store signs the joined bytes.
-            and self._auth_key is None
         ):
-            key: ConnectorKeyT = self._put_parts(serialize_parts(obj))
+            parts = serialize_parts(obj)
+            if self._auth_key is not None:  # the MAC header is one more part
+                parts = sign_parts(
+                    parts, self._auth_key, algorithm=self._auth_algorithm
+                )
+            key: ConnectorKeyT = self._put_parts(parts)
         elif metrics is None:
             data = self._to_bytes(obj, serializer)
             # Without options, a plain call: unpacking an empty **kwargs costs.
