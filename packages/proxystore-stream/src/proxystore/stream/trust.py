@@ -344,7 +344,10 @@ class TrustPolicy:
     the policy's deserializer and, if ``auth_key_id`` is set, verified under
     that key first. Stores the process registered itself are used as they are
     (their own deserializer and signing apply): registering a store by name is
-    how a consumer vouches for it.
+    how a consumer vouches for it. Objects that reach the consumer already
+    decoded (an in-process `EventSubscriber` hands over event objects, no
+    bytes) were never serialized, so there is nothing to deserialize; under
+    ``auth_key_id`` they must still arrive signed.
 
     Args:
         allow: Allow-list of the
