@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from proxystore.serialize import ALGORITHMS, serialize, sign
+from proxystore.serialize import ALGORITHMS, serialize_signed
 from proxystore.store import unregister_store
 from proxystore.stream.events import (
     PART_MIN_SIZE,
@@ -278,9 +278,8 @@ class StreamProducer(Closeable, Generic[T]):
 
     def _signed(self, obj: Any) -> SerializedObject:
         assert self._auth_key is not None
-        data = serialize(obj)
         return SerializedObject(
-            sign(data, self._auth_key, algorithm=self._auth_algorithm)
+            serialize_signed(obj, self._auth_key, algorithm=self._auth_algorithm)
         )
 
     def _publish(self, batch: EventBatch) -> None:
