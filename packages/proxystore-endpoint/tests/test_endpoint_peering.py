@@ -7,6 +7,7 @@ tests run real relays and WebRTC connections.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp import web
 
+from proxystore.endpoint._direct import allowed_ip, direct_networks, pin_direct_url
 from proxystore.endpoint.endpoint import Endpoint, EndpointMode
 from proxystore.endpoint.exceptions import (
     ObjectSizeExceededError,
@@ -272,3 +274,122 @@ def test_direct_address_with_wrong_uuid_is_not_used() -> None:
             await b.close()
 
     _run(body)
+
+
+# ------------------------------------------------------------ direct-path attacks
+
+
+class _Trap:
+    """HTTP server a malicious peer names: records every request it gets.
+
+    `/endpoint` answers with `uuid` (the peer's, so the UUID check passes) or,
+    with `redirect_probe`, redirects to `/secret`; every other path redirects to
+    `/secret`, which only records the hit.
+    """
+
+    def __init__(self, uuid_: uuid.UUID, *, redirect_probe: bool) -> None:
+        self.uuid = uuid_
+        self.redirect_probe = redirect_probe
+        self.hits: list[str] = []
+        self.port = _free_port()
+        self.address = f"http://127.0.0.1:{self.port}"
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.runner = web.AppRunner(app)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.hits.append(request.path)
+        if request.path == "/secret":
+            return web.json_response({"uuid": str(self.uuid), "exists": True})
+        if request.path == "/endpoint" and not self.redirect_probe:
+            return web.json_response({"uuid": str(self.uuid)})
+        raise web.HTTPFound(f"{self.address}/secret")
+
+    async def __aenter__(self) -> _Trap:
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.cleanup()
+
+
+@pytest.mark.parametrize("redirect_probe", [True, False])
+def test_direct_path_never_follows_a_redirect(redirect_probe: bool) -> None:
+    async def body() -> None:
+        _, a, b = _pair(direct=True)
+        async with _Trap(b.uuid, redirect_probe=redirect_probe) as trap, a, b:
+            b.address = trap.address
+            await b.set("k", b"real")
+            assert await a.get("k", endpoint=b.uuid) == b"real"
+            assert "/secret" not in trap.hits
+            assert a._direct[b.uuid] is None
+
+    _run(body)
+
+
+@pytest.mark.parametrize(
+    "advertised",
+    [
+        "http://192.0.2.1:5555",  # TEST-NET-1: not this machine
+        "http://0.0.0.0:5555",
+        "http://224.0.0.1:5555",
+        "http://example.invalid:5555",
+        "https://127.0.0.1:5555",
+        "file:///etc/passwd",
+        "http://user:pw@127.0.0.1:5555",
+        "http://127.0.0.1:5555/admin",
+        "http://127.0.0.1:5555?x=1",
+        "http://127.0.0.1",
+        "http://127.0.0.1:99999",
+        "not a url",
+    ],
+)
+def test_direct_path_does_not_contact_unverifiable_addresses(advertised: str) -> None:
+    async def body() -> None:
+        _, a, b = _pair(direct=True)
+        probed: list[str] = []
+
+        async def record(peer: uuid.UUID, address: str) -> bool:
+            probed.append(address)
+            return False
+
+        a._probe = record  # type: ignore[method-assign]
+        async with a, b:
+            b.address = advertised
+            await b.set("k", b"v")
+            assert await a.get("k", endpoint=b.uuid) == b"v"
+            assert probed == []
+            assert a._direct[b.uuid] is None
+
+    _run(body)
+
+
+@pytest.mark.parametrize(
+    ("url", "networks", "pinned"),
+    [
+        ("http://127.0.0.1:80", (), "http://127.0.0.1:80"),
+        ("http://127.0.0.1:80/", (), "http://127.0.0.1:80"),
+        ("http://[::1]:80", (), "http://[::1]:80"),
+        ("http://192.0.2.7:80", ("192.0.2.0/24",), "http://192.0.2.7:80"),
+        ("http://192.0.2.7:80", ("198.51.100.0/24",), None),
+    ],
+)
+def test_pin_direct_url(
+    url: str, networks: tuple[str, ...], pinned: str | None
+) -> None:
+    got = asyncio.run(pin_direct_url(url, direct_networks(networks)))
+    assert got == pinned
+
+
+def test_pin_direct_url_resolves_names_once_to_a_local_ip() -> None:
+    got = asyncio.run(pin_direct_url("http://localhost:8080"))
+    assert got in ("http://127.0.0.1:8080", "http://[::1]:8080")
+
+
+def test_direct_networks_allow_a_lan_peer() -> None:
+    ip = ipaddress.ip_address("10.1.2.3")
+    assert not allowed_ip(ip)
+    assert allowed_ip(ip, direct_networks(["10.0.0.0/8"]))
+    with pytest.raises(ValueError, match=r"10\.0\.0\.0/33"):
+        Endpoint("x", uuid.uuid4(), direct_networks=["10.0.0.0/33"])

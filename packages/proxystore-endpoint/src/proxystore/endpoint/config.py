@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import logging
 import os
 import re
@@ -202,19 +203,32 @@ class EndpointPeeringConfig:
 
     Attributes:
         direct: Fetch from a peer over a direct HTTP connection when the peer's
-            address (learned over the peer connection) answers; otherwise, and
-            when `False`, use the WebRTC data channel.
+            address (learned over the peer connection) is on this machine (or
+            in `direct_networks`) and answers with the peer's UUID; otherwise,
+            and when `False`, use the WebRTC data channel.
         request_timeout: Seconds a forwarded request may take before it fails.
+        direct_networks: CIDR networks (e.g. `["10.0.0.0/8"]`) whose addresses
+            the direct path may also use; by default only this machine's own
+            addresses are, whatever address a peer advertises.
     """
 
     direct: bool = True
     request_timeout: float = PEER_REQUEST_TIMEOUT_DEFAULT
+    direct_networks: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.request_timeout <= 0:
             raise ValueError(
                 f"peering.request_timeout must be positive, got {self.request_timeout}."
             )
+        for network in self.direct_networks or ():
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    "peering.direct_networks entries must be CIDR networks such as "
+                    f"'10.0.0.0/8', got {network!r}."
+                ) from None
 
 
 @dataclass

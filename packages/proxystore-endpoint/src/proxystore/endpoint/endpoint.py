@@ -5,9 +5,11 @@ a `PeerManager` connected to a relay server), an operation whose `endpoint`
 argument names another endpoint is forwarded to that peer:
 
 * over a **direct HTTP connection** when the peer is reachable from here: the
-  first request to a peer asks it, over the peer connection, for its HTTP address
-  and checks that the address answers with the peer's UUID; later requests use a
-  keep-alive connection to it (same host or network, no NAT in the way);
+  first request to a peer asks it, over the peer connection, for its HTTP address,
+  uses it only if it is on this machine or on a network listed in
+  `direct_networks` (see `proxystore.endpoint._direct`), and checks that it
+  answers with the peer's UUID; later requests use a keep-alive connection to it
+  and never follow redirects;
 * over the **WebRTC data channel** otherwise (peers behind NATs), which is what
   the reference release always does.
 
@@ -20,10 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID, uuid4
 
+from proxystore.endpoint import _direct
 from proxystore.endpoint._relay_state import relay_unavailable
 from proxystore.endpoint.constants import (
     MAX_CHUNK_LENGTH,
@@ -56,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds allowed for checking that a peer's advertised address answers.
 _DIRECT_PROBE_TIMEOUT = 2.0
+#: Bytes of a `GET /endpoint` answer read at most (it is `{"uuid": "..."}`).
+_PROBE_BODY_LIMIT = 4096
 #: Header carrying the name of the endpoint error behind a non-2xx answer.
 ERROR_HEADER = "X-ProxyStore-Error"
 
@@ -89,9 +96,12 @@ class Endpoint(AsyncStartable):
             API answers; peers fetch from it directly when they can reach it.
         direct: Whether to fetch from peers over direct HTTP when possible.
         request_timeout: Seconds a forwarded request may take.
+        direct_networks: CIDR networks (e.g. `'10.0.0.0/8'`) whose addresses the
+            direct path may use besides this machine's own.
 
     Raises:
-        ValueError: If neither `name` and `uuid` nor `peer_manager` are given.
+        ValueError: If neither `name` and `uuid` nor `peer_manager` are given,
+            or a network does not parse.
     """
 
     def __init__(
@@ -104,6 +114,7 @@ class Endpoint(AsyncStartable):
         address: str | None = None,
         direct: bool = True,
         request_timeout: float = PEER_REQUEST_TIMEOUT_DEFAULT,
+        direct_networks: Sequence[str] = (),
     ) -> None:
         if peer_manager is None and (name is None or uuid is None):
             raise ValueError(
@@ -116,6 +127,7 @@ class Endpoint(AsyncStartable):
         self._mode = EndpointMode.SOLO if peer_manager is None else EndpointMode.PEERING
         self.address = address
         self._direct_enabled = direct
+        self._direct_networks = _direct.direct_networks(direct_networks)
         self._request_timeout = request_timeout
         self._pending: dict[str, tuple[UUID, asyncio.Future[EndpointRequest]]] = {}
         self._peer_handler_task: asyncio.Task[None] | None = None
@@ -409,10 +421,25 @@ class Endpoint(AsyncStartable):
                 peer,
                 EndpointRequest(kind="request", op="info", uuid=str(uuid4()), key=""),
             )
-            candidate = None if info.data is None else info.data.decode()
+            candidate = (
+                None if info.data is None else info.data.decode(errors="replace")
+            )
+            pinned = (
+                None
+                if candidate is None
+                else await _direct.pin_direct_url(candidate, self._direct_networks)
+            )
             address = None
-            if candidate is not None and await self._probe(peer, candidate):
-                address = candidate
+            if pinned is not None and await self._probe(peer, pinned):
+                address = pinned
+            elif candidate is not None and pinned is None:
+                logger.info(
+                    "%r: not using the address %r peer %s advertised: it is not "
+                    "a plain http://host:port on this machine or an allowed network",
+                    self,
+                    candidate[:200],
+                    peer,
+                )
             logger.info(
                 "%r: peer %s is %s",
                 self,
@@ -432,10 +459,11 @@ class Endpoint(AsyncStartable):
             async with session.get(
                 f"{address}/endpoint",
                 timeout=aiohttp.ClientTimeout(total=_DIRECT_PROBE_TIMEOUT),
+                allow_redirects=False,
             ) as response:
                 if response.status != 200:
                     return False
-                body = await response.json()
+                body = json.loads(await response.content.read(_PROBE_BODY_LIMIT))
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return False
         try:
@@ -454,10 +482,18 @@ class Endpoint(AsyncStartable):
         method = "POST" if op in ("set", "evict") else "GET"
         try:
             async with session.request(
-                method, f"{address}/{op}", params=params, data=_body(data)
+                method,
+                f"{address}/{op}",
+                params=params,
+                data=_body(data),
+                allow_redirects=False,
             ) as resp:
                 if op == "get" and resp.status == 404:
                     return response
+                if 300 <= resp.status < 400:
+                    raise _DirectUnavailableError(
+                        f"{address} answered {resp.status} (redirects are not followed)"
+                    )
                 if resp.status >= 400:
                     text = await resp.text()
                     raise _http_error(peer, resp.headers.get(ERROR_HEADER), text)
