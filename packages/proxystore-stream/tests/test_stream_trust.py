@@ -273,6 +273,20 @@ def test_clear_is_forced_off(tmp_path: pathlib.Path, clear: bool | None) -> None
     assert safe.connector.options == {"store_dir": str(tmp_path), "clear": False}
 
 
+def test_event_cannot_widen_file_modes(tmp_path: pathlib.Path) -> None:
+    # A writer asking for world-writable files gets the connector's private default.
+    config = _file_config(_name(), tmp_path, permissions=0o666)
+    safe = _ConsumerTrust(None).sanitised(config)
+    assert "permissions" not in safe.connector.options
+    connector = FileConnector(**safe.connector.options)
+    try:
+        key = connector.put(b"x")
+        mode = (tmp_path / key.filename).stat().st_mode & 0o777
+        assert mode == 0o600
+    finally:
+        connector.close()
+
+
 def test_multi_connector_children_are_checked_and_never_clear(
     tmp_path: pathlib.Path,
 ) -> None:

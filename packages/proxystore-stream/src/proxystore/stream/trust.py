@@ -321,7 +321,11 @@ def _takes_clear(cls: type[Any]) -> bool:
 def _never_clear(kind: str, options: dict[str, Any]) -> dict[str, Any]:
     # Forced off explicitly: some connectors clear by default (FileConnector
     # removes its directory on close unless told otherwise).
+    # A writer may not widen the modes of files the consumer creates either
+    # (FileConnector ``permissions``): the connector's private default applies.
     cls = _connector_class(kind)
+    if "permissions" in options:
+        options = {k: v for k, v in options.items() if k != "permissions"}
     if _takes_clear(cls):
         options = {**options, "clear": False}
     if _is_multi(cls):
