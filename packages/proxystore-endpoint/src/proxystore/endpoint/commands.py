@@ -29,6 +29,7 @@ from proxystore.endpoint.config import (
     EndpointRelayAuthConfig,
     EndpointRelayConfig,
     EndpointStorageConfig,
+    daemon_umask,
     get_configs,
     get_log_filepath,
     get_pid_filepath,
@@ -354,7 +355,7 @@ def _become_daemon(  # pragma: no cover - runs in the daemon
         if os.fork() != 0:
             os._exit(0)
         os.chdir(endpoint_dir)
-        os.umask(0o002)
+        os.umask(daemon_umask(cfg))  # the PID file, log and database are private
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)

@@ -37,7 +37,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from proxystore.endpoint._relay_state import relay_state
-from proxystore.endpoint.config import EndpointConfig
+from proxystore.endpoint.config import (
+    EndpointConfig,
+    daemon_umask,
+    file_mode,
+    secure_file,
+)
 from proxystore.endpoint.constants import MAX_CHUNK_LENGTH
 from proxystore.endpoint.endpoint import ERROR_HEADER, Endpoint
 from proxystore.endpoint.exceptions import (
@@ -249,7 +254,11 @@ def _make_storage(config: EndpointConfig) -> Storage:
     path = config.storage.database_path
     if path is not None:
         logger.info("Storing objects in SQLite database %s", path)
-        return SQLiteStorage(path, max_object_size=config.storage.max_object_size)
+        return SQLiteStorage(
+            path,
+            max_object_size=config.storage.max_object_size,
+            file_mode=file_mode(config),
+        )
     logger.info("Storing objects in memory (not persisted)")
     return DictStorage(max_object_size=config.storage.max_object_size)
 
@@ -273,6 +282,7 @@ async def _serve_async(config: EndpointConfig, stop: asyncio.Event) -> None:
         address=f"http://{config.host}:{config.port}",
         direct=config.peering.direct,
         request_timeout=config.peering.request_timeout,
+        direct_networks=config.peering.direct_networks or (),
     )
     app = create_app(endpoint, max_content_length=config.storage.max_object_size)
     # Stopping waits at most this long for requests still in flight.
@@ -326,6 +336,10 @@ def serve(
 ) -> None:
     """Run the endpoint described by `config` until SIGINT or SIGTERM.
 
+    This is the main function of the endpoint process: it sets the process's
+    umask from `config.private_files` (0o077 by default, so every file the
+    endpoint creates is the user's alone), and gives the log file the same mode.
+
     Args:
         config: Endpoint configuration (its `host` must be set).
         log_level: Level of the root logger.
@@ -337,9 +351,11 @@ def serve(
         ValueError: If `config.host` is not set.
         EndpointListenError: If the address cannot be bound (an `OSError`).
     """
+    os.umask(daemon_umask(config))
     root = logging.getLogger()
     if log_file is not None:
         os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        secure_file(log_file, file_mode(config))
         root.addHandler(logging.FileHandler(log_file))
     for handler in root.handlers:
         handler.setFormatter(
