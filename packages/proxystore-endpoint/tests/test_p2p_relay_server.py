@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -24,6 +24,7 @@ from proxystore.p2p.relay.authenticate import (
     Authenticator,
     NullAuthenticator,
     TokenAuthenticator,
+    get_token_from_headers,
 )
 from proxystore.p2p.relay.client import RelayClient
 from proxystore.p2p.relay.exceptions import (
@@ -246,6 +247,66 @@ def test_registrations_follow_their_connection_and_are_bounded() -> None:
                     break
                 await asyncio.sleep(0.05)
             assert r.server.client_manager.get_clients() == []
+
+    run(main())
+
+
+class _UsersByToken:
+    """Each bearer token is its own user (like Globus identities)."""
+
+    def authenticate_user(self, headers: Mapping[str, str]) -> str:
+        return get_token_from_headers(headers)
+
+
+def _as(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {user}"}
+
+
+def test_identity_is_per_user_and_dies_with_the_connection() -> None:
+    async def main() -> None:
+        async with (
+            relay(_UsersByToken(), probe_seconds=0.5, max_registrations=200) as r,
+            aiohttp.ClientSession() as session,
+        ):
+            victim_uuid = uuid.uuid4()
+            # Mallory claims the victim's UUID (and many more) before the victim
+            # comes up, then goes away: nothing of it may stay behind.
+            ws = await session.ws_connect(r.address, headers=_as("mallory"))
+            claimed = [victim_uuid] + [uuid.uuid4() for _ in range(199)]
+            for value in claimed:
+                await ws.send_str(
+                    encode_relay_message(RelayRegistrationRequest("m", value))
+                )
+                assert decode_relay_message((await ws.receive(timeout=5)).data) == (
+                    RelayResponse()
+                )
+            await ws.close()
+            for _ in range(50):
+                if not r.server.client_manager.get_clients():
+                    break
+                await asyncio.sleep(0.05)
+            assert r.server.client_manager.get_clients() == []
+            victim = RelayClient(
+                r.address, client_uuid=victim_uuid, extra_headers=_as("victim")
+            )
+            await victim.connect(retry=False)
+            # While the victim is alive, another user cannot have its UUID.
+            thief = RelayClient(
+                r.address, client_uuid=victim_uuid, extra_headers=_as("mallory")
+            )
+            with pytest.raises(RelayRegistrationError, match="4002"):
+                await thief.connect(retry=False)
+            # Nor reach it: offers across users come back with an error.
+            async with RelayClient(r.address, extra_headers=_as("mallory")) as other:
+                await other.send(
+                    PeerConnectionRequest(other.uuid, "o", victim_uuid, "offer", "x")
+                )
+                bounced = await other.recv(timeout=5)
+                assert isinstance(bounced, PeerConnectionRequest)
+                assert bounced.error is not None
+                assert "different user" in bounced.error
+            await victim.close()
+            await thief.close()
 
     run(main())
 
