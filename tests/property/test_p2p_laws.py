@@ -5,7 +5,8 @@
 * Any strict subset of a message's chunks is rejected with `ChunkError`.
 * `Chunk.from_bytes` is total over bytes: it returns a chunk or raises `ChunkError`.
 * `decode_relay_message(encode_relay_message(m)) == m` for every relay message, and
-  the decoder is total over text: a message or `RelayMessageDecodeError`.
+  the decoder is total over text: a message or `RelayMessageDecodeError`, also for
+  text nested to any depth.
 """
 
 from __future__ import annotations
@@ -118,3 +119,21 @@ def test_relay_decoder_is_total(text: str) -> None:
     assert isinstance(message, RelayMessage)
     if isinstance(message, PeerConnectionRequest):
         assert isinstance(message.peer_uuid, uuid.UUID)
+
+
+@given(
+    st.integers(min_value=1, max_value=200_000),
+    st.sampled_from(["[", '{"a":', '{"message_type": "RelayResponse", "message": [']),
+    st.sampled_from(["", "]", "1", '"x"']),
+    st.booleans(),
+)
+def test_relay_decoder_is_total_at_any_depth(
+    depth: int, opener: str, tail: str, wrap: bool
+) -> None:
+    # Nesting deep enough to exhaust the JSON parser's stack is a decode error,
+    # never a RecursionError escaping into the relay's handler.
+    text = opener + "[" * depth + tail
+    if wrap:
+        text = '{"message_type": "RelayResponse", "message": ' + text
+    with pytest.raises(RelayMessageDecodeError):
+        decode_relay_message(text)
