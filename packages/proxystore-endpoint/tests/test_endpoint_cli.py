@@ -222,8 +222,10 @@ def test_detached_start_reports_failure(home: Path) -> None:
             text=True,
             timeout=60,
         )
+    # Found before detaching: one line naming the port, no "see log".
     assert done.returncode == 1
-    assert "did not start" in done.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
     assert get_status("ep") is not EndpointStatus.RUNNING
 
 

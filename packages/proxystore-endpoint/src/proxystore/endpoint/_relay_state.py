@@ -65,12 +65,13 @@ def relay_unavailable(manager: Any, endpoint: UUID, peer: UUID) -> Exception | N
     if peer in getattr(manager, "peers", ()):
         return None
     why = (
-        "the relay refused it (see the endpoint's log)"
+        "the relay refused it"
         if state["status"] == "refused"
-        else "it keeps retrying in the background (see the endpoint's log)"
+        else "it keeps retrying in the background"
     )
     return RelayUnavailableError(
         f"Endpoint {endpoint} is not connected to the relay at {state['address']} "
         f"({why}), so it cannot reach peer endpoint {peer}. Check that the relay "
-        "is running; `proxystore-endpoint list` shows each endpoint's relay state."
+        "is running; `proxystore-endpoint list` shows each endpoint's relay state "
+        "and the endpoint's log says why it is not connected."
     )

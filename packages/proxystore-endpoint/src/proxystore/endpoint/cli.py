@@ -2,7 +2,9 @@
 
 A thin shell over `proxystore.endpoint.commands`: each command parses its
 arguments, calls one function there, and exits with its code. Messages go to
-stdout, warnings and errors (one line each, no traceback) to stderr.
+stdout, warnings and errors (one line each, no traceback) to stderr. An error no
+command anticipated is still one line; `--log-level DEBUG` adds its traceback.
+`--help` shows every option's default.
 
 Built with click, like the reference release's tool, so scripts and tests driving
 it (click's `CliRunner`) keep working.
@@ -41,6 +43,8 @@ class _CLIHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = record.getMessage()
+            if record.exc_info and record.levelno <= logging.DEBUG:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
             if record.levelno >= logging.WARNING:
                 click.echo(f"{record.levelname}: {text}", err=True)
             else:
@@ -49,7 +53,24 @@ class _CLIHandler(logging.Handler):
             self.handleError(record)
 
 
-@click.group()
+class _OneLineErrors(click.Group):
+    """A group whose unexpected errors print as one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            logger.debug("Traceback of the error below", exc_info=True)
+            logger.error(
+                f"{type(exc).__name__}: {exc} (run with --log-level DEBUG for the "
+                "traceback)"
+            )
+            raise SystemExit(1) from None
+
+
+@click.group(cls=_OneLineErrors, context_settings={"show_default": True})
 @click.option(
     "--log-level",
     default="INFO",
@@ -82,7 +103,13 @@ def version() -> None:
 
 @cli.command(name="check-nat")
 @click.option("--host", default="0.0.0.0", metavar="ADDR", help="Address to bind.")
-@click.option("--port", default=0, type=int, metavar="PORT", help="Port to bind.")
+@click.option(
+    "--port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Port to bind (0: any free port).",
+)
 def check_nat_command(host: str, port: int) -> None:
     """Check the NAT mapping behavior of your network."""
     from proxystore.p2p.nat import check_nat_and_log
@@ -99,7 +126,11 @@ def check_nat_command(host: str, port: int) -> None:
     help='Set endpoint host using the "ip", "fqdn", or a static address.',
 )
 @click.option(
-    "--port", default=None, type=int, metavar="PORT", help="Port to listen on."
+    "--port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="Port to listen on.  [default: a random port in 10240-20480]",
 )
 @click.option(
     "--relay-address",
@@ -110,7 +141,10 @@ def check_nat_command(host: str, port: int) -> None:
 @click.option(
     "--relay-auth/--no-relay-auth",
     default=True,
-    help="Authenticate with the relay server (Globus Auth).",
+    help=(
+        "Authenticate with the relay server through Globus Auth (log in first "
+        "with `proxystore-globus-auth login`)."
+    ),
 )
 @click.option(
     "--relay-server/--no-relay-server",
@@ -120,7 +154,7 @@ def check_nat_command(host: str, port: int) -> None:
 @click.option(
     "--peer-channels",
     default=1,
-    type=int,
+    type=click.IntRange(min=1),
     metavar="COUNT",
     help="Datachannels to use per peer connection.",
 )
@@ -168,10 +202,19 @@ def remove(name: str) -> None:
 
 @cli.command()
 @click.argument("name", metavar="NAME", required=True)
-@click.option("--detach/--no-detach", default=True, help="Run as daemon.")
+@click.option(
+    "--detach/--no-detach",
+    default=True,
+    help="Run as a daemon in the background (--no-detach: in this terminal).",
+)
 @click.pass_context
 def start(ctx: click.Context, name: str, detach: bool) -> None:
-    """Start an endpoint."""
+    """Start an endpoint (detached, as a daemon, unless --no-detach).
+
+    Before detaching, checks that the port is free, that the relay's credentials
+    exist and that the relay answers; then reports whether the relay accepted
+    the endpoint. The daemon logs to log.txt in the endpoint's directory.
+    """
     raise SystemExit(
         start_endpoint(name, detach=detach, log_level=ctx.obj["LOG_LEVEL"])
     )
@@ -212,7 +255,14 @@ def test(ctx: click.Context, name: str, remote: str | None) -> None:
 
 def _request_failed(address: str, exc: client.RequestException) -> None:
     if isinstance(exc, client.EndpointConnectionError):
-        logger.error(f"Unable to connect to endpoint at {address}.")
+        logger.error(
+            f"Unable to connect to endpoint at {address}; is it running? "
+            "(`proxystore-endpoint list`)"
+        )
+    elif exc.text:
+        # The endpoint's own one-line message names the cause (e.g. the relay or
+        # the peer); the HTTP status adds nothing for a person.
+        logger.error(exc.text.strip())
     else:
         logger.error(str(exc))
     sys.exit(1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import json
 import logging
 import os
@@ -22,6 +23,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Literal
 
+from proxystore.endpoint._preflight import (
+    check_port,
+    endpoint_info,
+    new_log_errors,
+    probe_relay,
+    relay_auth_problem,
+)
 from proxystore.endpoint.config import (
     ENDPOINT_CONFIG_FILE,
     ENDPOINT_DATABASE_FILE,
@@ -173,12 +181,29 @@ def configure_endpoint(
         logger.error(f"An endpoint named {name} already exists.")
         logger.info("To reconfigure the endpoint, remove it and try again.")
         return 1
-    write_config(cfg, endpoint_dir)
+    try:
+        write_config(cfg, endpoint_dir)
+    except OSError as exc:
+        logger.error(_directory_problem(name, endpoint_dir, exc))
+        return 1
     logger.info(f"Configured endpoint: {cfg.name} <{cfg.uuid}>")
     logger.info(f"Config and log file directory: {endpoint_dir}")
     logger.info("Start the endpoint with:")
     logger.info(f"  $ proxystore-endpoint start {cfg.name}")
     return 0
+
+
+def _directory_problem(name: str, endpoint_dir: str, exc: OSError) -> str:
+    if exc.errno == errno.ENAMETOOLONG:
+        return (
+            f"Endpoint name is too long for a directory name ({len(name)} "
+            "characters): choose a shorter NAME."
+        )
+    return (
+        f"Cannot write the endpoint's directory {endpoint_dir}: "
+        f"{exc.strerror or exc}. Check PROXYSTORE_HOME "
+        f"({os.path.dirname(endpoint_dir)})."
+    )
 
 
 def list_endpoints(*, proxystore_dir: str | None = None) -> int:
@@ -194,14 +219,33 @@ def list_endpoints(*, proxystore_dir: str | None = None) -> int:
         return 0
     status_width = max(len("STATUS"), *(len(s.name) for s in EndpointStatus))
     name_width = max(18, *(len(c.name) for c in configs))
-    logger.info(f"{'NAME':<{name_width}} {'STATUS':<{status_width}} UUID")
-    logger.info("=" * (2 + name_width + status_width + 36))
+    logger.info(f"{'NAME':<{name_width}} {'STATUS':<{status_width}} {'UUID':<36} RELAY")
+    logger.info("=" * (3 + name_width + status_width + 36 + 24))
     for cfg in configs:
         status = get_status(cfg.name, proxystore_dir)
+        relay = _relay_column(cfg, status)
         logger.info(
-            f"{cfg.name:<{name_width}} {status.name:<{status_width}} {cfg.uuid}"
+            f"{cfg.name:<{name_width}} {status.name:<{status_width}} {cfg.uuid} {relay}"
         )
     return 0
+
+
+def _relay_column(cfg: EndpointConfig, status: EndpointStatus) -> str:
+    """The relay state of a listed endpoint, as its daemon reports it."""
+    if cfg.relay.address is None:
+        return "-"
+    if status is not EndpointStatus.RUNNING or cfg.host is None:
+        return cfg.relay.address
+    info = endpoint_info(cfg.host, cfg.port)
+    relay = None if info is None else info.get("relay")
+    if not isinstance(relay, dict):
+        return f"{cfg.relay.address} (no answer)"
+    state = {
+        "connected": "registered",
+        "connecting": "NOT CONNECTED, retrying",
+        "refused": "REFUSED",
+    }.get(str(relay.get("status")), str(relay.get("status")))
+    return f"{relay.get('address', cfg.relay.address)} ({state})"
 
 
 def remove_endpoint(name: str, *, proxystore_dir: str | None = None) -> int:
@@ -285,14 +329,35 @@ def start_endpoint(
         logger.debug(f"Removing stale PID file {pid_file}")
         os.remove(pid_file)
     cfg.host = host
+    problem = check_port(host, cfg.port) or relay_auth_problem(cfg, endpoint_dir)
+    if problem is not None:
+        logger.error(f"Endpoint {name} not started: {problem}")
+        return 1
+    relay_cause = ""
+    if cfg.relay.address is not None:
+        probe = probe_relay(cfg, endpoint_dir)
+        if probe.fatal:
+            logger.error(f"Endpoint {name} not started: {probe.cause}")
+            return 1
+        relay_cause = probe.cause
     write_config(cfg, endpoint_dir)
     log_file = get_log_filepath(endpoint_dir)
     if detach:
-        return _start_daemon(cfg, endpoint_dir, pid_file, log_file, log_level)
+        code = _start_daemon(cfg, endpoint_dir, pid_file, log_file, log_level)
+        if code == 0:
+            _report_relay(cfg, relay_cause)
+        return code
+    if relay_cause:
+        logger.warning(_not_registered(cfg, relay_cause))
+    from proxystore.endpoint.exceptions import EndpointListenError
     from proxystore.endpoint.serve import serve
 
-    with _pid_file(pid_file):
-        serve(cfg, log_level=log_level, log_file=log_file)
+    try:
+        with _pid_file(pid_file):
+            serve(cfg, log_level=log_level, log_file=log_file)
+    except EndpointListenError as exc:
+        logger.error(f"Endpoint {name} not started: {exc}")
+        return 1
     return 0
 
 
@@ -311,6 +376,10 @@ def _start_daemon(
     cfg: EndpointConfig, endpoint_dir: str, pid_file: str, log_file: str, level: str
 ) -> int:
     logger.info(f"Starting endpoint {cfg.name} as a daemon; log: {log_file}")
+    try:
+        log_offset = os.path.getsize(log_file)
+    except OSError:
+        log_offset = 0
     sys.stdout.flush()
     sys.stderr.flush()
     # The daemon holds the write end of this pipe for its whole life: reading
@@ -335,8 +404,44 @@ def _start_daemon(
             return 0
         time.sleep(0.05)
     os.close(alive_r)
-    logger.error(f"Endpoint {cfg.name} did not start; see {log_file}.")
+    errors = new_log_errors(log_file, log_offset)
+    if not errors:
+        logger.error(f"Endpoint {cfg.name} did not start; see {log_file}.")
+    for line in errors:
+        logger.error(f"Endpoint {cfg.name} did not start: {line}")
+    if errors:
+        logger.info(f"Full log: {log_file}")
     return 1
+
+
+def _report_relay(cfg: EndpointConfig, cause: str) -> None:
+    """Say whether the relay accepted the endpoint that just started.
+
+    Args:
+        cfg: The endpoint's configuration.
+        cause: Why the relay looked unreachable before the start (empty if not).
+    """
+    if cfg.relay.address is None:
+        return
+    assert cfg.host is not None
+    info = endpoint_info(cfg.host, cfg.port)
+    relay = None if info is None else info.get("relay")
+    status = relay.get("status") if isinstance(relay, dict) else None
+    if status == "connected":
+        logger.info(f"Registered with the relay at {cfg.relay.address}.")
+        return
+    if not cause:
+        cause = f"relay state: {status or 'not reported'}; its log says why"
+    logger.warning(_not_registered(cfg, cause))
+
+
+def _not_registered(cfg: EndpointConfig, cause: str) -> str:
+    return (
+        f"Endpoint {cfg.name} is not registered with the relay at "
+        f"{cfg.relay.address} ({cause}). It keeps retrying in the background; "
+        "its requests to other endpoints fail until it registers "
+        "(`proxystore-endpoint list` shows the relay state)."
+    )
 
 
 def _closed(fd: int) -> bool:
@@ -362,6 +467,14 @@ def _become_daemon(  # pragma: no cover - runs in the daemon
         os.close(devnull)
         logging.getLogger().handlers.clear()
         from proxystore.endpoint.serve import serve
+
+        # Never an interactive login without a terminal: a login that went
+        # missing since the check in the foreground ends the daemon with one line.
+        problem = relay_auth_problem(cfg, endpoint_dir)
+        if problem is not None:
+            with open(log_file, "a") as log:
+                log.write(f"[daemon] ERROR (proxystore.endpoint) :: {problem}\n")
+            raise SystemExit(1)
 
         with _pid_file(pid_file):
             serve(cfg, log_level=level, log_file=log_file)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import importlib
 import logging
 import os
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from proxystore.endpoint._preflight import listen_problem
 from proxystore.endpoint._relay_state import relay_state
 from proxystore.endpoint.config import (
     EndpointConfig,
@@ -62,7 +62,6 @@ __all__ = [
     "evict_handler",
     "exists_handler",
     "get_handler",
-    "listen_error",
     "serve",
     "set_handler",
 ]
@@ -295,7 +294,9 @@ async def _serve_async(config: EndpointConfig, stop: asyncio.Event) -> None:
         try:
             await site.start()
         except OSError as exc:
-            raise EndpointListenError(listen_error(config, exc)) from exc
+            raise EndpointListenError(
+                listen_problem(config.host, config.port, exc)
+            ) from exc
         logger.info(
             "Serving endpoint %s (%s) on %s:%s",
             config.uuid,
@@ -307,24 +308,6 @@ async def _serve_async(config: EndpointConfig, stop: asyncio.Event) -> None:
     finally:
         await runner.cleanup()
         await endpoint.close()
-
-
-def listen_error(config: EndpointConfig, exc: OSError) -> str:
-    """One line saying why the endpoint `config` cannot listen, and what to do."""
-    address = f"{config.host}:{config.port}"
-    if exc.errno == errno.EADDRINUSE:
-        return (
-            f"port {config.port} on {config.host} is already in use (by another "
-            "endpoint? `proxystore-endpoint list` shows them); set a free `port` "
-            "in the endpoint's config.toml."
-        )
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return (
-            f"cannot listen on {address}: {config.host} is not an address of this "
-            "host; set `host` in the endpoint's config.toml (or use host_type "
-            '"ip" or "fqdn").'
-        )
-    return f"cannot listen on {address}: {exc.strerror or exc}."
 
 
 def serve(
@@ -391,8 +374,8 @@ def serve(
         # A known cause: one line, no traceback (the daemon's start reports it).
         logger.error("Endpoint %s did not start: %s", config.name, exc)
         raise
-    except Exception:
-        logger.exception("Endpoint %s stopped on an error", config.name)
+    except Exception as exc:
+        logger.exception("Endpoint %s stopped on an error: %s", config.name, exc)
         raise
     finally:
         logger.info("Finished serving endpoint %s", config.name)

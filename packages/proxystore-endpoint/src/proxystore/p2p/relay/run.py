@@ -150,19 +150,45 @@ def _configure_logging(config: RelayServingConfig) -> None:
         logging.getLogger(name).setLevel(config.logging.websockets_level)
 
 
-@click.command()
+def _level_name(level: int | str) -> str:
+    return level if isinstance(level, str) else logging.getLevelName(level)
+
+
+_DEFAULTS = RelayServingConfig()
+_DEFAULT_LEVEL = _level_name(_DEFAULTS.logging.default_level)
+
+
+@click.command(context_settings={"show_default": True})
 @click.option(
-    "--config", "-c", "config_path", metavar="PATH", help="TOML configuration file."
+    "--config",
+    "-c",
+    "config_path",
+    metavar="PATH",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML configuration file (relay.toml); options given here override it.",
 )
-@click.option("--host", metavar="ADDR", help="Interface to bind to.")
-@click.option("--port", type=int, metavar="PORT", help="Port to bind to.")
-@click.option("--log-dir", metavar="PATH", help="Directory for the server log file.")
+@click.option(
+    "--host",
+    metavar="ADDR",
+    help="Interface to bind to.  [default: every interface]",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help=f"Port to bind to.  [default: {_DEFAULTS.port}]",
+)
+@click.option(
+    "--log-dir",
+    metavar="PATH",
+    help="Directory for the server log file.  [default: log to stdout only]",
+)
 @click.option(
     "--log-level",
     type=click.Choice(
         ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"], case_sensitive=False
     ),
-    help="Minimum log level.",
+    help=f"Minimum log level.  [default: {_DEFAULT_LEVEL}]",
 )
 def cli(
     config_path: str | None,
@@ -192,12 +218,15 @@ def cli(
         config.logging.log_dir = log_dir
     if log_level is not None:
         config.logging.default_level = log_level.upper()
-    _configure_logging(config)
+    try:
+        _configure_logging(config)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"Cannot set up logging: {exc}") from exc
     try:
         asyncio.run(serve(config))
     except OSError as exc:
         raise click.ClickException(
             f"Cannot serve on {config.host or '0.0.0.0'}:{config.port}: {exc}"
         ) from exc
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc
