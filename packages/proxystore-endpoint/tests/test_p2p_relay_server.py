@@ -294,7 +294,7 @@ def test_identity_is_per_user_and_dies_with_the_connection() -> None:
             thief = RelayClient(
                 r.address, client_uuid=victim_uuid, extra_headers=_as("mallory")
             )
-            with pytest.raises(RelayRegistrationError, match="4002"):
+            with pytest.raises(RelayRegistrationError, match="4004"):
                 await thief.connect(retry=False)
             # Nor reach it: offers across users come back with an error.
             async with RelayClient(r.address, extra_headers=_as("mallory")) as other:

@@ -13,9 +13,9 @@ connection authenticated as) for as long as that connection is alive.
   registered: whatever `source_uuid`/`source_name` the sender wrote is replaced
   (a connection holding several UUIDs must name one of them), and `error` is
   cleared, since only the relay sets it.
-* A second registration of a UUID held by another connection is refused (4004, or
-  4002 when the holder is another user) while the holder answers a websocket ping
-  within `probe_seconds`; a holder that does not answer (a crashed or cut-off
+* A second registration of a UUID held by another connection (of any user) is
+  refused with 4004 while the holder answers a websocket ping within
+  `probe_seconds`; a holder that does not answer (a crashed or cut-off
   endpoint whose socket the relay has not seen close yet) is dropped and the new
   connection takes the UUID over. Every connection is also pinged every
   `heartbeat_seconds` and dropped when it stays silent for half of that.
@@ -217,10 +217,10 @@ class RelayServer(Generic[UserT]):
 
         Raises:
             UnauthorizedError: If the client cannot be authenticated.
-            ForbiddenError: If the UUID is held by a live connection of another
-                user, or this connection already holds `max_registrations` UUIDs.
-            ConflictError: If the UUID is held by another live connection of the
-                same user.
+            ForbiddenError: If this connection already holds `max_registrations`
+                UUIDs, or registers a UUID it holds as another user.
+            ConflictError: If the UUID is held by another live connection (of
+                this user or another).
         """
         try:
             # Authenticators may block on the network (Globus token introspection):
@@ -269,14 +269,14 @@ class RelayServer(Generic[UserT]):
         """Drop `existing` if it is dead; raise if it still answers."""
         if await self._answers_ping(existing.websocket):
             logger.warning(
-                "Refused registration of %s (%s): a live connection holds it",
+                "Refused registration of %s (%s): a live connection%s holds it",
                 request.uuid,
                 request.name,
+                "" if existing.user == user else " of another user",
             )
-            if existing.user != user:
-                raise ForbiddenError(
-                    f"Client UUID {request.uuid} is registered to another user."
-                )
+            # The same code whoever holds it: the UUID is busy, not forbidden to
+            # this user for good, and a client that retries gets it once the
+            # holder is gone (a squatter cannot lock an endpoint out forever).
             raise ConflictError(
                 f"Client UUID {request.uuid} is held by a live connection."
             )
