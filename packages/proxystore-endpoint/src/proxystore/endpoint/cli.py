@@ -232,7 +232,11 @@ def stop(name: str) -> None:
 @click.option("--remote", metavar="UUID", help="UUID of a remote endpoint to use.")
 @click.pass_context
 def test(ctx: click.Context, name: str, remote: str | None) -> None:
-    """Execute test commands on an endpoint."""
+    """Execute test commands on an endpoint.
+
+    Options go before NAME, e.g. `proxystore-endpoint test --remote UUID NAME get
+    KEY` reads KEY from the endpoint UUID through the endpoint NAME.
+    """
     ctx.ensure_object(dict)
     endpoint_dir = os.path.join(home_dir(), name)
     try:

@@ -358,6 +358,9 @@ def start_endpoint(
     except EndpointListenError as exc:
         logger.error(f"Endpoint {name} not started: {exc}")
         return 1
+    except Exception:
+        # serve() has logged the error (one line here, the traceback in the log).
+        return 1
     return 0
 
 
