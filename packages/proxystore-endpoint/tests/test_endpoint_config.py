@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proxystore.endpoint._peering import _auth_headers
+from proxystore.endpoint._peering import _auth_headers, _turn_credential
 from proxystore.endpoint.config import (
     EndpointConfig,
     EndpointPeeringConfig,
@@ -271,3 +271,37 @@ def test_relay_token_by_environment_reference(
         _auth_headers(cfg)
     with pytest.raises(ValueError, match="token_env"):
         _token_config()
+
+
+def test_turn_credential_by_reference(
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("EP_TURN", "turn-secret")
+    by_env = EndpointRelayICEServerConfig(
+        "turn:turn.example.org", username="u", credential_env="EP_TURN"
+    )
+    assert _turn_credential(by_env) == "turn-secret"
+    assert "turn-secret" not in repr(
+        EndpointRelayICEServerConfig("turn:x", credential="turn-secret")
+    )
+    assert _turn_credential(EndpointRelayICEServerConfig("stun:x")) is None
+    monkeypatch.delenv("EP_TURN")
+    with pytest.raises(ValueError, match="EP_TURN"):
+        _turn_credential(by_env)
+    cfg = EndpointConfig(
+        name="ep",
+        uuid=str(uuid.uuid4()),
+        port=1234,
+        relay=EndpointRelayConfig(
+            ice_servers=[EndpointRelayICEServerConfig("turn:x", credential="pw-1")]
+        ),
+    )
+    (tmp_path / "ep").mkdir()
+    (tmp_path / "ep" / "config.toml").write_text(dumps(cfg))
+    with caplog.at_level(logging.WARNING):
+        read_config(str(tmp_path / "ep"))
+    assert "TURN credential in plain text" in caplog.text
+    assert "pw-1" not in caplog.text

@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from proxystore.endpoint.config import EndpointConfig
+from proxystore.endpoint.config import EndpointConfig, EndpointRelayICEServerConfig
 from proxystore.utils.credentials import (
     CredentialError,
     resolve_secret_options,
@@ -60,12 +60,32 @@ def _relay_token(config: EndpointConfig) -> str:
     return token
 
 
+def _turn_credential(server: EndpointRelayICEServerConfig) -> str | None:
+    """The ICE server's credential, resolved in this process from its reference."""
+    names = ("credential",)
+    options = {
+        "credential": server.credential,
+        "credential_env": server.credential_env,
+        "credential_credential": server.credential_credential,
+    }
+    public, direct = split_secret_options(
+        {k: v for k, v in options.items() if v is not None}, names
+    )
+    try:
+        value = resolve_secret_options(public, direct, names).get("credential")
+    except CredentialError as exc:
+        raise ValueError(
+            f"Cannot resolve the credential of ICE server {server.urls}: {exc}"
+        ) from None
+    return None if value is None else str(value)
+
+
 def make_peer_manager(config: EndpointConfig) -> PeerManager:
     """Return an (unstarted) peer manager registered as `config`'s endpoint.
 
     Raises:
         ValueError: If the configuration has no relay address, or its relay token
-            cannot be resolved.
+            or a TURN credential cannot be resolved.
         RuntimeError: If the relay's authentication method is not available.
     """
     from aiortc import RTCIceServer
@@ -86,7 +106,9 @@ def make_peer_manager(config: EndpointConfig) -> PeerManager:
         None
         if config.relay.ice_servers is None
         else [
-            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+            RTCIceServer(
+                urls=s.urls, username=s.username, credential=_turn_credential(s)
+            )
             for s in config.relay.ice_servers
         ]
     )

@@ -131,12 +131,18 @@ class EndpointRelayICEServerConfig:
     Attributes:
         urls: URL or URLs of the server (e.g. `stun:stun.example.org:3478`).
         username: Username for a TURN server.
-        credential: Credential for a TURN server.
+        credential: Credential for a TURN server written in the config (read
+            with a warning; prefer a reference).
+        credential_env: Environment variable holding the TURN credential.
+        credential_credential: Credentials-file entry holding the TURN
+            credential.
     """
 
     urls: str | list[str]
     username: str | None = None
-    credential: str | None = None
+    credential: str | None = field(default=None, repr=False)
+    credential_env: str | None = None
+    credential_credential: str | None = None
 
 
 @dataclass
@@ -362,6 +368,12 @@ def read_config(endpoint_dir: str) -> EndpointConfig:
             cfg = load(EndpointConfig, f)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"Unable to parse ({path}): {exc}") from None
+    if any(s.credential is not None for s in cfg.relay.ice_servers or ()):
+        logger.warning(
+            "%s holds a TURN credential in plain text; name it with "
+            "credential_env or credential_credential instead.",
+            path,
+        )
     if _TOKEN in cfg.relay.auth.kwargs:
         logger.warning(
             "%s holds the relay token in plain text; it moves to the credentials "
