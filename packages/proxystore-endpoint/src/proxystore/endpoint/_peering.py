@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from proxystore.endpoint.config import EndpointConfig, EndpointRelayICEServerConfig
@@ -42,17 +43,27 @@ def _auth_headers(config: EndpointConfig) -> dict[str, str]:
     return {} if bearer is None else {"Authorization": str(bearer)}
 
 
+def _secret(options: Mapping[str, Any], name: str, what: str) -> str | None:
+    """Option `name` of `options`, given directly or by `<name>_env`/`_credential`.
+
+    Raises:
+        ValueError: If a reference cannot be resolved (the message names `what`).
+    """
+    present = {k: v for k, v in options.items() if v is not None}
+    public, direct = split_secret_options(present, (name,))
+    try:
+        value = resolve_secret_options(public, direct, (name,)).get(name)
+    except CredentialError as exc:
+        raise ValueError(f"Cannot resolve {what}: {exc}") from None
+    return None if value is None else str(value)
+
+
 def _relay_token(config: EndpointConfig) -> str:
     """The relay token, resolved in this process from its reference."""
-    names = ("token",)
-    public, direct = split_secret_options(config.relay.auth.kwargs, names)
-    try:
-        token = resolve_secret_options(public, direct, names).get("token")
-    except CredentialError as exc:
-        raise ValueError(
-            f"Cannot resolve the relay token of endpoint {config.name}: {exc}"
-        ) from None
-    if not isinstance(token, str) or not token:
+    token = _secret(
+        config.relay.auth.kwargs, "token", f"the relay token of endpoint {config.name}"
+    )
+    if not token:
         raise ValueError(
             f"Endpoint {config.name} uses relay token authentication but names no "
             "token (set relay.auth.kwargs.token_env or token_credential)."
@@ -62,22 +73,12 @@ def _relay_token(config: EndpointConfig) -> str:
 
 def _turn_credential(server: EndpointRelayICEServerConfig) -> str | None:
     """The ICE server's credential, resolved in this process from its reference."""
-    names = ("credential",)
     options = {
         "credential": server.credential,
         "credential_env": server.credential_env,
         "credential_credential": server.credential_credential,
     }
-    public, direct = split_secret_options(
-        {k: v for k, v in options.items() if v is not None}, names
-    )
-    try:
-        value = resolve_secret_options(public, direct, names).get("credential")
-    except CredentialError as exc:
-        raise ValueError(
-            f"Cannot resolve the credential of ICE server {server.urls}: {exc}"
-        ) from None
-    return None if value is None else str(value)
+    return _secret(options, "credential", f"the credential of ICE server {server.urls}")
 
 
 def make_peer_manager(config: EndpointConfig) -> PeerManager:
