@@ -281,59 +281,61 @@ def _is_mutable(obj: Any) -> bool:
 # ---------------------------------------------------------------- tamper guard
 
 
-class _Snapshot(NamedTuple):
-    """What a load could change in a global: watched attributes and ``__dict__``."""
-
-    names: tuple[str, ...]
-    values: tuple[Any, ...]
-    keys: tuple[Any, ...] | None
-    items: tuple[Any, ...] | None
-
-
-def _attributes(obj: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(map(getattr, repeat(obj), names, repeat(_MISSING)))
+# A snapshot is (copy of __dict__ or None, *watched attributes): for a class
+# (name, qualname, bases, metaclass), for anything else the _OBJECT_WATCH values.
+_Snapshot = tuple[Any, ...]
 
 
 def _snapshot(obj: Any) -> _Snapshot:
-    names = _CLASS_WATCH if _is_class(obj) else _OBJECT_WATCH
+    if _is_class(obj):
+        return (
+            obj.__dict__.copy(),
+            obj.__name__,
+            obj.__qualname__,
+            obj.__bases__,
+            type(obj),
+        )
     namespace = getattr(obj, "__dict__", None)
-    if namespace is None:
-        return _Snapshot(names, _attributes(obj, names), None, None)
-    return _Snapshot(
-        names,
-        _attributes(obj, names),
-        tuple(namespace),
-        tuple(namespace.values()),
-    )
+    copy = None if namespace is None else dict(namespace)
+    return (copy, *map(getattr, repeat(obj), _OBJECT_WATCH, repeat(_MISSING)))
 
 
-def _same(obj: Any, snapshot: _Snapshot) -> bool:
-    if not all(map(is_, _attributes(obj, snapshot.names), snapshot.values)):
-        return False
-    if snapshot.keys is None:
-        return True
-    namespace = obj.__dict__
-    # Identity of every value; keys compare equal item by item (same objects).
-    return tuple(namespace) == snapshot.keys and all(
-        map(is_, namespace.values(), snapshot.items or ())
-    )
+def _same(obj: Any, before: _Snapshot) -> bool:
+    saved = before[0]
+    if saved is not None:
+        # BUILD only adds or rebinds entries: a new length or another object.
+        namespace = obj.__dict__
+        if len(namespace) != len(saved) or not all(
+            map(is_, namespace.values(), saved.values())
+        ):
+            return False
+    if _is_class(obj):
+        return (
+            obj.__name__ is before[1]
+            and obj.__qualname__ is before[2]
+            and obj.__bases__ is before[3]
+            and type(obj) is before[4]
+        )
+    current = map(getattr, repeat(obj), _OBJECT_WATCH, repeat(_MISSING))
+    return all(map(is_, current, before[1:]))
 
 
-def _restore(obj: Any, snapshot: _Snapshot) -> None:
-    for name, value in zip(snapshot.names, snapshot.values, strict=True):
+def _restore(obj: Any, before: _Snapshot) -> None:
+    names = _CLASS_WATCH if _is_class(obj) else _OBJECT_WATCH
+    for name, value in zip(names, before[1:], strict=True):
         if value is not _MISSING and getattr(obj, name, _MISSING) is not value:
             setattr(obj, name, value)
-    if snapshot.keys is None:
+    saved = before[0]
+    if saved is None:
         return
-    before = dict(zip(snapshot.keys, snapshot.items or (), strict=True))
     namespace = obj.__dict__
     if not _is_class(obj):
         namespace.clear()
-        namespace.update(before)
+        namespace.update(saved)
         return
-    for key in [k for k in namespace if k not in before]:
+    for key in [k for k in namespace if k not in saved]:
         delattr(obj, key)
-    for key, value in before.items():
+    for key, value in saved.items():
         if namespace.get(key, _MISSING) is not value:
             setattr(obj, key, value)
 
