@@ -14,9 +14,11 @@ this one when absent):
 
 Malformed or empty input is answered as the reference release answers it: a
 missing `key` 400 (an empty `key=` is a key like any other), an `endpoint` that is
-present but not a UUID (empty included) 400, a `/set` without data 400 (whatever
-the framing), a body that does not arrive within the body timeout 408, an object
-above the maximum size 413. A failed request to a peer endpoint (unknown, dead,
+present but not a UUID (empty included) 400, a chunked `/set` without data 400,
+a body that does not arrive within the body timeout 408, an object above the
+maximum size 413. One deliberate difference: `/set` with `Content-Length: 0`
+stores an empty object (the reference answers 400, so its own connector cannot
+put `b""`). A failed request to a peer endpoint (unknown, dead,
 too slow, relay not connected) answers 424 (the reference: 500). Error answers
 carry the endpoint error's class name in the `X-ProxyStore-Error` header and a
 one-line message in the body.
@@ -200,9 +202,11 @@ async def _read_body(request: web.Request) -> bytes:
         raise _BodyTimeoutError(
             f"request body not received within {limits['timeout']} s"
         ) from None
-    if total == 0:
-        # As in the reference: an object has at least one byte (serialized
-        # objects always do), whether the body was sized or chunked.
+    if total == 0 and length is None:
+        # A chunked body with no data: 400, as in the reference. An explicit
+        # `Content-Length: 0` stores an empty object, which the reference
+        # refuses too; we do not, so every connector round-trips b"" (the
+        # shared connector conformance suite).
         raise _BadRequestError("received empty payload")
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
