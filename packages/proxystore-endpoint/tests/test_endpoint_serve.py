@@ -114,7 +114,7 @@ def test_empty_key_is_a_key_as_in_the_reference(
 def test_body_timeout_is_408() -> None:
     async def body() -> None:
         app = create_app(Endpoint("slow", uuid.uuid4()), body_timeout=1)
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -127,6 +127,7 @@ def test_body_timeout_is_408() -> None:
             await writer.drain()
             status_line = await asyncio.wait_for(reader.readline(), 10)
             writer.close()
+            await writer.wait_closed()
             assert status_line.split()[1] == b"408", status_line
         finally:
             await runner.cleanup()
