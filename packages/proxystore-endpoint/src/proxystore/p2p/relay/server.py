@@ -411,8 +411,9 @@ class RelayServer(Generic[UserT]):
         """Serve one client websocket until it closes."""
         limit = _TRANSPORT_MAX_MESSAGE
         if self._max_message_bytes is not None:
-            # Text is checked in UTF-8 bytes below; the frame limit only stops
-            # what could never pass that check from being buffered at all.
+            # Text is checked in UTF-8 bytes below (4003). The frame limit is
+            # looser, so that moderately oversized messages get that clearer
+            # code, and keeps far larger ones from being buffered at all (1009).
             limit = min(limit, 4 * self._max_message_bytes + 1024)
         websocket = web.WebSocketResponse(
             heartbeat=self._heartbeat, max_msg_size=limit, autoping=False
@@ -421,6 +422,8 @@ class RelayServer(Generic[UserT]):
         self._sockets.add(websocket)
         try:
             await self._serve(websocket, request.headers, request.remote)
+        except ConnectionError as exc:
+            logger.info("Connection to %s lost: %s", request.remote, exc)
         except Exception:
             logger.exception("Relay failed on a message from %s", request.remote)
             await self._reject(
