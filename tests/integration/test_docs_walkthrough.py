@@ -128,6 +128,9 @@ def test_two_site_walkthrough_runs(workdir: Path) -> None:
     # Step 5 (WebRTC) and step 7 (direct HTTP) both fetched A's object through B.
     assert output.count("Result: hello from A") == 2, output
     assert "Object exists: True" in output, output
+    # Both endpoints reached the relay (`start` warns, `list` says so, otherwise).
+    assert "NOT CONNECTED" not in output, output
+    assert "not registered" not in output, output
     # Step 6: the proxy made with A's home resolved with B's.
     assert "resolved on site B: {'made on': 'site A'" in output, output
     # Step 8 stopped both endpoints: nothing was left for the cleanup.
