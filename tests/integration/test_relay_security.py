@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import select
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -32,6 +35,7 @@ from proxystore.p2p.relay.messages import (
     decode_relay_message,
     encode_relay_message,
 )
+from tests.integration.harness.mode import in_ci
 from tests.integration.harness.relay import (
     PeerProcess,
     RelayProcess,
@@ -336,3 +340,122 @@ def test_a_transient_takeover_does_not_stick(
             assert await local.recv(timeout=30) == (victim.uuid, b"are you back?")
 
     run(main())
+
+
+# --------------------------------------------------- reference 1.1.0 clients
+
+_REFERENCE_CLIENT = """
+import asyncio, json, sys, uuid
+from proxystore.p2p.relay.client import RelayClient
+from proxystore.p2p.relay.exceptions import RelayRegistrationError
+
+async def main(address, me, mode):
+    client = RelayClient(
+        address, client_uuid=uuid.UUID(me), client_name="ref", reconnect_task=False
+    )
+    try:
+        await client.connect(retry=False)
+    except Exception as exc:
+        print(json.dumps({"registered": False, "error": repr(exc)}), flush=True)
+        return
+    print(json.dumps({"registered": True}), flush=True)
+    if mode == "recv":
+        message = await asyncio.wait_for(client.recv(), 60)
+        print(json.dumps({"source_uuid": str(message.source_uuid),
+                          "source_name": message.source_name,
+                          "error": message.error}), flush=True)
+    else:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await client.close()
+
+asyncio.run(main(*sys.argv[1:4]))
+"""
+
+
+@pytest.fixture(scope="module")
+def reference_python() -> str:
+    from scripts.bench import _refvenv
+
+    try:
+        _refvenv.ensure()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        if in_ci():
+            pytest.fail(f"reference venv unavailable: {exc}")
+        pytest.skip(f"reference venv unavailable: {exc}")
+    return str(_refvenv.python())
+
+
+class _ReferenceClient:
+    def __init__(self, python: str, relay: RelayProcess, me: uuid.UUID, mode: str):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        self.process = subprocess.Popen(
+            [python, "-c", _REFERENCE_CLIENT, relay.address, str(me), mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=relay.workdir,
+        )
+
+    def line(self, timeout: float = 60) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        assert ready, "the reference client printed nothing"
+        result: dict[str, Any] = json.loads(self.process.stdout.readline())
+        return result
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def test_reference_clients_keep_their_identity(
+    relay: RelayProcess, reference_python: str
+) -> None:
+    me = uuid.uuid4()
+    holder = _ReferenceClient(reference_python, relay, me, "recv")
+    try:
+        assert holder.line() == {"registered": True}
+        # A second reference client with the same UUID is refused while the first
+        # lives (4004: the reference itself reads it as "running elsewhere").
+        second = _ReferenceClient(reference_python, relay, me, "hold")
+        try:
+            refused = second.line()
+            assert refused["registered"] is False
+            assert "4004" in refused["error"]
+        finally:
+            second.stop()
+
+        async def forge() -> uuid.UUID:
+            async with aiohttp.ClientSession() as session:
+                mallory = await raw(session, relay)
+                sender = uuid.uuid4()
+                assert await mallory.register(sender) is None
+                await mallory.send(
+                    PeerConnectionRequest(uuid.uuid4(), "x", me, "offer", "{}")
+                )
+                await asyncio.sleep(0.5)
+                await mallory.ws.close()
+                return sender
+
+        sender = run(forge())
+        assert holder.line() == {
+            "source_uuid": str(sender),
+            "source_name": "mallory",
+            "error": None,
+        }
+    finally:
+        holder.stop()
+    # Once it is gone, the UUID is free again at once.
+    again = _ReferenceClient(reference_python, relay, me, "hold")
+    try:
+        assert again.line() == {"registered": True}
+    finally:
+        again.stop()
