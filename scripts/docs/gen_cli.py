@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,27 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+_HELP_DEFAULT = re.compile(r"\s*\[default: (?P<text>[^\]]+)\]\s*$")
+
+
+def _unset(value: object) -> bool:
+    # click >= 8.2 marks "no default" with its own sentinel rather than None.
+    return value is None or type(value).__name__ == "Sentinel"
+
+
+def _help_and_default(param: click.Parameter) -> tuple[str, str]:
+    """The option's help without a trailing `[default: ...]`, and its default."""
+    help_text = getattr(param, "help", None) or ""
+    match = _HELP_DEFAULT.search(help_text)
+    if match is not None:
+        # The command spells out a default click cannot know (a random port...).
+        return help_text[: match.start()], match["text"]
+    show = getattr(param, "show_default", None)
+    if isinstance(show, str):
+        return help_text, show
+    return help_text, _default(param)
+
+
 def _default(param: click.Parameter) -> str:
     if isinstance(param, click.Option) and param.is_flag and param.secondary_opts:
         on, off = param.opts[0], param.secondary_opts[0]
@@ -78,7 +100,7 @@ def _default(param: click.Parameter) -> str:
     if isinstance(param, click.Option) and param.is_flag:
         return "off" if not param.default else "on"
     default = param.default
-    if default is None or callable(default):
+    if _unset(default) or callable(default):
         return "required" if param.required else "—"
     if isinstance(default, (list, tuple)):
         return ", ".join(f"`{v}`" for v in default) if default else "—"
@@ -127,9 +149,10 @@ def _section(
     if options:
         lines += ["| option | value | default | description |", "|---|---|---|---|"]
         for opt in options:
+            help_text, default = _help_and_default(opt)
             lines.append(
-                f"| {_names(opt)} | {_value(opt, ctx)} | {_default(opt)} "
-                f"| {_cell(opt.help or '')} |"
+                f"| {_names(opt)} | {_value(opt, ctx)} | {default} "
+                f"| {_cell(help_text)} |"
             )
         lines.append("")
     if isinstance(command, click.Group):

@@ -78,3 +78,19 @@ def test_links_point_at_headings(tmp_path: Path) -> None:
     links = set(re.findall(r"\]\(#([^)]+)\)", page))
     assert links, "the tables link to the sections"
     assert links <= headings, links - headings
+
+
+def test_no_internal_values_and_spelled_out_defaults(tmp_path: Path) -> None:
+    out = tmp_path / "cli.md"
+    generate(out)
+    page = out.read_text()
+    # click >= 8.2 marks a missing default with a sentinel object: never print it.
+    assert "Sentinel" not in page
+    assert "UNSET" not in page
+    # A default the command spells out in its help (`[default: ...]`) goes to the
+    # default column, once.
+    relay = _sections(page)["proxystore-relay"]
+    port_row = next(line for line in relay.splitlines() if "`--port`" in line)
+    cells = [cell.strip() for cell in port_row.split("|")]
+    assert cells[3].strip("`") == "8700", port_row
+    assert "[default:" not in page
