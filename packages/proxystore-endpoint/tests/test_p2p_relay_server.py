@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Mapping
@@ -220,6 +221,43 @@ def test_live_registration_is_not_taken_over_and_the_newcomer_retries() -> None:
             await second.close()
 
     run(main())
+
+
+def test_client_evicted_with_4004_comes_back_with_growing_delays() -> None:
+    # A relay (like the reference) that lets every registration replace the last:
+    # here each one is taken away right after it succeeds.
+    registrations: list[float] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive()
+        registrations.append(asyncio.get_running_loop().time())
+        await ws.send_str(encode_relay_message(RelayResponse()))
+        await asyncio.sleep(0.05)
+        await ws.close(code=4004, message=b"Replaced by a new registration.")
+        return ws
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/", handler)
+        runner = web.AppRunner(app)
+        port = await serve_on_loopback(runner)
+        try:
+            client = RelayClient(f"ws://127.0.0.1:{port}", initial_backoff=0.1)
+            await client.connect()
+            await asyncio.sleep(2.5)
+            assert not client.refused
+            await client.close()
+        finally:
+            await runner.cleanup()
+
+    run(main())
+    # It keeps coming back (4004 is not final) but not in a tight loop:
+    # 0.1, 0.2, 0.4, 0.8 s ... between attempts.
+    assert 3 <= len(registrations) <= 7, registrations
+    gaps = [b - a for a, b in itertools.pairwise(registrations)]
+    assert all(later > earlier for earlier, later in itertools.pairwise(gaps))
 
 
 def test_registrations_follow_their_connection_and_are_bounded() -> None:

@@ -6,10 +6,12 @@ relay goes away the reader reconnects with exponential backoff (1 s doubling to 
 unless `reconnect_task=False`, in which case the next `send()` or `recv()` reconnects.
 Close codes meaning the relay refused this client (4001 unauthorized, 4002 forbidden)
 are never retried: they surface as `RelayRegistrationError`. Close code 4004 (the UUID
-is held by another live connection) is retried with the same backoff, as the
-reference client does: it means "not now", and a relay drops a holder that stopped
-answering, so an endpoint restarted after a crash gets its UUID back within seconds
-and a connection that took it over for a while does not keep it.
+is held by another live connection) is retried with the same backoff: it means "not
+now", and a relay drops a holder that stopped answering, so an endpoint restarted
+after a crash gets its UUID back within seconds and a connection that took it over
+for a while does not keep it. A client whose registration is taken from it (4004 on
+an open socket) registers again after a delay that doubles while that keeps
+happening, so two clients sharing a UUID cannot evict each other in a tight loop.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ logger = logging.getLogger(__name__)
 _HEARTBEAT_SECONDS = 15.0
 _MAX_BACKOFF_SECONDS = 60.0
 _UNRECOVERABLE_CODES = frozenset({4001, 4002})
+_UUID_TAKEN = 4004
 
 
 class _Disconnected:
@@ -117,6 +120,10 @@ class RelayClient(AsyncStartable):
         self._connect_lock: asyncio.Lock | None = None
         self._fatal: RelayRegistrationError | None = None
         self._closed = False
+        # When the current registration started (loop time), and the delay before
+        # registering again after the relay handed this UUID to someone else.
+        self._registered_at: float | None = None
+        self._taken_backoff = 0.0
 
     def __repr__(self) -> str:
         return (
@@ -190,6 +197,7 @@ class RelayClient(AsyncStartable):
             while True:
                 try:
                     self._websocket = await self._register()
+                    self._registered_at = asyncio.get_running_loop().time()
                     break
                 except RelayRegistrationError as exc:
                     self._fatal = exc
@@ -297,11 +305,39 @@ class RelayClient(AsyncStartable):
                 self._reader = None
                 self._queue.put_nowait(_DISCONNECTED)
                 return
+            if code == _UUID_TAKEN:
+                await asyncio.sleep(self._next_taken_backoff())
             try:
                 await self.connect()
             except RelayRegistrationError as exc:
                 self._queue.put_nowait(exc)
                 return
+
+    def _next_taken_backoff(self) -> float:
+        """Delay before registering again after losing the UUID (4004).
+
+        It doubles while registrations keep being taken within a minute (two
+        clients with one UUID on a relay that lets each replace the other would
+        otherwise take turns as fast as they can) and starts over otherwise.
+        """
+        now = asyncio.get_running_loop().time()
+        recent = (
+            self._registered_at is not None
+            and now - self._registered_at < _MAX_BACKOFF_SECONDS
+        )
+        self._taken_backoff = (
+            min(2 * self._taken_backoff, _MAX_BACKOFF_SECONDS)
+            if recent and self._taken_backoff > 0
+            else self._initial_backoff_seconds
+        )
+        logger.warning(
+            "The relay at %s gave UUID %s to another connection (is this client "
+            "running twice?); registering again in %.1f s",
+            self._address,
+            self._uuid,
+            self._taken_backoff,
+        )
+        return self._taken_backoff
 
     async def close(self) -> None:
         """Close the connection to the relay (idempotent)."""
