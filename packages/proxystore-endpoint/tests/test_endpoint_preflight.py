@@ -169,6 +169,7 @@ class _Relay:
         self.address = "ws://relay.example:8700"
         self.connected = connected
         self.refused = refused
+        self.last_error = None if connected else "ClientConnectorError: refused"
 
 
 class _Manager:
@@ -201,6 +202,12 @@ def test_relay_state_reports_each_status() -> None:
     assert relay_state(_Manager(_Relay(True))) == {
         "address": "ws://relay.example:8700",
         "status": "connected",
+        "error": None,
+    }
+    assert relay_state(_Manager(_Relay(False))) == {
+        "address": "ws://relay.example:8700",
+        "status": "connecting",
+        "error": "ClientConnectorError: refused",
     }
     assert relay_state(_Manager(_Relay(False)))["status"] == "connecting"  # type: ignore[index]
     assert relay_state(_Manager(_Relay(False, True)))["status"] == "refused"  # type: ignore[index]
@@ -215,6 +222,7 @@ def test_relay_unavailable_only_for_peers_needing_the_relay() -> None:
     error = relay_unavailable(down, me, peer)
     assert isinstance(error, RelayUnavailableError)
     assert "not connected to the relay at ws://relay.example:8700" in str(error)
+    assert "last attempt: ClientConnectorError: refused" in str(error)
     assert str(peer) in str(error)
 
 

@@ -19,10 +19,15 @@ RelayStatus = Literal["connected", "connecting", "refused"]
 
 
 class RelayState(TypedDict):
-    """Relay state as `GET /endpoint` reports it under the key `relay`."""
+    """Relay state as `GET /endpoint` reports it under the key `relay`.
+
+    `error` says why the last registration attempt failed (`None` once
+    registered, or when the relay client does not tell).
+    """
 
     address: str
     status: RelayStatus
+    error: str | None
 
 
 def _relay_client(manager: Any) -> Any | None:
@@ -46,7 +51,12 @@ def relay_state(manager: Any) -> RelayState | None:
         status = "refused"
     else:
         status = "connecting"
-    return RelayState(address=str(client.address), status=status)
+    error = getattr(client, "last_error", None)
+    return RelayState(
+        address=str(client.address),
+        status=status,
+        error=None if status == "connected" or error is None else str(error),
+    )
 
 
 def relay_unavailable(manager: Any, endpoint: UUID, peer: UUID) -> Exception | None:
@@ -69,6 +79,8 @@ def relay_unavailable(manager: Any, endpoint: UUID, peer: UUID) -> Exception | N
         if state["status"] == "refused"
         else "it keeps retrying in the background"
     )
+    if state["error"]:
+        why += f"; last attempt: {state['error']}"
     return RelayUnavailableError(
         f"Endpoint {endpoint} is not connected to the relay at {state['address']} "
         f"({why}), so it cannot reach peer endpoint {peer}. Check that the relay "

@@ -433,6 +433,8 @@ def _report_relay(cfg: EndpointConfig, cause: str) -> None:
     if status == "connected":
         logger.info(f"Registered with the relay at {cfg.relay.address}.")
         return
+    if not cause and isinstance(relay, dict) and relay.get("error"):
+        cause = f"{status}: {relay['error']}"
     if not cause:
         cause = f"relay state: {status or 'not reported'}; its log says why"
     logger.warning(_not_registered(cfg, cause))

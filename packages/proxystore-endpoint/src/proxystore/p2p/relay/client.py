@@ -120,6 +120,7 @@ class RelayClient(AsyncStartable):
         self._connect_lock: asyncio.Lock | None = None
         self._fatal: RelayRegistrationError | None = None
         self._closed = False
+        self._last_error: str | None = None
         # When the current registration started (loop time), and the delay before
         # registering again after the relay handed this UUID to someone else.
         self._registered_at: float | None = None
@@ -160,6 +161,11 @@ class RelayClient(AsyncStartable):
         return self._fatal is not None
 
     @property
+    def last_error(self) -> str | None:
+        """Why the last attempt to register failed (`None` once registered)."""
+        return self._last_error
+
+    @property
     def websocket(self) -> aiohttp.ClientWebSocketResponse:
         """The open websocket to the relay.
 
@@ -198,11 +204,14 @@ class RelayClient(AsyncStartable):
                 try:
                     self._websocket = await self._register()
                     self._registered_at = asyncio.get_running_loop().time()
+                    self._last_error = None
                     break
                 except RelayRegistrationError as exc:
                     self._fatal = exc
+                    self._last_error = str(exc)
                     raise
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    self._last_error = f"{type(exc).__name__}: {exc}"
                     if not retry:
                         raise RelayRegistrationError(
                             f"Cannot register with the relay at {self._address}: "
