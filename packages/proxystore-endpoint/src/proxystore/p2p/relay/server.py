@@ -96,6 +96,9 @@ CLOSE_UUID_TAKEN = 4004
 """Close code of a registration refused because a live connection holds the UUID."""
 
 _TRANSPORT_MAX_MESSAGE = 4 * 1024 * 1024
+# Seconds a closing socket may take to answer the close frame (a hung client
+# would otherwise hold a replaced registration's closer or the shutdown for 10 s).
+_CLOSE_TIMEOUT = 2.0
 _CLOSE_REASON_BYTES = 123  # the websocket protocol's limit on close reasons
 
 
@@ -416,7 +419,10 @@ class RelayServer(Generic[UserT]):
             # code, and keeps far larger ones from being buffered at all (1009).
             limit = min(limit, 4 * self._max_message_bytes + 1024)
         websocket = web.WebSocketResponse(
-            heartbeat=self._heartbeat, max_msg_size=limit, autoping=False
+            heartbeat=self._heartbeat,
+            max_msg_size=limit,
+            autoping=False,
+            timeout=_CLOSE_TIMEOUT,
         )
         await websocket.prepare(request)
         self._sockets.add(websocket)
