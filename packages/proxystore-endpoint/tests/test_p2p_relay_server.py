@@ -349,6 +349,41 @@ def test_identity_is_per_user_and_dies_with_the_connection() -> None:
     run(main())
 
 
+def test_a_connection_with_several_uuids_sends_only_as_one_of_them() -> None:
+    async def main() -> None:
+        async with (
+            relay(max_registrations=2) as r,
+            aiohttp.ClientSession() as session,
+            RelayClient(r.address, client_name="target") as target,
+        ):
+            ws = await raw_socket(session, r.address)
+            mine = [uuid.uuid4(), uuid.uuid4()]
+            for value in mine:
+                await ws.send_str(
+                    encode_relay_message(RelayRegistrationRequest("two", value))
+                )
+                await ws.receive(timeout=5)
+            for source in (mine[1], mine[0]):
+                await ws.send_str(
+                    encode_relay_message(
+                        PeerConnectionRequest(source, "x", target.uuid, "offer", "s")
+                    )
+                )
+                received = await target.recv(timeout=5)
+                assert isinstance(received, PeerConnectionRequest)
+                assert received.source_uuid == source
+                assert received.source_name == "two"
+            await ws.send_str(
+                encode_relay_message(
+                    PeerConnectionRequest(uuid.uuid4(), "x", target.uuid, "offer", "s")
+                )
+            )
+            await ws.receive(timeout=5)
+            assert ws.close_code == 4002
+
+    run(main())
+
+
 def test_bad_limits_are_refused() -> None:
     for kwargs in (
         {"max_message_bytes": 0},
