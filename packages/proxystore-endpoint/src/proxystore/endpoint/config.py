@@ -6,9 +6,10 @@ when it persists data. The TOML tables and keys are those of the reference
 release (`name`, `uuid`, `port`, `host`, `host_type`, `[relay]` with `address`,
 `ice_servers`, `peer_channels`, `verify_certificate` and `[relay.auth]`, and
 `[storage]` with `database_path` and `max_object_size`), so existing endpoint
-directories keep working. Two additions are optional and default to the old
-behaviour: `[relay] ice_addresses` (which local addresses ICE may offer) and the
-`[peering]` table (direct transfers between reachable peers, request timeout).
+directories keep working. The additions are optional: `[relay] ice_addresses`
+(which local addresses ICE may offer), the `[peering]` table (direct transfers to
+peers on this machine or on listed networks, request timeout), the reference
+spellings of secrets (below), and `private_files` (file modes, below).
 
 Configs are plain dataclasses checked when built: a bad value raises `ValueError`
 naming the field.
