@@ -20,6 +20,7 @@ from proxystore.serialize import (
     signed_deserializer,
     signed_serializer,
     verify,
+    verify_parts,
 )
 from proxystore.serialize._memory import LARGE
 from proxystore.serialize.protocols import Deserializer, Serializer
@@ -153,3 +154,30 @@ def test_signing_while_serializing_copies_the_payload_once(algorithm: str) -> No
     assert unsigned >= len(obj)  # serialize's one copy is what tracemalloc sees
     assert signed < unsigned + (1 << 20)  # no second copy for the header
     assert parts < 1 << 20  # nothing copied at all
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_verify_parts_returns_the_payload_parts_themselves(algorithm: str) -> None:
+    obj = bytes(range(256)) * 64
+    parts = sign_parts(serialize_parts(obj), KEY, algorithm=algorithm)
+    payload = verify_parts(parts, KEY)
+    assert payload[-1] is obj  # checked in place, nothing copied
+    assert deserialize(b"".join(payload)) == obj
+    # Any other split of the signed payload is joined once and checked.
+    joined = b"".join(parts)
+    for split in ([joined], [joined[:10], joined[10:]], [joined[:40], joined[40:]]):
+        assert bytes(b"".join(verify_parts(split, KEY))) == b"".join(payload)
+
+
+def test_verify_parts_rejects_tampering_and_unsigned_parts() -> None:
+    parts = sign_parts([b"\x01BS", b"payload"], KEY)
+    for bad in (
+        [parts[0], b"\x01BS", b"paylOad"],  # a payload part changed
+        [bytes(parts[0][:-1]) + bytes([parts[0][-1] ^ 1]), *parts[1:]],  # MAC
+        [b"\x01BS", b"payload"],  # never signed
+        [],
+    ):
+        with pytest.raises(SerializationError, match=r"MAC mismatch|not signed"):
+            verify_parts(bad, KEY)
+    with pytest.raises(SerializationError, match="MAC mismatch"):
+        verify_parts(parts, b"other key")

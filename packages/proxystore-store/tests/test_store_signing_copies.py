@@ -6,12 +6,13 @@ import pathlib
 import tracemalloc
 import uuid
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 
 from proxystore.connectors.file import FileConnector
-from proxystore.connectors.local import LocalConnector
-from proxystore.serialize import ALGORITHMS
+from proxystore.connectors.local import LocalConnector, LocalKey
+from proxystore.serialize import ALGORITHMS, PayloadAuthenticationError
 from proxystore.store import Store
 
 KEY_VAR = "PS_TEST_SIGNING_COPIES_KEY"
@@ -58,3 +59,24 @@ def test_signed_put_allocates_what_an_unsigned_put_does(
         assert signed_peak < unsigned_peak + (1 << 20)
         key = signed.put(obj)
         assert signed.get(key) == obj
+
+
+def test_signed_local_get_checks_parts_in_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(KEY_VAR, "k" * 32)
+    obj = bytes(SIZE)
+    with Store(
+        f"signing-copies-{uuid.uuid4().hex[:12]}",
+        LocalConnector(),
+        cache_size=0,
+        auth_key_id=f"env:{KEY_VAR}",
+    ) as store:
+        key = cast("LocalKey", store.put(obj))
+        assert store.get(key) is obj  # verified over its parts, never joined
+        # A changed part is refused before anything is decoded.
+        stored = store.connector._store[key]
+        forged = type(stored)((*stored[:-1], b"\x01" + stored[-1][1:]))
+        store.connector._store[key] = forged
+        with pytest.raises(PayloadAuthenticationError, match="MAC mismatch"):
+            store.get(key)

@@ -20,6 +20,7 @@ from proxystore.serialize._auth import sign_parts as sign_parts
 from proxystore.serialize._auth import signed_deserializer as signed_deserializer
 from proxystore.serialize._auth import signed_serializer as signed_serializer
 from proxystore.serialize._auth import verify as verify
+from proxystore.serialize._auth import verify_parts as verify_parts
 from proxystore.serialize._core import FORMAT_VERSION as FORMAT_VERSION
 from proxystore.serialize._core import deserialize as deserialize
 from proxystore.serialize._core import deserialize_parts as deserialize_parts
@@ -57,6 +58,7 @@ __all__ = [
     "signed_deserializer",
     "signed_serializer",
     "verify",
+    "verify_parts",
 ]
 
 # Public names report this module in reprs and tracebacks (pickles stay valid: each
@@ -74,6 +76,7 @@ for _public in (
     signed_deserializer,
     signed_serializer,
     verify,
+    verify_parts,
 ):
     _public.__module__ = __name__
 del _public

@@ -15,7 +15,8 @@ Signing costs the MAC pass and nothing else: `sign_parts` signs a payload given 
 parts (what `serialize_parts` returns) and puts the header in front as one more
 part, copying nothing; `serialize_signed` lays the header and the serialized
 payload out together, so the payload is copied once, exactly as by `serialize`.
-`verify` returns a view of the payload (no copy either). Only `sign` of a whole
+`verify` returns a view of the payload and `verify_parts` the payload's own parts
+(no copy either). Only `sign` of a whole
 payload copies it, to put the header in front.
 
 HMAC-SHA256 needs only the standard library. Keyed BLAKE3 (the optional ``blake3``
@@ -47,6 +48,7 @@ __all__ = [
     "signed_deserializer",
     "signed_serializer",
     "verify",
+    "verify_parts",
 ]
 
 _VERSION: Final = bytes((FORMAT_VERSION,))
@@ -179,6 +181,25 @@ def sign(data: BytesLike, key: bytes, *, algorithm: str = "hmac-sha256") -> byte
     return _join([_VERSION + tag, mac, payload], _HEADER_LEN + len(payload))
 
 
+def _authenticate(
+    header: BytesLike, key: bytes, parts: Sequence[BytesLike], size: int
+) -> None:
+    """Check ``header`` (the first 35 bytes of a signed payload) against ``parts``."""
+    algorithm = (
+        _BY_TAG.get(bytes(header[:_PREFIX_LEN])) if len(header) == _HEADER_LEN else None
+    )
+    if algorithm is None:
+        raise PayloadAuthenticationError(
+            "payload is not signed: expected a signature header of "
+            f"{_HEADER_LEN} bytes starting with one of {sorted(_BY_TAG)}"
+        )
+    expected = _mac_parts(algorithm, key, parts, size)
+    if not hmac.compare_digest(expected, header[_PREFIX_LEN:]):
+        raise PayloadAuthenticationError(
+            "payload authentication failed: MAC mismatch (tampered data or wrong key)"
+        )
+
+
 def verify(data: BytesLike, key: bytes) -> memoryview:
     """Check the signature added by `sign`; return the payload without a copy.
 
@@ -195,20 +216,29 @@ def verify(data: BytesLike, key: bytes) -> memoryview:
     """
     _check_key(key)
     view = memoryview(_as_payload(data))
-    algorithm = (
-        _BY_TAG.get(bytes(view[:_PREFIX_LEN])) if len(view) >= _HEADER_LEN else None
-    )
-    if algorithm is None:
-        raise PayloadAuthenticationError(
-            "payload is not signed: expected a signature header of "
-            f"{_HEADER_LEN} bytes starting with one of {sorted(_BY_TAG)}"
-        )
     payload = view[_HEADER_LEN:]
-    expected = _mac(algorithm, key, payload)
-    if not hmac.compare_digest(expected, view[_PREFIX_LEN:_HEADER_LEN]):
-        raise PayloadAuthenticationError(
-            "payload authentication failed: MAC mismatch (tampered data or wrong key)"
-        )
+    _authenticate(view[:_HEADER_LEN], key, (payload,), len(payload))
+    return payload
+
+
+def verify_parts(parts: Sequence[BytesLike], key: bytes) -> list[bytes | memoryview]:
+    """Check a signed payload given as parts; return the payload's parts, uncopied.
+
+    Parts as `sign_parts` made them (the 35-byte header first) are checked in
+    place and the remaining parts returned as they are. Any other split of a signed
+    payload is joined once and checked like `verify`.
+
+    Raises:
+        TypeError, ValueError, PayloadAuthenticationError, SerializationError:
+            As `verify`.
+    """
+    _check_key(key)
+    views = [_as_payload(part) for part in parts]
+    if not views or len(views[0]) != _HEADER_LEN:
+        whole = views[0] if len(views) == 1 else b"".join(views)
+        return [verify(whole, key)]
+    payload = views[1:]
+    _authenticate(views[0], key, payload, sum(len(part) for part in payload))
     return payload
 
 

@@ -36,6 +36,7 @@ from proxystore.serialize import (
     sign,
     sign_parts,
     verify,
+    verify_parts,
 )
 from proxystore.store._registry import (
     _set_store_builder,
@@ -225,10 +226,10 @@ class Store(Closeable, Generic[ConnectorT]):
         )
         # A connector that hands payloads back as parts (Local keeps immutable
         # parts unjoined) is read through them by the default deserializer: a
-        # ``bytes`` object then comes back without a copy.
+        # ``bytes`` object then comes back without a copy (signed or not).
         self._get_parts: Any = (
             _shortcut(connector, "get_parts", "get", "get_evict")
-            if deserializer is None and self._auth_key is None
+            if deserializer is None
             else None
         )
         self._plain_get: Any = getattr(type(connector), "get", None)
@@ -384,7 +385,10 @@ class Store(Closeable, Generic[ConnectorT]):
         )
 
     def _from_parts(self, parts: Sequence[BytesLike], key: ConnectorKeyT) -> Any:
-        # Only reached with the default deserializer and no signing.
+        # Only reached with the default deserializer.
+        if self._auth_key is not None:
+            # Before anything decodes a byte; the payload parts are not copied.
+            parts = verify_parts(parts, self._auth_key)
         try:
             return deserialize_parts(parts)
         except Exception as e:
