@@ -16,8 +16,8 @@ parts (what `serialize_parts` returns) and puts the header in front as one more
 part, copying nothing; `serialize_signed` lays the header and the serialized
 payload out together, so the payload is copied once, exactly as by `serialize`.
 `verify` returns a view of the payload and `verify_parts` the payload's own parts
-(no copy either). Only `sign` of a whole
-payload copies it, to put the header in front.
+(no copy either). Only `sign` of a finished payload copies it, to put the header
+in front.
 
 HMAC-SHA256 needs only the standard library. Keyed BLAKE3 (the optional ``blake3``
 package, extra ``proxystore-serialize[blake3]``) is several times faster, which
