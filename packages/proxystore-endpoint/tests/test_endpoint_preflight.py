@@ -271,3 +271,25 @@ def test_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     debug = CliRunner().invoke(cli_module.cli, ["--log-level", "DEBUG", "list"])
     assert "Traceback" in debug.output
+
+
+def test_endpoint_server_never_starts_a_globus_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the daemon runs to build its relay headers: with no tokens stored it
+    # must fail with the fix, not start the (prompting) login flow.
+    globus_app = pytest.importorskip("proxystore.globus.app")
+    from proxystore.endpoint import _peering
+
+    monkeypatch.setenv("PROXYSTORE_HOME", str(tmp_path))
+    monkeypatch.delenv("PROXYSTORE_GLOBUS_CLIENT_ID", raising=False)
+    monkeypatch.delenv("PROXYSTORE_GLOBUS_CLIENT_SECRET", raising=False)
+
+    def prompt(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the endpoint started an interactive Globus login")
+
+    monkeypatch.setattr(globus_app._PromptLoginFlowManager, "run_login_flow", prompt)
+    with pytest.raises(
+        globus_app.GlobusLoginRequiredError, match="proxystore-globus-auth login"
+    ):
+        _peering._auth_headers(_config("ws://127.0.0.1:1", "globus"))

@@ -35,7 +35,9 @@ def _auth_headers(config: EndpointConfig) -> dict[str, str]:
             "The relay uses Globus Auth but proxystore.globus is not installed; "
             "install it, or configure the endpoint with --no-relay-auth."
         ) from exc
-    app = globus_app.get_globus_app()
+    # An endpoint server never prompts for a login (a daemon has no terminal):
+    # missing tokens raise, and `start` checks them before detaching.
+    app = globus_app.get_globus_app(interactive=False)
     scopes = globus_scopes.get_relay_scopes_by_resource_server()
     app.add_scope_requirements(scopes)
     authorizer = app.get_authorizer(*scopes.keys())

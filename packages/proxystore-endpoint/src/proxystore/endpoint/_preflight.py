@@ -109,7 +109,7 @@ def relay_auth_problem(config: EndpointConfig, endpoint_dir: str) -> str | None:
             f"and run `proxystore-globus-auth login`, {no_auth}."
         )
     try:
-        app = globus_app.get_globus_app()
+        app = globus_app.get_globus_app(interactive=False)
         app.add_scope_requirements(globus_scopes.get_relay_scopes_by_resource_server())
         needs_login = bool(app.login_required())
     except Exception as exc:  # any failure of the SDK or the token storage

@@ -15,6 +15,7 @@ Tokens live in one SQLite file in the proxystore home directory
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pathlib
@@ -23,7 +24,7 @@ import stat
 import click
 from globus_sdk import ClientApp, GlobusApp, GlobusAppConfig, UserApp
 from globus_sdk.login_flows import CommandLineLoginFlowManager
-from globus_sdk.token_storage import SQLiteTokenStorage
+from globus_sdk.token_storage import SQLiteTokenStorage, TokenValidationError
 
 from proxystore.utils.environment import home_dir
 
@@ -31,6 +32,7 @@ __all__ = [
     "PROXYSTORE_GLOBUS_CLIENT_ID",
     "PROXYSTORE_GLOBUS_CLIENT_ID_ENV_NAME",
     "PROXYSTORE_GLOBUS_CLIENT_SECRET_ENV_NAME",
+    "GlobusLoginRequiredError",
     "get_client_app",
     "get_client_credentials_from_env",
     "get_globus_app",
@@ -67,6 +69,17 @@ class _PromptLoginFlowManager(CommandLineLoginFlowManager):
             prompt_suffix=" ",
         )
         return code.strip()
+
+
+class GlobusLoginRequiredError(RuntimeError):
+    """Raised by a non-interactive app when the stored tokens do not suffice."""
+
+
+def _refuse_login(app: GlobusApp, error: TokenValidationError) -> None:
+    """Token-validation handler of non-interactive apps: fail, never prompt."""
+    raise GlobusLoginRequiredError(
+        f"No usable Globus login ({error}); run `proxystore-globus-auth login` first."
+    ) from error
 
 
 def get_token_storage(
@@ -141,11 +154,16 @@ def is_client_login() -> bool:
     return True
 
 
-def get_globus_app() -> GlobusApp:
-    """Return a client app when credentials are in the environment, else a user app."""
+def get_globus_app(*, interactive: bool = True) -> GlobusApp:
+    """Return a client app when credentials are in the environment, else a user app.
+
+    Args:
+        interactive: Whether the user app may start a login flow when its tokens
+            do not suffice (see `get_user_app`).
+    """
     if is_client_login():
         return get_client_app()
-    return get_user_app()
+    return get_user_app(interactive=interactive)
 
 
 def get_client_app(
@@ -177,13 +195,23 @@ def get_client_app(
     )
 
 
-def get_user_app() -> UserApp:
-    """Return the native (user) Globus app; it starts a login flow when needed."""
+def get_user_app(*, interactive: bool = True) -> UserApp:
+    """Return the native (user) Globus app.
+
+    Args:
+        interactive: Start a login flow (a prompt) when the stored tokens do not
+            suffice. Without it such a use raises `GlobusLoginRequiredError`:
+            what a process without a terminal (an endpoint daemon) needs.
+    """
     config = GlobusAppConfig(
         login_flow_manager=_PromptLoginFlowManager,
         token_storage=get_token_storage(),
         request_refresh_tokens=True,
     )
+    if not interactive:
+        config = dataclasses.replace(
+            config, token_validation_error_handler=_refuse_login
+        )
     return UserApp(
         app_name=_APP_NAME,
         client_id=PROXYSTORE_GLOBUS_CLIENT_ID,
