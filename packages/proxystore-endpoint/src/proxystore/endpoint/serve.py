@@ -6,7 +6,8 @@ this one when absent):
 * `GET /` answers 200 (liveness);
 * `GET /endpoint` answers `{"uuid": "<this endpoint's UUID>"}`, plus, when the
   endpoint peers, `"relay": {"address": ..., "status": "connected" | "connecting" |
-  "refused"}` (what `proxystore-endpoint list` and `start` report);
+  "refused", "error": <why the last registration failed, or null>}` (what
+  `proxystore-endpoint list` and `start` report);
 * `GET /get` answers the object's bytes, or 404 when there is none;
 * `POST /set` stores the request body (`Content-Length` or chunked);
 * `GET /exists` answers `{"exists": true|false}`;
