@@ -215,8 +215,9 @@ def consume(ready, done):
             from proxystore.stream import StreamConsumer
             options = {}
             if impl == "ours-policy":
+                from proxystore.serialize import NUMPY_ARRAYS
                 from proxystore.stream import TrustPolicy
-                options["policy"] = TrustPolicy(allow=["numpy"])
+                options["policy"] = TrustPolicy(allow=list(NUMPY_ARRAYS))
             consumer = StreamConsumer(make_subscriber(), **options)
             if mode == "store":
                 # The raw floor imports redis before `ready`; the consumer would
