@@ -78,14 +78,22 @@ def test_client_logs_reach_the_logger_not_stderr(
 ) -> None:
     monkeypatch.setenv("PS_T_KAFKA_USER", "alice")
     monkeypatch.setenv("PS_T_KAFKA_PASSWORD", "pw-123")
+    # Records stay with caplog's handler: another test of the same worker may have
+    # given the root logger a stderr handler (a CLI's logging set-up), which is not
+    # what this test is about.
+    monkeypatch.setattr(LIBRDKAFKA, "propagate", False)
+    LIBRDKAFKA.addHandler(caplog.handler)
     caplog.set_level(logging.WARNING, logger=LIBRDKAFKA.name)
-    with KafkaPublisher.from_settings(
-        {**SASL, "logger": LIBRDKAFKA}, flush_timeout=0.1
-    ) as publisher:
-        # The failed connection is logged by librdkafka's broker thread; with a
-        # logger set, poll() delivers the line to it.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not caplog.records:
-            publisher.client.poll(0.05)
+    try:
+        with KafkaPublisher.from_settings(
+            {**SASL, "logger": LIBRDKAFKA}, flush_timeout=0.1
+        ) as publisher:
+            # The failed connection is logged by librdkafka's broker thread; with
+            # a logger set, poll() delivers the line to it.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not caplog.records:
+                publisher.client.poll(0.05)
+    finally:
+        LIBRDKAFKA.removeHandler(caplog.handler)
     assert any("127.0.0.1:9" in r.getMessage() for r in caplog.records)
     assert "127.0.0.1:9" not in capfd.readouterr().err
