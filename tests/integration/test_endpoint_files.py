@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +94,40 @@ def test_private_files_false_opens_them_read_only(daemon_home: Path) -> None:
     modes = _modes(endpoint_dir)
     for name in ("config.toml", "log.txt", "daemon.pid", "blobs.db"):
         assert modes.get(name) == 0o644, (name, modes)
+
+
+def test_relay_log_is_private(tmp_path: Path) -> None:
+    # The relay's log names every endpoint that connects and its address.
+    log_dir = tmp_path / "relay-logs"
+    port = free_port()
+    relay = subprocess.Popen(
+        [
+            script("proxystore-relay"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-dir",
+            str(log_dir),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        umask=0o002,
+    )
+    try:
+        log = log_dir / "server.log"
+        deadline = time.monotonic() + 30
+        while not (log.exists() and log.stat().st_size) and relay.poll() is None:
+            assert time.monotonic() < deadline, "the relay wrote no log in 30 s"
+            time.sleep(0.1)
+        assert relay.poll() is None, "the relay exited"
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600
+        assert stat.S_IMODE(log_dir.stat().st_mode) == 0o700
+    finally:
+        relay.terminate()
+        try:
+            relay.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+            relay.wait()

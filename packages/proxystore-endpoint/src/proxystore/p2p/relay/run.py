@@ -131,7 +131,10 @@ async def serve(
 def _configure_logging(config: RelayServingConfig) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if config.logging.log_dir is not None:
-        os.makedirs(config.logging.log_dir, exist_ok=True)
+        # The log names every endpoint that connects and where from: the relay's
+        # user alone reads it. The umask also covers the files rotation creates.
+        os.umask(os.umask(0) | 0o077)
+        os.makedirs(config.logging.log_dir, mode=0o700, exist_ok=True)
         handlers.append(
             logging.handlers.TimedRotatingFileHandler(
                 os.path.join(config.logging.log_dir, "server.log"),
