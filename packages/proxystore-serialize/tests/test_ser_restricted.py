@@ -120,6 +120,9 @@ class Point:
 
     evil = staticmethod(os.system)
 
+    def touch(self, path):
+        open(path, "w").close()
+
 
 def helper(a=1):
     return a
@@ -366,3 +369,44 @@ def test_decisions_follow_a_rebound_name(myapp: Any) -> None:
     finally:
         myapp.Point = original
     assert type(restricted(payload)) is original
+
+
+def test_attack_allowing_a_class_does_not_allow_calling_its_methods(
+    myapp: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    # Point.touch(None, marker): a method the payload calls with its own arguments.
+    payload = _protocol4(
+        _global("myapp", "Point.touch") + _call(b"N", _text(str(marker)))
+    )
+    with pytest.raises(DisallowedTypeError, match="method of a class"):
+        RestrictedDeserializer(["myapp.Point"])(payload)
+    assert not marker.exists()
+    # Listed by its full path, or its module allowed as a whole, it loads.
+    for allow in ("myapp.Point.touch", "myapp"):
+        RestrictedDeserializer([allow])(payload)
+        assert marker.exists()
+        marker.unlink()
+
+
+def test_attack_numpy_preset_cannot_rebind_names_in_numpy_dtypes() -> None:
+    numpy = pytest.importorskip("numpy")
+    from proxystore.serialize import NUMPY_ARRAYS
+
+    namespace = vars(numpy.dtypes)
+    saved, saved_all = dict(namespace), list(numpy.dtypes.__all__)
+    # _add_dtype_helper(int, "Float64DType") would rebind numpy.dtypes.Float64DType.
+    payload = _protocol4(
+        _global("numpy.dtypes", "_add_dtype_helper")
+        + _call(_global("builtins", "int"), _text("Float64DType"))
+    )
+    try:
+        with pytest.raises(DisallowedTypeError, match="_add_dtype_helper"):
+            RestrictedDeserializer(NUMPY_ARRAYS)(payload)
+    finally:
+        changed = namespace != saved or numpy.dtypes.__all__ != saved_all
+        for key in set(namespace) - set(saved):
+            del namespace[key]
+        namespace.update(saved)
+        numpy.dtypes.__all__[:] = saved_all
+    assert not changed

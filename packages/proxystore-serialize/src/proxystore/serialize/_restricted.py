@@ -15,7 +15,8 @@ pickle's own lookup, which follows every dot of ``name`` as an attribute):
    *before anything is imported*.
 3. ``module`` is imported and ``name`` looked up in it; every step after the first
    must be a class (``Outer.Inner``), never a module or another object, so no
-   attribute walk leaves the allowed path.
+   attribute walk leaves the allowed path. A function reached through a class (a
+   method) loads only if its full path is listed or its module is allowed.
 4. The result is a class, a function, or a named callable (Cython functions, cached
    wrappers), never a module or plain data, and its *own* home (its
    ``__module__`` and ``__qualname__``) is allowed too, and holds this very object.
@@ -30,7 +31,8 @@ and the load refused. Decisions are cached per allow-list, so a warm load of
 allowed types costs about what ``pickle.loads`` does.
 
 An allow-list entry is an exact dotted path or a prefix on dotted-name boundaries:
-``"myapp.models.Point"`` allows that class (and classes nested in it),
+``"myapp.models.Point"`` allows that class (and classes nested in it, not
+their methods),
 ``"myapp.models"`` every class and function under that module, ``"numpyx"`` does
 not cover ``numpy``. **A prefix trusts every callable under it with arguments the
 payload chooses**: ``"numpy"`` would let a payload call
@@ -119,63 +121,104 @@ ALWAYS_ALLOWED: Final = frozenset(
 
 #: Exact globals that numpy arrays, dtypes and scalars need (numpy 1.x and 2.x
 #: spellings): the safe alternative to allowing the whole ``"numpy"`` prefix.
-NUMPY_ARRAYS: Final = frozenset(
-    (
-        "numpy.ndarray",
-        "numpy.dtype",
-        "numpy.dtypes",
-        "numpy._core.multiarray._reconstruct",
-        "numpy._core.multiarray.scalar",
-        "numpy._core.numeric._frombuffer",
-        "numpy.core.multiarray._reconstruct",
-        "numpy.core.multiarray.scalar",
-        "numpy.core.numeric._frombuffer",
+NUMPY_ARRAYS: Final = (
+    frozenset(
+        (
+            "numpy.ndarray",
+            "numpy.dtype",
+            "numpy._core.multiarray._reconstruct",
+            "numpy._core.multiarray.scalar",
+            "numpy._core.numeric._frombuffer",
+            "numpy.core.multiarray._reconstruct",
+            "numpy.core.multiarray.scalar",
+            "numpy.core.numeric._frombuffer",
+        )
     )
-) | frozenset(
-    f"numpy.{name}"
-    for name in (
-        "bool",
-        "bool_",
-        "byte",
-        "bytes_",
-        "cdouble",
-        "clongdouble",
-        "complex128",
-        "complex256",
-        "complex64",
-        "csingle",
-        "datetime64",
-        "double",
-        "float128",
-        "float16",
-        "float32",
-        "float64",
-        "half",
-        "int16",
-        "int32",
-        "int64",
-        "int8",
-        "int_",
-        "intc",
-        "intp",
-        "longdouble",
-        "longlong",
-        "object_",
-        "short",
-        "single",
-        "str_",
-        "timedelta64",
-        "ubyte",
-        "uint",
-        "uint16",
-        "uint32",
-        "uint64",
-        "uint8",
-        "uintc",
-        "uintp",
-        "ulonglong",
-        "ushort",
-        "void",
+    | frozenset(
+        f"numpy.{name}"
+        for name in (
+            "bool",
+            "bool_",
+            "byte",
+            "bytes_",
+            "cdouble",
+            "clongdouble",
+            "complex128",
+            "complex256",
+            "complex64",
+            "csingle",
+            "datetime64",
+            "double",
+            "float128",
+            "float16",
+            "float32",
+            "float64",
+            "half",
+            "int16",
+            "int32",
+            "int64",
+            "int8",
+            "int_",
+            "intc",
+            "intp",
+            "longdouble",
+            "longlong",
+            "object_",
+            "short",
+            "single",
+            "str_",
+            "timedelta64",
+            "ubyte",
+            "uint",
+            "uint16",
+            "uint32",
+            "uint64",
+            "uint8",
+            "uintc",
+            "uintp",
+            "ulonglong",
+            "ushort",
+            "void",
+        )
+    )
+    | frozenset(
+        # The dtype classes only: numpy.dtypes also holds a helper that rebinds names.
+        f"numpy.dtypes.{kind}DType"
+        for kind in (
+            "Bool",
+            "Byte",
+            "Bytes",
+            "CLongDouble",
+            "Complex128",
+            "Complex64",
+            "DateTime64",
+            "Float16",
+            "Float32",
+            "Float64",
+            "Int",
+            "Int16",
+            "Int32",
+            "Int64",
+            "Int8",
+            "Long",
+            "LongDouble",
+            "LongLong",
+            "Object",
+            "Short",
+            "Str",
+            "String",
+            "TimeDelta64",
+            "UByte",
+            "UInt",
+            "UInt16",
+            "UInt32",
+            "UInt64",
+            "UInt8",
+            "ULong",
+            "ULongLong",
+            "UShort",
+            "Void",
+        )
     )
 )
 
@@ -406,6 +449,12 @@ class _Policy:
         obj = _lookup(found, parts)
         if obj is _MISSING:
             raise _refusal(path, "only classes may hold the names it walks through")
+        if len(parts) > 1 and not _is_class(obj) and not self._covers(path, module):
+            # Allowing a class allows building it, not calling its methods.
+            raise _refusal(
+                path,
+                "it is a method of a class; allow its full path or its module",
+            )
         home = _home(obj)
         if home is None:
             raise _refusal(
@@ -416,6 +465,14 @@ class _Policy:
         if own != path:
             self._check_home(path, obj, home)
         return _Entry(found, parts, obj, _is_mutable(obj))
+
+    def _covers(self, path: str, module: str) -> bool:
+        """Whether ``path`` is listed as a whole, or its module is allowed."""
+        return (
+            path in self.allow
+            or module in self.allow
+            or module.startswith(self.prefixes)
+        )
 
     def _check_home(self, path: str, obj: Any, home: tuple[str, str]) -> None:
         """Refuse an alias unless its target is allowed and really lives there."""
