@@ -410,3 +410,84 @@ def test_attack_numpy_preset_cannot_rebind_names_in_numpy_dtypes() -> None:
         namespace.update(saved)
         numpy.dtypes.__all__[:] = saved_all
     assert not changed
+
+
+def _dtype(numpy: Any, char: str, state: tuple[Any, ...], *, copy: bool) -> Any:
+    """A stand-in that pickles as numpy.dtype(char, False, copy) + BUILD(state)."""
+
+    class Forged:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (numpy.dtype, (char, False, copy), state)
+
+    return Forged()
+
+
+def test_attack_numpy_dtype_flags_turn_payload_bytes_into_object_pointers() -> None:
+    numpy = pytest.importorskip("numpy")
+    from numpy._core.numeric import _frombuffer
+
+    from proxystore.serialize import NUMPY_ARRAYS
+
+    target = ["a live object the payload should not reach"]
+    # An object dtype whose state says "no Python objects inside": numpy then
+    # reads the payload's 8 bytes as a PyObject pointer (here: to `target`).
+    plain = _dtype(numpy, "O8", (3, "|", None, None, None, -1, -1, 0), copy=True)
+
+    class Forged:
+        def __reduce__(self) -> tuple[Any, ...]:
+            pointer = id(target).to_bytes(8, sys.byteorder)
+            return (_frombuffer, (pointer, plain, (1,), "C"))
+
+    with pytest.raises(DisallowedTypeError, match="numpy dtype"):
+        # Before the fix this loaded, and got.item(0) was `target` itself.
+        RestrictedDeserializer(NUMPY_ARRAYS)(serialize(Forged()))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        # An int64 and an object pointer at the same offset.
+        {"a": ("i8", 0), "b": ("O", 0)},
+        # A field past the end of the item.
+        {"a": ("i8", 64)},
+    ],
+    ids=["overlapping-object", "out-of-bounds"],
+)
+def test_attack_numpy_dtype_field_layout_numpy_would_refuse(
+    fields: dict[str, tuple[str, int]],
+) -> None:
+    numpy = pytest.importorskip("numpy")
+    from proxystore.serialize import NUMPY_ARRAYS
+
+    layout = {
+        name: (numpy.dtype(kind), offset) for name, (kind, offset) in fields.items()
+    }
+    flags = numpy.dtype([("o", "O")]).flags
+    state = (3, "|", None, tuple(layout), layout, 8, 1, flags)
+    forged = _dtype(numpy, "V8", state, copy=True)
+    with pytest.raises(DisallowedTypeError, match="numpy dtype"):
+        RestrictedDeserializer(NUMPY_ARRAYS)(serialize(forged))
+
+
+def test_attack_numpy_shared_dtypes_cannot_be_changed() -> None:
+    numpy = pytest.importorskip("numpy")
+    from proxystore.serialize import NUMPY_ARRAYS
+
+    shared = numpy.dtype("f8")
+    saved = shared.__reduce__()[2]
+    # copy=False hands out numpy's own float64; a valid big-endian state would
+    # make every float64 array made later in the process read its bytes swapped.
+    swapped = (saved[0], ">" if sys.byteorder == "little" else "<", *saved[2:])
+    forged = _dtype(numpy, "f8", swapped, copy=False)
+    try:
+        with pytest.raises(DisallowedTypeError, match="shared"):
+            RestrictedDeserializer(NUMPY_ARRAYS)(serialize(forged))
+    finally:
+        changed = shared.__reduce__()[2] != saved
+        shared.__setstate__(saved)
+    assert not changed
+    # Its unchanged state is a no-op, and copies load as before.
+    restricted = RestrictedDeserializer(NUMPY_ARRAYS)
+    assert restricted(serialize(_dtype(numpy, "f8", saved, copy=False))) is shared
+    assert restricted(serialize(numpy.dtype(">f8"))) == numpy.dtype(">f8")
+    assert restricted(serialize(numpy.dtype("f8,O"))) == numpy.dtype("f8,O")
