@@ -424,9 +424,9 @@ def _dtype(numpy: Any, char: str, state: tuple[Any, ...], *, copy: bool) -> Any:
 
 def test_attack_numpy_dtype_flags_turn_payload_bytes_into_object_pointers() -> None:
     numpy = pytest.importorskip("numpy")
-    from numpy._core.numeric import _frombuffer
-
     from proxystore.serialize import NUMPY_ARRAYS
+
+    frombuffer = sys.modules["numpy._core.numeric"]._frombuffer
 
     target = ["a live object the payload should not reach"]
     # An object dtype whose state says "no Python objects inside": numpy then
@@ -436,7 +436,7 @@ def test_attack_numpy_dtype_flags_turn_payload_bytes_into_object_pointers() -> N
     class Forged:
         def __reduce__(self) -> tuple[Any, ...]:
             pointer = id(target).to_bytes(8, sys.byteorder)
-            return (_frombuffer, (pointer, plain, (1,), "C"))
+            return (frombuffer, (pointer, plain, (1,), "C"))
 
     with pytest.raises(DisallowedTypeError, match="numpy dtype"):
         # Before the fix this loaded, and got.item(0) was `target` itself.
