@@ -38,7 +38,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
@@ -327,15 +326,10 @@ def _permitted(allow: tuple[str, ...], ok: Any) -> list[Any]:
         objects.append(ok.helper)
     if "collections.Counter" in entries:
         objects.append(collections.Counter)
-    if "numpy.dtypes" in entries:
-        objects += [
-            value
-            for value in vars(np.dtypes).values()
-            if isinstance(value, type) and value.__module__ == "numpy.dtypes"
-        ]
+    if "numpy.ndarray" in entries:  # NUMPY_ARRAYS: exact paths only
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            for path in entries - {"numpy.dtypes"}:
+            for path in entries:
                 with contextlib.suppress(AttributeError, ImportError):
                     objects.append(_resolve(path))
     return objects

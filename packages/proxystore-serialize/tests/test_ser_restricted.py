@@ -491,3 +491,36 @@ def test_attack_numpy_shared_dtypes_cannot_be_changed() -> None:
     assert restricted(serialize(_dtype(numpy, "f8", saved, copy=False))) is shared
     assert restricted(serialize(numpy.dtype(">f8"))) == numpy.dtype(">f8")
     assert restricted(serialize(numpy.dtype("f8,O"))) == numpy.dtype("f8,O")
+
+
+def _ndarray_args(kind: str, raw: bytes, offset: int) -> bytes:
+    """Arguments (shape, dtype, buffer, offset) for numpy.ndarray, as opcodes."""
+    shape = b"K\x01\x85"  # (1,)
+    buffer = b"C" + bytes([len(raw)]) + raw  # SHORT_BINBYTES
+    return shape + _text(kind) + buffer + b"J" + struct.pack("<i", offset)
+
+
+@pytest.mark.parametrize("opcode", ["REDUCE", "NEWOBJ", "OBJ", "INST"])
+@pytest.mark.parametrize(
+    ("kind", "offset"),
+    [("O", 0), ("u1", -64)],
+    ids=["object-pointer", "read-before-buffer"],
+)
+def test_attack_calling_numpy_ndarray_on_payload_bytes(
+    opcode: str, kind: str, offset: int
+) -> None:
+    pytest.importorskip("numpy")
+    from proxystore.serialize import NUMPY_ARRAYS
+
+    target = ["a live object the payload should not reach"]
+    args = _ndarray_args(kind, id(target).to_bytes(8, sys.byteorder), offset)
+    cls = _global("numpy", "ndarray")
+    body = {
+        "REDUCE": cls + b"(" + args + b"tR",
+        "NEWOBJ": cls + b"(" + args + b"t\x81",
+        "OBJ": b"(" + cls + args + b"o",
+        "INST": b"(" + args + b"inumpy\nndarray\n",
+    }[opcode]
+    with pytest.raises(DisallowedTypeError, match=r"numpy\.ndarray"):
+        # Before the fix: an array holding `target` itself, or 64 bytes of heap.
+        RestrictedDeserializer(NUMPY_ARRAYS)(_protocol4(body))

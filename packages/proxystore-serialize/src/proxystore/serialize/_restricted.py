@@ -35,8 +35,10 @@ numpy trusts the state a pickle gives a dtype: its flags, field offsets and size
 pointers), and ``dtype(..., copy=False)`` hands out numpy's shared dtypes. A load
 that uses a numpy global or any function therefore runs on the pure-Python
 unpickler, which applies a dtype's state only if numpy's own constructor builds
-an identical dtype from its description, and never to a shared dtype (about 15x
-slower for a list of 10 000 numpy scalars; arrays cost the same).
+an identical dtype from its description, and never to a shared dtype, and which
+refuses calls to ``numpy.ndarray`` (it views a payload's bytes, at any offset, as
+any dtype, object pointers included). That path is about 15x slower for a list of
+10 000 numpy scalars; arrays cost the same.
 
 An allow-list entry is an exact dotted path or a prefix on dotted-name boundaries:
 ``"myapp.models.Point"`` allows that class (and classes nested in it, not their
@@ -603,21 +605,60 @@ def _checked_build(unpickler: Any) -> None:
     _set_dtype_state(numpy, stack[-1], state)
 
 
+def _refuse_array_call(cls: Any) -> None:
+    """Refuse calling numpy.ndarray: it views any buffer, at any offset, as any dtype.
+
+    ``ndarray((1,), "O", buffer)`` reads payload bytes as object pointers and a
+    negative offset reads memory before the buffer; numpy's pickles never call it
+    (arrays load through ``_reconstruct`` and ``BUILD``).
+    """
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and _is_class(cls) and issubclass(cls, numpy.ndarray):
+        raise DisallowedTypeError(
+            "restricted deserialization refused a call to numpy.ndarray (arrays "
+            "load through numpy's _reconstruct, never from a payload's buffer)",
+            "numpy.ndarray",
+        )
+
+
+def _checked_reduce(unpickler: Any) -> None:
+    _refuse_array_call(unpickler.stack[-2])
+    pickle._Unpickler.load_reduce(unpickler)  # type: ignore[attr-defined]
+
+
+def _checked_newobj(unpickler: Any) -> None:
+    _refuse_array_call(unpickler.stack[-2])
+    pickle._Unpickler.load_newobj(unpickler)  # type: ignore[attr-defined]
+
+
+def _checked_newobj_ex(unpickler: Any) -> None:
+    _refuse_array_call(unpickler.stack[-3])
+    pickle._Unpickler.load_newobj_ex(unpickler)  # type: ignore[attr-defined]
+
+
 class _ExtensionSafeUnpickler(_Restricting, pickle._Unpickler):
     """The pure-Python unpickler: asks `find_class` for every extension code and
     checks the state a payload gives a numpy dtype.
 
     The C unpickler returns an extension code's cached object without asking
-    `find_class`, and lets ``BUILD`` give a dtype any flags, offsets and sizes
-    (an object dtype flagged as plain data turns payload bytes into object
-    pointers); this one does neither. It loads every payload while extension
+    `find_class`, lets ``BUILD`` give a dtype any flags, offsets and sizes (an
+    object dtype flagged as plain data turns payload bytes into object pointers)
+    and lets a payload call ``numpy.ndarray`` on its own bytes; this one does
+    none of these. It loads every payload while extension
     codes are registered, and payloads that use numpy globals or functions.
     """
 
     dispatch: ClassVar[dict[int, Any]] = {
         **pickle._Unpickler.dispatch,
         pickle.BUILD[0]: _checked_build,
+        pickle.REDUCE[0]: _checked_reduce,
+        pickle.NEWOBJ[0]: _checked_newobj,
+        pickle.NEWOBJ_EX[0]: _checked_newobj_ex,
     }
+
+    def _instantiate(self, klass: Any, args: Any) -> None:  # OBJ and INST
+        _refuse_array_call(klass)
+        super()._instantiate(klass, args)  # type: ignore[misc]
 
     def get_extension(self, code: int) -> None:
         key = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
