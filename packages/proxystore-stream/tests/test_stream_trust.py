@@ -483,3 +483,62 @@ def test_a_store_rebuilt_by_a_proxy_is_still_one_made_from_an_event(
         key = mine.put("mine")
         _push(q, _key_event(file_store.config(), key))
         assert _consumer(q).next_object() == "mine"
+
+
+# ------------------------------------------------------------------ eviction
+@pytest.mark.parametrize("how", ["filtered", "next_object", "proxy"])
+def test_an_event_cannot_make_a_policy_consumer_delete_files(
+    q: queue.Queue[bytes], tmp_path: pathlib.Path, how: str
+) -> None:
+    # The writer names a directory of the consumer's and a file in it (here one
+    # of the consumer's own objects), and asks for the object to be evicted:
+    # the consumer would unlink that file.
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "important").write_bytes(bytes(serialize("keep")))
+    event = NewObjectKeyEvent.from_key(
+        FileKey("important"),
+        evict=True,
+        metadata={"skip": how == "filtered"},
+        store_config=_file_config(_name(), victim),
+        topic="t",
+    )
+    _push(q, event)
+    _push(q, NewObjectEvent("t", b"after", {}))
+    consumer = StreamConsumer[Any](
+        QueueSubscriber(q),
+        filter_=lambda m: bool(m.get("skip")),
+        policy=TrustPolicy(),
+    )
+    if how == "filtered":
+        assert consumer.next() == b"after"
+    elif how == "next_object":
+        assert consumer.next_object() == "keep"
+    else:
+        assert consumer.next() == "keep"
+    consumer.close(stores=True)
+    assert deserialize((victim / "important").read_bytes()) == "keep"
+
+
+def test_registered_stores_and_no_policy_still_evict(
+    q: queue.Queue[bytes], file_store: Store[FileConnector]
+) -> None:
+    def evicting(key: Any, config: StoreConfig) -> Any:
+        return NewObjectKeyEvent.from_key(
+            key, evict=True, metadata={}, store_config=config, topic="t"
+        )
+
+    # No policy: the reference behaviour (the producer's evict applies).
+    key = file_store.put("a")
+    _push(q, evicting(key, file_store.config()))
+    consumer = _consumer(q)
+    assert consumer.next_object() == "a"
+    assert not file_store.exists(key)
+    consumer.close(stores=True)
+    # A policy and a store registered here: the consumer vouches for it.
+    name = _name()
+    with Store(name, LocalConnector(), register=True) as mine:
+        key = mine.put("b")
+        _push(q, evicting(key, _file_config(name, pathlib.Path("/nonexistent"))))
+        assert _consumer(q, TrustPolicy()).next_object() == "b"
+        assert not mine.exists(key)

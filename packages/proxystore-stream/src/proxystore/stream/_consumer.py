@@ -63,7 +63,8 @@ class StreamConsumer(Closeable, Generic[T]):
     inline objects are unpickled, so a writer can run code in this process.
     What it never does, policy or not: resolve a credential named by an event,
     clear a store's data on `close`, or let an event replace a store
-    registered in this process (see `proxystore.stream.trust`). Set
+    registered in this process; under a policy, an event's ``evict`` deletes
+    nothing from a store made from an event (see `proxystore.stream.trust`). Set
     ``policy`` when the broker's writers are not trusted that far.
 
     Args:
@@ -205,7 +206,8 @@ class StreamConsumer(Closeable, Generic[T]):
             if isinstance(event, NewObjectKeyEvent) and event.evict:
                 # A dropped object would never be resolved, so free it now.
                 store = self._store(event)
-                store.evict(event.get_key(connector=store.connector))
+                if self._trust.may_evict(store):
+                    store.evict(event.get_key(connector=store.connector))
 
     def next(self) -> ProxyOr[T]:
         """Return the next item: a proxy (store topics) or the inline object.
@@ -240,7 +242,8 @@ class StreamConsumer(Closeable, Generic[T]):
             return event.metadata, cast(T, self._inline(event))
         store = self._store(event)
         proxy: Proxy[T] = store.proxy_from_key(
-            event.get_key(connector=store.connector), evict=event.evict
+            event.get_key(connector=store.connector),
+            evict=event.evict and self._trust.may_evict(store),
         )
         return event.metadata, proxy
 
@@ -267,7 +270,7 @@ class StreamConsumer(Closeable, Generic[T]):
             return event.metadata, cast(T, self._inline(event))
         store = self._store(event)
         key = event.get_key(connector=store.connector)
-        if event.evict:
+        if event.evict and self._trust.may_evict(store):
             # One connector call (e.g. a Redis GETDEL) where the connector can.
             obj = store.get_evict(key, default=_MISSING)
         else:

@@ -25,6 +25,11 @@ consumer takes on the word of an event is made here:
   through stores made from events alike; and whether stores may be made from
   events at all (``create_stores=False`` refuses every store not registered
   here).
+* **What a writer may delete** (with a `TrustPolicy`): nothing through a store
+  made from an event. Such a store is read-only: an event's ``evict`` is not
+  honoured there (its config names any directory or server this process can
+  reach, and its key any file or key in it). Producers' ``evict`` requests apply
+  to stores registered in this process.
 
 Without a policy, a consumer behaves as the reference release's: it builds
 stores from the configs events carry and deserializes with whatever those
@@ -368,8 +373,8 @@ class TrustPolicy:
             signed too (a `StreamProducer` with the same ``auth_key_id`` signs
             them); an unsigned one is refused.
         create_stores: Build stores from the configs events carry (sanitised:
-            no credential references, never clearing, the policy's
-            deserializer and key). ``False`` refuses every event whose store is
+            no credential references, never clearing, never evicting, the
+            policy's deserializer and key). ``False`` refuses every event whose store is
             not registered in this process.
         connectors: Connector classes that stores made from events may use
             (short names such as ``"redis"`` or ``"file"``, or dotted class
@@ -499,6 +504,14 @@ class _ConsumerTrust:
         """Drop the stores looked up so far (after the consumer closed them)."""
         self._seen.clear()
         self._last = None
+
+    def may_evict(self, store: Store[Any]) -> bool:
+        """Whether an event's ``evict`` may delete from ``store``.
+
+        Always without a policy (the reference behaviour); with one, only from
+        a store this process registered itself, never one made from an event.
+        """
+        return self.policy is None or store not in _FROM_EVENTS
 
     def store(self, config: StoreConfig) -> Store[Any]:
         """Return the store an event's ``config`` resolves to here.
