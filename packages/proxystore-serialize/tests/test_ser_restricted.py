@@ -524,3 +524,20 @@ def test_attack_calling_numpy_ndarray_on_payload_bytes(
     with pytest.raises(DisallowedTypeError, match=r"numpy\.ndarray"):
         # Before the fix: an array holding `target` itself, or 64 bytes of heap.
         RestrictedDeserializer(NUMPY_ARRAYS)(_protocol4(body))
+
+
+def test_attack_an_allowed_ndarray_subclass_is_not_a_way_around(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("numpy")
+    (tmp_path / "ps_arrays.py").write_text(
+        "import numpy\n\n\nclass Grid(numpy.ndarray):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "ps_arrays", raising=False)
+    target = ["a live object the payload should not reach"]
+    args = _ndarray_args("O", id(target).to_bytes(8, sys.byteorder), 0)
+    # NEWOBJ: Grid.__new__(Grid, ...) is numpy.ndarray.__new__ on payload bytes.
+    payload = _protocol4(_global("ps_arrays", "Grid") + b"(" + args + b"t\x81")
+    with pytest.raises(DisallowedTypeError, match=r"numpy\.ndarray"):
+        RestrictedDeserializer(["ps_arrays.Grid"])(payload)
