@@ -480,7 +480,7 @@ def test_attack_numpy_shared_dtypes_cannot_be_changed() -> None:
     swapped = (saved[0], ">" if sys.byteorder == "little" else "<", *saved[2:])
     forged = _dtype(numpy, "f8", swapped, copy=False)
     try:
-        with pytest.raises(DisallowedTypeError, match="shared"):
+        with pytest.raises(DisallowedTypeError, match="did not make"):
             RestrictedDeserializer(NUMPY_ARRAYS)(serialize(forged))
     finally:
         changed = shared.__reduce__()[2] != saved
@@ -541,3 +541,31 @@ def test_attack_an_allowed_ndarray_subclass_is_not_a_way_around(
     payload = _protocol4(_global("ps_arrays", "Grid") + b"(" + args + b"t\x81")
     with pytest.raises(DisallowedTypeError, match=r"numpy\.ndarray"):
         RestrictedDeserializer(["ps_arrays.Grid"])(payload)
+
+
+def test_attack_a_dtype_a_library_holds_cannot_be_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numpy = pytest.importorskip("numpy")
+    from proxystore.serialize import NUMPY_ARRAYS
+
+    (tmp_path / "ps_lib.py").write_text(
+        "import numpy\n\nCACHED = numpy.dtype([('a', '<i4')])\n\n\n"
+        "def cached():\n    return CACHED\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "ps_lib", raising=False)
+    import ps_lib  # type: ignore[import-not-found]
+
+    saved = ps_lib.CACHED.__reduce__()[2]
+    # A valid state (another field name) for the library's own dtype object.
+    renamed = numpy.dtype([("pwned", "<i4")]).__reduce__()[2]
+    state = pickle.dumps(renamed, protocol=2)[2:-1]  # its opcodes, no PROTO/STOP
+    payload = _protocol4(_global("ps_lib", "cached") + b"(tR" + state + b"b")
+    try:
+        with pytest.raises(DisallowedTypeError, match="did not make"):
+            RestrictedDeserializer([*NUMPY_ARRAYS, "ps_lib.cached"])(payload)
+    finally:
+        changed = ps_lib.CACHED.names != ("a",)
+        ps_lib.CACHED.__setstate__(saved)
+    assert not changed

@@ -35,11 +35,12 @@ numpy trusts the state a pickle gives a dtype: its flags, field offsets and size
 pointers), and ``dtype(..., copy=False)`` hands out numpy's shared dtypes. A load
 that uses a function or a class with numpy bases therefore runs on the
 pure-Python unpickler, which applies a dtype's state only if numpy's own
-constructor builds an identical dtype from its description, and never to a shared
-dtype, and which refuses calls to ``numpy.ndarray`` and its subclasses (it views
-a payload's bytes, at any offset, as any dtype, object pointers included). That
-path is about 15x slower for a list of 10 000 numpy scalars (4x for 1 000 small
-arrays); a large array costs the same.
+constructor builds an identical dtype from its description, and only to a dtype
+the load made as a copy (never to a shared one), and which refuses calls to
+``numpy.ndarray`` and its subclasses (it views a payload's bytes, at any offset,
+as any dtype, object pointers included). That path is about 15x slower for a
+list of 10 000 numpy scalars (4x for 1 000 small arrays); a large array costs the
+same.
 
 An allow-list entry is an exact dotted path or a prefix on dotted-name boundaries:
 ``"myapp.models.Point"`` allows that class (and classes nested in it, not their
@@ -617,7 +618,9 @@ def _checked_build(unpickler: Any) -> None:
         pickle._Unpickler.load_build(unpickler)  # type: ignore[attr-defined]
         return
     state = stack.pop()
-    _set_dtype_state(numpy, stack[-1], state)
+    dtype = stack[-1]
+    made = unpickler._made_dtypes.get(id(dtype)) is dtype
+    _set_dtype_state(numpy, dtype, state, made_here=made)
 
 
 def _refuse_array_call(cls: Any) -> None:
@@ -637,8 +640,19 @@ def _refuse_array_call(cls: Any) -> None:
 
 
 def _checked_reduce(unpickler: Any) -> None:
-    _refuse_array_call(unpickler.stack[-2])
+    stack = unpickler.stack
+    func, args = stack[-2], stack[-1]
+    _refuse_array_call(func)
     pickle._Unpickler.load_reduce(unpickler)  # type: ignore[attr-defined]
+    numpy = sys.modules.get("numpy")
+    if (
+        numpy is not None
+        and func is numpy.dtype
+        and len(args) > 2
+        and args[2] is True  # numpy.dtype(obj, align, copy=True): a new dtype
+    ):
+        made = stack[-1]
+        unpickler._made_dtypes[id(made)] = made
 
 
 def _checked_newobj(unpickler: Any) -> None:
@@ -671,6 +685,12 @@ class _ExtensionSafeUnpickler(_Restricting, pickle._Unpickler):
         pickle.NEWOBJ_EX[0]: _checked_newobj_ex,
     }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The dtypes this load made with ``numpy.dtype(..., copy=True)``: the
+        #: only ones a ``BUILD`` may change.
+        self._made_dtypes: dict[int, Any] = {}
+
     def _instantiate(self, klass: Any, args: Any) -> None:  # OBJ and INST
         _refuse_array_call(klass)
         super()._instantiate(klass, args)  # type: ignore[misc]
@@ -682,24 +702,32 @@ class _ExtensionSafeUnpickler(_Restricting, pickle._Unpickler):
         self.append(self.find_class(*key))  # type: ignore[attr-defined]
 
 
-def _set_dtype_state(numpy: Any, dtype: Any, state: Any) -> None:
+def _set_dtype_state(numpy: Any, dtype: Any, state: Any, *, made_here: bool) -> None:
     """Apply ``state`` to ``dtype`` if numpy would build the same dtype itself.
 
     The state goes to a copy first; the copy must match what numpy's own
-    constructor makes of its description (flags, size, alignment, field layout),
-    and numpy's shared dtypes (``dtype('O')``...) may not be changed at all.
+    constructor makes of its description (flags, size, alignment, field layout).
+    Only a dtype this load made as a copy may change: any other one may be
+    numpy's shared ``dtype('O')`` or a library's (``copy=False`` hands them out).
     """
-    probe = numpy.dtype(dtype, copy=True)
-    probe.__setstate__(state)
-    _check_dtype(numpy, probe)
-    shared = numpy.dtype(dtype.char) is dtype or numpy.dtype(dtype.str) is dtype
-    if shared and probe.__reduce__()[2] != dtype.__reduce__()[2]:
+    # A new dtype of the same kind, made the way numpy's own pickles make one
+    # (``dtype(obj, copy=True)`` returns a structured dtype itself, not a copy).
+    probe = numpy.dtype(*dtype.__reduce__()[1])
+    if probe is dtype:
         raise DisallowedTypeError(
-            f"restricted deserialization refused a change to numpy's shared {dtype!r}",
+            f"restricted deserialization cannot check a state for {dtype!r}",
             "numpy.dtype",
         )
-    if not shared:
+    probe.__setstate__(state)
+    _check_dtype(numpy, probe)
+    if made_here:
         dtype.__setstate__(state)
+    elif probe.__reduce__()[2] != dtype.__reduce__()[2]:
+        raise DisallowedTypeError(
+            f"restricted deserialization refused a change to {dtype!r}, a dtype "
+            "the payload did not make (numpy's shared ones, or a library's)",
+            "numpy.dtype",
+        )
 
 
 def _check_dtype(numpy: Any, dtype: Any) -> None:
