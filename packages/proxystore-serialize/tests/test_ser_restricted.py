@@ -569,3 +569,23 @@ def test_attack_a_dtype_a_library_holds_cannot_be_changed(
         changed = ps_lib.CACHED.names != ("a",)
         ps_lib.CACHED.__setstate__(saved)
     assert not changed
+
+
+def test_attack_a_dtype_in_use_cannot_be_changed_afterwards() -> None:
+    numpy = pytest.importorskip("numpy")
+    from proxystore.serialize import NUMPY_ARRAYS
+
+    target = ["a live object the payload should not reach"]
+    pointer = id(target).to_bytes(8, sys.byteorder)
+    # D = dtype("V8", copy=True): plain bytes, so an array may take 8 payload bytes.
+    body = _global("numpy", "dtype") + _text("V8") + b"\x89\x88\x87R\x940"
+    # arr = _reconstruct(ndarray, (0,), b"b"); BUILD (1, (1,), D, False, pointer).
+    body += _global("numpy._core.multiarray", "_reconstruct")
+    body += _global("numpy", "ndarray") + b"K\x00\x85C\x01b\x87R"
+    body += b"(K\x01K\x01\x85h\x00\x89C\x08" + pointer + b"tb"
+    # Then BUILD D into {"o": object}: a valid state, but arr already uses D.
+    boxed = numpy.dtype([("o", "O")]).__reduce__()[2]
+    body += b"h\x00" + pickle.dumps(boxed, protocol=2)[2:-1] + b"b0"
+    with pytest.raises(DisallowedTypeError, match="in use"):
+        # Before the fix: arr[0]["o"] was `target` itself.
+        RestrictedDeserializer(NUMPY_ARRAYS)(_protocol4(body))

@@ -36,7 +36,8 @@ pointers), and ``dtype(..., copy=False)`` hands out numpy's shared dtypes. A loa
 that uses a function or a class with numpy bases therefore runs on the
 pure-Python unpickler, which applies a dtype's state only if numpy's own
 constructor builds an identical dtype from its description, and only to a dtype
-the load made as a copy (never to a shared one), and which refuses calls to
+the load made as a copy and has not used yet (never to a shared one, nor to one an
+array already holds), and which refuses calls to
 ``numpy.ndarray`` and its subclasses (it views a payload's bytes, at any offset,
 as any dtype, object pointers included). That path is about 15x slower for a
 list of 10 000 numpy scalars (4x for 1 000 small arrays); a large array costs the
@@ -610,16 +611,43 @@ class _Unpickler(_Restricting, pickle.Unpickler):
     _checks_dtypes = False
 
 
+def _mark_used(pending: dict[int, Any], *values: Any) -> None:
+    """Drop from ``pending`` every dtype found in ``values`` (or their containers).
+
+    A dtype handed to a call or a ``BUILD`` may now describe an array, a scalar or
+    another dtype's field: changing it afterwards would change them too.
+    """
+    if not pending:
+        return
+    todo = list(values)
+    seen: set[int] = set()
+    while todo and pending:
+        value = todo.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if pending.get(id(value), _MISSING) is value:
+            del pending[id(value)]
+        elif isinstance(value, dict):
+            todo.extend(value.keys())
+            todo.extend(value.values())
+        elif isinstance(value, tuple | list | set | frozenset):
+            todo.extend(value)
+
+
 def _checked_build(unpickler: Any) -> None:
     """BUILD, except that a numpy dtype's state is checked before it is applied."""
     stack = unpickler.stack
+    pending = unpickler._pending_dtypes
     numpy = sys.modules.get("numpy")
     if numpy is None or not isinstance(stack[-2], numpy.dtype):
+        _mark_used(pending, stack[-1])
         pickle._Unpickler.load_build(unpickler)  # type: ignore[attr-defined]
         return
     state = stack.pop()
     dtype = stack[-1]
-    made = unpickler._made_dtypes.get(id(dtype)) is dtype
+    made = pending.pop(id(dtype), _MISSING) is dtype
+    _mark_used(pending, state)
     _set_dtype_state(numpy, dtype, state, made_here=made)
 
 
@@ -643,6 +671,7 @@ def _checked_reduce(unpickler: Any) -> None:
     stack = unpickler.stack
     func, args = stack[-2], stack[-1]
     _refuse_array_call(func)
+    _mark_used(unpickler._pending_dtypes, args)
     pickle._Unpickler.load_reduce(unpickler)  # type: ignore[attr-defined]
     numpy = sys.modules.get("numpy")
     if (
@@ -652,16 +681,18 @@ def _checked_reduce(unpickler: Any) -> None:
         and args[2] is True  # numpy.dtype(obj, align, copy=True): a new dtype
     ):
         made = stack[-1]
-        unpickler._made_dtypes[id(made)] = made
+        unpickler._pending_dtypes[id(made)] = made
 
 
 def _checked_newobj(unpickler: Any) -> None:
     _refuse_array_call(unpickler.stack[-2])
+    _mark_used(unpickler._pending_dtypes, unpickler.stack[-1])
     pickle._Unpickler.load_newobj(unpickler)  # type: ignore[attr-defined]
 
 
 def _checked_newobj_ex(unpickler: Any) -> None:
     _refuse_array_call(unpickler.stack[-3])
+    _mark_used(unpickler._pending_dtypes, unpickler.stack[-2], unpickler.stack[-1])
     pickle._Unpickler.load_newobj_ex(unpickler)  # type: ignore[attr-defined]
 
 
@@ -687,12 +718,13 @@ class _ExtensionSafeUnpickler(_Restricting, pickle._Unpickler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: The dtypes this load made with ``numpy.dtype(..., copy=True)``: the
-        #: only ones a ``BUILD`` may change.
-        self._made_dtypes: dict[int, Any] = {}
+        #: The dtypes this load made with ``numpy.dtype(..., copy=True)`` and
+        #: has not used yet: the only ones a ``BUILD`` may change.
+        self._pending_dtypes: dict[int, Any] = {}
 
     def _instantiate(self, klass: Any, args: Any) -> None:  # OBJ and INST
         _refuse_array_call(klass)
+        _mark_used(self._pending_dtypes, args)
         super()._instantiate(klass, args)  # type: ignore[misc]
 
     def get_extension(self, code: int) -> None:
@@ -707,8 +739,9 @@ def _set_dtype_state(numpy: Any, dtype: Any, state: Any, *, made_here: bool) -> 
 
     The state goes to a copy first; the copy must match what numpy's own
     constructor makes of its description (flags, size, alignment, field layout).
-    Only a dtype this load made as a copy may change: any other one may be
-    numpy's shared ``dtype('O')`` or a library's (``copy=False`` hands them out).
+    Only a dtype this load made as a copy, and has not used yet, may change:
+    any other one may be numpy's shared ``dtype('O')`` or a library's
+    (``copy=False`` hands them out), or already describe an array.
     """
     # A new dtype of the same kind, made the way numpy's own pickles make one
     # (``dtype(obj, copy=True)`` returns a structured dtype itself, not a copy).
@@ -725,7 +758,8 @@ def _set_dtype_state(numpy: Any, dtype: Any, state: Any, *, made_here: bool) -> 
     elif probe.__reduce__()[2] != dtype.__reduce__()[2]:
         raise DisallowedTypeError(
             f"restricted deserialization refused a change to {dtype!r}, a dtype "
-            "the payload did not make (numpy's shared ones, or a library's)",
+            "the payload did not make (numpy's shared ones, or a library's) or "
+            "that is in use already",
             "numpy.dtype",
         )
 
