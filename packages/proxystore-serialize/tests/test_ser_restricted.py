@@ -589,3 +589,29 @@ def test_attack_a_dtype_in_use_cannot_be_changed_afterwards() -> None:
     with pytest.raises(DisallowedTypeError, match="in use"):
         # Before the fix: arr[0]["o"] was `target` itself.
         RestrictedDeserializer(NUMPY_ARRAYS)(_protocol4(body))
+
+
+def test_attack_an_array_in_use_cannot_be_rebuilt() -> None:
+    pytest.importorskip("numpy")
+    from proxystore.serialize import NUMPY_ARRAYS
+
+    def dtype(kind: str) -> bytes:
+        return _global("numpy", "dtype") + _text(kind) + b"\x89\x88\x87R"
+
+    def state(shape: int, raw: bytes) -> bytes:
+        size = b"J" + struct.pack("<i", shape) + b"\x85"
+        data = b"B" + struct.pack("<I", len(raw)) + raw  # BINBYTES
+        return b"(K\x01" + size + dtype("f8") + b"\x89" + data + b"t"
+
+    # arr = _reconstruct(ndarray, (0,), b"b"), BUILD with 4096 float64s.
+    body = _global("numpy._core.multiarray", "_reconstruct")
+    body += _global("numpy", "ndarray") + b"K\x00\x85C\x01b\x87R\x94"
+    body += state(4096, bytes(32768)) + b"b0"
+    # view = _frombuffer(arr, u1, (32768,), "C"): a view of arr's memory.
+    body += _global("numpy._core.numeric", "_frombuffer") + b"(h\x00" + dtype("u1")
+    body += b"J" + struct.pack("<i", 32768) + b"\x85" + _text("C") + b"tR\x940"
+    # BUILD arr again: numpy frees the memory the view still points into.
+    body += b"h\x00" + state(1, bytes(8)) + b"b0h\x01"
+    with pytest.raises(DisallowedTypeError, match="array"):
+        # Before the fix: a view of freed memory (reading it crashed the process).
+        RestrictedDeserializer(NUMPY_ARRAYS)(_protocol4(body))

@@ -34,14 +34,18 @@ numpy trusts the state a pickle gives a dtype: its flags, field offsets and size
 (an object dtype whose flags say "no objects" reads payload bytes as object
 pointers), and ``dtype(..., copy=False)`` hands out numpy's shared dtypes. A load
 that uses a function or a class with numpy bases therefore runs on the
-pure-Python unpickler, which applies a dtype's state only if numpy's own
-constructor builds an identical dtype from its description, and only to a dtype
-the load made as a copy and has not used yet (never to a shared one, nor to one an
-array already holds), and which refuses calls to
-``numpy.ndarray`` and its subclasses (it views a payload's bytes, at any offset,
-as any dtype, object pointers included). That path is about 15x slower for a
-list of 10 000 numpy scalars (4x for 1 000 small arrays); a large array costs the
-same.
+pure-Python unpickler, which:
+
+* applies a dtype's state only if numpy's own constructor builds an identical
+  dtype from its description, and only to a dtype the load made as a copy and
+  has not used yet (never to a shared one, nor to one an array already holds);
+* builds an array only once, right after ``_reconstruct`` made it (a second
+  ``BUILD`` frees the memory that a view made from the array still points into);
+* refuses calls to ``numpy.ndarray`` and its subclasses (they view a payload's
+  bytes, at any offset, as any dtype, object pointers included).
+
+That path is about 15x slower for a list of 10 000 numpy scalars (4x for 1 000
+small arrays); a large array costs the same.
 
 An allow-list entry is an exact dotted path or a prefix on dotted-name boundaries:
 ``"myapp.models.Point"`` allows that class (and classes nested in it, not their
@@ -612,10 +616,11 @@ class _Unpickler(_Restricting, pickle.Unpickler):
 
 
 def _mark_used(pending: dict[int, Any], *values: Any) -> None:
-    """Drop from ``pending`` every dtype found in ``values`` (or their containers).
+    """Drop from ``pending`` every object found in ``values`` (or their containers).
 
     A dtype handed to a call or a ``BUILD`` may now describe an array, a scalar or
-    another dtype's field: changing it afterwards would change them too.
+    another dtype's field, and an array may back a view: changing either
+    afterwards would change (or free) what those hold.
     """
     if not pending:
         return
@@ -636,11 +641,23 @@ def _mark_used(pending: dict[int, Any], *values: Any) -> None:
 
 
 def _checked_build(unpickler: Any) -> None:
-    """BUILD, except that a numpy dtype's state is checked before it is applied."""
+    """BUILD, except that dtype states are checked and arrays are built once."""
     stack = unpickler.stack
-    pending = unpickler._pending_dtypes
+    pending = unpickler._pending
     numpy = sys.modules.get("numpy")
-    if numpy is None or not isinstance(stack[-2], numpy.dtype):
+    inst = stack[-2]
+    # Rebuilding frees an array's memory: a view made from it would dangle.
+    if (
+        numpy is not None
+        and isinstance(inst, numpy.ndarray)
+        and pending.pop(id(inst), _MISSING) is not inst
+    ):
+        raise DisallowedTypeError(
+            "restricted deserialization refused a BUILD on a numpy array "
+            "that _reconstruct did not just make (built or used already)",
+            "numpy.ndarray",
+        )
+    if numpy is None or not isinstance(inst, numpy.dtype):
         _mark_used(pending, stack[-1])
         pickle._Unpickler.load_build(unpickler)  # type: ignore[attr-defined]
         return
@@ -671,28 +688,31 @@ def _checked_reduce(unpickler: Any) -> None:
     stack = unpickler.stack
     func, args = stack[-2], stack[-1]
     _refuse_array_call(func)
-    _mark_used(unpickler._pending_dtypes, args)
+    _mark_used(unpickler._pending, args)
     pickle._Unpickler.load_reduce(unpickler)  # type: ignore[attr-defined]
     numpy = sys.modules.get("numpy")
-    if (
-        numpy is not None
-        and func is numpy.dtype
-        and len(args) > 2
-        and args[2] is True  # numpy.dtype(obj, align, copy=True): a new dtype
+    if numpy is None:
+        return
+    if (func is numpy.dtype and len(args) > 2 and args[2] is True) or (
+        # numpy.dtype(obj, align, copy=True) makes a new dtype, _reconstruct a
+        # new empty array: what numpy's pickles then BUILD.
+        isinstance(func, BuiltinFunctionType)
+        and func.__name__ == "_reconstruct"
+        and str(func.__module__).startswith("numpy.")
     ):
         made = stack[-1]
-        unpickler._pending_dtypes[id(made)] = made
+        unpickler._pending[id(made)] = made
 
 
 def _checked_newobj(unpickler: Any) -> None:
     _refuse_array_call(unpickler.stack[-2])
-    _mark_used(unpickler._pending_dtypes, unpickler.stack[-1])
+    _mark_used(unpickler._pending, unpickler.stack[-1])
     pickle._Unpickler.load_newobj(unpickler)  # type: ignore[attr-defined]
 
 
 def _checked_newobj_ex(unpickler: Any) -> None:
     _refuse_array_call(unpickler.stack[-3])
-    _mark_used(unpickler._pending_dtypes, unpickler.stack[-2], unpickler.stack[-1])
+    _mark_used(unpickler._pending, unpickler.stack[-2], unpickler.stack[-1])
     pickle._Unpickler.load_newobj_ex(unpickler)  # type: ignore[attr-defined]
 
 
@@ -718,13 +738,14 @@ class _ExtensionSafeUnpickler(_Restricting, pickle._Unpickler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: The dtypes this load made with ``numpy.dtype(..., copy=True)`` and
-        #: has not used yet: the only ones a ``BUILD`` may change.
-        self._pending_dtypes: dict[int, Any] = {}
+        #: The dtypes (``numpy.dtype(..., copy=True)``) and arrays
+        #: (``_reconstruct``) this load made and has not used yet: the only
+        #: numpy objects a ``BUILD`` may change.
+        self._pending: dict[int, Any] = {}
 
     def _instantiate(self, klass: Any, args: Any) -> None:  # OBJ and INST
         _refuse_array_call(klass)
-        _mark_used(self._pending_dtypes, args)
+        _mark_used(self._pending, args)
         super()._instantiate(klass, args)  # type: ignore[misc]
 
     def get_extension(self, code: int) -> None:
