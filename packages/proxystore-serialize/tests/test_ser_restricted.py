@@ -615,3 +615,16 @@ def test_attack_an_array_in_use_cannot_be_rebuilt() -> None:
     with pytest.raises(DisallowedTypeError, match="array"):
         # Before the fix: a view of freed memory (reading it crashed the process).
         RestrictedDeserializer(NUMPY_ARRAYS)(_protocol4(body))
+
+
+def test_attack_reconstruct_does_not_hand_out_uninitialised_memory() -> None:
+    pytest.importorskip("numpy")
+    from proxystore.serialize import NUMPY_ARRAYS
+
+    # numpy's pickles call _reconstruct(cls, (0,), b"b") only; a larger shape is
+    # an array of whatever the process's heap held there (no BUILD follows).
+    body = _global("numpy._core.multiarray", "_reconstruct")
+    body += _global("numpy", "ndarray") + b"J" + struct.pack("<i", 1 << 16)
+    body += b"\x85" + _text("f8") + b"\x87R"
+    with pytest.raises(DisallowedTypeError, match="_reconstruct"):
+        RestrictedDeserializer(NUMPY_ARRAYS)(_protocol4(body))

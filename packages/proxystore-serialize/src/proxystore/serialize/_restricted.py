@@ -39,8 +39,9 @@ pure-Python unpickler, which:
 * applies a dtype's state only if numpy's own constructor builds an identical
   dtype from its description, and only to a dtype the load made as a copy and
   has not used yet (never to a shared one, nor to one an array already holds);
-* builds an array only once, right after ``_reconstruct`` made it (a second
-  ``BUILD`` frees the memory that a view made from the array still points into);
+* builds an array only once, right after ``_reconstruct`` made it empty (a
+  second ``BUILD`` frees the memory that a view made from the array still points
+  into; a non-empty ``_reconstruct`` is uninitialised memory);
 * refuses calls to ``numpy.ndarray`` and its subclasses (they view a payload's
   bytes, at any offset, as any dtype, object pointers included).
 
@@ -684,21 +685,34 @@ def _refuse_array_call(cls: Any) -> None:
         )
 
 
+def _is_reconstruct(func: Any) -> bool:
+    return (
+        isinstance(func, BuiltinFunctionType)
+        and func.__name__ == "_reconstruct"
+        and str(func.__module__).startswith("numpy.")
+    )
+
+
 def _checked_reduce(unpickler: Any) -> None:
     stack = unpickler.stack
     func, args = stack[-2], stack[-1]
     _refuse_array_call(func)
+    reconstruct = _is_reconstruct(func)
+    if reconstruct and (len(args) != 3 or args[1] != (0,)):
+        # numpy's pickles make an empty array and BUILD it; any other shape is
+        # an array of uninitialised memory.
+        raise DisallowedTypeError(
+            "restricted deserialization refused numpy's _reconstruct with a shape "
+            "other than (0,)",
+            "numpy._core.multiarray._reconstruct",
+        )
     _mark_used(unpickler._pending, args)
     pickle._Unpickler.load_reduce(unpickler)  # type: ignore[attr-defined]
     numpy = sys.modules.get("numpy")
-    if numpy is None:
-        return
-    if (func is numpy.dtype and len(args) > 2 and args[2] is True) or (
+    if reconstruct or (
         # numpy.dtype(obj, align, copy=True) makes a new dtype, _reconstruct a
         # new empty array: what numpy's pickles then BUILD.
-        isinstance(func, BuiltinFunctionType)
-        and func.__name__ == "_reconstruct"
-        and str(func.__module__).startswith("numpy.")
+        numpy is not None and func is numpy.dtype and len(args) > 2 and args[2] is True
     ):
         made = stack[-1]
         unpickler._pending[id(made)] = made
