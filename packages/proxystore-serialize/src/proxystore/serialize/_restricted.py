@@ -698,7 +698,9 @@ def _checked_reduce(unpickler: Any) -> None:
     func, args = stack[-2], stack[-1]
     _refuse_array_call(func)
     reconstruct = _is_reconstruct(func)
-    if reconstruct and (len(args) != 3 or args[1] != (0,)):
+    if reconstruct and (
+        len(args) != 3 or type(args[1]) is not tuple or args[1] != (0,)
+    ):
         # numpy's pickles make an empty array and BUILD it; any other shape is
         # an array of uninitialised memory.
         raise DisallowedTypeError(
