@@ -11,7 +11,7 @@ import contextlib
 import itertools
 import socket
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -98,6 +98,21 @@ async def raw_socket(
     session: aiohttp.ClientSession, address: str
 ) -> aiohttp.ClientWebSocketResponse:
     return await session.ws_connect(address)
+
+
+@contextlib.asynccontextmanager
+async def scripted_relay(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """Serve one websocket `handler` (a relay playing a script) on loopback."""
+    app = web.Application()
+    app.router.add_get("/", handler)
+    runner = web.AppRunner(app)
+    port = await serve_on_loopback(runner)
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 # ------------------------------------------------------------------ relay
@@ -239,18 +254,12 @@ def test_client_evicted_with_4004_comes_back_with_growing_delays() -> None:
         return ws
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/", handler)
-        runner = web.AppRunner(app)
-        port = await serve_on_loopback(runner)
-        try:
-            client = RelayClient(f"ws://127.0.0.1:{port}", initial_backoff=0.1)
+        async with scripted_relay(handler) as address:
+            client = RelayClient(address, initial_backoff=0.1)
             await client.connect()
             await asyncio.sleep(2.5)
             assert not client.refused
             await client.close()
-        finally:
-            await runner.cleanup()
 
     run(main())
     # It keeps coming back (4004 is not final) but not in a tight loop:
@@ -615,17 +624,13 @@ def test_client_survives_a_malformed_message_from_the_relay() -> None:
         return ws
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/", handler)
-        runner = web.AppRunner(app)
-        port = await serve_on_loopback(runner)
-        try:
-            async with RelayClient(f"ws://127.0.0.1:{port}") as client:
-                with pytest.raises(RelayMessageDecodeError):
-                    await client.recv(timeout=5)
-                assert await client.recv(timeout=5) == follow_up
-        finally:
-            await runner.cleanup()
+        async with (
+            scripted_relay(handler) as address,
+            RelayClient(address) as client,
+        ):
+            with pytest.raises(RelayMessageDecodeError):
+                await client.recv(timeout=5)
+            assert await client.recv(timeout=5) == follow_up
 
     run(main())
 
