@@ -55,7 +55,11 @@ from proxystore.serialize import RestrictedDeserializer, deserialize, verify
 from proxystore.store import Store, get_store
 from proxystore.store.config import ConnectorConfig, StoreConfig
 from proxystore.stream.exceptions import EventDecodeError, UntrustedEventError
-from proxystore.utils.credentials import resolve_secret_bytes
+from proxystore.utils.credentials import (
+    CREDENTIAL_SUFFIX,
+    ENV_SUFFIX,
+    resolve_secret_bytes,
+)
 
 if TYPE_CHECKING:
     from proxystore.serialize import BytesLike
@@ -274,8 +278,9 @@ def check_store_config(config: StoreConfig, *, callables: bool = True) -> None:
 
 
 # ------------------------------------------------------ store configs of events
-#: Suffixes of options that name a credential to resolve locally.
-_REFERENCE_SUFFIXES: Final = ("_env", "_credential", "_ref")
+#: Suffixes of options that name a credential to resolve locally: the two
+#: spellings `proxystore.utils.credentials` resolves, and ``_ref``.
+_REFERENCE_SUFFIXES: Final = (ENV_SUFFIX, CREDENTIAL_SUFFIX, "_ref")
 #: Option names containing one of these are credentials (or paths to them).
 _SECRET_WORDS: Final = (
     "password",
