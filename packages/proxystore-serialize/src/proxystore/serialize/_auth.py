@@ -81,8 +81,6 @@ def _blake3() -> Any:
 
 
 def _mac(algorithm: str, key: bytes, payload: BytesLike) -> bytes:
-    if algorithm == "hmac-sha256":
-        return hmac.digest(key, payload, "sha256")
     return _mac_parts(algorithm, key, (payload,), len(payload))
 
 
