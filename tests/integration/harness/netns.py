@@ -1,0 +1,651 @@
+"""Small networks of Linux network namespaces: NATed sites, an internet, a cluster.
+
+Everything here needs root and ``ip netns`` (iproute2) with ``iptables``; coturn's
+``turnserver`` for STUN/TURN. :func:`unavailable` says why a network cannot be built
+(tests skip with that reason, or fail under ``CI=true``).
+
+Building blocks:
+
+* :class:`Network` — owns namespaces, the processes started in them, and the links
+  between them; ``close()`` (or leaving its ``with`` block) kills every process in
+  every namespace it made and deletes the namespaces (their interfaces go with
+  them). Names start with ``pstnet-<pid>-``; :func:`sweep` deletes those of dead
+  owners (a crashed run), and an ``atexit`` hook closes what this process left open.
+* :class:`Namespace` — one namespace: :meth:`Namespace.run` starts a process in it
+  (``ip netns exec``, its own process group, tracked by the network),
+  :meth:`Namespace.python` runs Python code of this venv in it to completion.
+
+Topologies:
+
+* :func:`build_sites` — an "internet" namespace with two public addresses on a
+  bridge, and one site per requested :data:`NatKind`: a router namespace (WAN on
+  the internet bridge, NAT made with iptables) and a host namespace behind it.
+  The internet knows no route to any private subnet, so it cannot reach a site host
+  unless the site's NAT lets it (and every router drops new connections forwarded
+  from its WAN side, so adding such a route does not help either); nothing routes
+  out of the namespaces at all.
+* :func:`build_cluster` — two "hosts" joined directly by one veth (no NAT).
+* :func:`start_coturn` — coturn as STUN and TURN server (long-term credentials).
+
+NAT kinds (router iptables rules, ``wan`` the router's internet side):
+
+* ``"cone"`` — ``MASQUERADE`` plus ``-A INPUT -i wan -p udp -m conntrack --ctstate
+  NEW -j DROP``, like a home router. An unsolicited packet is addressed to the
+  router's own address (no conntrack entry translates it), so it traverses INPUT,
+  not FORWARD; dropping it there keeps its conntrack entry unconfirmed, and the
+  host's own packet to that peer later gets the same mapped port (hole punching
+  works). Replies to mappings are de-NATed in PREROUTING and go through FORWARD, so
+  they are untouched by the rule.
+* ``"masquerade"`` — plain ``MASQUERADE``: an unsolicited packet that reaches the
+  router first creates a conntrack entry on the mapped port, and the host's own
+  packet to that peer is then remapped to another port (Linux port clash): hole
+  punching fails when both sides send at once.
+* ``"symmetric"`` — ``MASQUERADE --random-fully``: each destination gets another
+  mapped port; only TURN gets through.
+
+Addresses: the internet bridge is ``100.64.<w>.0/24`` (servers on ``.1`` and ``.2``,
+routers from ``.11``), site ``i``'s LAN is ``10.<w>.<i>.0/24`` (router ``.1``, host
+``.2``), the cluster link ``10.<w>.200.0/24``; ``w`` derives from the xdist worker.
+Each namespace has its own addresses and ports, so fixed ports are safe.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+__all__ = [
+    "PREFIX",
+    "Cluster",
+    "Coturn",
+    "Internet",
+    "Namespace",
+    "NatKind",
+    "Network",
+    "Site",
+    "Sites",
+    "build_cluster",
+    "build_sites",
+    "network",
+    "start_coturn",
+    "stun_mapped",
+    "sweep",
+    "unavailable",
+    "worker_index",
+]
+
+#: Every namespace we create is named ``pstnet-<owner pid>-<n>-<role>``.
+PREFIX = "pstnet-"
+
+NatKind = Literal["cone", "masquerade", "symmetric"]
+
+_ROOT = Path(__file__).resolve().parents[3]
+_open_networks: set[Network] = set()
+_lock = threading.Lock()
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ip", *args], capture_output=True, text=True, check=check, timeout=30
+    )
+
+
+def unavailable() -> str | None:
+    """Return why no network can be built here, or ``None`` when one can."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    for program in ("ip", "iptables"):
+        if shutil.which(program) is None:
+            return f"{program} is not installed (apt-get install iproute2 iptables)"
+    name = f"{PREFIX}{os.getpid()}-probe"
+    try:
+        made = _ip("netns", "add", name, check=False)
+        if made.returncode != 0:
+            return f"cannot create a network namespace: {made.stderr.strip()}"
+        nat = subprocess.run(
+            ["ip", "netns", "exec", name, "iptables", "-t", "nat", "-L", "-n"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if nat.returncode != 0:
+            return f"iptables NAT is unavailable: {nat.stderr.strip()}"
+    finally:
+        _ip("netns", "del", name, check=False)
+    return None
+
+
+def worker_index() -> int:
+    """The xdist worker number (``gw3`` is 3; 0 without xdist), in 0..199."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    digits = "".join(c for c in worker if c.isdigit())
+    return int(digits or 0) % 200
+
+
+def _pid_alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def _kill_namespace_processes(name: str) -> None:
+    """SIGKILL every process whose network namespace is ``name`` (and reap ours)."""
+    for _ in range(50):
+        listed = _ip("netns", "pids", name, check=False)
+        pids = [int(p) for p in listed.stdout.split() if p.isdigit()]
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+
+
+def _delete_namespace(name: str) -> None:
+    _kill_namespace_processes(name)
+    _ip("netns", "del", name, check=False)
+
+
+def sweep(*, everything: bool = False) -> list[str]:
+    """Delete our namespaces whose owner process is gone; return their names.
+
+    Args:
+        everything: Delete those of live owners too (a manual clean-up).
+    """
+    listed = _ip("netns", "list", check=False).stdout.split("\n")
+    removed = []
+    for line in listed:
+        name = line.split(" ", 1)[0]
+        if not name.startswith(PREFIX):
+            continue
+        owner = name[len(PREFIX) :].split("-", 1)[0]
+        if not everything and owner.isdigit() and _pid_alive(int(owner)):
+            continue
+        _delete_namespace(name)
+        removed.append(name)
+    return removed
+
+
+@atexit.register
+def _close_open_networks() -> None:
+    for network in list(_open_networks):
+        network.close()
+
+
+@dataclass(eq=False)
+class Namespace:
+    """One network namespace of a :class:`Network`."""
+
+    name: str
+    network: Network
+
+    def ip(self, *args: str) -> str:
+        """Run ``ip -n NAME ARGS...``; return its output (raises on failure)."""
+        return _ip("-n", self.name, *args).stdout
+
+    def check(self, *argv: str) -> str:
+        """Run ``argv`` in this namespace to completion; return its stdout.
+
+        Raises:
+            subprocess.CalledProcessError: If it exits with a non-zero status.
+        """
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, *argv],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        log: Path | None = None,
+        stdin: int | IO[Any] | None = subprocess.DEVNULL,
+        stdout: int | IO[Any] | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in this namespace, in its own process group.
+
+        The network kills it (and everything else in the namespace) on close.
+
+        Args:
+            argv: Program and arguments.
+            log: File that receives stdout and stderr (appended); stderr goes to
+                ``stdout`` (or is inherited) without one.
+            stdin: As for :class:`subprocess.Popen`.
+            stdout: As for :class:`subprocess.Popen` when ``log`` is not given.
+            env: Extra environment variables (added to this process's).
+            cwd: Working directory (default: the repository root, so
+                ``python -m tests...`` works).
+        """
+        full_env = {**os.environ, **(env or {})}
+        command = ["ip", "netns", "exec", self.name, *argv]
+        if log is not None:
+            with log.open("ab") as out:
+                process = subprocess.Popen(
+                    command,
+                    stdin=stdin,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=full_env,
+                    cwd=cwd or _ROOT,
+                    start_new_session=True,
+                )
+        else:
+            process = subprocess.Popen(
+                command,
+                stdin=stdin,
+                stdout=stdout,
+                env=full_env,
+                cwd=cwd or _ROOT,
+                start_new_session=True,
+            )
+        self.network.processes.append(process)
+        return process
+
+    def python(
+        self,
+        code: str,
+        *args: str,
+        input: bytes | None = None,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run ``code`` with this venv's Python in this namespace, to completion.
+
+        ``code`` sees ``args`` as ``sys.argv[1:]``; the repository root is the
+        working directory (``tests`` is importable). The result is not checked:
+        assert on ``returncode``, ``stdout`` and ``stderr`` (both captured).
+        A run cut short by ``timeout`` is killed with everything it started.
+
+        Raises:
+            subprocess.TimeoutExpired: If it runs longer than ``timeout``.
+        """
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, sys.executable, "-c", code, *args],
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            cwd=_ROOT,
+            check=False,
+            start_new_session=True,
+        )
+
+    def link_up(self, ifname: str, up: bool = True) -> None:
+        """Bring interface ``ifname`` of this namespace up (or down)."""
+        self.ip("link", "set", ifname, "up" if up else "down")
+
+    def iptables(self, *args: str) -> None:
+        """Run ``iptables ARGS...`` in this namespace."""
+        self.check("iptables", *args)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+    # The leader may be gone while others of its group live on.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+class Network:
+    """Namespaces, links and processes, all removed by :meth:`close`.
+
+    Args:
+        tag: A short word in the namespace names (for people reading
+            ``ip netns list``).
+    """
+
+    _count = 0
+
+    def __init__(self, tag: str = "net") -> None:
+        with _lock:
+            Network._count += 1
+            serial = Network._count
+        self.base = f"{PREFIX}{os.getpid()}-{serial}-{tag}"
+        self.namespaces: list[Namespace] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.base}-"))
+        self.closed = False
+        sweep()
+        _open_networks.add(self)
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def namespace(self, role: str) -> Namespace:
+        """Create a namespace (loopback up, forwarding off) named after ``role``."""
+        ns = Namespace(f"{self.base}-{role}", self)
+        _ip("netns", "add", ns.name)
+        self.namespaces.append(ns)
+        ns.ip("link", "set", "lo", "up")
+        # IPv4 only: no link-local IPv6 candidates or duplicate-address waits.
+        ns.check("sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1")
+        ns.check("sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1")
+        return ns
+
+    def link(
+        self,
+        a: Namespace,
+        a_if: str,
+        b: Namespace,
+        b_if: str,
+        a_address: str | None = None,
+        b_address: str | None = None,
+    ) -> None:
+        """Join ``a`` and ``b`` by a veth pair (``a_if`` in ``a``, ``b_if`` in ``b``).
+
+        The pair is created inside ``a`` (its names never exist in the root
+        namespace); addresses are CIDR (``10.0.0.1/24``), both ends are brought up.
+        """
+        a.ip("link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name)
+        for ns, ifname, address in ((a, a_if, a_address), (b, b_if, b_address)):
+            if address is not None:
+                ns.ip("addr", "add", address, "dev", ifname)
+            ns.ip("link", "set", ifname, "up")
+
+    def close(self) -> None:
+        """Kill every process, delete every namespace and the work directory."""
+        if self.closed:
+            return
+        self.closed = True
+        for process in reversed(self.processes):
+            _kill_group(process)
+        for ns in reversed(self.namespaces):
+            _delete_namespace(ns.name)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        _open_networks.discard(self)
+
+    def leftovers(self) -> list[str]:
+        """Names of this network's namespaces that still exist (empty after close)."""
+        listed = _ip("netns", "list", check=False).stdout
+        names = {line.split(" ", 1)[0] for line in listed.splitlines()}
+        return [ns.name for ns in self.namespaces if ns.name in names]
+
+
+# ------------------------------------------------------------------ topologies
+
+
+@dataclass
+class Internet:
+    """The internet namespace: servers listen on ``address`` (and ``second``)."""
+
+    ns: Namespace
+    address: str
+    second: str
+
+
+@dataclass
+class Site:
+    """A host behind its own NAT router."""
+
+    index: int
+    nat: NatKind
+    router: Namespace
+    host: Namespace
+    #: The host's private address (on the LAN).
+    private: str
+    #: The router's internet address (what the world sees).
+    public: str
+
+
+@dataclass
+class Sites:
+    """The result of :func:`build_sites`."""
+
+    network: Network
+    internet: Internet
+    sites: list[Site] = field(default_factory=list)
+
+
+def _prefix16() -> str:
+    return f"10.{worker_index() + 1}"
+
+
+def build_sites(network: Network, nats: Sequence[NatKind]) -> Sites:
+    """An internet namespace and one NATed site per entry of ``nats``."""
+    w = worker_index()
+    inet = network.namespace("inet")
+    inet.ip("link", "add", "br0", "type", "bridge")
+    internet = Internet(inet, f"100.64.{w}.1", f"100.64.{w}.2")
+    inet.ip("addr", "add", f"{internet.address}/24", "dev", "br0")
+    inet.ip("addr", "add", f"{internet.second}/24", "dev", "br0")
+    inet.ip("link", "set", "br0", "up")
+    result = Sites(network, internet)
+    for i, nat in enumerate(nats, start=1):
+        router = network.namespace(f"r{i}")
+        host = network.namespace(f"h{i}")
+        public = f"100.64.{w}.{10 + i}"
+        lan = f"{_prefix16()}.{i}"
+        network.link(router, "wan", inet, f"site{i}", f"{public}/24")
+        inet.ip("link", "set", f"site{i}", "master", "br0")
+        network.link(router, "lan", host, "eth0", f"{lan}.1/24", f"{lan}.2/24")
+        host.ip("route", "add", "default", "via", f"{lan}.1")
+        router.check("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        masquerade = ["-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"]
+        if nat == "symmetric":
+            masquerade.append("--random-fully")
+        router.iptables(*masquerade)
+        # Nothing from the internet opens a connection to the LAN (even with a
+        # route to it): only replies to the hosts' own mappings pass.
+        router.iptables(
+            "-A", "FORWARD", "-i", "wan", "-m", "conntrack",
+            "--ctstate", "NEW,INVALID", "-j", "DROP",
+        )  # fmt: skip
+        if nat == "cone":
+            router.iptables(
+                "-A", "INPUT", "-i", "wan", "-p", "udp",
+                "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP",
+            )  # fmt: skip
+        result.sites.append(Site(i, nat, router, host, f"{lan}.2", public))
+    return result
+
+
+@dataclass
+class Cluster:
+    """Two hosts joined directly: ``a`` (``a_address``) and ``b`` (``b_address``).
+
+    Each end of the link is called ``eth0``; ``a.link_up("eth0", False)`` makes
+    host A vanish from B's point of view (packets are dropped, no reset is sent).
+    """
+
+    network: Network
+    a: Namespace
+    b: Namespace
+    a_address: str
+    b_address: str
+
+
+def build_cluster(network: Network) -> Cluster:
+    """Two host namespaces on one directly joined /24."""
+    a = network.namespace("ca")
+    b = network.namespace("cb")
+    subnet = f"{_prefix16()}.200"
+    network.link(a, "eth0", b, "eth0", f"{subnet}.1/24", f"{subnet}.2/24")
+    return Cluster(network, a, b, f"{subnet}.1", f"{subnet}.2")
+
+
+# ------------------------------------------------------------------ coturn
+
+
+@dataclass
+class Coturn:
+    """A running coturn: STUN and TURN (UDP, long-term credentials) on ``address``."""
+
+    address: str
+    second: str
+    port: int
+    username: str
+    password: str
+    realm: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def stun_url(self) -> str:
+        return f"stun:{self.address}:{self.port}"
+
+    @property
+    def turn_url(self) -> str:
+        return f"turn:{self.address}:{self.port}?transport=udp"
+
+
+def start_coturn(
+    internet: Internet,
+    *,
+    port: int = 3478,
+    username: str = "proxystore",
+    password: str = "turn-secret",
+    realm: str = "proxystore.test",
+    extra: Sequence[str] = (),
+) -> Coturn:
+    """Start ``turnserver`` in the internet namespace, on both its addresses.
+
+    Raises:
+        RuntimeError: If ``turnserver`` is not installed, exits, or does not answer
+            a STUN binding request within 10 s.
+    """
+    program = shutil.which("turnserver")
+    if program is None:
+        raise RuntimeError("turnserver is not installed (apt-get install coturn)")
+    network = internet.ns.network
+    workdir = network.workdir / f"coturn-{port}"
+    workdir.mkdir()
+    config = workdir / "turnserver.conf"
+    lines = [
+        f"listening-ip={internet.address}",
+        f"listening-ip={internet.second}",
+        f"relay-ip={internet.address}",
+        f"listening-port={port}",
+        "min-port=49152",
+        "max-port=49999",
+        f"realm={realm}",
+        "lt-cred-mech",
+        f"user={username}:{password}",
+        "fingerprint",
+        "no-tls",
+        "no-dtls",
+        "no-cli",
+        "no-multicast-peers",
+        f"userdb={workdir / 'turndb'}",
+        f"pidfile={workdir / 'turnserver.pid'}",
+        "log-file=stdout",
+        "simple-log",
+        *extra,
+    ]
+    config.write_text("\n".join(lines) + "\n")
+    log = workdir / "turnserver.log"
+    process = internet.ns.run([program, "-c", str(config)], log=log)
+    coturn = Coturn(
+        internet.address,
+        internet.second,
+        port,
+        username,
+        password,
+        realm,
+        process,
+        log,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"turnserver exited with {process.returncode}: "
+                + log.read_text()[-2000:]
+            )
+        probe = internet.ns.python(STUN_QUERY, f"{internet.address}:{port}", timeout=30)
+        if probe.returncode == 0:
+            return coturn
+        time.sleep(0.1)
+    raise RuntimeError(f"turnserver did not answer STUN: {log.read_text()[-2000:]}")
+
+
+#: Python code: one UDP socket asks each ``host:port`` argument for its mapped
+#: address (STUN binding); prints one ``ip:port`` line per server, in order.
+STUN_QUERY = """
+import os, socket, struct, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("0.0.0.0", int(os.environ.get("STUN_LOCAL_PORT", "0"))))
+sock.settimeout(1.0)
+for server in sys.argv[1:]:
+    host, port = server.rsplit(":", 1)
+    txid = os.urandom(12)
+    for _ in range(5):
+        sock.sendto(struct.pack("!HHI", 1, 0, 0x2112A442) + txid, (host, int(port)))
+        try:
+            data, _ = sock.recvfrom(2048)
+        except TimeoutError:
+            continue
+        if data[8:20] == txid:
+            break
+    else:
+        sys.exit(f"no STUN answer from {server}")
+    pos = 20
+    while pos + 4 <= len(data):
+        kind, length = struct.unpack("!HH", data[pos : pos + 4])
+        value = data[pos + 4 : pos + 4 + length]
+        if kind == 0x0020:
+            mapped_port = struct.unpack("!H", value[2:4])[0] ^ 0x2112
+            raw = struct.unpack("!I", value[4:8])[0] ^ 0x2112A442
+            print(f"{socket.inet_ntoa(struct.pack('!I', raw))}:{mapped_port}")
+            break
+        pos += 4 + length + (-length % 4)
+    else:
+        sys.exit(f"no XOR-MAPPED-ADDRESS from {server}")
+"""
+
+
+def stun_mapped(
+    ns: Namespace, servers: Sequence[str], local_port: int = 0
+) -> list[tuple[str, int]]:
+    """The mapped ``(ip, port)`` that each STUN server sees for one socket of ``ns``.
+
+    Raises:
+        RuntimeError: If a server does not answer.
+    """
+    done = ns.python(
+        STUN_QUERY, *servers, env={"STUN_LOCAL_PORT": str(local_port)}, timeout=60
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.decode(errors="replace")[-2000:])
+    mapped = []
+    for line in done.stdout.decode().split():
+        host, port = line.rsplit(":", 1)
+        mapped.append((host, int(port)))
+    return mapped
+
+
+@contextlib.contextmanager
+def network(tag: str) -> Iterator[Network]:
+    """A :class:`Network`, closed (even on error) when the block ends."""
+    net = Network(tag)
+    try:
+        yield net
+    finally:
+        net.close()
