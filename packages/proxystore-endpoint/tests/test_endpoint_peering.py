@@ -276,6 +276,44 @@ def test_direct_address_with_wrong_uuid_is_not_used() -> None:
     _run(body)
 
 
+def test_a_slow_direct_check_does_not_hold_requests_back() -> None:
+    # The peer's address passes the static checks but its probe hangs (an
+    # address that drops packets): requests go over the peer connection at once,
+    # and once the probe succeeds later ones take the direct path.
+    async def body() -> None:
+        bus, a, b = _pair(direct=True)
+        runner_b, address = await _serve(b)
+        release = asyncio.Event()
+        probe = a._probe
+
+        async def slow_probe(peer: uuid.UUID, url: str) -> bool:
+            await release.wait()
+            return await probe(peer, url)
+
+        a._probe = slow_probe  # type: ignore[assignment,method-assign]
+        await a.async_init()
+        try:
+            await b.set("k", b"v")
+            async with asyncio.timeout(3):
+                assert await a.get("k", endpoint=b.uuid) == b"v"
+                assert await a.exists("k", endpoint=b.uuid)
+            assert a._direct[b.uuid] is None
+            release.set()
+            for _ in range(100):
+                if a._direct[b.uuid] is not None:
+                    break
+                await asyncio.sleep(0.02)
+            assert a._direct[b.uuid] == address
+            sent = len(bus.sent)
+            assert await a.get("k", endpoint=b.uuid) == b"v"
+            assert len(bus.sent) == sent
+        finally:
+            await runner_b.cleanup()
+            await a.close()
+
+    _run(body)
+
+
 # ------------------------------------------------------------ direct-path attacks
 
 

@@ -524,6 +524,45 @@ def test_closed_peer_is_reported_and_reconnected() -> None:
     run(main())
 
 
+def test_a_connection_that_never_comes_up_is_dropped_and_retried() -> None:
+    # The peer loses our first offer (as when it was not listening yet): that
+    # connection stays "connecting" forever. The request waiting on it fails
+    # after the manager's bound with a message naming the peer and the ICE
+    # state, and the next request makes a fresh offer instead of waiting again.
+    async def main() -> None:
+        async with (
+            relay() as r,
+            PeerManager(
+                RelayClient(r.address, client_name="a"),
+                ice_servers=[],
+                ice_addresses=["127.0.0.1"],
+                timeout=1.5,
+            ) as a,
+            loopback_manager(RelayClient(r.address, client_name="b")) as b,
+        ):
+            handle = b._handle_peer_request
+            lost: list[PeerConnectionRequest] = []
+
+            async def lose_first_offer(message: PeerConnectionRequest) -> None:
+                if not lost:
+                    lost.append(message)
+                    return
+                await handle(message)
+
+            b._handle_peer_request = lose_first_offer  # type: ignore[method-assign]
+            with pytest.raises(PeerConnectionTimeoutError) as info:
+                await a.send(b.uuid, b"first", timeout=10)
+            assert str(b.uuid)[:8] in str(info.value)
+            assert "ICE connection new" in str(info.value)
+            assert "remote description not received" in str(info.value)
+            assert a.peers == []
+            await a.send(b.uuid, b"second", timeout=10)
+            assert await b.recv(timeout=15) == (a.uuid, b"second")
+            assert len(lost) == 1
+
+    run(main())
+
+
 def test_connection_closed_mid_message_reports_the_truncated_stream() -> None:
     async def main() -> None:
         async with relay() as r:

@@ -9,7 +9,9 @@ argument names another endpoint is forwarded to that peer:
   uses it only if it is on this machine or on a network listed in
   `direct_networks` (see `proxystore.endpoint._direct`), and checks that it
   answers with the peer's UUID; later requests use a keep-alive connection to it
-  and never follow redirects;
+  and never follow redirects. A check that takes longer than a quarter second
+  (an address that drops packets) goes on in the background while requests
+  take the WebRTC path, so the direct path never holds a request back;
 * over the **WebRTC data channel** otherwise (peers behind NATs), which is what
   the reference release always does.
 
@@ -61,6 +63,9 @@ logger = logging.getLogger(__name__)
 
 #: Seconds allowed for checking that a peer's advertised address answers.
 _DIRECT_PROBE_TIMEOUT = 2.0
+#: Seconds a request waits for that check before it takes the WebRTC path (the
+#: check goes on in the background and later requests use its result).
+_DIRECT_PROBE_WAIT = 0.25
 #: Bytes of a `GET /endpoint` answer read at most (it is `{"uuid": "..."}`).
 _PROBE_BODY_LIMIT = 4096
 #: Header carrying the name of the endpoint error behind a non-2xx answer.
@@ -131,7 +136,7 @@ class Endpoint(AsyncStartable):
         self._request_timeout = request_timeout
         self._pending: dict[str, tuple[UUID, asyncio.Future[EndpointRequest]]] = {}
         self._peer_handler_task: asyncio.Task[None] | None = None
-        self._handler_tasks: set[asyncio.Task[None]] = set()
+        self._handler_tasks: set[asyncio.Task[Any]] = set()
         # Peer UUID -> direct HTTP address, or None when the peer cannot be
         # reached directly (decided once per peer, revised when a direct fetch
         # fails).
@@ -430,9 +435,9 @@ class Endpoint(AsyncStartable):
                 else await _direct.pin_direct_url(candidate, self._direct_networks)
             )
             address = None
-            if pinned is not None and await self._probe(peer, pinned):
-                address = pinned
-            elif candidate is not None and pinned is None:
+            if pinned is not None:
+                address = await self._probe_briefly(peer, pinned)
+            elif candidate is not None:
                 logger.info(
                     "%r: not using the address %r peer %s advertised: it is not "
                     "a plain http://host:port on this machine or an allowed network",
@@ -450,6 +455,30 @@ class Endpoint(AsyncStartable):
             )
             self._direct[peer] = address
             return address
+
+    async def _probe_briefly(self, peer: UUID, address: str) -> str | None:
+        """`address` if it answers as `peer` within `_DIRECT_PROBE_WAIT`, else `None`.
+
+        A slower check (an address that drops packets) does not hold the request
+        back: it goes on in the background and, if it succeeds, later requests
+        to `peer` take the direct path.
+        """
+        probe = asyncio.create_task(self._probe(peer, address))
+        done, _ = await asyncio.wait({probe}, timeout=_DIRECT_PROBE_WAIT)
+        if done:
+            return address if probe.result() else None
+
+        def finished(task: asyncio.Task[bool]) -> None:
+            self._handler_tasks.discard(task)
+            if not task.cancelled() and task.exception() is None and task.result():
+                logger.info(
+                    "%r: peer %s now reachable directly at %s", self, peer, address
+                )
+                self._direct[peer] = address
+
+        self._handler_tasks.add(probe)
+        probe.add_done_callback(finished)
+        return None
 
     async def _probe(self, peer: UUID, address: str) -> bool:
         import aiohttp

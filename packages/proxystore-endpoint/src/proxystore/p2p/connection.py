@@ -142,6 +142,7 @@ class PeerConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._peer_uuid: UUID | None = None
         self._peer_name: str | None = None
+        self._offered_to: UUID | None = None
 
     def __repr__(self) -> str:
         return f"PeerConnection({self._log_prefix}, state={self.state})"
@@ -149,11 +150,8 @@ class PeerConnection:
     @property
     def _log_prefix(self) -> str:
         local = log_name(self._relay_client.uuid, self._relay_client.name)
-        remote = (
-            "pending"
-            if self._peer_uuid is None or self._peer_name is None
-            else log_name(self._peer_uuid, self._peer_name)
-        )
+        peer = self._peer_uuid or self._offered_to
+        remote = "pending" if peer is None else log_name(peer, self._peer_name or "?")
         return f"{local} > {remote}"
 
     @property
@@ -170,6 +168,21 @@ class PeerConnection:
     def peer_name(self) -> str | None:
         """Name of the peer, once known."""
         return self._peer_name
+
+    @property
+    def ice_state(self) -> str:
+        """ICE progress for error messages: gathering, checking and connection state."""
+        return (
+            f"ICE gathering {self._pc.iceGatheringState}, ICE connection "
+            f"{self._pc.iceConnectionState}, peer connection {self.state}, "
+            "remote description "
+            f"{'not received' if self._pc.remoteDescription is None else 'set'}"
+        )
+
+    @property
+    def established(self) -> bool:
+        """Whether every data channel opened (the connection may have closed since)."""
+        return self._ready.done() and self._opened >= self._max_channels
 
     @property
     def closed(self) -> bool:
@@ -209,6 +222,7 @@ class PeerConnection:
             self._add_channel(channel)
         with allowed_host_addresses(self._ice_addresses):
             await self._pc.setLocalDescription(await self._pc.createOffer())
+        self._offered_to = peer_uuid
         logger.info("%s: sending offer to %s", self._log_prefix, peer_uuid)
         await self._relay_client.send(self._description_message(peer_uuid, "offer"))
 
@@ -283,7 +297,7 @@ class PeerConnection:
         except TimeoutError as exc:
             raise PeerConnectionTimeoutError(
                 f"Peer connection {self._log_prefix} not established within "
-                f"{timeout} s."
+                f"{timeout} s ({self.ice_state})."
             ) from exc
 
     # ------------------------------------------------------------ channels
@@ -321,7 +335,9 @@ class PeerConnection:
         logger.debug("%s: connection state %s", self._log_prefix, state)
         if state in ("failed", "closed"):
             self._fail(
-                PeerConnectionError(f"Peer connection {self._log_prefix} {state}.")
+                PeerConnectionError(
+                    f"Peer connection {self._log_prefix} {state} ({self.ice_state})."
+                )
             )
 
     def _fail(self, error: PeerConnectionError) -> None:

@@ -38,6 +38,11 @@ __all__ = ["PeerManager"]
 
 logger = logging.getLogger(__name__)
 
+_NOT_STARTED = (
+    "The peer manager is not started; use `await PeerManager(...)` or call "
+    "async_init()."
+)
+
 
 class PeerManager(AsyncStartable):
     """Send and receive messages to and from peers by UUID.
@@ -106,10 +111,7 @@ class PeerManager(AsyncStartable):
             RuntimeError: If the manager was not started (`await` or `async_init()`).
         """
         if self._server_task is None:
-            raise RuntimeError(
-                "The peer manager is not started; use `await PeerManager(...)` or "
-                "call async_init()."
-            )
+            raise RuntimeError(_NOT_STARTED)
         return self._relay_client
 
     @property
@@ -265,13 +267,16 @@ class PeerManager(AsyncStartable):
 
         Raises:
             ValueError: If `peer_uuid` is this manager's own UUID.
+            RuntimeError: If the manager was not started (`await` or
+                `async_init()`).
             PeerConnectionTimeoutError: If the offer cannot be sent within `timeout`
                 (e.g. the relay is down).
             PeerConnectionError: If the relay refuses this client.
         """
         if peer_uuid == self.uuid:
             raise ValueError("A peer manager cannot connect to itself.")
-        assert self._lock is not None, "async_init() not called"
+        if self._lock is None:
+            raise RuntimeError(_NOT_STARTED)
         pair = frozenset({self.uuid, peer_uuid})
         async with self._lock:
             existing = self._peers.get(pair)
@@ -315,18 +320,46 @@ class PeerManager(AsyncStartable):
             PeerConnectionError: If the peer is unknown to the relay, or the
                 connection failed or closed.
         """
+        pair = frozenset({self.uuid, peer_uuid})
         for attempt in range(2):
             connection = await self.get_connection(peer_uuid)
             try:
+                await self._established(pair, connection, min(timeout, self._timeout))
                 await connection.send(message, timeout)
                 return
             except PeerConnectionError:
-                pair = frozenset({self.uuid, peer_uuid})
                 replacement = self._peers.get(pair)
                 # Lost an offer race: the peer's own offer replaced ours; use it.
                 if attempt == 0 and replacement not in (None, connection):
                     continue
                 raise
+
+    async def _established(
+        self,
+        pair: frozenset[UUID],
+        connection: PeerConnection,
+        timeout: float,  # noqa: ASYNC109
+    ) -> None:
+        """Wait up to `timeout` for `connection`; drop it if it does not make it.
+
+        A connection whose offer or answer was lost, or whose ICE checks find no
+        working candidate pair, would otherwise stay "connecting" (aioice gives up
+        only after about a minute) and every request would wait on it. Dropping it
+        makes the next request start a fresh connection.
+        """
+        if connection.established:
+            return
+        try:
+            await connection.ready(timeout)
+        except PeerConnectionError:
+            if self._peers.get(pair) is connection:
+                logger.info(
+                    "%s: dropping the connection that did not come up (%s)",
+                    self._log_prefix,
+                    connection.ice_state,
+                )
+                await self.close_connection(pair)
+            raise
 
     async def recv(self, timeout: float | None = None) -> tuple[UUID, bytes | str]:  # noqa: ASYNC109
         """Return the next `(peer_uuid, message)` from any peer.
