@@ -15,6 +15,12 @@ Design notes:
   (``{<batch id>}<random hex>``), so every key of one ``put_batch`` lands in one
   slot and the batch stays a single ``MSET`` on one node; ``get_batch`` over keys of
   any origin is split per hash slot (one ``MGET`` per slot, pipelined per node).
+* **Expiry on the server.** ``put(..., ttl=)`` sends ``SET key value PX ms``: the
+  expiry is part of the write, so no crash can leave the value without it, and
+  Redis removes it whether or not any client is alive. `RedisConnector.expire`
+  is ``PEXPIRE`` (``PERSIST`` to drop the expiry), `RedisConnector.ttl` ``PTTL``.
+* **Listing.** `RedisConnector.scan` walks the database with ``SCAN`` (a large
+  ``COUNT``) and asks ``STRLEN`` and ``PTTL`` of each batch in one pipeline.
 * **Notify instead of poll.** `RedisConnector.set` also ``PUBLISH``-es on the
   key's channel (``proxystore:set:<key>``); `RedisConnector.wait` subscribes,
   re-checks ``EXISTS`` (the object may already be there), then waits for the notice.
@@ -41,7 +47,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, NamedTuple, Self, cast
 
@@ -60,7 +66,7 @@ from proxystore.connectors.exceptions import (
     ConnectorError,
     ConnectorTimeoutError,
 )
-from proxystore.connectors.protocols import BytesLike
+from proxystore.connectors.protocols import BytesLike, KeyInfo, check_ttl
 from proxystore.utils._closeable import Closeable
 from proxystore.utils.credentials import (
     resolve_secret_options,
@@ -90,6 +96,15 @@ class RedisKey(NamedTuple):
 
 
 _Client = redis.Redis | redis.cluster.RedisCluster
+
+#: Keys asked for per SCAN call by `RedisConnector.scan` (one round trip each).
+_SCAN_COUNT = 5000
+
+
+def _ms(ttl: float) -> int:
+    """Milliseconds of a checked ``ttl`` (at least 1: ``PX 0`` is an error)."""
+    return max(1, round(ttl * 1000))
+
 
 #: Bulk replies at least this large are received straight into their final buffer
 #: (measured: a 1 MB GET takes half the time, a 100 KB one 20 % less).
@@ -526,23 +541,40 @@ class RedisConnector(Closeable):
         """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
         return RedisKey(os.urandom(16).hex())
 
-    def put(self, obj: BytesLike) -> RedisKey:
+    def put(self, obj: BytesLike, *, ttl: float | None = None) -> RedisKey:
         """Store ``obj`` at a new key and return the key.
 
+        Args:
+            obj: Bytes to store.
+            ttl: Seconds after which Redis removes the object (``SET ... PX``,
+                atomic with the value); ``None``: no expiry.
+
         Raises:
+            ValueError: if ``ttl`` is not a positive, finite number.
             ConnectorConnectionError: if the server cannot be reached.
         """
         key = RedisKey(os.urandom(16).hex())
         with self._errors("SET"):
-            self._redis.execute_command(  # type: ignore[no-untyped-call]
-                "SET", key.redis_key, _as_payload(obj)
-            )
+            if ttl is None:
+                self._redis.execute_command(  # type: ignore[no-untyped-call]
+                    "SET", key.redis_key, _as_payload(obj)
+                )
+            else:
+                self._redis.execute_command(  # type: ignore[no-untyped-call]
+                    "SET", key.redis_key, _as_payload(obj), "PX", _ms(check_ttl(ttl))
+                )
         return key
 
-    def put_batch(self, objs: Sequence[BytesLike]) -> list[RedisKey]:
+    def put_batch(
+        self, objs: Sequence[BytesLike], *, ttl: float | None = None
+    ) -> list[RedisKey]:
         """Store each object at a new key in one ``MSET``; return the keys in order.
 
+        With ``ttl``, one pipeline of ``SET ... PX`` instead (one round trip;
+        each value is written together with its expiry).
+
         Raises:
+            ValueError: if ``ttl`` is not a positive, finite number.
             ConnectorConnectionError: if the server cannot be reached.
         """
         if not objs:
@@ -556,6 +588,13 @@ class RedisConnector(Closeable):
         mapping = {
             key.redis_key: _as_payload(obj) for key, obj in zip(keys, objs, strict=True)
         }
+        if ttl is not None:
+            ms = _ms(check_ttl(ttl))
+            with self._errors("SET PX"), self._redis.pipeline(False) as pipe:
+                for name, value in mapping.items():
+                    pipe.set(name, value, px=ms)
+                pipe.execute()
+            return keys
         with self._errors("MSET"):
             client = self._redis
             if isinstance(client, redis.cluster.RedisCluster):
@@ -564,24 +603,119 @@ class RedisConnector(Closeable):
                 client.mset(mapping)
         return keys
 
-    def set(self, key: RedisKey, obj: BytesLike) -> None:
+    def set(self, key: RedisKey, obj: BytesLike, *, ttl: float | None = None) -> None:
         """Store ``obj`` at ``key`` (overwriting) and notify `wait`-ers.
 
+        Args:
+            key: Key to store at (typically from `new_key`).
+            obj: Bytes to store.
+            ttl: Seconds after which Redis removes the object; ``None``: none.
+
         Raises:
+            ValueError: if ``ttl`` is not a positive, finite number.
             ConnectorConnectionError: if the server cannot be reached.
         """
         channel = CHANNEL_PREFIX + key.redis_key
+        px = None if ttl is None else _ms(check_ttl(ttl))
         with self._errors("SET"):
             client = self._redis
             if isinstance(client, redis.cluster.RedisCluster):
-                client.set(key.redis_key, _as_payload(obj))
+                client.set(key.redis_key, _as_payload(obj), px=px)
                 client.publish(channel, b"")
             else:
                 # One round trip for both; not a transaction (no MULTI/EXEC needed).
                 with client.pipeline(transaction=False) as pipe:
-                    pipe.set(key.redis_key, _as_payload(obj))
+                    pipe.set(key.redis_key, _as_payload(obj), px=px)
                     pipe.publish(channel, b"")
                     pipe.execute()
+
+    def expire(self, key: RedisKey, ttl: float | None) -> bool:
+        """Make the object at ``key`` expire ``ttl`` seconds from now.
+
+        ``PEXPIRE``; with ``ttl=None``, ``PERSIST`` (the object no longer
+        expires).
+
+        Returns:
+            Whether an object exists at ``key`` (when not, nothing changed).
+
+        Raises:
+            ValueError: if ``ttl`` is not a positive, finite number.
+            ConnectorConnectionError: if the server cannot be reached.
+        """
+        name = key.redis_key
+        checked = check_ttl(ttl)
+        with self._errors("PEXPIRE"):
+            client = self._redis
+            if checked is not None:
+                return bool(client.pexpire(name, _ms(checked)))
+            # PERSIST answers 0 both for a missing key and one without expiry.
+            with client.pipeline(transaction=False) as pipe:
+                pipe.persist(name)
+                pipe.exists(name)
+                return bool(pipe.execute()[1])
+
+    def ttl(self, key: RedisKey) -> float | None:
+        """Return the seconds left before ``key`` expires (``PTTL``).
+
+        Returns:
+            ``None`` when the object has no expiry or does not exist.
+
+        Raises:
+            ConnectorConnectionError: if the server cannot be reached.
+        """
+        with self._errors("PTTL"):
+            left = int(self._redis.pttl(key.redis_key))
+        return None if left < 0 else left / 1000
+
+    def scan(self) -> Iterator[KeyInfo]:
+        """List every string value in the database with its size and time-to-live.
+
+        ``SCAN`` with a large ``COUNT``, then ``STRLEN`` and ``PTTL`` of the keys
+        of each reply in one pipeline: about ``n / 5000`` round trips pairs for
+        ``n`` keys. Keys holding other types (streams, sets, ...) are skipped;
+        Redis keeps no creation time, so ``age`` is ``None``.
+
+        Raises:
+            ConnectorConnectionError: if the server cannot be reached.
+        """
+        with self._errors("SCAN"):
+            client = self._redis
+            if isinstance(client, redis.cluster.RedisCluster):
+                batch: list[bytes | str] = []
+                for name in client.scan_iter(count=_SCAN_COUNT):
+                    batch.append(name)
+                    if len(batch) >= _SCAN_COUNT:
+                        yield from self._describe(client, batch)
+                        batch = []
+                yield from self._describe(client, batch)
+                return
+            cursor = 0
+            while True:
+                cursor, names = client.scan(cursor, count=_SCAN_COUNT)
+                yield from self._describe(client, names)
+                if not cursor:
+                    return
+
+    @staticmethod
+    def _describe(client: _Client, names: Iterable[bytes | str]) -> Iterator[KeyInfo]:
+        names = list(names)
+        if not names:
+            return
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.strlen(name)
+                pipe.pttl(name)
+            replies = pipe.execute(raise_on_error=False)
+        for i, name in enumerate(names):
+            size, left = replies[2 * i], replies[2 * i + 1]
+            if isinstance(size, Exception) or isinstance(left, Exception):
+                continue  # not a string value (WRONGTYPE): not one of ours
+            if left == -2:
+                continue  # expired or removed since the SCAN
+            text = name.decode() if isinstance(name, bytes) else name
+            yield KeyInfo(
+                RedisKey(text), int(size), None, None if left < 0 else left / 1000
+            )
 
     def wait(self, key: RedisKey, timeout: float | None = None) -> bool:
         """Block until an object exists at ``key`` or ``timeout`` seconds pass.

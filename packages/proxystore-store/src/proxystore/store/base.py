@@ -21,7 +21,12 @@ from typing import (
     overload,
 )
 
-from proxystore.connectors.protocols import DeferrableConnector, EvictingConnector
+from proxystore.connectors.protocols import (
+    DeferrableConnector,
+    EvictingConnector,
+    ExpiringConnector,
+    check_ttl,
+)
 from proxystore.proxy import Proxy, ProxyLocker
 from proxystore.serialize import (
     ALGORITHMS,
@@ -53,6 +58,7 @@ from proxystore.store.factory import (
     _init_from_wire,
 )
 from proxystore.store.future import Future
+from proxystore.store.lifetimes import LeaseLifetime
 from proxystore.store.metrics import StoreMetrics
 from proxystore.store.ref import OwnedProxy, into_owned
 from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT, NonProxiableT
@@ -92,6 +98,40 @@ def _is_evicting(connector: object) -> bool:
     if evicting is None:
         evicting = _evicting_types[kind] = isinstance(connector, EvictingConnector)
     return evicting
+
+
+# Connector type -> whether it is an ExpiringConnector (accepts ``ttl=``).
+_expiring_types: dict[type, bool] = {}
+
+
+def _ttl_option(connector: object, ttl: float) -> float:
+    """Return ``ttl`` checked for ``connector``'s ``put(..., ttl=)``.
+
+    Raises:
+        ValueError: if ``ttl`` is not a positive, finite number of seconds.
+        TypeError: if the connector cannot expire objects (not an
+            `ExpiringConnector`).
+    """
+    kind = type(connector)
+    expiring = _expiring_types.get(kind)
+    if expiring is None:
+        expiring = _expiring_types[kind] = isinstance(connector, ExpiringConnector)
+    if not expiring:
+        raise TypeError(
+            f"ttl= needs a connector that can expire objects (ExpiringConnector); "
+            f"{kind.__name__} cannot. Use a lifetime to evict its objects instead."
+        )
+    return check_ttl(ttl)
+
+
+def _attach(
+    lifetime: Lifetime, store: Any, keys: tuple[Any, ...], leased: bool
+) -> None:
+    # Keys written with their lease's TTL need no second round trip to arm it.
+    if leased:
+        cast("LeaseLifetime", lifetime)._add_armed(*keys, store=store)
+    else:
+        lifetime.add_key(*keys, store=store)
 
 
 def _shortcut(connector: object, fast: str, *plain: str) -> Any:
@@ -410,6 +450,7 @@ class Store(Closeable, Generic[ConnectorT]):
         *,
         lifetime: Lifetime | None = None,
         serializer: SerializerT | None = None,
+        ttl: float | None = None,
         **kwargs: Any,
     ) -> ConnectorKeyT:
         """Serialize ``obj`` and store it; return its key. The cache is not filled.
@@ -418,15 +459,27 @@ class Store(Closeable, Generic[ConnectorT]):
             obj: Object to store.
             lifetime: Lifetime to attach the new key to.
             serializer: Serializer overriding the store's.
+            ttl: Seconds after which the backend removes the object, even if
+                every process that knew of it died (see
+                `ExpiringConnector`); ``None``: no expiry.
             kwargs: Passed to the connector's ``put``.
 
         Raises:
-            TypeError: if the serializer does not return bytes-like data.
+            TypeError: if the serializer does not return bytes-like data, or
+                ``ttl`` is given and the connector cannot expire objects.
+            ValueError: if ``ttl`` is not a positive, finite number.
             SerializationError: if the default serializer cannot handle ``obj``.
             ConnectorError: if the connector fails.
         """
+        leased = False
         if lifetime is not None:
             self._check_lifetime(lifetime)
+            if ttl is None and isinstance(lifetime, LeaseLifetime):
+                # The lease's end is written with the object (crash-safe).
+                ttl = lifetime.backend_ttl(self)
+                leased = ttl is not None
+        if ttl is not None:
+            kwargs["ttl"] = _ttl_option(self.connector, ttl)
         metrics = self._metrics
         if (
             self._put_parts is not None
@@ -461,7 +514,7 @@ class Store(Closeable, Generic[ConnectorT]):
         if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
             self._log_op("PUT", key)
         if lifetime is not None:
-            lifetime.add_key(key, store=self)
+            _attach(lifetime, self, (key,), leased)
         return key
 
     def put_batch(
@@ -470,16 +523,27 @@ class Store(Closeable, Generic[ConnectorT]):
         *,
         lifetime: Lifetime | None = None,
         serializer: SerializerT | None = None,
+        ttl: float | None = None,
         **kwargs: Any,
     ) -> list[ConnectorKeyT]:
         """Serialize and store each object with one connector call; return keys.
 
+        Takes the same options as `put` (``ttl`` applies to every object).
+
         Raises:
-            TypeError: if the serializer does not return bytes-like data.
+            TypeError: if the serializer does not return bytes-like data, or
+                ``ttl`` is given and the connector cannot expire objects.
+            ValueError: if ``ttl`` is not a positive, finite number.
             SerializationError: if the default serializer cannot handle an object.
             ConnectorError: if the connector fails.
         """
         self._check_lifetime(lifetime)
+        leased = False
+        if ttl is None and isinstance(lifetime, LeaseLifetime):
+            ttl = lifetime.backend_ttl(self)
+            leased = ttl is not None
+        if ttl is not None:
+            kwargs["ttl"] = _ttl_option(self.connector, ttl)
         metrics = self._metrics
         start = 0 if metrics is None else _now()
         datas = [self._to_bytes(obj, serializer) for obj in objs]
@@ -495,7 +559,7 @@ class Store(Closeable, Generic[ConnectorT]):
             metrics._time_since("store.put_batch.connector", batch, mid)
             metrics._time_since("store.put_batch", batch, start)
         if lifetime is not None:
-            lifetime.add_key(*keys, store=self)
+            _attach(lifetime, self, tuple(keys), leased)
         return keys
 
     def get(
@@ -612,6 +676,43 @@ class Store(Closeable, Generic[ConnectorT]):
         if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
             self._log_op("EVICT", key)
 
+    def _expiring(self) -> ExpiringConnector[Any]:
+        connector = self.connector
+        if not isinstance(connector, ExpiringConnector):
+            raise TypeError(
+                f"{type(connector).__name__} cannot expire objects (it is not an "
+                "ExpiringConnector)."
+            )
+        return connector
+
+    def expire(self, key: ConnectorKeyT, ttl: float | None) -> bool:
+        """Set the remaining time-to-live of the object at ``key`` in the backend.
+
+        Args:
+            key: Key of the object.
+            ttl: Seconds from now after which the backend removes it; ``None``
+                removes its expiry.
+
+        Returns:
+            Whether an (unexpired) object exists at ``key``.
+
+        Raises:
+            TypeError: if the connector cannot expire objects.
+            ValueError: if ``ttl`` is not a positive, finite number.
+        """
+        return self._expiring().expire(key, check_ttl(ttl))
+
+    def ttl(self, key: ConnectorKeyT) -> float | None:
+        """Return the seconds left before the object at ``key`` expires.
+
+        Returns:
+            ``None`` when it has no expiry or does not exist.
+
+        Raises:
+            TypeError: if the connector cannot expire objects.
+        """
+        return self._expiring().ttl(key)
+
     def _log_op(self, operation: str, key: ConnectorKeyT, note: str = "") -> None:
         # Same shape as the reference's lines, plus the connector.
         _log.debug(
@@ -712,6 +813,7 @@ class Store(Closeable, Generic[ConnectorT]):
         lifetime: Lifetime | None = ...,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
+        ttl: float | None = ...,
         populate_target: bool | None = ...,
         skip_nonproxiable: Literal[False] = ...,
         **kwargs: Any,
@@ -726,6 +828,7 @@ class Store(Closeable, Generic[ConnectorT]):
         lifetime: Lifetime | None = ...,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
+        ttl: float | None = ...,
         populate_target: bool | None = ...,
         skip_nonproxiable: bool,
         **kwargs: Any,
@@ -739,6 +842,7 @@ class Store(Closeable, Generic[ConnectorT]):
         lifetime: Lifetime | None = None,
         serializer: SerializerT | None = None,
         deserializer: DeserializerT | None = None,
+        ttl: float | None = None,
         populate_target: bool | None = None,
         skip_nonproxiable: bool = False,
         **kwargs: Any,
@@ -752,6 +856,9 @@ class Store(Closeable, Generic[ConnectorT]):
             lifetime: Lifetime that owns the object (exclusive with ``evict``).
             serializer: Serializer overriding the store's.
             deserializer: Deserializer the proxy uses, overriding the store's.
+            ttl: Seconds after which the backend removes the object, even if
+                every process that knew of it died (see `put`); a proxy
+                resolved later finds nothing. ``None``: no expiry.
             populate_target: Return an already-resolved proxy (with ``obj``'s class
                 and hash cached) instead of one that fetches on first use; ``None``
                 uses the store's default.
@@ -778,7 +885,17 @@ class Store(Closeable, Generic[ConnectorT]):
         self._check_lifetime(lifetime)
         metrics = self._metrics
         start = 0 if metrics is None else _now()
-        key = self.put(obj, serializer=serializer, **kwargs)
+        if isinstance(lifetime, LeaseLifetime):
+            # The lease's end goes to the backend with the object (see `put`).
+            lease: LeaseLifetime | None = lifetime
+            lifetime = None
+        else:
+            lease = None
+        key = (
+            self.put(obj, serializer=serializer, **kwargs)
+            if ttl is None and lease is None
+            else self.put(obj, serializer=serializer, ttl=ttl, lifetime=lease, **kwargs)
+        )
         proxy = self._make_proxy(key, obj, evict, deserializer, populate_target)
         if lifetime is not None:
             lifetime.add_proxy(proxy)
@@ -795,6 +912,7 @@ class Store(Closeable, Generic[ConnectorT]):
         lifetime: Lifetime | None = ...,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
+        ttl: float | None = ...,
         populate_target: bool | None = ...,
         skip_nonproxiable: Literal[False] = ...,
         **kwargs: Any,
@@ -809,6 +927,7 @@ class Store(Closeable, Generic[ConnectorT]):
         lifetime: Lifetime | None = ...,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
+        ttl: float | None = ...,
         populate_target: bool | None = ...,
         skip_nonproxiable: bool,
         **kwargs: Any,
@@ -822,6 +941,7 @@ class Store(Closeable, Generic[ConnectorT]):
         lifetime: Lifetime | None = None,
         serializer: SerializerT | None = None,
         deserializer: DeserializerT | None = None,
+        ttl: float | None = None,
         populate_target: bool | None = None,
         skip_nonproxiable: bool = False,
         **kwargs: Any,
@@ -843,7 +963,12 @@ class Store(Closeable, Generic[ConnectorT]):
             raise _nonproxiable_error(next(o for o in objs if _is_nonproxiable(o)))
         metrics = self._metrics
         start = 0 if metrics is None else _now()
-        keys = self.put_batch(proxiable, serializer=serializer, **kwargs)
+        lease = lifetime if isinstance(lifetime, LeaseLifetime) else None
+        keys = self.put_batch(
+            proxiable, serializer=serializer, ttl=ttl, lifetime=lease, **kwargs
+        )
+        if lease is not None:
+            lifetime = None  # the keys are already attached by put_batch
         made = iter(
             [
                 self._make_proxy(key, obj, evict, deserializer, populate_target)
@@ -895,6 +1020,7 @@ class Store(Closeable, Generic[ConnectorT]):
         lifetime: Lifetime | None = ...,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
+        ttl: float | None = ...,
         populate_target: bool | None = ...,
         skip_nonproxiable: Literal[True] = ...,
         **kwargs: Any,
@@ -909,6 +1035,7 @@ class Store(Closeable, Generic[ConnectorT]):
         lifetime: Lifetime | None = ...,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
+        ttl: float | None = ...,
         populate_target: bool | None = ...,
         skip_nonproxiable: bool = ...,
         **kwargs: Any,
@@ -922,6 +1049,7 @@ class Store(Closeable, Generic[ConnectorT]):
         lifetime: Lifetime | None = None,
         serializer: SerializerT | None = None,
         deserializer: DeserializerT | None = None,
+        ttl: float | None = None,
         populate_target: bool | None = None,
         skip_nonproxiable: bool = True,
         **kwargs: Any,
@@ -940,6 +1068,7 @@ class Store(Closeable, Generic[ConnectorT]):
             lifetime=lifetime,
             serializer=serializer,
             deserializer=deserializer,
+            ttl=ttl,
             populate_target=populate_target,
             skip_nonproxiable=skip_nonproxiable,
             **kwargs,
@@ -955,6 +1084,7 @@ class Store(Closeable, Generic[ConnectorT]):
         *,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
+        ttl: float | None = ...,
         populate_target: bool | None = ...,
         skip_nonproxiable: Literal[True] = ...,
         **kwargs: Any,
@@ -967,6 +1097,7 @@ class Store(Closeable, Generic[ConnectorT]):
         *,
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
+        ttl: float | None = ...,
         populate_target: bool | None = ...,
         skip_nonproxiable: bool = ...,
         **kwargs: Any,
@@ -978,6 +1109,7 @@ class Store(Closeable, Generic[ConnectorT]):
         *,
         serializer: SerializerT | None = None,
         deserializer: DeserializerT | None = None,
+        ttl: float | None = None,
         populate_target: bool | None = None,
         skip_nonproxiable: bool = True,
         **kwargs: Any,
@@ -994,6 +1126,7 @@ class Store(Closeable, Generic[ConnectorT]):
             obj,
             serializer=serializer,
             deserializer=deserializer,
+            ttl=ttl,
             populate_target=populate_target,
             skip_nonproxiable=skip_nonproxiable,
             **kwargs,

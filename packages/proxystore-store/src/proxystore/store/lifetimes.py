@@ -5,7 +5,12 @@ evicts them all when it is closed:
 
 * `ContextLifetime` ends when its ``with`` block exits or on `close`.
 * `LeaseLifetime` ends when a lease expires unless `extend`
-  pushes the expiry back.
+  pushes the expiry back. Where the store's connector can expire objects
+  (an `ExpiringConnector`), the lease is also
+  recorded in the backend: each key gets the lease's remaining time as its
+  time-to-live (atomically with the value when the store puts it) and `extend`
+  re-arms them there, so the objects go at the end of the lease even when the
+  process holding the lifetime was killed.
 * `StaticLifetime` is one process-wide lifetime that ends at interpreter exit.
 
 Any object with the four methods of `Lifetime` can be passed to
@@ -22,6 +27,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from proxystore.connectors.protocols import ExpiringConnector
 from proxystore.proxy import get_factory
 from proxystore.store.exceptions import ProxyStoreFactoryError
 from proxystore.store.factory import StoreFactory
@@ -210,6 +216,49 @@ class LeaseLifetime(ContextLifetime):
         self._timer: threading.Timer | None = None
         self._start_timer()
 
+    def _remaining(self) -> float:
+        # Never zero: a backend TTL must be positive (a lease that is due but
+        # whose timer has not fired yet gets a millisecond).
+        return max(self._expiry - time.time(), 0.001)
+
+    def backend_ttl(self, store: StoreLike[Any]) -> float | None:
+        """Return the time-to-live a new object of ``store`` gets from this lease.
+
+        Returns:
+            The seconds left in the lease, or ``None`` when ``store``'s connector
+            cannot expire objects (then only this process's timer ends them).
+        """
+        if isinstance(store.connector, ExpiringConnector):
+            return self._remaining()
+        return None
+
+    def _arm(self, store: StoreLike[Any], keys: tuple[ConnectorKeyT, ...]) -> None:
+        connector = store.connector
+        if isinstance(connector, ExpiringConnector):
+            ttl = self._remaining()
+            for key in keys:
+                connector.expire(key, ttl)
+
+    def add_key(
+        self, *keys: ConnectorKeyT, store: StoreLike[Any] | None = None
+    ) -> None:
+        """Associate ``keys`` with the lease, and give them its remaining time.
+
+        The backend expires them at the end of the lease (when the connector
+        can), even if this process is gone by then.
+
+        Raises:
+            RuntimeError: if the lease has already ended.
+        """
+        self._add_armed(*keys, store=store)
+        self._arm(self.store if store is None else store, keys)
+
+    def _add_armed(
+        self, *keys: ConnectorKeyT, store: StoreLike[Any] | None = None
+    ) -> None:
+        # Keys the store already wrote with `backend_ttl` (no second round trip).
+        super().add_key(*keys, store=store)
+
     def _start_timer(self) -> None:
         # Called with the lock held (or from __init__): one live timer at a time.
         if self._timer is not None:
@@ -234,6 +283,9 @@ class LeaseLifetime(ContextLifetime):
                 `timedelta` or number of seconds is added to the
                 current end.
 
+        The keys' time-to-live in the backend (where the connector can expire
+        objects) is pushed back too, one ``expire`` per key.
+
         Raises:
             RuntimeError: if the lease has already ended.
         """
@@ -241,6 +293,8 @@ class LeaseLifetime(ContextLifetime):
             self._check_open()
             self._expiry = _as_deadline(expiry, base=self._expiry)
             self._start_timer()
+            for store, keys in self._stores.values():
+                self._arm(store, tuple(keys))
 
     def close(self, *, close_stores: bool = False) -> None:
         """End the lease now: cancel the timer and evict every key."""
