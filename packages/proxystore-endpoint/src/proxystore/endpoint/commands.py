@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -62,29 +63,23 @@ logger = logging.getLogger(__name__)
 _DETACH_READY_TIMEOUT = 30.0
 #: Seconds `stop` waits after SIGTERM before sending SIGKILL.
 _STOP_GRACE = 10.0
+#: Seconds a starting daemon retries its lock (a `list` may hold it shared).
+_LOCK_WAIT = 1.0
+#: Lock file the daemon holds (`flock`) for its whole life; it names the daemon.
+_LOCK_FILE = "daemon.lock"
 
 
 class EndpointStatus(enum.Enum):
     """State of an endpoint as seen from this host."""
 
     RUNNING = enum.auto()
-    """The PID file names a live process."""
+    """The endpoint's daemon is alive on this host (it holds the daemon lock)."""
     STOPPED = enum.auto()
     """The endpoint is configured and has no PID file."""
     UNKNOWN = enum.auto()
     """No valid configuration exists for the endpoint."""
     HANGING = enum.auto()
-    """A PID file exists but its process is gone (it died, or runs elsewhere)."""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """A PID file exists but the daemon is not alive here (stale, or runs elsewhere)."""
 
 
 def _read_pid(pid_file: str) -> int | None:
@@ -95,8 +90,103 @@ def _read_pid(pid_file: str) -> int | None:
         return None
 
 
+def _lock_filepath(endpoint_dir: str) -> str:
+    return os.path.join(endpoint_dir, _LOCK_FILE)
+
+
+def _start_time(pid: int) -> str | None:
+    """The start time of process `pid` (field 22 of ``/proc/PID/stat``).
+
+    Returns `None` when it cannot be read: no such process, or no ``/proc``
+    (then the daemon lock alone identifies the daemon).
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or ")".
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+def _daemon_pid(endpoint_dir: str) -> int | None:
+    """The PID of the endpoint's daemon if it is running on this host, else `None`.
+
+    A running daemon holds an exclusive `flock` on the lock file for its whole
+    life and has written its PID and start time into it. A lock belongs to
+    an open file, so a PID the kernel reused for another process cannot fake it;
+    the start time (where ``/proc`` exists) rules out a process that inherited
+    the lock from a daemon that has since died. Nothing is ever signalled here.
+    """
+    try:
+        fd = os.open(_lock_filepath(endpoint_dir), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # held: some process owns it; which one is checked below
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        try:
+            identity = json.loads(os.read(fd, 4096))
+            pid = int(identity["pid"])
+            started = identity.get("start")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    finally:
+        os.close(fd)
+    if pid <= 1:
+        return None
+    if started is not None and _start_time(pid) != started:
+        return None
+    return pid
+
+
+@contextlib.contextmanager
+def _daemon_lock(endpoint_dir: str) -> Iterator[None]:
+    """Hold the endpoint's daemon lock, with this process's identity in it.
+
+    Raises:
+        _AlreadyRunningError: If another process holds the lock.
+    """
+    fd = os.open(_lock_filepath(endpoint_dir), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        # A `list` or `stop` elsewhere may hold a shared lock for an instant.
+        deadline = time.monotonic() + _LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    pid = _daemon_pid(endpoint_dir)
+                    raise _AlreadyRunningError(
+                        "it is already running"
+                        + ("" if pid is None else f" (PID {pid})")
+                    ) from None
+                time.sleep(0.02)
+        pid = os.getpid()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": pid, "start": _start_time(pid)}).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+class _AlreadyRunningError(Exception):
+    """Another process holds the endpoint's daemon lock."""
+
+
 def get_status(name: str, proxystore_dir: str | None = None) -> EndpointStatus:
     """Return the status of the endpoint `name`.
+
+    `RUNNING` only when the endpoint's own daemon is alive on this host (it
+    holds the daemon lock), never because the PID file names some live
+    process; a PID file without that daemon is `HANGING` (stale).
 
     Args:
         name: Endpoint name.
@@ -110,13 +200,21 @@ def get_status(name: str, proxystore_dir: str | None = None) -> EndpointStatus:
     except (FileNotFoundError, ValueError) as exc:
         logger.error(str(exc))
         return EndpointStatus.UNKNOWN
-    pid_file = get_pid_filepath(endpoint_dir)
-    if not os.path.isfile(pid_file):
-        return EndpointStatus.STOPPED
-    pid = _read_pid(pid_file)
-    if pid is not None and _pid_alive(pid):
+    if _daemon_pid(endpoint_dir) is not None:
         return EndpointStatus.RUNNING
-    return EndpointStatus.HANGING
+    if os.path.isfile(get_pid_filepath(endpoint_dir)):
+        return EndpointStatus.HANGING
+    return EndpointStatus.STOPPED
+
+
+def _stale_pid_file(name: str, pid_file: str) -> str:
+    """One line about a PID file whose process is not the endpoint's daemon."""
+    pid = _read_pid(pid_file)
+    named = "no valid PID" if pid is None else f"PID {pid}"
+    return (
+        f"Endpoint {name} is not running: its PID file {pid_file} is stale "
+        f"({named}, which is not the endpoint's daemon; nothing was signalled)"
+    )
 
 
 def configure_endpoint(
@@ -221,11 +319,20 @@ def list_endpoints(*, proxystore_dir: str | None = None) -> int:
     name_width = max(18, *(len(c.name) for c in configs))
     logger.info(f"{'NAME':<{name_width}} {'STATUS':<{status_width}} {'UUID':<36} RELAY")
     logger.info("=" * (3 + name_width + status_width + 36 + 24))
+    stale = []
     for cfg in configs:
         status = get_status(cfg.name, proxystore_dir)
         relay = _relay_column(cfg, status)
         logger.info(
             f"{cfg.name:<{name_width}} {status.name:<{status_width}} {cfg.uuid} {relay}"
+        )
+        if status is EndpointStatus.HANGING:
+            stale.append(cfg.name)
+    for name in stale:
+        pid_file = get_pid_filepath(os.path.join(proxystore_dir, name))
+        logger.warning(
+            f"{_stale_pid_file(name, pid_file)}; `proxystore-endpoint stop {name}` "
+            "removes it."
         )
     return 0
 
@@ -355,7 +462,7 @@ def start_endpoint(
     try:
         with _pid_file(pid_file):
             serve(cfg, log_level=log_level, log_file=log_file)
-    except EndpointListenError as exc:
+    except (EndpointListenError, _AlreadyRunningError) as exc:
         logger.error(f"Endpoint {name} not started: {exc}")
         return 1
     except Exception:
@@ -366,13 +473,20 @@ def start_endpoint(
 
 @contextlib.contextmanager
 def _pid_file(pid_file: str) -> Iterator[None]:
-    with open(pid_file, "w") as f:
-        f.write(str(os.getpid()))
-    try:
-        yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(pid_file)
+    """Run as the endpoint's daemon: hold its lock, and write the PID file.
+
+    Raises:
+        _AlreadyRunningError: If the endpoint's daemon runs already.
+    """
+    with _daemon_lock(os.path.dirname(pid_file)):
+        with open(pid_file, "w") as f:
+            f.write(str(os.getpid()))
+        try:
+            yield
+        finally:
+            if _read_pid(pid_file) == os.getpid():
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(pid_file)
 
 
 def _start_daemon(
@@ -481,8 +595,13 @@ def _become_daemon(  # pragma: no cover - runs in the daemon
                 log.write(f"[daemon] ERROR (proxystore.endpoint) :: {problem}\n")
             raise SystemExit(1)
 
-        with _pid_file(pid_file):
-            serve(cfg, log_level=level, log_file=log_file)
+        try:
+            with _pid_file(pid_file):
+                serve(cfg, log_level=level, log_file=log_file)
+        except _AlreadyRunningError as exc:
+            with open(log_file, "a") as log:
+                log.write(f"[daemon] ERROR (proxystore.endpoint) :: {exc}\n")
+            raise
     except BaseException:
         code = 1
     finally:
@@ -506,6 +625,11 @@ def _answers(cfg: EndpointConfig) -> bool:
 
 def stop_endpoint(name: str, *, proxystore_dir: str | None = None) -> int:
     """Stop a running endpoint (SIGTERM, then SIGKILL after a grace period).
+
+    Only the endpoint's own daemon is signalled: the process holding its lock,
+    with the start time it recorded there. A PID file naming any other
+    process (a stale one, or one whose PID was reused) is removed and reported;
+    that process is never signalled.
 
     Returns:
         The exit code.
@@ -537,23 +661,30 @@ def stop_endpoint(name: str, *, proxystore_dir: str | None = None) -> int:
                 f"{cfg.host}; stop it there or delete {pid_file}."
             )
             return 1
-        os.remove(pid_file)
-        logger.info(f"Endpoint {name} is not running.")
+        logger.warning(f"{_stale_pid_file(name, pid_file)}; removed it.")
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(pid_file)
         return 0
-    pid = _read_pid(pid_file)
-    assert pid is not None
-    logger.debug(f"Terminating endpoint process (PID {pid})")
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + _STOP_GRACE
-    while _pid_alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
-    if _pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    pid = _daemon_pid(endpoint_dir)
+    if pid is not None:
+        _terminate(endpoint_dir, pid)
     with contextlib.suppress(FileNotFoundError):
         os.remove(pid_file)
     logger.info(f"Endpoint {name} has been stopped.")
     return 0
+
+
+def _terminate(endpoint_dir: str, pid: int) -> None:
+    """SIGTERM the daemon `pid`; SIGKILL it if it still holds its lock later."""
+    logger.debug(f"Terminating endpoint process (PID {pid})")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_GRACE
+    while _daemon_pid(endpoint_dir) == pid and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    # Checked again just before: the lock and start time still name `pid`.
+    if _daemon_pid(endpoint_dir) == pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
