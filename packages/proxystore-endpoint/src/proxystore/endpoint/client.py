@@ -7,8 +7,12 @@ the HTTP connection open across calls: endpoint requests are small and frequent,
 so reconnecting would dominate their latency.
 
 The client is built on the standard library's `http.client` (one keep-alive
-connection per thread and address): it adds no dependency, ignores HTTP proxies
-(endpoints are local), and sends and receives bodies without intermediate copies.
+connection per thread and address): it ignores HTTP proxies (endpoints are
+local), and sends and receives bodies without intermediate copies. As in the
+reference, a `requests.Session` is accepted too (the request then goes through
+it), and the errors raised (`RequestException`, `EndpointConnectionError`) are
+also `requests.exceptions.RequestException` (and `ConnectionError`), so code
+catching those keeps working; `requests` is imported only when one is raised.
 """
 
 from __future__ import annotations
@@ -19,9 +23,15 @@ import os
 import threading
 import urllib.parse
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxystore.endpoint.exceptions import EndpointError
+if TYPE_CHECKING:
+    import requests
+
+    from proxystore.endpoint._client_errors import (
+        EndpointConnectionError,
+        RequestException,
+    )
 
 __all__ = [
     "EndpointConnectionError",
@@ -43,31 +53,16 @@ _STALE = (
 )
 
 
-class RequestException(EndpointError):
-    """Raised when an endpoint answers a request with an error status.
+def __getattr__(name: str) -> type[Exception]:
+    # The error classes subclass `requests`' and are imported on first use
+    # (see `proxystore.endpoint._client_errors`).
+    if name in ("RequestException", "EndpointConnectionError"):
+        from proxystore.endpoint import _client_errors
 
-    Attributes:
-        status_code: HTTP status of the answer (`None` when there was none).
-        error: Name of the endpoint error behind the answer, when it gave one.
-        text: Body of the answer.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        error: str | None = None,
-        text: str = "",
-    ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.error = error
-        self.text = text
-
-
-class EndpointConnectionError(RequestException, ConnectionError):
-    """Raised when no connection to the endpoint's address can be made."""
+        found: type[Exception] = getattr(_client_errors, name)
+        globals()[name] = found
+        return found
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Session:
@@ -161,33 +156,62 @@ class Session:
                 self._drop(netloc)
                 if reused and attempt == 0:
                     continue  # the server closed an idle keep-alive connection
-                raise EndpointConnectionError(
-                    f"Unable to connect to endpoint at {address}: {exc}"
-                ) from exc
+                raise _unreachable(address, exc) from exc
             except OSError as exc:
                 self._drop(netloc)
-                raise EndpointConnectionError(
-                    f"Unable to connect to endpoint at {address}: {exc}"
-                ) from exc
+                raise _unreachable(address, exc) from exc
             if response.will_close:
                 self._drop(netloc)
             return response.status, response.getheader(_ERROR_HEADER), data
         raise AssertionError("unreachable")
 
 
+def _unreachable(address: str, exc: BaseException) -> EndpointConnectionError:
+    from proxystore.endpoint._client_errors import EndpointConnectionError
+
+    return EndpointConnectionError(f"Unable to connect to endpoint at {address}: {exc}")
+
+
 def _send(
-    session: Session | None,
+    session: Session | requests.Session | None,
     method: str,
     address: str,
     path: str,
     params: dict[str, str],
     body: bytes | bytearray | memoryview | None = None,
 ) -> tuple[int, str | None, bytes]:
-    if session is not None:
+    if isinstance(session, Session):
         return session.request(method, address, path, params, body)
+    if session is not None:
+        return _send_requests(session, method, address, path, params, body)
     # No session: one connection for this request only, closed afterwards.
     with Session() as once:
         return once.request(method, address, path, params, body)
+
+
+def _send_requests(
+    session: requests.Session,
+    method: str,
+    address: str,
+    path: str,
+    params: dict[str, str],
+    body: bytes | bytearray | memoryview | None,
+) -> tuple[int, str | None, bytes]:
+    """Send one request through a `requests.Session` (the reference's client)."""
+    import requests
+
+    try:
+        response = session.request(
+            method,
+            f"{address.rstrip('/')}/{path}",
+            params=params,
+            # requests takes bytes as a body (any other iterable is form data).
+            data=None if body is None else bytes(body),
+            proxies={"http": "", "https": ""},  # endpoints are local
+        )
+    except requests.exceptions.ConnectionError as exc:
+        raise _unreachable(address, exc) from exc
+    return response.status_code, response.headers.get(_ERROR_HEADER), response.content
 
 
 def _params(key: str, endpoint: uuid.UUID | str | None) -> dict[str, str]:
@@ -197,14 +221,22 @@ def _params(key: str, endpoint: uuid.UUID | str | None) -> dict[str, str]:
     return params
 
 
-def _check(status: int, error: str | None, body: bytes) -> None:
+def _check(
+    status: int, error: str | None, body: bytes, address: str, path: str
+) -> None:
     if status >= 400:
+        from proxystore.endpoint._client_errors import (
+            RequestException,
+            error_response,
+        )
+
         text = body.decode("utf-8", "replace")
         raise RequestException(
             f"Endpoint returned HTTP error code {status}. {text}",
             status_code=status,
             error=error,
             text=text,
+            response=error_response(f"{address}/{path}", status, error, body),
         )
 
 
@@ -212,7 +244,7 @@ def evict(
     address: str,
     key: str,
     endpoint: uuid.UUID | str | None = None,
-    session: Session | None = None,
+    session: Session | requests.Session | None = None,
 ) -> None:
     """Remove the object at `key`.
 
@@ -220,14 +252,15 @@ def evict(
         RequestException: If the endpoint answers with an error status.
         EndpointConnectionError: If the endpoint cannot be reached.
     """
-    _check(*_send(session, "POST", address, "evict", _params(key, endpoint)))
+    answer = _send(session, "POST", address, "evict", _params(key, endpoint))
+    _check(*answer, address, "evict")
 
 
 def exists(
     address: str,
     key: str,
     endpoint: uuid.UUID | str | None = None,
-    session: Session | None = None,
+    session: Session | requests.Session | None = None,
 ) -> bool:
     """Return whether an object is stored at `key`.
 
@@ -238,7 +271,7 @@ def exists(
     status, error, body = _send(
         session, "GET", address, "exists", _params(key, endpoint)
     )
-    _check(status, error, body)
+    _check(status, error, body, address, "exists")
     answer: Any = json.loads(body)
     return bool(answer["exists"])
 
@@ -247,7 +280,7 @@ def get(
     address: str,
     key: str,
     endpoint: uuid.UUID | str | None = None,
-    session: Session | None = None,
+    session: Session | requests.Session | None = None,
 ) -> bytes | None:
     """Return the object at `key`, or `None` when there is none.
 
@@ -259,7 +292,7 @@ def get(
     status, error, body = _send(session, "GET", address, "get", _params(key, endpoint))
     if status == 404 and error is None:
         return None
-    _check(status, error, body)
+    _check(status, error, body, address, "get")
     return body
 
 
@@ -268,7 +301,7 @@ def put(
     key: str,
     data: bytes | bytearray | memoryview,
     endpoint: uuid.UUID | str | None = None,
-    session: Session | None = None,
+    session: Session | requests.Session | None = None,
 ) -> None:
     """Store `data` at `key`.
 
@@ -277,4 +310,5 @@ def put(
             the object exceeds its maximum size).
         EndpointConnectionError: If the endpoint cannot be reached.
     """
-    _check(*_send(session, "POST", address, "set", _params(key, endpoint), data))
+    answer = _send(session, "POST", address, "set", _params(key, endpoint), data)
+    _check(*answer, address, "set")
