@@ -65,6 +65,7 @@ def test_directory_is_created_absolute_and_reported(
             "buffering": -1,
             "fsync": False,
             "permissions": 0o600,
+            "sweep_interval": 5.0,
         }
     assert not os.path.exists(expected)
 

@@ -25,21 +25,36 @@ only narrow these modes, never widen them. ``permissions`` opens them on purpose
 e.g. ``0o640`` for a group that shares the directory: object files then get exactly
 that mode whatever the umask, and a directory the connector creates gets the
 matching search bits (``0o750``). A directory that already exists is left as it is.
+
+Expiry (``put(..., ttl=)``) is recorded in the object's own file, so it needs no
+second file and survives every crash: the file carries the sticky bit (meaningless
+on regular files, so free to mark "has a deadline") and its modification time *is*
+the deadline, both set before the file is renamed into place. A read checks them
+on the ``fstat`` it makes anyway, so an expired object is never returned. Expired
+files are removed by a sweep (`FileConnector.sweep`) that any process of the
+directory may run, under an exclusive ``flock`` on ``.sweep.lock`` in the
+directory; a connector sweeps in the background every ``sweep_interval`` seconds
+while it has stored objects with a deadline, or when it opens a directory where
+some process did (a ``.ttl`` marker file is left there).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import mmap
 import os
 import shutil
+import stat
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, Final, NamedTuple, Self
 
+from proxystore.connectors import _sweeper
 from proxystore.connectors.exceptions import ConnectorConnectionError
-from proxystore.connectors.protocols import BytesLike
+from proxystore.connectors.protocols import BytesLike, KeyInfo, check_ttl
 from proxystore.utils._closeable import Closeable
 from proxystore.utils._ids import random_hex, uuid4_hex
 
@@ -56,6 +71,52 @@ _MMAP_MIN_BYTES = 2 * 1024 * 1024
 # back off so a long wait does not spin on stat().
 _WAIT_FIRST_SLEEP_S = 0.001
 _WAIT_MAX_SLEEP_S = 0.05
+#: Mode bit marking a file whose modification time is its expiry deadline.
+_EXPIRES: Final = stat.S_ISVTX
+#: Present in a directory once any process stored an object with a deadline.
+_TTL_MARKER: Final = ".ttl"
+_SWEEP_LOCK: Final = ".sweep.lock"
+_SWEEP_INTERVAL_S: Final = 5.0
+
+
+def _expired(st: os.stat_result, now_ns: int) -> bool:
+    """Return whether a stored file's deadline (if it has one) has passed."""
+    return bool(st.st_mode & _EXPIRES) and st.st_mtime_ns <= now_ns
+
+
+def sweep_directory(store_dir: str) -> int:
+    """Remove the expired objects of a store directory; return how many.
+
+    Returns at once (0) when another process is sweeping the directory.
+
+    Raises:
+        OSError: if the directory cannot be read or the lock file made.
+    """
+    fd = os.open(
+        os.path.join(store_dir, _SWEEP_LOCK),
+        os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+        0o600,
+    )
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        removed = 0
+        now = time.time_ns()
+        with os.scandir(store_dir) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    if _expired(entry.stat(follow_symlinks=False), now):
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+    finally:
+        os.close(fd)  # drops the flock
 
 
 class FileKey(NamedTuple):
@@ -128,6 +189,9 @@ class FileConnector(Closeable):
             Python choose; large objects bypass the buffer either way).
         fsync: Flush each object and the directory entry to the storage device
             before a put returns (durable across machine crashes; slower).
+        sweep_interval: Seconds between the background sweeps of expired
+            objects (run while this process has objects with a deadline in
+            the directory; see the module notes).
         permissions: Mode of each object file (default ``0o600``: the owner's
             only). Other bits share the objects on purpose: ``0o640`` lets the
             file's group read them, ``0o644`` every user. A store directory the
@@ -150,6 +214,7 @@ class FileConnector(Closeable):
         buffering: int = -1,
         fsync: bool = False,
         permissions: int = _PRIVATE,
+        sweep_interval: float = _SWEEP_INTERVAL_S,
     ) -> None:
         if (
             type(permissions) is not int
@@ -166,6 +231,8 @@ class FileConnector(Closeable):
         self.buffering = buffering
         self.fsync = fsync
         self.permissions = permissions
+        self.sweep_interval = sweep_interval
+        self._sweeping: weakref.finalize[Any, Any] | None = None
         # Set explicitly on each object when it grants more than the default,
         # so a umask cannot take away what was asked for.
         self._chmod = permissions != _PRIVATE
@@ -175,6 +242,25 @@ class FileConnector(Closeable):
             raise ConnectorConnectionError(
                 _cannot_create(self.store_dir, exc), address=self.store_dir
             ) from exc
+        if os.path.exists(os.path.join(self.store_dir, _TTL_MARKER)):
+            self._start_sweeping()
+
+    def _start_sweeping(self) -> None:
+        """Sweep the directory in the background until this connector goes."""
+        if self._sweeping is not None:
+            return
+        store_dir = self.store_dir
+        _sweeper.acquire(
+            store_dir, lambda: sweep_directory(store_dir), self.sweep_interval
+        )
+        self._sweeping = weakref.finalize(self, _sweeper.release, store_dir)
+
+    def _mark_expiring(self) -> None:
+        if self._sweeping is None:
+            marker = os.path.join(self.store_dir, _TTL_MARKER)
+            with suppress(FileExistsError):
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            self._start_sweeping()
 
     def _make_directory(self) -> None:
         """Create the store directory (parents as ``mkdir -p``) with our mode."""
@@ -209,6 +295,9 @@ class FileConnector(Closeable):
                 in it; ``None`` uses the ``clear`` given to the constructor. Closing
                 twice, or after the directory is gone, is fine.
         """
+        if self._sweeping is not None:
+            self._sweeping()
+            self._sweeping = None
         if self.clear if clear is None else clear:
             shutil.rmtree(self.store_dir, ignore_errors=True)
 
@@ -220,6 +309,7 @@ class FileConnector(Closeable):
             "buffering": self.buffering,
             "fsync": self.fsync,
             "permissions": self.permissions,
+            "sweep_interval": self.sweep_interval,
         }
 
     @classmethod
@@ -249,8 +339,13 @@ class FileConnector(Closeable):
                 raise
 
     def exists(self, key: FileKey) -> bool:
-        """Return whether an object is stored at ``key``."""
-        return os.path.exists(self._path(key))
+        """Return whether an (unexpired) object is stored at ``key``."""
+        path = self._path(key)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return not (st.st_mode & _EXPIRES and _expired(st, time.time_ns()))
 
     def get(self, key: FileKey) -> bytes | memoryview | None:
         """Return the object at ``key``, or ``None`` when missing.
@@ -267,7 +362,10 @@ class FileConnector(Closeable):
             # Unbuffered FileIO: read() sizes its buffer from fstat() and reads
             # straight into the returned bytes (one copy, no zero-filling).
             with open(path, "rb", buffering=0) as f:
-                if os.fstat(f.fileno()).st_size >= _MMAP_MIN_BYTES:
+                st = os.fstat(f.fileno())
+                if st.st_mode & _EXPIRES and _expired(st, time.time_ns()):
+                    return None  # expired: the next sweep removes it
+                if st.st_size >= _MMAP_MIN_BYTES:
                     with suppress(OSError, ValueError):
                         # Some file systems cannot map files: then read instead.
                         return memoryview(
@@ -288,27 +386,45 @@ class FileConnector(Closeable):
         """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
         return FileKey(uuid4_hex())
 
-    def put(self, obj: BytesLike) -> FileKey:
+    def put(self, obj: BytesLike, *, ttl: float | None = None) -> FileKey:
         """Store ``obj`` in a new file and return its key.
 
+        Args:
+            obj: Bytes to store.
+            ttl: Seconds after which the object expires (see the module notes);
+                ``None``: never.
+
         Raises:
+            ValueError: if ``ttl`` is not a positive, finite number.
             ConnectorConnectionError: if the file cannot be written (missing store
                 directory, permission denied, disk full, ...).
         """
         key = FileKey(uuid4_hex())
-        self.set(key, obj)
+        self.set(key, obj, ttl=ttl)
         return key
 
-    def put_batch(self, objs: Sequence[BytesLike]) -> list[FileKey]:
+    def put_batch(
+        self, objs: Sequence[BytesLike], *, ttl: float | None = None
+    ) -> list[FileKey]:
         """Store each object in a new file; return the keys in order."""
-        return [self.put(obj) for obj in objs]
+        return [self.put(obj, ttl=ttl) for obj in objs]
 
-    def set(self, key: FileKey, obj: BytesLike) -> None:
+    def set(self, key: FileKey, obj: BytesLike, *, ttl: float | None = None) -> None:
         """Atomically store ``obj`` at ``key``, replacing any object already there.
 
+        Args:
+            key: Key to store at.
+            obj: Bytes to store.
+            ttl: Seconds after which the object expires; ``None``: never.
+
         Raises:
+            ValueError: if ``ttl`` is not a positive, finite number.
             ConnectorConnectionError: if the file cannot be written.
         """
+        deadline = None
+        if ttl is not None:
+            deadline = time.time_ns() + round(check_ttl(ttl) * 1e9)
+            self._mark_expiring()
         path = self._path(key)
         # Unique per writer, so concurrent set() calls on one key never share a file.
         tmp = os.path.join(
@@ -325,6 +441,12 @@ class FileConnector(Closeable):
                     # Unbuffered (buffering=0) writes may be short: loop until done.
                     while written < len(view):
                         written += f.write(view[written:])
+                    if deadline is not None:
+                        # After the last write (which sets the mtime), before
+                        # the rename: the object never appears without it.
+                        f.flush()
+                        os.fchmod(f.fileno(), self.permissions | _EXPIRES)
+                        os.utime(f.fileno(), ns=(time.time_ns(), deadline))
                     if self.fsync:
                         f.flush()
                         os.fsync(f.fileno())
@@ -335,6 +457,95 @@ class FileConnector(Closeable):
                 with suppress(OSError):
                     os.unlink(tmp)
                 raise
+
+    def expire(self, key: FileKey, ttl: float | None) -> bool:
+        """Set the remaining time-to-live of the object at ``key``.
+
+        Args:
+            key: Key of the object.
+            ttl: Seconds from now; ``None`` removes the deadline.
+
+        Returns:
+            Whether an (unexpired) object exists at ``key``.
+
+        Raises:
+            ValueError: if ``ttl`` is not a positive, finite number.
+            ConnectorConnectionError: if the file cannot be changed.
+        """
+        checked = check_ttl(ttl)
+        path = self._path(key)
+        now = time.time_ns()
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False
+        if _expired(st, now):
+            return False
+        with _os_errors("change", path):
+            try:
+                if checked is None:
+                    os.chmod(path, stat.S_IMODE(st.st_mode) & ~_EXPIRES)
+                    os.utime(path, ns=(now, now))
+                else:
+                    self._mark_expiring()
+                    # Deadline first: a crash between the two leaves an object
+                    # that never expires, never one that expires too early.
+                    os.utime(path, ns=(now, now + round(checked * 1e9)))
+                    if not st.st_mode & _EXPIRES:
+                        os.chmod(path, stat.S_IMODE(st.st_mode) | _EXPIRES)
+            except FileNotFoundError:
+                return False
+        return True
+
+    def ttl(self, key: FileKey) -> float | None:
+        """Return the seconds left before the object at ``key`` expires.
+
+        Returns:
+            ``None`` when it has no deadline, has expired or does not exist.
+        """
+        try:
+            st = os.stat(self._path(key))
+        except FileNotFoundError:
+            return None
+        now = time.time_ns()
+        if not st.st_mode & _EXPIRES or _expired(st, now):
+            return None
+        return (st.st_mtime_ns - now) / 1e9
+
+    def scan(self) -> Iterator[KeyInfo]:
+        """List the (unexpired) objects of the directory: size, age, time-to-live.
+
+        The age of an object with a deadline counts from its last deadline change
+        (its put, or its last `expire`); holders are not recorded (``None``).
+        """
+        now = time.time_ns()
+        with os.scandir(self.store_dir) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISREG(st.st_mode) or _expired(st, now):
+                    continue
+                if st.st_mode & _EXPIRES:
+                    age, left = now - st.st_ctime_ns, (st.st_mtime_ns - now) / 1e9
+                else:
+                    age, left = now - st.st_mtime_ns, None
+                yield KeyInfo(FileKey(entry.name), st.st_size, max(age, 0) / 1e9, left)
+
+    def sweep(self) -> int:
+        """Remove every expired object of the directory now; return how many.
+
+        Any process of the directory may sweep; one that finds another sweeping
+        returns 0 at once.
+
+        Raises:
+            ConnectorConnectionError: if the directory cannot be read.
+        """
+        with _os_errors("sweep", self.store_dir):
+            return sweep_directory(self.store_dir)
 
     def _open(self, path: str, flags: int) -> int:
         """Create a new file (``open``'s flags: exclusive) with our permissions."""

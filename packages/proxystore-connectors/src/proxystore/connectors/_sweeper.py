@@ -1,0 +1,72 @@
+"""Background sweeping of expired objects for connectors without a server.
+
+A file directory or a shared-memory arena has no process of its own that could
+remove objects whose time-to-live ran out. Instead every process that opens such
+a namespace while it holds objects with a deadline runs one sweeper thread for
+it (one per namespace per process, however many connectors share it). The
+sweep itself takes a lock inside the namespace (a ``flock``), so processes never
+sweep the same namespace at once, and no particular process has to survive.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+__all__ = ["acquire", "release"]
+
+_log = logging.getLogger(__name__)
+_lock = threading.Lock()
+# Namespace -> (stop event, number of connectors using it).
+_running: dict[str, tuple[threading.Event, int]] = {}
+
+
+def _loop(
+    namespace: str, sweep: Callable[[], int], interval: float, stop: threading.Event
+) -> None:
+    while True:
+        try:
+            removed = sweep()
+        except Exception as e:  # a vanished namespace, a full disk, ...
+            _log.debug("Sweep of %s failed: %r", namespace, e)
+            removed = 0
+        if removed and _log.isEnabledFor(logging.DEBUG):
+            _log.debug("Swept %d expired objects from %s", removed, namespace)
+        if stop.wait(interval):
+            return
+
+
+def acquire(namespace: str, sweep: Callable[[], int], interval: float) -> None:
+    """Make sure this process sweeps ``namespace`` every ``interval`` seconds.
+
+    Each call must be paired with one `release`. ``sweep`` must not keep a
+    connector alive (pass a function of the namespace's path, not a bound method).
+    """
+    with _lock:
+        entry = _running.get(namespace)
+        if entry is not None:
+            _running[namespace] = (entry[0], entry[1] + 1)
+            return
+        stop = threading.Event()
+        _running[namespace] = (stop, 1)
+    thread = threading.Thread(
+        target=_loop,
+        args=(namespace, sweep, interval, stop),
+        name=f"proxystore-sweeper-{namespace}",
+        daemon=True,
+    )
+    thread.start()
+
+
+def release(namespace: str) -> None:
+    """Drop one use of ``namespace``; its sweeper stops with the last one."""
+    with _lock:
+        entry = _running.get(namespace)
+        if entry is None:
+            return
+        if entry[1] > 1:
+            _running[namespace] = (entry[0], entry[1] - 1)
+            return
+        del _running[namespace]
+    entry[0].set()
