@@ -103,6 +103,12 @@ _E_STATE, _E_GEN, _E_OFF, _E_CAP, _E_SIZE, _E_OWNER = range(6)
 _E_HOLD: Final = 6
 # Slot states.
 FREE, WRITING, READY, EVICTED = 0, 1, 2, 3
+#: A slot whose object was moved down the spill chain (see ``_spill``) has state
+#: ``SPILLED + tier``: it keeps its generation (its key) but no data.
+SPILLED: Final = 16
+#: Header word of the spill policy's LRU clock; a READY or spilled slot's owner
+#: word holds the clock value of its last use (set by `touch`).
+_H_CLOCK: Final = 24
 
 _FILE_MODE: Final = 0o600
 # Flags of every open of an existing file at a name others could have taken:
@@ -335,10 +341,11 @@ class Arena:
         slot = -1
         used = []
         for i, state in enumerate(states):
-            if state:
+            if not state:
+                if slot < 0:
+                    slot = i
+            elif state < SPILLED:  # a spilled slot has no data
                 used.append((offsets[i], offsets[i] + caps[i]))
-            elif slot < 0:
-                slot = i
         if slot < 0:
             if high >= self.slots:
                 return None
@@ -378,6 +385,13 @@ class Arena:
                 dead_writer = state == WRITING and not _alive(w[e + _E_OWNER])
                 if dead_writer or (state == EVICTED and not self._has_holders(e)):
                     self._free(slot)
+
+    def touch(self, e: int) -> None:
+        """Record a use of the entry at word ``e`` (LRU order); hold the lock."""
+        w = self.words
+        tick = w[_H_CLOCK] + 1
+        w[_H_CLOCK] = tick
+        w[e + _E_OWNER] = tick
 
     def _has_holders(self, e: int) -> bool:
         return any(self.words[e + _E_HOLD : e + _E_HOLD + HOLDERS].tolist())
@@ -431,6 +445,7 @@ class Arena:
             if w[e + _E_GEN] != gen or w[e + _E_STATE] != WRITING:
                 return False
             w[e + _E_STATE] = READY
+            self.touch(e)  # after: a WRITING slot's owner word is its writer
             return True
 
     def abort(self, slot: int, gen: int) -> None:
@@ -465,6 +480,7 @@ class Arena:
             if found is None:
                 return None
             offset, size = found
+            self.touch(self._entry(slot))
             return self.bytes[offset : offset + size].tobytes()
 
     def release(self, slot: int, gen: int) -> None:
@@ -481,6 +497,8 @@ class Arena:
             w = self.words
             if w[e + _E_GEN] != gen:
                 return
+            if w[e + _E_STATE] == READY:
+                self.touch(e)  # the last view went: used just now
             for h in range(e + _E_HOLD, e + _E_HOLD + HOLDERS):
                 if w[h] == self.pid:
                     w[h] = 0

@@ -96,6 +96,7 @@ from contextlib import contextmanager, suppress
 from typing import Any, Final, NamedTuple, Self
 
 from proxystore.connectors import _arena as arenas
+from proxystore.connectors import _spill
 from proxystore.connectors.exceptions import (
     ConnectorConnectionError,
     ConnectorError,
@@ -104,6 +105,7 @@ from proxystore.connectors.exceptions import (
 )
 from proxystore.connectors.protocols import BytesLike
 from proxystore.utils._closeable import Closeable
+from proxystore.utils.imports import get_object_path
 
 __all__ = [
     "PREFIX",
@@ -224,6 +226,23 @@ def _default_arena_size() -> int:
     return max(size - size % _ARENA_MIN, _ARENA_MIN)
 
 
+#: Where ``/dev/shm`` is smaller than this (Docker gives 64 MiB), the connector
+#: works within half of it and spills instead of failing.
+_SMALL_SHM: Final = 512 * 1024 * 1024
+
+
+def _small_shm() -> bool:
+    stats = os.statvfs(SHM_DIR)
+    return stats.f_blocks * stats.f_frsize < _SMALL_SHM
+
+
+def _spill_spec(tier: Any) -> tuple[str, dict[str, Any]]:
+    """Return ``(dotted class path, config)`` of a spill tier connector."""
+    if isinstance(tier, (tuple, list)) and len(tier) == 2:
+        return str(tier[0]), dict(tier[1])
+    return get_object_path(type(tier)), tier.config()
+
+
 def _private_copy(view: memoryview) -> memoryview:
     """Copy ``view`` into fresh private anonymous memory (huge pages advised)."""
     mapping = mmap.mmap(-1, len(view))
@@ -265,6 +284,21 @@ class SharedMemoryConnector(Closeable):
             creates it; more objects fall back to segments of their own.
         writable: Make `get` of large arena objects return a private
             writable copy instead of a read-only zero-copy view.
+        budget: Most bytes of ``/dev/shm`` the namespace may take: an ``int``,
+            or a fraction of ``/dev/shm`` (``"50%"``). Turns arena mode on (the
+            arena is sized to the budget, no overflow segments are made) and
+            least recently used objects spill down the tiers below when a put
+            would exceed it (see ``proxystore.connectors._spill``). Default:
+            none, except where ``/dev/shm`` is smaller than 512 MiB (a
+            container's), where it is half of it.
+        spill_directory: Local directory of spilled objects (default: one per
+            user and namespace in the temporary directory).
+        spill_compress: ``"zstd"`` to compress spilled objects (the
+            ``spill-compress`` extra), or ``None``.
+        spill_then: Connectors below the directory, as ``(dotted class path,
+            config)`` pairs or connector instances (any connector).
+        spill_directory_budget: Bytes the spill directory may hold before its
+            least recently used objects move on to ``spill_then``.
 
     Raises:
         ValueError: if ``namespace`` has other characters or is empty or too long,
@@ -285,6 +319,11 @@ class SharedMemoryConnector(Closeable):
         arena_size: int | None = None,
         arena_slots: int = _ARENA_SLOTS,
         writable: bool = False,
+        budget: int | float | str | None = None,
+        spill_directory: str | None = None,
+        spill_compress: str | None = None,
+        spill_then: Sequence[Any] = (),
+        spill_directory_budget: int | None = None,
     ) -> None:
         if not _NAMESPACE_RE.fullmatch(namespace):
             raise ValueError(
@@ -311,6 +350,28 @@ class SharedMemoryConnector(Closeable):
         self.arena_size = arena_size
         self.arena_slots = arena_slots
         self.writable = writable
+        self.budget = budget
+        self._spill: _spill.SpillChain | None = None
+        small = budget is None and _small_shm()
+        if budget is not None or small or spill_then or spill_directory:
+            if budget is not None or (small and arena):
+                self.arena = True
+                given = "50%" if budget is None else budget
+                limit = _spill.parse_budget(given, SHM_DIR)
+                self.arena_size = min(arena_size or limit, limit)
+                if self.arena_size < table + arenas.ALIGN:
+                    raise ValueError(
+                        f"Budget {budget!r} is too small for {arena_slots} slots."
+                    )
+            self._spill = _spill.SpillChain(
+                namespace,
+                spill_directory or _spill.default_spill_directory(namespace),
+                compress=spill_compress,
+                then=[_spill_spec(c) for c in spill_then],
+                directory_budget=spill_directory_budget,
+            )
+        #: Whether a budget bounds the namespace's shared memory (no overflow).
+        self._budgeted = self._spill is not None and self.arena
         # Our names carry our uid: keys from a process of another uid are refused
         # by name, and one user's names never meet another's.
         self._uid = os.geteuid()
@@ -443,6 +504,9 @@ class SharedMemoryConnector(Closeable):
         if not (self.clear if clear is None else clear):
             return
         arenas.forget_arena(self._arena_path)
+        if self._spill is not None:
+            self._spill.clear()
+            _spill.close_quietly(self._spill)
         for name in self.segments():
             path = os.path.join(SHM_DIR, name)
             try:
@@ -464,6 +528,15 @@ class SharedMemoryConnector(Closeable):
                 arena_size=self.arena_size,
                 arena_slots=self.arena_slots,
                 writable=self.writable,
+            )
+        if self._spill is not None:
+            spill = self._spill.config()
+            config.update(
+                budget=self.budget,
+                spill_directory=spill["directory"],
+                spill_compress=spill["compress"],
+                spill_then=spill["then"],
+                spill_directory_budget=spill["directory_budget"],
             )
         return config
 
@@ -493,6 +566,11 @@ class SharedMemoryConnector(Closeable):
             arena = self._arena()
             if arena is not None and arena.evict(*slot):
                 return
+            spill = self._spill
+            if arena is not None and spill and spill.evict(arena, *slot, key.name):
+                return
+        elif self._spill is not None:
+            self._spill.evict_named(key.name)
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -515,6 +593,11 @@ class SharedMemoryConnector(Closeable):
             arena = self._arena()
             if arena is not None and arena.exists(*slot):
                 return True
+            if arena is not None and self._spill is not None:  # noqa: SIM102
+                if _spill.spilled_tier(arena, *slot) is not None:
+                    return True
+        elif self._spill is not None and self._spill.exists_named(key.name):
+            return True
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -563,22 +646,107 @@ class SharedMemoryConnector(Closeable):
             if type(view) is memoryview:
                 return view
             if view is None:
-                return self._get_segment(key, self._path(key))
+                return self._get_missing(key, private)
         slot = self._slot(key) if self.arena else None
         if slot is not None:
             arena = self._arena()
             if arena is not None:
-                data: bytes | memoryview | None
-                if key.size < _MAP_MIN_BYTES:
-                    data = arena.read(*slot)
-                else:
-                    data = arena.held_view(*slot)
-                    # bytes: all holder words were taken.
-                    if data is not None and (isinstance(data, bytes) or private):
-                        data = _private(data)
+                data = self._read_arena(arena, slot, key.size, private)
                 if data is not None:
                     return data
-        return self._get_segment(key, self._path(key))
+        return self._get_missing(key, private)
+
+    @staticmethod
+    def _read_arena(
+        arena: arenas.Arena, slot: tuple[int, int], size: int, private: bool
+    ) -> bytes | memoryview | None:
+        """Read an arena object by the Python path (``None``: not in the arena)."""
+        data: bytes | memoryview | None
+        if size < _MAP_MIN_BYTES:
+            return arena.read(*slot)
+        data = arena.held_view(*slot)
+        # bytes: all holder words were taken.
+        if data is not None and (isinstance(data, bytes) or private):
+            data = _private(data)
+        return data
+
+    def _get_missing(
+        self, key: SharedMemoryKey, private: bool
+    ) -> bytes | memoryview | None:
+        """Get an object that is not in the arena: a segment, or spilled."""
+        data = self._get_segment(key, self._path(key))
+        if data is not None or self._spill is None:
+            return data
+        slot = self._slot(key) if self.arena else None
+        arena = self._arena() if slot is not None else None
+        if slot is None or arena is None:
+            got = self._spill.get_named(key.name)
+        else:
+            in_arena, got = self._spill.get(arena, *slot, key.name)
+            if in_arena:  # restored meanwhile: read it in the arena
+                return self._read_arena(arena, slot, key.size, private)
+            if got is not None:
+                self._spill.restore_if_room(arena, *slot, got, self._arena_stem)
+        if got is None:
+            return None
+        view = memoryview(got)
+        if private and view.readonly:
+            return _private_copy(view.cast("B"))
+        return got if isinstance(got, bytes) else view.cast("B")
+
+    # ------------------------------------------------------------- spilling
+    def spill(self, key: SharedMemoryKey) -> bool:
+        """Move the arena object at ``key`` down to the first spill tier now.
+
+        Returns:
+            Whether it moved (not when missing, already spilled, or being read
+            zero-copy by some process).
+
+        Raises:
+            SpillError: if the connector has no spill tiers.
+        """
+        chain, arena, slot = self._spill_parts(key)
+        if arena is None or slot is None:
+            return False
+        with chain.spilling():
+            return chain.spill_slot(arena, *slot, self._arena_stem)
+
+    def restore(self, key: SharedMemoryKey) -> bool:
+        """Bring the spilled object at ``key`` back into shared memory.
+
+        Returns:
+            Whether the object is in the arena now.
+
+        Raises:
+            SpillError: if the connector has no spill tiers.
+        """
+        chain, arena, slot = self._spill_parts(key)
+        if arena is None or slot is None:
+            return False
+        return chain.restore(arena, *slot, self._arena_stem)
+
+    def spill_metrics(self) -> dict[str, dict[str, int]]:
+        """Return this process's spill counters per tier (empty without tiers).
+
+        Each tier (``"0:directory"``, ``"1:RedisConnector"``, ...) counts
+        ``objects_spilled``, ``bytes_spilled`` (payload bytes moved to it),
+        ``bytes_written`` (after compression), ``objects_restored``,
+        ``bytes_restored``, ``bytes_read`` (payload bytes served from it) and
+        ``objects_dropped`` (expired instead of spilled).
+        """
+        return {} if self._spill is None else self._spill.metrics()
+
+    def _spill_parts(
+        self, key: SharedMemoryKey
+    ) -> tuple[_spill.SpillChain, arenas.Arena | None, tuple[int, int] | None]:
+        if self._spill is None:
+            raise _spill.SpillError(
+                f"{self!r} has no spill tiers: give it a budget or a spill_directory."
+            )
+        self._path(key)
+        slot = self._slot(key)
+        arena = self._arena() if slot is not None else None
+        return self._spill, arena, slot
 
     def _get_segment(
         self, key: SharedMemoryKey, path: str
@@ -673,6 +841,8 @@ class SharedMemoryConnector(Closeable):
         arena = self._arena()
         if arena is not None:
             found = arena.allocate(size)
+            if found is None and self._spill is not None:
+                found = self._spill.make_room(arena, size, self._arena_stem)
             if found is not None:
                 slot, gen, offset = found
                 try:
@@ -682,8 +852,21 @@ class SharedMemoryConnector(Closeable):
                     raise
                 arena.commit(slot, gen)
                 return SharedMemoryKey(f"{self._arena_stem}{slot}.{gen}", size)
+            if self._spill is not None:
+                # Too large for the arena, or every object in it is being read.
+                spilled = self._spill.put_spilled(arena, flat, size, self._arena_stem)
+                if spilled is not None:
+                    return SharedMemoryKey(spilled, size)
         name = self._new_name()
-        self._write(name, flat, size)
+        if self._spill is not None and self._budgeted:
+            self._spill.write_named(name, flat, size)  # no overflow segments
+            return SharedMemoryKey(name, size)
+        try:
+            self._write(name, flat, size)
+        except SharedMemoryFullError:
+            if self._spill is None:
+                raise
+            self._spill.write_named(name, flat, size)
         return SharedMemoryKey(name, size)
 
     def put_batch(self, objs: Sequence[BytesLike]) -> list[SharedMemoryKey]:
