@@ -74,15 +74,22 @@ __all__ = [
     "Namespace",
     "NatKind",
     "Network",
+    "NsEndpoint",
+    "NsRelay",
     "Site",
     "Sites",
     "build_cluster",
     "build_sites",
+    "console_script",
+    "ice_server",
     "network",
     "start_coturn",
+    "start_endpoint",
+    "start_relay",
     "stun_mapped",
     "sweep",
     "unavailable",
+    "wait_tcp",
     "worker_index",
 ]
 
@@ -437,6 +444,19 @@ def build_sites(network: Network, nats: Sequence[NatKind]) -> Sites:
     inet.ip("addr", "add", f"{internet.address}/24", "dev", "br0")
     inet.ip("addr", "add", f"{internet.second}/24", "dev", "br0")
     inet.ip("link", "set", "br0", "up")
+    # Packets to addresses nobody here has (a peer's private host candidate) are
+    # swallowed, as the real internet does, instead of failing the send with
+    # ENETUNREACH (coturn ends an allocation whose relay socket got that error).
+    # (No dummy interface in this kernel: a veth pair inside the namespace whose
+    # far end drops frames sent to a MAC address it does not have.)
+    inet.ip("link", "add", "void", "type", "veth", "peer", "name", "voidend")
+    for ifname in ("void", "voidend"):
+        inet.ip("link", "set", ifname, "up")
+    inet.ip("route", "add", "default", "via", "192.0.2.1", "dev", "void", "onlink")
+    inet.ip(
+        "neigh", "add", "192.0.2.1", "lladdr", "02:00:00:00:00:01",
+        "dev", "void", "nud", "permanent",
+    )  # fmt: skip
     result = Sites(network, internet)
     for i, nat in enumerate(nats, start=1):
         router = network.namespace(f"r{i}")
@@ -649,3 +669,212 @@ def network(tag: str) -> Iterator[Network]:
         yield net
     finally:
         net.close()
+
+
+# ------------------------------------------------------------ proxystore processes
+
+#: Python code: wait until ``host:port`` accepts TCP connections (argv: host port
+#: seconds); exit 1 if it does not in time.
+_WAIT_TCP = """
+import socket, sys, time
+host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.02)
+sys.exit(1)
+"""
+
+
+def wait_tcp(
+    ns: Namespace,
+    host: str,
+    port: int,
+    process: subprocess.Popen[bytes],
+    timeout: float,
+) -> None:
+    """Wait until ``host:port`` accepts connections from ``ns``.
+
+    Raises:
+        RuntimeError: If ``process`` exits first or nothing listens in time.
+    """
+    done = ns.python(_WAIT_TCP, host, str(port), str(timeout), timeout=timeout + 30)
+    if done.returncode != 0 or process.poll() is not None:
+        raise RuntimeError(
+            f"{process.args!r} did not listen on {host}:{port} within {timeout} s "
+            f"(exit code {process.poll()})"
+        )
+
+
+def console_script(name: str) -> str:
+    """Path of a console script installed next to this interpreter."""
+    path = shutil.which(name, path=os.path.dirname(sys.executable))
+    if path is None:
+        raise RuntimeError(f"console script {name} is not installed")
+    return path
+
+
+@dataclass
+class NsRelay:
+    """A ``proxystore-relay`` in the internet namespace."""
+
+    address: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.address}:{self.port}"
+
+
+def start_relay(
+    internet: Internet, *, port: int = 8700, program: str | None = None
+) -> NsRelay:
+    """Start a relay on the internet's first address and wait until it listens.
+
+    Args:
+        internet: Where the relay runs.
+        port: Its port (namespaces have their own ports: no clash between tests).
+        program: Another install's ``proxystore-relay`` (e.g. the reference's).
+    """
+    log_dir = internet.ns.network.workdir / f"relay-{port}"
+    log_dir.mkdir()
+    process = internet.ns.run(
+        [
+            program or console_script("proxystore-relay"),
+            "--host",
+            internet.address,
+            "--port",
+            str(port),
+            "--log-dir",
+            str(log_dir),
+        ],
+        log=log_dir / "relay.out",
+    )
+    wait_tcp(internet.ns, internet.address, port, process, timeout=30)
+    return NsRelay(internet.address, port, process, log_dir)
+
+
+@dataclass
+class NsEndpoint:
+    """A ``proxystore-endpoint start NAME --no-detach`` in a namespace."""
+
+    ns: Namespace
+    name: str
+    home: Path
+    host: str
+    port: int
+    uuid: str
+    process: subprocess.Popen[bytes]
+    #: Seconds from ``Popen`` until its port accepted a connection.
+    started_in: float
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def log(self) -> str:
+        """The endpoint's log file and its captured output."""
+        texts = []
+        for path in (self.home / self.name / "log.txt", self.home / f"{self.name}.out"):
+            if path.exists():
+                texts.append(path.read_text(errors="replace"))
+        return "\n".join(texts)
+
+
+def ice_server(
+    url: str, username: str | None = None, credential_env: str | None = None
+) -> dict[str, Any]:
+    """One ``[[relay.ice_servers]]`` table (the TURN credential by reference)."""
+    table: dict[str, Any] = {"urls": url}
+    if username is not None:
+        table["username"] = username
+    if credential_env is not None:
+        table["credential_env"] = credential_env
+    return table
+
+
+def start_endpoint(
+    ns: Namespace,
+    host: str,
+    name: str,
+    relay: NsRelay,
+    *,
+    ice_servers: Sequence[dict[str, Any]] = (),
+    env: dict[str, str] | None = None,
+    port: int = 8765,
+    direct: bool = True,
+    request_timeout: float | None = None,
+    program: str | None = None,
+    ready_timeout: float = 60,
+) -> NsEndpoint:
+    """Configure an endpoint with the CLI and start it in ``ns`` on ``host:port``.
+
+    Args:
+        ns: The namespace of the endpoint's host.
+        host: Its address there (what it binds and advertises).
+        name: Endpoint name (its home is a fresh directory of the network).
+        relay: The relay it registers with.
+        ice_servers: ``[[relay.ice_servers]]`` tables (see :func:`ice_server`);
+            empty: host candidates only.
+        env: Extra environment (e.g. the TURN credential's variable).
+        port: Its port.
+        direct: ``[peering] direct``.
+        request_timeout: ``[peering] request_timeout`` (the default when ``None``).
+        program: Another install's ``proxystore-endpoint`` (it must read the same
+            ``config.toml`` keys; unknown tables are written only when set).
+        ready_timeout: Seconds the endpoint may take to listen.
+    """
+    import tomllib
+
+    import tomli_w
+
+    home = ns.network.workdir / f"home-{name}"
+    home.mkdir()
+    full_env = {"PROXYSTORE_HOME": str(home), **(env or {})}
+    script = program or console_script("proxystore-endpoint")
+    ns.check(
+        "env",
+        f"PROXYSTORE_HOME={home}",
+        script,
+        "configure",
+        name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--relay-address",
+        relay.url,
+        "--no-relay-auth",
+    )
+    path = home / name / "config.toml"
+    config = tomllib.loads(path.read_text())
+    config["relay"]["ice_servers"] = list(ice_servers)
+    if not direct or request_timeout is not None:
+        peering = config.setdefault("peering", {})
+        peering["direct"] = direct
+        if request_timeout is not None:
+            peering["request_timeout"] = request_timeout
+    path.write_text(tomli_w.dumps(config))
+    start = time.monotonic()
+    process = ns.run(
+        [script, "start", name, "--no-detach"],
+        env=full_env,
+        log=home / f"{name}.out",
+    )
+    wait_tcp(ns, host, port, process, timeout=ready_timeout)
+    return NsEndpoint(
+        ns,
+        name,
+        home,
+        host,
+        port,
+        str(config["uuid"]),
+        process,
+        time.monotonic() - start,
+    )
