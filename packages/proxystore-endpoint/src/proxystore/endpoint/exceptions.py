@@ -5,6 +5,8 @@ The tree::
     EndpointError
     ├── EndpointListenError         the endpoint cannot listen on its address (OSError)
     ├── FileDumpNotAvailableError   dumping objects to a file is not supported
+    ├── MissingDataError            a set for a peer carries no data (also TypeError
+    │                               and AssertionError, what the reference raises)
     ├── ObjectSizeExceededError     an object is larger than the endpoint accepts
     ├── PeeringNotAvailableError    a peer operation on an endpoint without peering
     └── PeerRequestError            a request forwarded to a peer endpoint failed
@@ -19,6 +21,7 @@ __all__ = [
     "EndpointError",
     "EndpointListenError",
     "FileDumpNotAvailableError",
+    "MissingDataError",
     "ObjectSizeExceededError",
     "PeerRequestError",
     "PeerTimeoutError",
@@ -41,6 +44,15 @@ class EndpointListenError(EndpointError, OSError):
 
 class FileDumpNotAvailableError(EndpointError):
     """Raised when dumping an endpoint's objects to a file is asked for."""
+
+
+class MissingDataError(EndpointError, TypeError, AssertionError):
+    """Raised when a set forwarded to a peer endpoint has `None` as its data.
+
+    The reference refuses such a request with an `AssertionError`; this error is
+    one too (and a `TypeError`, which is what it is), so code catching either
+    keeps working.
+    """
 
 
 class ObjectSizeExceededError(EndpointError, ValueError):
