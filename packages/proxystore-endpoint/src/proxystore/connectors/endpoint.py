@@ -6,6 +6,10 @@ directory). Keys name the endpoint that holds the object, so a proxy resolved on
 another site asks its own local endpoint, which fetches the object from the
 owner through the peer connection.
 
+Objects put with `ttl=` expire on the endpoint that holds them: the endpoint
+process keeps each deadline with its object and sweeps expired ones, so they go
+whether or not any client process is still alive.
+
 This module ships with the `proxystore-endpoint` distribution; the
 `proxystore.connectors` package finds it with `pkgutil.extend_path`.
 """
@@ -15,12 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, Self
 from uuid import UUID
 
 from proxystore.connectors.exceptions import ConnectorError
-from proxystore.connectors.protocols import BytesLike
+from proxystore.connectors.protocols import BytesLike, KeyInfo, check_ttl
 from proxystore.endpoint import client
 from proxystore.endpoint.config import EndpointConfig, get_configs
 from proxystore.utils.environment import home_dir
@@ -232,34 +236,108 @@ class EndpointConnector:
             object_id=str(uuid.uuid4()), endpoint_id=str(self.endpoint_uuid)
         )
 
-    def put(self, obj: BytesLike) -> EndpointKey:
+    def put(self, obj: BytesLike, *, ttl: float | None = None) -> EndpointKey:
         """Store `obj` on the local endpoint and return its key.
 
+        Args:
+            obj: Bytes to store.
+            ttl: Seconds after which the endpoint removes the object (`None`:
+                never).
+
         Raises:
+            ValueError: If `ttl` is not a positive, finite number.
             EndpointConnectorError: If the endpoint fails the request (e.g. the
                 object exceeds its maximum size).
         """
         key = EndpointKey(
             object_id=str(uuid.uuid4()), endpoint_id=str(self.endpoint_uuid)
         )
-        self.set(key, obj)
+        self.set(key, obj, ttl=ttl)
         return key
 
-    def put_batch(self, objs: Sequence[BytesLike]) -> list[EndpointKey]:
+    def put_batch(
+        self, objs: Sequence[BytesLike], *, ttl: float | None = None
+    ) -> list[EndpointKey]:
         """Store each object; return their keys in order.
 
         Raises:
+            ValueError: If `ttl` is not a positive, finite number.
             EndpointConnectorError: If the endpoint fails a request.
         """
-        return [self.put(obj) for obj in objs]
+        return [self.put(obj, ttl=ttl) for obj in objs]
 
-    def set(self, key: EndpointKey, obj: BytesLike) -> None:
+    def set(
+        self, key: EndpointKey, obj: BytesLike, *, ttl: float | None = None
+    ) -> None:
         """Store `obj` at `key` (made by `new_key`), overwriting.
+
+        Raises:
+            ValueError: If `ttl` is not a positive, finite number.
+            EndpointConnectorError: If the endpoint fails the request.
+        """
+        checked = check_ttl(ttl)
+        try:
+            client.put(
+                self.address,
+                key.object_id,
+                obj,
+                key.endpoint_id,
+                self._session,
+                ttl=checked,
+            )
+        except client.RequestException as exc:
+            raise self._fail("Set", exc) from exc
+
+    def expire(self, key: EndpointKey, ttl: float | None) -> bool:
+        """Give the object at `key` a new time-to-live on its endpoint.
+
+        Args:
+            key: Key of the object.
+            ttl: Seconds from now; `None` removes its deadline.
+
+        Returns:
+            Whether an (unexpired) object exists at `key`.
+
+        Raises:
+            ValueError: If `ttl` is not a positive, finite number.
+            EndpointConnectorError: If the endpoint fails the request.
+        """
+        checked = check_ttl(ttl)
+        try:
+            return client.expire(
+                self.address, key.object_id, checked, key.endpoint_id, self._session
+            )
+        except client.RequestException as exc:
+            raise self._fail("Expire", exc) from exc
+
+    def ttl(self, key: EndpointKey) -> float | None:
+        """Return the seconds before the object at `key` expires (`None`: never).
 
         Raises:
             EndpointConnectorError: If the endpoint fails the request.
         """
         try:
-            client.put(self.address, key.object_id, obj, key.endpoint_id, self._session)
+            return client.ttl(
+                self.address, key.object_id, key.endpoint_id, self._session
+            )
         except client.RequestException as exc:
-            raise self._fail("Set", exc) from exc
+            raise self._fail("TTL", exc) from exc
+
+    def scan(self) -> Iterator[KeyInfo]:
+        """List the objects stored on the local endpoint (one request).
+
+        Raises:
+            EndpointConnectorError: If the endpoint fails the request.
+        """
+        try:
+            objects = client.listing(self.address, self._session)
+        except client.RequestException as exc:
+            raise self._fail("List", exc) from exc
+        endpoint_id = str(self.endpoint_uuid)
+        for item in objects:
+            yield KeyInfo(
+                EndpointKey(item["key"], endpoint_id),
+                item["size"],
+                item["age"],
+                item["ttl"],
+            )

@@ -302,13 +302,77 @@ def put(
     data: bytes | bytearray | memoryview,
     endpoint: uuid.UUID | str | None = None,
     session: Session | requests.Session | None = None,
+    *,
+    ttl: float | None = None,
 ) -> None:
-    """Store `data` at `key`.
+    """Store `data` at `key`, expiring after `ttl` seconds when given.
 
     Raises:
         RequestException: If the endpoint answers with an error status (413 when
             the object exceeds its maximum size).
         EndpointConnectionError: If the endpoint cannot be reached.
     """
-    answer = _send(session, "POST", address, "set", _params(key, endpoint), data)
+    params = _params(key, endpoint)
+    if ttl is not None:
+        params["ttl"] = repr(float(ttl))
+    answer = _send(session, "POST", address, "set", params, data)
     _check(*answer, address, "set")
+
+
+def expire(
+    address: str,
+    key: str,
+    ttl: float | None,
+    endpoint: uuid.UUID | str | None = None,
+    session: Session | requests.Session | None = None,
+) -> bool:
+    """Give the object at `key` a new time-to-live (`None`: no deadline).
+
+    Returns:
+        Whether an (unexpired) object exists at `key`.
+
+    Raises:
+        RequestException: If the endpoint answers with an error status.
+        EndpointConnectionError: If the endpoint cannot be reached.
+    """
+    params = _params(key, endpoint)
+    if ttl is not None:
+        params["ttl"] = repr(float(ttl))
+    status, error, body = _send(session, "POST", address, "expire", params)
+    _check(status, error, body, address, "expire")
+    answer: Any = json.loads(body)
+    return bool(answer["exists"])
+
+
+def ttl(
+    address: str,
+    key: str,
+    endpoint: uuid.UUID | str | None = None,
+    session: Session | requests.Session | None = None,
+) -> float | None:
+    """Return the seconds before the object at `key` expires (`None`: no deadline).
+
+    Raises:
+        RequestException: If the endpoint answers with an error status.
+        EndpointConnectionError: If the endpoint cannot be reached.
+    """
+    params = _params(key, endpoint)
+    status, error, body = _send(session, "GET", address, "ttl", params)
+    _check(status, error, body, address, "ttl")
+    left: Any = json.loads(body)["ttl"]
+    return None if left is None else float(left)
+
+
+def listing(
+    address: str, session: Session | requests.Session | None = None
+) -> list[dict[str, Any]]:
+    """Return the endpoint's objects: `{"key", "size", "age", "ttl"}` each.
+
+    Raises:
+        RequestException: If the endpoint answers with an error status.
+        EndpointConnectionError: If the endpoint cannot be reached.
+    """
+    status, error, body = _send(session, "GET", address, "list", {})
+    _check(status, error, body, address, "list")
+    objects: list[dict[str, Any]] = json.loads(body)["objects"]
+    return objects

@@ -50,7 +50,7 @@ from proxystore.endpoint.messages import (
     decode_request,
     encode_request,
 )
-from proxystore.endpoint.storage import DictStorage, Storage
+from proxystore.endpoint.storage import DictStorage, Storage, StoredObject
 from proxystore.utils._closeable import AsyncStartable
 
 if TYPE_CHECKING:
@@ -72,7 +72,9 @@ _PROBE_BODY_LIMIT = 4096
 #: Header carrying the name of the endpoint error behind a non-2xx answer.
 ERROR_HEADER = "X-ProxyStore-Error"
 
-_Op = Literal["evict", "exists", "get", "set", "info"]
+_Op = Literal["evict", "exists", "get", "set", "info", "expire", "ttl"]
+#: Seconds between two sweeps of expired objects (the default).
+SWEEP_INTERVAL_DEFAULT = 1.0
 
 
 class EndpointMode(enum.Enum):
@@ -104,6 +106,9 @@ class Endpoint(AsyncStartable):
         request_timeout: Seconds a forwarded request may take.
         direct_networks: CIDR networks (e.g. `'10.0.0.0/8'`) whose addresses the
             direct path may use besides this machine's own.
+        sweep_interval: Seconds between two sweeps of expired objects out of
+            the storage (objects stored with a time-to-live; a read never
+            returns an expired one, sweep or not).
 
     Raises:
         ValueError: If neither `name` and `uuid` nor `peer_manager` are given,
@@ -121,6 +126,7 @@ class Endpoint(AsyncStartable):
         direct: bool = True,
         request_timeout: float = PEER_REQUEST_TIMEOUT_DEFAULT,
         direct_networks: Sequence[str] = (),
+        sweep_interval: float = SWEEP_INTERVAL_DEFAULT,
     ) -> None:
         if peer_manager is None and (name is None or uuid is None):
             raise ValueError(
@@ -145,6 +151,8 @@ class Endpoint(AsyncStartable):
         self._direct_locks: dict[UUID, asyncio.Lock] = {}
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
+        self._sweep_interval = sweep_interval
+        self._sweeper: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ identity
 
@@ -202,7 +210,23 @@ class Endpoint(AsyncStartable):
             self._peer_handler_task = asyncio.create_task(
                 self._handle_peer_messages(), name=f"endpoint-{self.uuid}-peers"
             )
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(
+                self._sweep_forever(), name=f"endpoint-{self.uuid}-sweeper"
+            )
         logger.info("%r: started", self)
+
+    async def _sweep_forever(self) -> None:
+        """Remove expired objects from the storage, every `sweep_interval` s."""
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            try:
+                removed = await self._storage.sweep()
+            except Exception as exc:  # keep sweeping; the next one may work
+                logger.warning("%r: sweeping expired objects failed: %r", self, exc)
+            else:
+                if removed:
+                    logger.debug("%r: swept %d expired objects", self, removed)
 
     def _peer_closed(self, peer: UUID) -> None:
         """Fail the requests waiting on `peer`, whose connection went away."""
@@ -223,6 +247,8 @@ class Endpoint(AsyncStartable):
         tasks = [*self._handler_tasks]
         if self._peer_handler_task is not None:
             tasks.append(self._peer_handler_task)
+        if self._sweeper is not None:
+            tasks.append(self._sweeper)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -287,7 +313,13 @@ class Endpoint(AsyncStartable):
             return (await self._peer_op(endpoint, "get", key)).data
         return await self._storage.get(key, None)
 
-    async def set(self, key: str, data: bytes, endpoint: UUID | None = None) -> None:
+    async def set(
+        self,
+        key: str,
+        data: bytes,
+        endpoint: UUID | None = None,
+        ttl: float | None = None,
+    ) -> None:
         """Store `data` at `key` here or on `endpoint`.
 
         Raises:
@@ -303,26 +335,70 @@ class Endpoint(AsyncStartable):
                     f"Cannot set key {key!r} on peer endpoint {endpoint}: the data "
                     "is None (pass the serialized object as bytes)."
                 )
-            await self._peer_op(endpoint, "set", key, data)
+            await self._peer_op(endpoint, "set", key, data, ttl=ttl)
         else:
-            await self._storage.set(key, data)
+            await self._storage.set(key, data, ttl)
+
+    async def expire(
+        self, key: str, ttl: float | None, endpoint: UUID | None = None
+    ) -> bool:
+        """Give the object at `key` (here or on `endpoint`) a new time-to-live.
+
+        Args:
+            key: Key of the object.
+            ttl: Seconds from now after which it expires; `None` removes the
+                deadline.
+            endpoint: Endpoint holding the object (this one when `None`).
+
+        Returns:
+            Whether an (unexpired) object exists at `key`.
+
+        Raises:
+            PeerRequestError: If forwarding to the peer fails.
+        """
+        if self._is_peer_request(endpoint):
+            assert endpoint is not None
+            response = await self._peer_op(endpoint, "expire", key, ttl=ttl)
+            return bool(response.exists)
+        return await self._storage.expire(key, ttl)
+
+    async def ttl(self, key: str, endpoint: UUID | None = None) -> float | None:
+        """Return the seconds before the object at `key` expires (`None`: never/none).
+
+        Raises:
+            PeerRequestError: If forwarding to the peer fails.
+        """
+        if self._is_peer_request(endpoint):
+            assert endpoint is not None
+            return (await self._peer_op(endpoint, "ttl", key)).ttl
+        return await self._storage.ttl(key)
+
+    async def listing(self) -> list[StoredObject]:
+        """Every unexpired object of this endpoint with its size, age and TTL."""
+        return await self._storage.listing()
 
     # ------------------------------------------------------------ forwarding
 
     async def _peer_op(
-        self, peer: UUID, op: _Op, key: str, data: bytes | None = None
+        self,
+        peer: UUID,
+        op: _Op,
+        key: str,
+        data: bytes | None = None,
+        *,
+        ttl: float | None = None,
     ) -> EndpointRequest:
         address = await self._direct_address(peer)
         if address is not None:
             try:
-                return await self._direct_op(peer, address, op, key, data)
+                return await self._direct_op(peer, address, op, key, data, ttl)
             except _DirectUnavailableError as exc:
                 logger.info(
                     "%r: direct path to %s failed (%s); using WebRTC", self, peer, exc
                 )
                 self._direct[peer] = None
         request = EndpointRequest(
-            kind="request", op=op, uuid=str(uuid4()), key=key, data=data
+            kind="request", op=op, uuid=str(uuid4()), key=key, data=data, ttl=ttl
         )
         return await self._forward(peer, request)
 
@@ -394,8 +470,12 @@ class Endpoint(AsyncStartable):
             elif message.op == "get":
                 message.data = await self._storage.get(message.key, None)
             elif message.op == "set":
-                await self._storage.set(message.key, message.data or b"")
+                await self._storage.set(message.key, message.data or b"", message.ttl)
                 message.data = None
+            elif message.op == "expire":
+                message.exists = await self._storage.expire(message.key, message.ttl)
+            elif message.op == "ttl":
+                message.ttl = await self._storage.ttl(message.key)
             else:  # info
                 message.data = None if self.address is None else self.address.encode()
         except Exception as exc:  # the peer gets the error, we keep serving
@@ -509,14 +589,22 @@ class Endpoint(AsyncStartable):
             return False
 
     async def _direct_op(
-        self, peer: UUID, address: str, op: _Op, key: str, data: bytes | None
+        self,
+        peer: UUID,
+        address: str,
+        op: _Op,
+        key: str,
+        data: bytes | None,
+        ttl: float | None = None,
     ) -> EndpointRequest:
         import aiohttp
 
         session = await self._session()
         params = {"key": key}
+        if ttl is not None:
+            params["ttl"] = repr(ttl)
         response = EndpointRequest(kind="response", op=op, uuid="", key=key)
-        method = "POST" if op in ("set", "evict") else "GET"
+        method = "POST" if op in ("set", "evict", "expire") else "GET"
         try:
             async with session.request(
                 method,
@@ -536,8 +624,11 @@ class Endpoint(AsyncStartable):
                     raise _http_error(peer, resp.headers.get(ERROR_HEADER), text)
                 if op == "get":
                     response.data = await resp.read()
-                elif op == "exists":
+                elif op in ("exists", "expire"):
                     response.exists = bool((await resp.json())["exists"])
+                elif op == "ttl":
+                    left = (await resp.json())["ttl"]
+                    response.ttl = None if left is None else float(left)
         except aiohttp.ClientConnectionError as exc:
             raise _DirectUnavailableError(str(exc)) from exc
         except TimeoutError:

@@ -27,7 +27,7 @@ __all__ = [
 
 _MAGIC = b"PSE1"
 _PREFIX = struct.Struct("!4sI")
-_OPS = ("evict", "exists", "get", "set", "info")
+_OPS = ("evict", "exists", "get", "set", "info", "expire", "ttl")
 _KINDS = ("request", "response")
 #: Errors a peer may name; anything else comes back as a PeerRequestError.
 _ERRORS: dict[str, type[Exception]] = {
@@ -52,22 +52,26 @@ class EndpointRequest:
 
     Attributes:
         kind: `'request'` or `'response'`.
-        op: `'evict'`, `'exists'`, `'get'`, `'set'`, or `'info'` (asks the peer
-            for the HTTP address at which it may be reached directly).
+        op: `'evict'`, `'exists'`, `'get'`, `'set'`, `'expire'`, `'ttl'`, or
+            `'info'` (asks the peer for the HTTP address at which it may be
+            reached directly).
         uuid: Identifier of the request; the response carries the same one.
         key: Key of the object operated on.
         data: Payload (the object for `set`, the result of `get`).
-        exists: Result of an `exists` request.
+        exists: Result of an `exists` (or `expire`) request.
+        ttl: Time-to-live in seconds: of the object to `set` or to `expire`
+            (`None`: none), and the answer to a `ttl` request.
         error: Error the operation raised on the peer, if any.
     """
 
     kind: Literal["request", "response"]
-    op: Literal["evict", "exists", "get", "set", "info"]
+    op: Literal["evict", "exists", "get", "set", "info", "expire", "ttl"]
     uuid: str
     key: str
     data: bytes | None = None
     exists: bool | None = None
     error: Exception | None = None
+    ttl: float | None = None
 
 
 def encode_request(message: EndpointRequest) -> bytes:
@@ -86,6 +90,7 @@ def encode_request(message: EndpointRequest) -> bytes:
             "exists": message.exists,
             "error": error,
             "has_data": message.data is not None,
+            "ttl": message.ttl,
         },
         separators=(",", ":"),
     ).encode()
@@ -124,6 +129,13 @@ def decode_request(raw: bytes | bytearray | memoryview) -> EndpointRequest:
         raise MessageDecodeError("endpoint message uuid and key must be strings")
     if exists is not None and not isinstance(exists, bool):
         raise MessageDecodeError("endpoint message 'exists' must be a bool or null")
+    ttl = header.get("ttl")
+    if ttl is not None and (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, int | float)
+        or not 0 <= ttl < float("inf")
+    ):
+        raise MessageDecodeError("endpoint message 'ttl' must be seconds or null")
     return EndpointRequest(
         kind=kind,
         op=op,
@@ -132,6 +144,7 @@ def decode_request(raw: bytes | bytearray | memoryview) -> EndpointRequest:
         data=bytes(view[end:]) if header.get("has_data") else None,
         exists=exists,
         error=_decode_error(error),
+        ttl=None if ttl is None else float(ttl),
     )
 
 

@@ -9,9 +9,16 @@ this one when absent):
   "refused", "error": <why the last registration failed, or null>}` (what
   `proxystore-endpoint list` and `start` report);
 * `GET /get` answers the object's bytes, or 404 when there is none;
-* `POST /set` stores the request body (`Content-Length` or chunked);
+* `POST /set` stores the request body (`Content-Length` or chunked); with
+  `ttl=<seconds>`, the object expires after that time (the endpoint process
+  sweeps it; a read never returns it once expired);
 * `GET /exists` answers `{"exists": true|false}`;
-* `POST /evict` removes the object.
+* `POST /evict` removes the object;
+* `POST /expire` (`ttl=<seconds>`, or none to remove the deadline) answers
+  `{"exists": true|false}`;
+* `GET /ttl` answers `{"ttl": <seconds left> | null}`;
+* `GET /list` (no `key`) answers `{"objects": [{"key", "size", "age", "ttl"}]}`
+  for this endpoint's own objects.
 
 Malformed or empty input is answered as the reference release answers it: a
 missing `key` 400 (an empty `key=` is a key like any other), an `endpoint` that is
@@ -64,9 +71,12 @@ __all__ = [
     "endpoint_handler",
     "evict_handler",
     "exists_handler",
+    "expire_handler",
     "get_handler",
+    "list_handler",
     "serve",
     "set_handler",
+    "ttl_handler",
 ]
 
 logger = logging.getLogger(__name__)
@@ -106,6 +116,9 @@ def create_app(
     app.router.add_get("/exists", exists_handler)
     app.router.add_get("/get", get_handler)
     app.router.add_post("/set", set_handler)
+    app.router.add_post("/expire", expire_handler)
+    app.router.add_get("/ttl", ttl_handler)
+    app.router.add_get("/list", list_handler)
 
     async def _lifecycle(app: web.Application) -> Any:
         await app[_ENDPOINT_KEY].async_init()
@@ -134,9 +147,23 @@ def _args(request: web.Request) -> tuple[str, uuid.UUID | None]:
         raise _BadRequestError(f"endpoint {raw!r} is not a valid UUID") from None
 
 
+def _ttl_arg(request: web.Request) -> float | None:
+    raw = request.query.get("ttl")
+    if raw is None:
+        return None
+    try:
+        ttl = float(raw)
+    except ValueError:
+        ttl = float("nan")
+    if not 0 < ttl < float("inf"):
+        raise _BadRequestError(f"ttl {raw!r} is not a positive number of seconds")
+    return ttl
+
+
 async def _call(request: web.Request, op: str) -> web.StreamResponse:
     try:
         key, target = _args(request)
+        ttl = _ttl_arg(request)
     except _BadRequestError as exc:
         return _error(400, str(exc))
     endpoint = request.app[_ENDPOINT_KEY]
@@ -152,8 +179,13 @@ async def _call(request: web.Request, op: str) -> web.StreamResponse:
         if op == "evict":
             await endpoint.evict(key, target)
             return web.Response()
+        if op == "expire":
+            exists = await endpoint.expire(key, ttl, target)
+            return web.json_response({"exists": exists})
+        if op == "ttl":
+            return web.json_response({"ttl": await endpoint.ttl(key, target)})
         data = await _read_body(request)
-        await endpoint.set(key, data, target)
+        await endpoint.set(key, data, target, ttl)
         return web.Response()
     except _BadRequestError as exc:
         return _error(400, str(exc))
@@ -252,6 +284,22 @@ async def get_handler(request: web.Request) -> web.StreamResponse:
 async def set_handler(request: web.Request) -> web.StreamResponse:
     """`POST /set`: store the request body at `key`."""
     return await _call(request, "set")
+
+
+async def expire_handler(request: web.Request) -> web.StreamResponse:
+    """`POST /expire`: set (or with no `ttl`, remove) the object's deadline."""
+    return await _call(request, "expire")
+
+
+async def ttl_handler(request: web.Request) -> web.StreamResponse:
+    """`GET /ttl`: answer `{"ttl": seconds | null}`."""
+    return await _call(request, "ttl")
+
+
+async def list_handler(request: web.Request) -> web.StreamResponse:
+    """`GET /list`: answer this endpoint's objects with size, age and TTL."""
+    objects = await request.app[_ENDPOINT_KEY].listing()
+    return web.json_response({"objects": [o._asdict() for o in objects]})
 
 
 def _make_storage(config: EndpointConfig) -> Storage:

@@ -4,6 +4,11 @@ Both storages implement the `Storage` protocol (async `get`/`set`/`exists`/`evic
 and `close`) and enforce the maximum object size with `ObjectSizeExceededError`.
 `SQLiteStorage` runs the standard library's `sqlite3` on one private thread, so
 the event loop never blocks on disk and no third-party driver is needed.
+
+Objects may carry a deadline (`set(..., ttl=)`, `expire`): a read never returns
+an object past its deadline, and `sweep` (called periodically by the endpoint
+process) removes them. The deadline is kept with the object (in the database
+for `SQLiteStorage`), so it holds whatever happens to the clients that stored it.
 """
 
 from __future__ import annotations
@@ -11,18 +16,30 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from proxystore.endpoint.config import secure_file
 from proxystore.endpoint.constants import MAX_OBJECT_SIZE_DEFAULT
 from proxystore.endpoint.exceptions import ObjectSizeExceededError
 from proxystore.utils.data import bytes_to_readable
 
-__all__ = ["DictStorage", "SQLiteStorage", "Storage"]
+__all__ = ["DictStorage", "SQLiteStorage", "Storage", "StoredObject"]
 
 T = TypeVar("T")
+
+
+class StoredObject(NamedTuple):
+    """One entry of `Storage.listing`."""
+
+    key: str
+    size: int
+    age: float
+    """Seconds since the object was stored."""
+    ttl: float | None
+    """Seconds before it expires (`None`: no deadline)."""
 
 
 class Storage(Protocol):
@@ -40,12 +57,33 @@ class Storage(Protocol):
         """Return the object at `key`, or `default` when there is none."""
         ...
 
-    async def set(self, key: str, blob: bytes) -> None:
+    async def set(self, key: str, blob: bytes, ttl: float | None = None) -> None:
         """Store `blob` at `key`, replacing any previous object.
+
+        Args:
+            key: Key of the object.
+            blob: Its bytes.
+            ttl: Seconds after which it expires (`None`: never).
 
         Raises:
             ObjectSizeExceededError: If `blob` is larger than the maximum size.
         """
+        ...
+
+    async def expire(self, key: str, ttl: float | None) -> bool:
+        """Give the object at `key` a new deadline (`None`: none); False if missing."""
+        ...
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds before the object at `key` expires (`None`: no deadline/missing)."""
+        ...
+
+    async def listing(self) -> list[StoredObject]:
+        """Every unexpired object with its size, age and time-to-live."""
+        ...
+
+    async def sweep(self) -> int:
+        """Remove the expired objects; return how many."""
         ...
 
     async def close(self) -> None:
@@ -72,32 +110,100 @@ class DictStorage:
         self, *, max_object_size: int | None = MAX_OBJECT_SIZE_DEFAULT
     ) -> None:
         self._data: dict[str, bytes] = {}
+        # When each object was stored, and the deadlines (time.time()) of those
+        # that have one.
+        self._stored: dict[str, float] = {}
+        self._deadlines: dict[str, float] = {}
         self.max_object_size = max_object_size
+
+    def _expired(self, key: str) -> bool:
+        deadline = self._deadlines.get(key)
+        if deadline is None or deadline > time.time():
+            return False
+        self._drop(key)
+        return True
+
+    def _drop(self, key: str) -> None:
+        self._data.pop(key, None)
+        self._stored.pop(key, None)
+        self._deadlines.pop(key, None)
 
     async def evict(self, key: str) -> None:
         """Remove the object at `key`."""
-        self._data.pop(key, None)
+        self._drop(key)
 
     async def exists(self, key: str) -> bool:
         """Return whether an object is stored at `key`."""
+        if self._deadlines and self._expired(key):
+            return False
         return key in self._data
 
     async def get(self, key: str, default: bytes | None = None) -> bytes | None:
         """Return the object at `key`, or `default`."""
+        if self._deadlines and self._expired(key):
+            return default
         return self._data.get(key, default)
 
-    async def set(self, key: str, blob: bytes) -> None:
-        """Store `blob` at `key`.
+    async def set(self, key: str, blob: bytes, ttl: float | None = None) -> None:
+        """Store `blob` at `key` (expiring after `ttl` seconds, if given).
 
         Raises:
             ObjectSizeExceededError: If `blob` exceeds the maximum object size.
         """
         _check_size(blob, self.max_object_size)
+        now = time.time()
         self._data[key] = blob
+        self._stored[key] = now
+        if ttl is None:
+            self._deadlines.pop(key, None)
+        else:
+            self._deadlines[key] = now + ttl
+
+    async def expire(self, key: str, ttl: float | None) -> bool:
+        """Give the object at `key` a new deadline; False when there is none."""
+        if not await self.exists(key):
+            return False
+        if ttl is None:
+            self._deadlines.pop(key, None)
+        else:
+            self._deadlines[key] = time.time() + ttl
+        return True
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds before the object at `key` expires, or `None`."""
+        if not await self.exists(key):
+            return None
+        deadline = self._deadlines.get(key)
+        return None if deadline is None else max(0.0, deadline - time.time())
+
+    async def listing(self) -> list[StoredObject]:
+        """Every unexpired object with its size, age and time-to-live."""
+        now = time.time()
+        deadlines = self._deadlines
+        found = []
+        for key, blob in list(self._data.items()):
+            deadline = deadlines.get(key)
+            if deadline is not None and deadline <= now:
+                continue
+            ttl = None if deadline is None else deadline - now
+            found.append(
+                StoredObject(key, len(blob), now - self._stored.get(key, now), ttl)
+            )
+        return found
+
+    async def sweep(self) -> int:
+        """Remove the expired objects; return how many."""
+        now = time.time()
+        due = [key for key, deadline in self._deadlines.items() if deadline <= now]
+        for key in due:
+            self._drop(key)
+        return len(due)
 
     async def close(self) -> None:
         """Drop every object."""
         self._data.clear()
+        self._stored.clear()
+        self._deadlines.clear()
 
 
 class SQLiteStorage:
@@ -141,6 +247,16 @@ class SQLiteStorage:
                 "CREATE TABLE IF NOT EXISTS blobs "
                 "(key TEXT PRIMARY KEY, value BLOB NOT NULL)"
             )
+            # Databases of earlier releases lack the lifecycle columns.
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(blobs)")}
+            if "stored" not in columns:
+                conn.execute("ALTER TABLE blobs ADD COLUMN stored REAL")
+            if "expires" not in columns:
+                conn.execute("ALTER TABLE blobs ADD COLUMN expires REAL")
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS blobs_expires ON blobs (expires) "
+                "WHERE expires IS NOT NULL"
+            )
             conn.commit()
             self._conn = conn
         return self._conn
@@ -172,7 +288,10 @@ class SQLiteStorage:
         """Return whether an object is stored at `key`."""
 
         def op(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT 1 FROM blobs WHERE key=?", (key,)).fetchone()
+            row = conn.execute(
+                "SELECT 1 FROM blobs WHERE key=? AND (expires IS NULL OR expires > ?)",
+                (key, time.time()),
+            ).fetchone()
             return row is not None
 
         return await self._run(op)
@@ -181,13 +300,17 @@ class SQLiteStorage:
         """Return the object at `key`, or `default`."""
 
         def op(conn: sqlite3.Connection) -> bytes | None:
-            row = conn.execute("SELECT value FROM blobs WHERE key=?", (key,)).fetchone()
+            row = conn.execute(
+                "SELECT value FROM blobs WHERE key=? AND "
+                "(expires IS NULL OR expires > ?)",
+                (key, time.time()),
+            ).fetchone()
             return default if row is None else bytes(row[0])
 
         return await self._run(op)
 
-    async def set(self, key: str, blob: bytes) -> None:
-        """Store `blob` at `key`.
+    async def set(self, key: str, blob: bytes, ttl: float | None = None) -> None:
+        """Store `blob` at `key` (expiring after `ttl` seconds, if given).
 
         Raises:
             ObjectSizeExceededError: If `blob` exceeds the maximum object size.
@@ -195,12 +318,77 @@ class SQLiteStorage:
         _check_size(blob, self.max_object_size)
 
         def op(conn: sqlite3.Connection) -> None:
+            now = time.time()
             conn.execute(
-                "INSERT OR REPLACE INTO blobs (key, value) VALUES (?, ?)", (key, blob)
+                "INSERT OR REPLACE INTO blobs (key, value, stored, expires) "
+                "VALUES (?, ?, ?, ?)",
+                (key, blob, now, None if ttl is None else now + ttl),
             )
             conn.commit()
 
         await self._run(op)
+
+    async def expire(self, key: str, ttl: float | None) -> bool:
+        """Give the object at `key` a new deadline; False when there is none."""
+
+        def op(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            cursor = conn.execute(
+                "UPDATE blobs SET expires=? WHERE key=? AND "
+                "(expires IS NULL OR expires > ?)",
+                (None if ttl is None else now + ttl, key, now),
+            )
+            conn.commit()
+            return cursor.rowcount > 0
+
+        return await self._run(op)
+
+    async def ttl(self, key: str) -> float | None:
+        """Seconds before the object at `key` expires, or `None`."""
+
+        def op(conn: sqlite3.Connection) -> float | None:
+            now = time.time()
+            row = conn.execute(
+                "SELECT expires FROM blobs WHERE key=? AND expires > ?", (key, now)
+            ).fetchone()
+            return None if row is None else float(row[0]) - now
+
+        return await self._run(op)
+
+    async def listing(self) -> list[StoredObject]:
+        """Every unexpired object with its size, age and time-to-live."""
+
+        def op(conn: sqlite3.Connection) -> list[StoredObject]:
+            now = time.time()
+            rows = conn.execute(
+                "SELECT key, length(value), stored, expires FROM blobs "
+                "WHERE expires IS NULL OR expires > ?",
+                (now,),
+            ).fetchall()
+            return [
+                StoredObject(
+                    key,
+                    size,
+                    0.0 if stored is None else now - stored,
+                    None if expires is None else expires - now,
+                )
+                for key, size, stored, expires in rows
+            ]
+
+        return await self._run(op)
+
+    async def sweep(self) -> int:
+        """Remove the expired objects; return how many."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM blobs WHERE expires IS NOT NULL AND expires <= ?",
+                (time.time(),),
+            )
+            conn.commit()
+            return cursor.rowcount
+
+        return await self._run(op)
 
     async def close(self) -> None:
         """Close the database (its data stays on disk)."""
