@@ -18,6 +18,7 @@ import os
 import sys
 import uuid
 from importlib import metadata
+from typing import NoReturn
 
 import click
 
@@ -29,7 +30,11 @@ from proxystore.endpoint.commands import (
     start_endpoint,
     stop_endpoint,
 )
-from proxystore.endpoint.config import read_config
+from proxystore.endpoint.config import (
+    ENDPOINT_CONFIG_FILE,
+    get_log_filepath,
+    read_config,
+)
 from proxystore.utils.environment import home_dir
 
 __all__ = ["cli"]
@@ -235,7 +240,8 @@ def test(ctx: click.Context, name: str, remote: str | None) -> None:
     """Execute test commands on an endpoint.
 
     Options go before NAME, e.g. `proxystore-endpoint test --remote UUID NAME get
-    KEY` reads KEY from the endpoint UUID through the endpoint NAME.
+    KEY` reads KEY from the endpoint UUID through the endpoint NAME. A request
+    that fails is one line on stderr (what failed and what to do) and exit code 1.
     """
     ctx.ensure_object(dict)
     endpoint_dir = os.path.join(home_dir(), name)
@@ -253,22 +259,63 @@ def test(ctx: click.Context, name: str, remote: str | None) -> None:
         except ValueError:
             logger.error(f"--remote must be an endpoint UUID, got {remote!r}.")
             raise SystemExit(1) from None
+    if cfg.host is None:
+        logger.error(
+            f"Endpoint {name} has no address yet (it was never started): start it "
+            f"with `proxystore-endpoint start {name}`."
+        )
+        raise SystemExit(1)
+    ctx.obj["ENDPOINT_NAME"] = name
     ctx.obj["ENDPOINT_ADDRESS"] = f"http://{cfg.host}:{cfg.port}"
     ctx.obj["REMOTE_ENDPOINT_UUID"] = remote
 
 
-def _request_failed(address: str, exc: client.RequestException) -> None:
-    if isinstance(exc, client.EndpointConnectionError):
+#: What a failed `test` request may raise: the client's errors (also `requests`'
+#: errors), `requests`' own (e.g. a patched client), and an answer that is not
+#: an endpoint's (not JSON, or JSON without the expected field).
+_REQUEST_FAILURES = (OSError, ValueError, KeyError, TypeError)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _request_failed(ctx: click.Context, exc: BaseException) -> NoReturn:
+    """Log one line saying why a `test` request failed and what to do; exit 1."""
+    name, address = ctx.obj["ENDPOINT_NAME"], ctx.obj["ENDPOINT_ADDRESS"]
+    logger.debug("Traceback of the failed request", exc_info=exc)
+    import requests
+
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, (ConnectionError, requests.exceptions.ConnectionError)):
         logger.error(
-            f"Unable to connect to endpoint at {address}; is it running? "
-            "(`proxystore-endpoint list`)"
+            f"Unable to connect to endpoint {name} at {address}; is it running? "
+            f"Start it with `proxystore-endpoint start {name}` (`proxystore-endpoint "
+            "list` shows its status)."
         )
-    elif exc.text:
-        # The endpoint's own one-line message names the cause (e.g. the relay or
-        # the peer); the HTTP status adds nothing for a person.
-        logger.error(exc.text.strip())
+    elif getattr(exc, "error", None) and getattr(exc, "text", ""):
+        # The endpoint's own message names the cause (e.g. the relay or the
+        # peer); the HTTP status adds nothing for a person.
+        logger.error(_one_line(exc.text))  # type: ignore[attr-defined]
+    elif (status is not None and status < 500) or isinstance(
+        exc, (ValueError, KeyError, TypeError)
+    ):
+        # Not an answer an endpoint gives (no error header, or no JSON).
+        answered = f"HTTP {status}" if status is not None else "not the endpoint API"
+        logger.error(
+            f"The server at {address} is not endpoint {name} (its answer: "
+            f"{answered}); another program may hold port {address.rsplit(':', 1)[1]}: "
+            f"restart the endpoint (`proxystore-endpoint stop {name}`, then `start "
+            f"{name}`) or change its port in {ENDPOINT_CONFIG_FILE}."
+        )
     else:
-        logger.error(str(exc))
+        log_file = get_log_filepath(os.path.join(home_dir(), name))
+        logger.error(
+            f"Request to endpoint {name} at {address} failed: "
+            f"{_one_line(str(exc)) or type(exc).__name__}; its log may say why: "
+            f"{log_file}"
+        )
     sys.exit(1)
 
 
@@ -280,8 +327,8 @@ def evict(ctx: click.Context, key: str) -> None:
     address, remote = ctx.obj["ENDPOINT_ADDRESS"], ctx.obj["REMOTE_ENDPOINT_UUID"]
     try:
         client.evict(address, key, remote)
-    except client.RequestException as exc:
-        _request_failed(address, exc)
+    except _REQUEST_FAILURES as exc:
+        _request_failed(ctx, exc)
     logger.info("Evicted object from endpoint.")
 
 
@@ -293,8 +340,8 @@ def exists(ctx: click.Context, key: str) -> None:
     address, remote = ctx.obj["ENDPOINT_ADDRESS"], ctx.obj["REMOTE_ENDPOINT_UUID"]
     try:
         found = client.exists(address, key, remote)
-    except client.RequestException as exc:
-        _request_failed(address, exc)
+    except _REQUEST_FAILURES as exc:
+        _request_failed(ctx, exc)
     logger.info(f"Object exists: {found}")
 
 
@@ -308,8 +355,8 @@ def get(ctx: click.Context, key: str) -> None:
     address, remote = ctx.obj["ENDPOINT_ADDRESS"], ctx.obj["REMOTE_ENDPOINT_UUID"]
     try:
         data = client.get(address, key, remote)
-    except client.RequestException as exc:
-        _request_failed(address, exc)
+    except _REQUEST_FAILURES as exc:
+        _request_failed(ctx, exc)
     if data is None:
         logger.info("Object does not exist.")
     else:
@@ -327,6 +374,6 @@ def put(ctx: click.Context, data: str) -> None:
     key = str(uuid.uuid4())
     try:
         client.put(address, key, serialize(data), remote)
-    except client.RequestException as exc:
-        _request_failed(address, exc)
+    except _REQUEST_FAILURES as exc:
+        _request_failed(ctx, exc)
     logger.info(f"Put object in endpoint with key {key}")
