@@ -35,19 +35,35 @@ printing a warning):
 `sm+shm` (Mercury's shared-memory plugin) is listed for compatibility but is not
 addressable by host and port, so the connector rejects it.
 
+How a call is bounded and cleaned up: each RPC runs in the caller's thread with
+Margo's own timeout (`margo_provider_forward_timed`, driven by the engine's
+progress thread), so no thread is started per exchange. pymargo reports a
+failure as `MargoException` with the text ``<function>() returned <code>``
+(no code attribute); the code is a Mercury ``hg_return_t`` (`HG_RETURN_CODES`)
+and is translated by number: 20 (`HG_TIMEOUT`) is a timeout, any other code is
+named in the error. Mercury refuses to finalize an engine while RPC handles,
+addresses or bulk handles are alive, and pymargo objects are freed only when
+Python drops them; so a failed exchange keeps no pymargo object: the frames of
+the failure (which hold the RPC handle and the address) are dropped before it
+is raised, and `MargoTransport.close` releases the cached addresses and waits
+for running exchanges before it finalizes the engine.
+
 Note:
     pymargo cannot be installed on this project's CI, so the real-peer tests in
     `tests/integration/test_dim_margo.py` are skipped there; the wire format,
-    request/response handling, timeouts, error translation and the bulk plan are
-    unit-tested against an in-process stand-in for pymargo.
+    request/response handling, timeouts, error translation, the bulk plan and
+    the lifetime of pymargo objects are unit-tested against an in-process
+    stand-in that follows py-mochi-margo's API and Mercury's rules.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import itertools
 import logging
-import queue
+import re
+import socket
 import subprocess
 import threading
 import time
@@ -79,15 +95,21 @@ from proxystore.connectors.dim.transport import (
     no_op,
     timeout_error,
 )
+from proxystore.connectors.dim.utils import interface_addresses
+from proxystore.connectors.exceptions import ConnectorConnectionError
 from proxystore.connectors.protocols import BytesLike
 
 __all__ = [
+    "HG_RETURN_CODES",
+    "HG_TIMEOUT",
     "INLINE_MAX",
     "BulkPlan",
     "MargoConnector",
     "MargoTransport",
     "Protocol",
+    "bind_problem",
     "mercury_address",
+    "mercury_code",
     "plan_payload",
     "serve",
     "spawn_server",
@@ -124,6 +146,55 @@ _MERCURY_CLASS = {
     Protocol.BMI_TCP: "bmi+tcp",
 }
 
+# Seconds `MargoTransport.close` waits, beyond the longest timeout it has seen,
+# for running exchanges to return before it finalizes the engine anyway.
+_CLOSE_GRACE = 5.0
+
+#: Mercury's return codes (``hg_return_t``, ``HG_RETURN_VALUES`` in
+#: ``mercury_core_types.h``): number -> (name, meaning). These numbers hold for
+#: every Mercury 2.x; the codes after ``HG_CANCELED`` moved in 2.4, which
+#: inserted ``HG_IO_ERROR`` at 22 (see `_HG_RETURN_MOVED`).
+HG_RETURN_CODES: dict[int, tuple[str, str]] = {
+    0: ("HG_SUCCESS", "operation succeeded"),
+    1: ("HG_PERMISSION", "operation not permitted"),
+    2: ("HG_NOENTRY", "no such file or directory"),
+    3: ("HG_INTERRUPT", "operation interrupted"),
+    4: ("HG_AGAIN", "operation must be retried"),
+    5: ("HG_NOMEM", "out of memory"),
+    6: ("HG_ACCESS", "permission denied"),
+    7: ("HG_FAULT", "bad address"),
+    8: ("HG_BUSY", "device or resource busy"),
+    9: ("HG_EXIST", "entry already exists"),
+    10: ("HG_NODEV", "no such device"),
+    11: ("HG_INVALID_ARG", "invalid argument"),
+    12: ("HG_PROTOCOL_ERROR", "protocol error"),
+    13: ("HG_OVERFLOW", "value too large"),
+    14: ("HG_MSGSIZE", "message size too long"),
+    15: ("HG_PROTONOSUPPORT", "protocol not supported"),
+    16: ("HG_OPNOTSUPPORTED", "operation not supported on endpoint"),
+    17: ("HG_ADDRINUSE", "address already in use"),
+    18: ("HG_ADDRNOTAVAIL", "cannot assign requested address"),
+    19: ("HG_HOSTUNREACH", "cannot reach host during operation"),
+    20: ("HG_TIMEOUT", "operation reached timeout"),
+    21: ("HG_CANCELED", "operation canceled"),
+}
+# Codes whose name depends on the Mercury version (2.4 first, then 2.0-2.3).
+_HG_RETURN_MOVED = {
+    22: "HG_IO_ERROR: I/O error (Mercury 2.4; HG_CHECKSUM_ERROR before)",
+    23: "HG_CHECKSUM_ERROR (Mercury 2.4; HG_NA_ERROR, a network error, before)",
+    24: "HG_NA_ERROR: generic network error (Mercury 2.4; HG_OTHER_ERROR before)",
+    25: "HG_OTHER_ERROR: generic Mercury error",
+}
+#: The code of a Margo call that ran out of time.
+HG_TIMEOUT = 20
+# pymargo's MargoException text: "margo_provider_forward_timed() returned 20".
+_RETURNED = re.compile(r"(\w+)\(\) returned (\d+)")
+# Providers that listen only on an address some network interface carries.
+_INTERFACE_BOUND = {
+    Protocol.OFI_TCP: "libfabric's tcp provider",
+    Protocol.OFI_VERBS: "libfabric's verbs provider",
+}
+
 
 def mercury_address(protocol: Protocol | str, host: str, port: int) -> str:
     """Return the Mercury address of `host:port` with the provider spelled out.
@@ -140,6 +211,90 @@ def mercury_address(protocol: Protocol | str, host: str, port: int) -> str:
             f"use one of {', '.join(p.value for p in _MERCURY_CLASS)}"
         )
     return f"{mercury}://{host}:{port}"
+
+
+def mercury_code(error: BaseException) -> int | None:
+    """The Mercury return code in a pymargo error's text, or `None`.
+
+    pymargo's `MargoException` carries only its message,
+    ``<function>() returned <code>``; there is no code attribute.
+    """
+    found = _RETURNED.search(str(error))
+    return int(found.group(2)) if found else None
+
+
+def _describe_code(code: int | None) -> str:
+    if code is None:
+        return "no Mercury return code in the message"
+    known = HG_RETURN_CODES.get(code)
+    if known is not None:
+        return f"{known[0]}: {known[1]}"
+    return _HG_RETURN_MOVED.get(code, f"Mercury return code {code}")
+
+
+def bind_problem(protocol: Protocol | str, host: str) -> str | None:
+    """Say why a `protocol` server could not listen on `host` here, if known.
+
+    libfabric's providers (`ofi+tcp`, `ofi+verbs`) listen only on an address
+    that a network interface carries: with only ``127.0.0.1/8`` on ``lo``,
+    ``127.0.0.2`` is refused (Mercury prints ``na_ofi_verify_info() No provider
+    found ... on domain "127.0.0.2"`` and ``margo_init()`` fails), although the
+    kernel would let a socket bind it. Other protocols are not checked.
+
+    Returns:
+        `None` when nothing is known against `host`, else the reason.
+    """
+    provider = _INTERFACE_BOUND.get(Protocol(protocol))
+    if provider is None:
+        return None
+    try:
+        ip = str(ipaddress.ip_address(host))
+    except ValueError:
+        try:
+            ip = socket.gethostbyname(host)
+        except OSError as exc:
+            return f"{host!r} does not resolve to an address here: {exc}"
+    try:
+        assigned = interface_addresses()
+    except OSError:  # cannot tell: let Mercury decide
+        return None
+    if ip in assigned:
+        return None
+    listed = ", ".join(f"{addr} ({name})" for addr, name in assigned.items())
+    how = (
+        f"`ip addr add {ip}/8 dev lo`"
+        if ipaddress.ip_address(ip).is_loopback
+        else "an interface carrying it"
+    )
+    return (
+        f"{host} is not the address of any network interface here, and "
+        f"{provider} listens only on interface addresses (this host has "
+        f"{listed or 'none'}); add it ({how}) or use one of those"
+    )
+
+
+def _drop_frames(error: BaseException) -> None:
+    """Drop the tracebacks of `error` and of the errors it chains to.
+
+    A traceback keeps every frame it passed through alive with its locals:
+    here pymargo's `_forward` frame (holding the RPC handle) and ours (holding
+    the address and bulk handles), which Mercury needs freed before finalize.
+    """
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                pending.append(linked)
+
+
+class _Expired(Exception):
+    """The exchange's time ran out between two of its RPCs."""
 
 
 def _pymargo() -> ModuleType:
@@ -221,9 +376,9 @@ def _pull(lib: ModuleType, engine: Any, origin: Any, bulk: Any, size: int) -> by
 class MargoTransport:
     """Client side of the Margo transport (one client engine, one RPC).
 
-    Every RPC carries Margo's own timeout; a call that still does not return
-    (Margo calls cannot be cancelled) is abandoned on a daemon thread after the
-    timeout, and the exchange fails with `ServerTimeoutError`.
+    An exchange runs in the caller's thread; each RPC carries what is left of
+    the exchange's time as Margo's own timeout, which Margo enforces from its
+    progress thread. Exchanges may run concurrently; `close` waits for them.
 
     Raises:
         TransportUnavailableError: On creation, if `pymargo` is not installed.
@@ -243,21 +398,29 @@ class MargoTransport:
         self._addresses: dict[tuple[str, int], Any] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._running = 0  # exchanges in progress
+        self._longest = 0.0  # longest timeout given so far
         self._closed = False
 
     def _address(self, host: str, port: int) -> Any:
-        address = self._addresses.get((host, port))
+        with self._lock:
+            address = self._addresses.get((host, port))
         if address is None:
-            address = self._engine.lookup(mercury_address(self.protocol, host, port))
-            self._addresses[(host, port)] = address
+            found = self._engine.lookup(mercury_address(self.protocol, host, port))
+            with self._lock:
+                address = self._addresses.setdefault((host, port), found)
         return address
 
     def _call(
-        self, host: str, port: int, requests: Sequence[Request], timeout: float
+        self, host: str, port: int, requests: Sequence[Request], deadline: float
     ) -> list[Response]:
         address = self._address(host, port)
         responses = []
         for request in requests:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Expired
             rid = next(self._ids) & 0xFFFFFFFF
             plan = plan_payload(encode_request(request, rid), request.payload)
             bulk = None
@@ -267,7 +430,7 @@ class MargoTransport:
                 plan.frames,
                 bulk,
                 plan.bulk_size,
-                timeout=timeout * 1000.0,  # margo_forward_timed takes ms
+                timeout=remaining * 1000.0,  # margo_forward_timed takes ms
             )
             responses.append(self._decode(address, answer))
         return responses
@@ -285,6 +448,27 @@ class MargoTransport:
         header, payload = _unpack(frames, pulled)
         return decode_response(header, payload)
 
+    def _attempt(
+        self, host: str, port: int, requests: Sequence[Request], timeout: float
+    ) -> list[Response] | BaseException:
+        """Run the exchange; return its responses or the error to raise.
+
+        The error comes back without the frames it was raised through, so no
+        RPC handle, address or bulk handle outlives this call.
+        """
+        what = f"{len(requests)} request(s)"
+        try:
+            return self._call(host, port, requests, time.monotonic() + timeout)
+        except _Expired:
+            return timeout_error(host, port, timeout, what)
+        except BaseException as exc:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "Margo exchange with %s:%s failed", host, port, exc_info=exc
+                )
+            _drop_frames(exc)
+            return self._translate(exc, host, port, timeout, what)
+
     def exchange(
         self,
         host: str,
@@ -299,28 +483,23 @@ class MargoTransport:
                 error for the RPC or transfer, or the answers do not all arrive
                 within `timeout` seconds.
             MessageDecodeError: If the peer's answer is malformed.
+            RuntimeError: If the transport is closed.
         """
-        results: queue.Queue[list[Response] | BaseException] = queue.Queue(1)
-
-        def run() -> None:
-            try:
-                results.put(self._call(host, port, requests, timeout))
-            except BaseException as exc:  # handed to the waiting caller
-                results.put(exc)
-
-        what = f"{len(requests)} request(s)"
         with self._lock:
             if self._closed:
                 raise RuntimeError("MargoTransport is closed")
-            threading.Thread(target=run, name="dim-margo-call", daemon=True).start()
-            try:
-                result = results.get(timeout=timeout + 1.0)
-            except queue.Empty:
-                self._addresses.pop((host, port), None)
-                raise timeout_error(host, port, timeout, what) from None
-        if isinstance(result, BaseException):
-            raise self._translate(result, host, port, timeout, what)
-        return result
+            self._running += 1
+            self._longest = max(self._longest, timeout)
+        try:
+            outcome = self._attempt(host, port, requests, timeout)
+        finally:
+            with self._lock:
+                self._running -= 1
+                if not self._running:
+                    self._idle.notify_all()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def _translate(
         self,
@@ -330,31 +509,51 @@ class MargoTransport:
         timeout: float,
         what: str,
     ) -> BaseException:
-        """Map a Margo failure to `ServerTimeoutError`; leave others as they are."""
+        """Map a Margo failure to `ServerTimeoutError`; leave others as they are.
+
+        The Mercury code is read from the message by number: `HG_TIMEOUT` (20)
+        is a timeout; any other code is named in the error.
+        """
         margo_error = getattr(self._lib.core, "MargoException", None)
-        if margo_error is None or not isinstance(error, margo_error):
+        from_margo = margo_error is not None and isinstance(error, margo_error)
+        # pymargo raises the builtin TimeoutError when a reply is HG_TIMEOUT.
+        timed_out = type(error) is TimeoutError
+        if not (from_margo or timed_out):
             return error
         with self._lock:
             self._addresses.pop((host, port), None)
-        if "TIMEOUT" in str(error).upper():
+        code = HG_TIMEOUT if timed_out else mercury_code(error)
+        if code == HG_TIMEOUT:
             failure = timeout_error(host, port, timeout, what)
         else:
             failure = ServerTimeoutError(
                 f"DIM server at {host}:{port} is not reachable over Margo while "
-                f"sending {what}: {error}",
+                f"sending {what}: {error} ({_describe_code(code)})",
                 address=f"{host}:{port}",
             )
         failure.__cause__ = error
         return failure
 
     def close(self) -> None:
-        """Finalize the client engine (idempotent)."""
+        """Release every pymargo object, then finalize the engine (idempotent).
+
+        Running exchanges (each bounded by its timeout) are waited for first:
+        Mercury cannot finalize while their handles are alive.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            if not self._idle.wait_for(
+                lambda: not self._running, self._longest + _CLOSE_GRACE
+            ):
+                logger.warning(
+                    "finalizing the Margo client engine with %d exchange(s) "
+                    "still running",
+                    self._running,
+                )
             self._addresses.clear()
-            self._engine.finalize()
+        self._engine.finalize()
 
 
 class _Exposed:
@@ -365,21 +564,32 @@ class _Exposed:
         self._engine = engine
         self._handles: dict[str, tuple[BytesLike, Any]] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def handle(self, obj_id: str, buffer: BytesLike) -> Any:
-        """The bulk handle of `buffer`, created on the object's first get."""
+        """The bulk handle of `buffer`, created on the object's first get.
+
+        Once closed, a handle is made for the one answer and not kept.
+        """
         with self._lock:
             known = self._handles.get(obj_id)
             if known is not None and known[0] is buffer:
                 return known[1]
             bulk = self._engine.create_bulk(buffer, self._lib.bulk.read_only)
-            self._handles[obj_id] = (buffer, bulk)
+            if not self._closed:
+                self._handles[obj_id] = (buffer, bulk)
             return bulk
 
     def forget(self, obj_id: str) -> None:
         """Free the handle of an evicted or overwritten object."""
         with self._lock:
             self._handles.pop(obj_id, None)
+
+    def close(self) -> None:
+        """Free every handle (before the engine is finalized) and keep no more."""
+        with self._lock:
+            self._closed = True
+            self._handles.clear()
 
     def __len__(self) -> int:
         return len(self._handles)
@@ -440,20 +650,39 @@ def serve(
         TransportUnavailableError: If `pymargo` is not installed.
         KeyError: If the `protocol` option is missing.
         ValueError: If the protocol is unknown or not addressable by host and port.
+        ConnectorConnectionError: If Margo cannot listen there; the message
+            names the reason when it is known (`bind_problem`), and Mercury's
+            own lines are on stderr.
     """
-    url = mercury_address(options["protocol"], address, port)
+    protocol = options["protocol"]
+    url = mercury_address(protocol, address, port)
     lib = _pymargo()
-    engine = lib.core.Engine(url, mode=lib.core.server, use_progress_thread=True)
-    engine.register(_RPC_NAME, _answerer(lib, engine, handler))
+    engine = _listen(lib, url, protocol, address, port)
+    answer = _answerer(lib, engine, handler)
+    engine.register(_RPC_NAME, answer)
 
     def watch() -> None:
         while not should_stop():
             time.sleep(0.1)
+        answer.exposed.close()  # type: ignore[attr-defined]
         engine.finalize()
 
     threading.Thread(target=watch, name="dim-margo-stop", daemon=True).start()
     on_ready()
     engine.wait_for_finalize()
+
+
+def _listen(lib: ModuleType, url: str, protocol: str, host: str, port: int) -> Any:
+    """Start a server engine on `url`, naming the reason when Margo cannot."""
+    try:
+        return lib.core.Engine(url, mode=lib.core.server, use_progress_thread=True)
+    except Exception as exc:  # pymargo: RuntimeError("margo_init() returned ...")
+        problem = bind_problem(protocol, host)
+        reason = problem or "Mercury prints its reason on stderr"
+        raise ConnectorConnectionError(
+            f"Margo cannot listen on {url} ({exc}): {reason}",
+            address=f"{host}:{port}",
+        ) from exc
 
 
 def wait_for_server(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib
+import json
 import os
 import select
 import signal
@@ -23,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, cast
+from typing import cast
 
 from proxystore.connectors.dim.exceptions import (
     ServerTimeoutError,
@@ -32,6 +33,7 @@ from proxystore.connectors.dim.exceptions import (
 from proxystore.connectors.dim.models import DIMType, Op, Request, Response, Status
 from proxystore.connectors.dim.transport import ServeFunction, no_op
 from proxystore.connectors.exceptions import ConnectorConnectionError
+from proxystore.connectors.holders import HolderTable
 from proxystore.connectors.protocols import BytesLike
 
 __all__ = [
@@ -50,13 +52,24 @@ _SRC_ROOT = Path(__file__).resolve().parents[3]
 _spawned: dict[int, tuple[subprocess.Popen[bytes], float, int]] = {}
 _spawned_lock = threading.Lock()
 _READY = "ready"
+# Lines of a failed server's startup output quoted in the spawner's error.
+_STARTUP_TAIL = 20
+# The real stderr of a server spawned with --notify-ready, while its startup
+# output is diverted to the spawner (one fd, or none).
+_saved_stderr: list[int] = []
 
 
 class DIMStorage:
-    """A dict of objects answering DIM requests (the server's state)."""
+    """A dict of objects answering DIM requests (the server's state).
+
+    Objects held through reference counting (see
+    `proxystore.connectors.holders`) are evicted by `sweep` once their last
+    live hold lapses; the server loop calls it between requests.
+    """
 
     def __init__(self) -> None:
         self.data: dict[str, Sequence[BytesLike]] = {}
+        self.holders = HolderTable()
 
     def put(self, obj_id: str, payload: Sequence[BytesLike]) -> None:
         """Store the buffers of one object under ``obj_id`` (overwriting)."""
@@ -73,6 +86,32 @@ class DIMStorage:
     def evict(self, obj_id: str) -> None:
         """Forget the object under ``obj_id``; a missing id is not an error."""
         self.data.pop(obj_id, None)
+        self.holders.forget(obj_id)
+
+    def sweep(self) -> int:
+        """Evict the objects whose holds have all lapsed; return how many."""
+        gone = self.holders.expired()
+        for obj_id in gone:
+            self.data.pop(obj_id, None)
+        return len(gone)
+
+    def _hold(self, payload: Sequence[BytesLike]) -> bytes:
+        holds = json.loads(b"".join(bytes(part) for part in payload))
+        self.sweep()
+        found = []
+        for obj_id, holder, lease, token in holds:
+            ok = obj_id in self.data
+            if ok:
+                self.holders.hold(str(obj_id), str(holder), float(lease), token)
+            found.append(ok)
+        return json.dumps(found).encode()
+
+    def _release(self, obj_id: str, payload: Sequence[BytesLike]) -> bytes:
+        holder = b"".join(bytes(part) for part in payload).decode()
+        if self.holders.release(obj_id, holder):
+            self.data.pop(obj_id, None)
+            return b"1"
+        return b"0"
 
     def handle(self, request: Request) -> Response:
         """Perform ``request`` and describe the outcome (never raises)."""
@@ -93,6 +132,11 @@ class DIMStorage:
                 )
             elif op is Op.EVICT:
                 self.evict(obj_id)
+            elif op is Op.HOLD:
+                return Response(op, Status.OK, (self._hold(request.payload),), rid)
+            elif op is Op.RELEASE:
+                answer = self._release(obj_id, request.payload)
+                return Response(op, Status.OK, (answer,), rid)
             return Response(op, Status.OK, request_id=rid)
         except Exception as exc:  # a failure is reported to the client, not fatal
             return Response(op, Status.ERROR, request_id=rid, text=repr(exc))
@@ -130,10 +174,14 @@ def serve_forever(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
 
+    storage = DIMStorage()
+
     def should_stop() -> bool:
+        # Called between requests and on every idle poll: the sweep of lapsed
+        # holds rides on it (cheap until the earliest deadline passes).
+        storage.sweep()
         return stop.is_set() or (parent_pid is not None and os.getppid() != parent_pid)
 
-    storage = DIMStorage()
     serve(
         address,
         port,
@@ -144,7 +192,27 @@ def serve_forever(
     )
 
 
+def _divert_stderr() -> None:
+    """Send stderr to stdout (the spawner's pipe) until `_announce_ready`.
+
+    The spawner then reads why a server failed to start: a Python traceback,
+    or what a C library (Mercury, libfabric, UCX) printed on fd 2.
+    """
+    sys.stderr.flush()
+    _saved_stderr.append(os.dup(2))
+    os.dup2(1, 2)
+
+
+def _restore_stderr() -> None:
+    if _saved_stderr:
+        sys.stderr.flush()
+        saved = _saved_stderr.pop()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _announce_ready() -> None:
+    _restore_stderr()
     sys.stdout.write(f"{_READY} {os.getpid()}\n")
     sys.stdout.flush()
     # The spawner closes its end after this line: point stdout at /dev/null so a
@@ -188,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not sep:
             parser.error(f"--option expects KEY=VALUE, got {item!r}")
         options[key] = value
+    if args.notify_ready:
+        _divert_stderr()
     try:
         serve_forever(
             args.transport,
@@ -234,7 +304,8 @@ def spawn_server_process(
 
     Raises:
         ConnectorConnectionError: If the server process exits before binding
-            (e.g. the port is taken or the transport library is missing).
+            (e.g. the port is taken or the transport library is missing); the
+            message quotes the end of what it printed before exiting.
         ServerTimeoutError: If the server is not ready within ``spawn_timeout``;
             the process is stopped first.
     """
@@ -265,20 +336,24 @@ def spawn_server_process(
     try:
         assert process.stdout is not None
         with process.stdout as ready_pipe:
-            line = _read_line(ready_pipe, deadline)
-        if line is None:
+            ready, said = _read_startup(
+                ready_pipe.fileno(), f"{_READY} {process.pid}", deadline
+            )
+        if ready is None:
             raise ServerTimeoutError(
                 f"DIM {dim_type} server spawned for {where} was not ready within "
-                f"{spawn_timeout:.3g} s",
+                f"{spawn_timeout:.3g} s{_quote(said)}",
                 address=where,
             )
-        if not line.startswith(_READY.encode()):
+        if not ready:
             code = process.wait()
             raise ConnectorConnectionError(
                 f"DIM {dim_type} server for {where} exited with code {code} before "
-                "serving (port taken or transport missing? see its stderr)",
+                f"serving{_quote(said) or ' (it printed nothing)'}",
                 address=where,
             )
+        if said:  # startup warnings: shown as when the server wrote them itself
+            sys.stderr.write(said + "\n")
         try:
             wait(address, port, max(deadline - time.monotonic(), 0.1))
         except ServerTimeoutError as exc:
@@ -293,11 +368,49 @@ def spawn_server_process(
         raise
 
 
-def _read_line(pipe: IO[bytes], deadline: float) -> bytes | None:
-    """Read one line before ``deadline``; ``b""`` at EOF, ``None`` on timeout."""
-    remaining = deadline - time.monotonic()
-    readable, _, _ = select.select([pipe], [], [], max(remaining, 0))
-    return pipe.readline() if readable else None
+def _read_startup(fd: int, ready: str, deadline: float) -> tuple[bool | None, str]:
+    """Read a server's startup output until its ``ready`` line.
+
+    Returns:
+        Whether the line came (``False`` at end of output, ``None`` at the
+        deadline) and what the server printed before it.
+    """
+    received = bytearray()
+    seen = 0  # bytes already searched for the ready line
+    while True:
+        end = received.find(b"\n", seen)
+        while end >= 0:
+            line = received[seen:end]
+            if line == ready.encode():
+                return True, received[:seen].decode(errors="replace").strip()
+            seen = end + 1
+            end = received.find(b"\n", seen)
+        remaining = deadline - time.monotonic()
+        readable, _, _ = select.select([fd], [], [], max(remaining, 0))
+        data = os.read(fd, 65536) if readable else None
+        if not data:
+            return (None if data is None else False), received.decode(
+                errors="replace"
+            ).strip()
+        received += data
+
+
+def _quote(said: str) -> str:
+    """The end of a server's startup output, for an error message.
+
+    A Python traceback is cut to its exception lines, so what a C library
+    printed before it stays in view.
+    """
+    lines = said.splitlines()
+    kept = [
+        line
+        for line in lines
+        if line.strip()
+        and not line.startswith("  ")
+        and line != "Traceback (most recent call last):"
+    ]
+    tail = "\n".join((kept or lines)[-_STARTUP_TAIL:])
+    return f"; it printed:\n{tail}" if tail else ""
 
 
 def stop_server_process(process: subprocess.Popen[bytes], timeout: float = 1.0) -> None:
