@@ -81,6 +81,8 @@ __all__ = [
     "build_cluster",
     "build_sites",
     "console_script",
+    "count_forwarded",
+    "forwarded",
     "ice_server",
     "network",
     "start_coturn",
@@ -511,6 +513,28 @@ def build_cluster(network: Network) -> Cluster:
     return Cluster(network, a, b, f"{subnet}.1", f"{subnet}.2")
 
 
+def count_forwarded(router: Namespace, name: str, *match: str) -> None:
+    """Count packets the router forwards out of its WAN side matching ``match``.
+
+    ``match`` are iptables matches (e.g. ``-d``, ``100.64.0.12``, ``-p``, ``udp``);
+    the rule only counts (no target). Read the count with :func:`forwarded`.
+    """
+    router.iptables(
+        "-A", "FORWARD", "-o", "wan", *match,
+        "-m", "comment", "--comment", name,
+    )  # fmt: skip
+
+
+def forwarded(router: Namespace, name: str) -> tuple[int, int]:
+    """``(packets, bytes)`` counted so far by the rule :func:`count_forwarded` named."""
+    table = router.check("iptables", "-L", "FORWARD", "-v", "-n", "-x")
+    for line in table.splitlines():
+        if f"/* {name} */" in line:
+            packets, size = line.split()[:2]
+            return int(packets), int(size)
+    raise KeyError(f"no counting rule {name!r} on {router.name}")
+
+
 # ------------------------------------------------------------------ coturn
 
 
@@ -810,6 +834,7 @@ def start_endpoint(
     port: int = 8765,
     direct: bool = True,
     request_timeout: float | None = None,
+    direct_networks: Sequence[str] | None = None,
     program: str | None = None,
     ready_timeout: float = 60,
 ) -> NsEndpoint:
@@ -826,6 +851,7 @@ def start_endpoint(
         port: Its port.
         direct: ``[peering] direct``.
         request_timeout: ``[peering] request_timeout`` (the default when ``None``).
+        direct_networks: ``[peering] direct_networks`` (unset when ``None``).
         program: Another install's ``proxystore-endpoint`` (it must read the same
             ``config.toml`` keys; unknown tables are written only when set).
         ready_timeout: Seconds the endpoint may take to listen.
@@ -855,11 +881,20 @@ def start_endpoint(
     path = home / name / "config.toml"
     config = tomllib.loads(path.read_text())
     config["relay"]["ice_servers"] = list(ice_servers)
-    if not direct or request_timeout is not None:
-        peering = config.setdefault("peering", {})
-        peering["direct"] = direct
-        if request_timeout is not None:
-            peering["request_timeout"] = request_timeout
+    peering = {
+        key: value
+        for key, value in (
+            ("direct", None if direct else False),
+            ("request_timeout", request_timeout),
+            (
+                "direct_networks",
+                None if direct_networks is None else [*direct_networks],
+            ),
+        )
+        if value is not None
+    }
+    if peering:
+        config.setdefault("peering", {}).update(peering)
     path.write_text(tomli_w.dumps(config))
     start = time.monotonic()
     process = ns.run(
