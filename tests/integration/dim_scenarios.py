@@ -1,7 +1,13 @@
 """Two DIM peers on two loopback addresses, with proxies crossing between them.
 
-One reusable test class per transport (``test_dim_zmq.py``, ``test_dim_ucx.py``):
-peer A serves on 127.0.0.1 and peer B on 127.0.0.2, each a real server process. A
+One reusable test class per transport (``test_dim_zmq.py``, ``test_dim_ucx.py``,
+``test_dim_margo.py``): peer A serves on 127.0.0.1 and peer B on 127.0.0.2, each a
+real server process. A transport that cannot listen on 127.0.0.2 (libfabric's
+providers, used by Margo's ``ofi+tcp``, listen only on addresses an interface
+carries, and 127.0.0.2 is not one when only 127.0.0.1/8 is on ``lo``) overrides
+`PeerScenarios.second_host`: `host_b_for` then puts peer B on another
+address of this machine the transport accepts, or skips that transport's class
+saying why. A
 proxy made on A is resolved by a separate process attached to B: the bytes travel
 from A's server to that process directly. A peer killed mid-run must give
 ``ServerTimeoutError`` naming its ``host:port`` (bounded by the connector's timeout),
@@ -25,7 +31,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, NamedTuple
 
 import pytest
@@ -33,11 +39,20 @@ import pytest
 from proxystore.connectors.dim._base import PeerConnector
 from proxystore.connectors.dim.exceptions import ServerTimeoutError
 from proxystore.connectors.dim.server import stop_server_process
+from proxystore.connectors.dim.utils import interface_addresses
 from proxystore.proxy import Proxy, is_resolved
 from proxystore.store import Store
 from tests.integration.harness.ports import free_port
 
-__all__ = ["HOST_A", "HOST_B", "Peer", "PeerScenarios", "alive", "port_for"]
+__all__ = [
+    "HOST_A",
+    "HOST_B",
+    "Peer",
+    "PeerScenarios",
+    "alive",
+    "host_b_for",
+    "port_for",
+]
 
 HOST_A = "127.0.0.1"
 HOST_B = "127.0.0.2"
@@ -72,6 +87,25 @@ def port_for(host: str) -> int:
             except OSError:
                 continue
         return port
+
+
+def host_b_for(transport: str, problem: Callable[[str], str | None]) -> str:
+    """Peer B's address for a transport that cannot listen everywhere.
+
+    ``problem(host)`` says why the transport cannot listen on ``host`` (or
+    ``None``). ``HOST_B`` when it can; else another IPv4 address of this machine
+    (not ``HOST_A``) that it accepts; else the test is skipped with the reason.
+    """
+    reason = problem(HOST_B)
+    if reason is None:
+        return HOST_B
+    for address in interface_addresses():
+        if "." in address and address != HOST_A and problem(address) is None:
+            return address
+    pytest.skip(
+        f"{transport} cannot listen on {HOST_B} and this machine has no other "
+        f"address it can use for peer B: {reason}"
+    )
 
 
 _RESOLVE_ON_B = """
@@ -114,6 +148,12 @@ class PeerScenarios:
         return connector
 
     @classmethod
+    def second_host(cls) -> str:
+        """Peer B's address: ``HOST_B`` (transports that cannot listen there use
+        `host_b_for`)."""
+        return HOST_B
+
+    @classmethod
     def spawn(cls, host: str) -> tuple[Peer, subprocess.Popen[bytes]]:
         """Start a server of this transport on a free port of ``host``."""
         port = port_for(host)
@@ -145,7 +185,7 @@ class PeerScenarios:
     def peers(cls) -> Iterator[tuple[Peer, Peer]]:
         a, process_a = cls.spawn(HOST_A)
         try:
-            b, process_b = cls.spawn(HOST_B)
+            b, process_b = cls.spawn(cls.second_host())
             try:
                 yield a, b
             finally:
@@ -199,7 +239,7 @@ class PeerScenarios:
         self, peers: tuple[Peer, Peer]
     ) -> None:
         a, _ = peers
-        victim, process = self.spawn(HOST_B)
+        victim, process = self.spawn(self.second_host())
         timeout = 0.5
         errors: list[BaseException] = []
         gets = threading.Semaphore(0)
@@ -241,7 +281,8 @@ class PeerScenarios:
         assert not alive(process.pid)
 
     def test_spawned_server_is_stopped_on_close(self) -> None:
-        connector = self.connector(Peer(HOST_B, port_for(HOST_B)))
+        host = self.second_host()
+        connector = self.connector(Peer(host, port_for(host)))
         assert connector.server is not None
         pid = connector.server.pid
         type(self).started.append(pid)

@@ -24,7 +24,13 @@ from typing import ClassVar
 import pytest
 
 from tests.conformance.connector_suite import ConnectorSuite
-from tests.integration.dim_scenarios import HOST_A, PeerScenarios, alive, port_for
+from tests.integration.dim_scenarios import (
+    HOST_A,
+    PeerScenarios,
+    alive,
+    host_b_for,
+    port_for,
+)
 
 _PROTOCOL = os.environ.get("PROXYSTORE_TEST_MARGO_PROTOCOL", "ofi+tcp")
 
@@ -42,6 +48,14 @@ class TestMargoPeers(PeerScenarios):
     module = "proxystore.connectors.dim.margo"
     connector_name = "MargoConnector"
     connector_kwargs: ClassVar[dict[str, str]] = {"protocol": _PROTOCOL}
+
+    @classmethod
+    def second_host(cls) -> str:
+        from proxystore.connectors.dim.margo import bind_problem
+
+        return host_b_for(
+            f"Margo over {_PROTOCOL}", lambda host: bind_problem(_PROTOCOL, host)
+        )
 
     @classmethod
     def spawn_server(cls, host: str, port: int) -> subprocess.Popen[bytes]:

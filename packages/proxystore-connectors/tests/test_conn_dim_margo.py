@@ -871,3 +871,21 @@ def test_server_errors_reach_the_connector(fake: FakeMargo) -> None:
 def test_shared_memory_protocol_is_rejected_by_the_connector() -> None:
     with pytest.raises(ValueError, match="not addressable"):
         MargoConnector(1, Protocol.SM_SHM, address=HOST)
+
+
+def test_two_host_scenarios_put_peer_b_where_margo_can_listen(
+    fake: FakeMargo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration import dim_scenarios
+
+    def problem(host: str) -> str | None:
+        return bind_problem("ofi+tcp", host)
+
+    monkeypatch.setattr(dim_scenarios, "interface_addresses", lambda: fake.interfaces)
+    fake.interfaces = {"127.0.0.1": "lo", "::1": "lo", "192.0.2.2": "eth0"}
+    assert dim_scenarios.host_b_for("Margo", problem) == "192.0.2.2"
+    fake.interfaces = {"127.0.0.1": "lo", "127.0.0.2": "lo"}
+    assert dim_scenarios.host_b_for("Margo", problem) == "127.0.0.2"
+    fake.interfaces = {"127.0.0.1": "lo"}
+    with pytest.raises(pytest.skip.Exception, match="libfabric's tcp provider"):
+        dim_scenarios.host_b_for("Margo", problem)
