@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Self, cast
 
+from proxystore.connectors.holders import Hold, HolderTable
 from proxystore.connectors.protocols import BytesLike
 from proxystore.utils._closeable import Closeable
 from proxystore.utils._ids import uuid4_str
@@ -95,6 +96,9 @@ class LocalConnector(Closeable):
         self._changed = threading.Condition(threading.Lock())
         # Threads inside wait(): writers notify only when there are some.
         self._waiting = 0
+        # Holders of refcounted objects (see `hold`), made on first use.
+        self._holders: HolderTable | None = None
+        self._holders_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -124,6 +128,65 @@ class LocalConnector(Closeable):
     def evict(self, key: LocalKey) -> None:
         """Remove the object at ``key``; a missing key is ignored."""
         self._store.pop(key, None)
+        if self._holders is not None:
+            with self._holders_lock:
+                self._holders.forget(key.id)
+
+    # ------------------------------------------------------- reference counting
+    def _table(self) -> HolderTable:
+        table = self._holders
+        if table is None:
+            table = self._holders = HolderTable()
+        return table
+
+    def _sweep(self, table: HolderTable) -> None:
+        for obj_id in table.expired():
+            self._store.pop(LocalKey(obj_id), None)
+
+    def hold(self, holds: Sequence[Hold[LocalKey]]) -> list[bool]:
+        """Add or renew holds on objects (see `proxystore.connectors.holders`).
+
+        Objects whose holds have all lapsed are evicted first.
+
+        Returns:
+            For each hold, whether its object exists (only then is it recorded).
+
+        Raises:
+            ValueError: if a hold has neither a holder nor a token, or a
+                non-positive lease.
+        """
+        with self._holders_lock:
+            table = self._table()
+            self._sweep(table)
+            found = []
+            for key, holder, lease, token in holds:
+                ok = key in self._store
+                if ok:
+                    table.hold(key.id, holder, lease, token)
+                found.append(ok)
+            return found
+
+    def sweep_holds(self) -> int:
+        """Evict the objects whose holds have all lapsed; return how many."""
+        with self._holders_lock:
+            table = self._table()
+            before = len(table)
+            self._sweep(table)
+            return before - len(table)
+
+    def release(self, key: LocalKey, holder: str) -> bool:
+        """Drop a hold; evict the object when no live hold is left.
+
+        Returns:
+            Whether the object was evicted.
+        """
+        with self._holders_lock:
+            table = self._table()
+            self._sweep(table)
+            if table.release(key.id, holder):
+                self._store.pop(key, None)
+                return True
+            return False
 
     def get_evict(self, key: LocalKey) -> bytes | None:
         """Return the object at ``key`` and remove it, or ``None`` when missing."""

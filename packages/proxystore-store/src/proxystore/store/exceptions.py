@@ -4,7 +4,8 @@
 
     StoreError
     ├── StoreExistsError            a store with that name is already registered
-    └── ProxyStoreFactoryError      a proxy's factory is not a StoreFactory
+    ├── ProxyStoreFactoryError      a proxy's factory is not a StoreFactory
+    └── RefCountNotSupportedError   (also a TypeError) the connector cannot count holders
     ProxyResolveMissingKeyError     (also a KeyError) no object at a proxy's key
     NonProxiableTypeError           (also a TypeError) None/bool cannot be proxied
 
@@ -22,6 +23,7 @@ __all__ = [
     "NonProxiableTypeError",
     "ProxyResolveMissingKeyError",
     "ProxyStoreFactoryError",
+    "RefCountNotSupportedError",
     "StoreError",
     "StoreExistsError",
 ]
@@ -37,6 +39,13 @@ class StoreExistsError(StoreError):
 
 class ProxyStoreFactoryError(StoreError):
     """Raised when a proxy's factory is not a store factory (so no store or key)."""
+
+
+class RefCountNotSupportedError(StoreError, TypeError):
+    """Raised when ``refcount=True`` is asked of a connector that cannot count holders.
+
+    See `proxystore.store.refcount` for the connectors that can.
+    """
 
 
 class ProxyResolveMissingKeyError(KeyError):

@@ -122,6 +122,12 @@ class Op(enum.IntEnum):
     GET = 2
     EXISTS = 3
     EVICT = 4
+    #: Add or renew holds (reference counting): the payload is a JSON list of
+    #: ``[obj_id, holder, lease, token]``; the answer a JSON list of booleans.
+    HOLD = 5
+    #: Drop a hold: the payload is the holder's name; the answer ``1`` when the
+    #: object was evicted, else ``0``.
+    RELEASE = 6
 
 
 class Status(enum.IntEnum):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib
+import json
 import os
 import select
 import signal
@@ -32,6 +33,7 @@ from proxystore.connectors.dim.exceptions import (
 from proxystore.connectors.dim.models import DIMType, Op, Request, Response, Status
 from proxystore.connectors.dim.transport import ServeFunction, no_op
 from proxystore.connectors.exceptions import ConnectorConnectionError
+from proxystore.connectors.holders import HolderTable
 from proxystore.connectors.protocols import BytesLike
 
 __all__ = [
@@ -58,10 +60,16 @@ _saved_stderr: list[int] = []
 
 
 class DIMStorage:
-    """A dict of objects answering DIM requests (the server's state)."""
+    """A dict of objects answering DIM requests (the server's state).
+
+    Objects held through reference counting (see
+    `proxystore.connectors.holders`) are evicted by `sweep` once their last
+    live hold lapses; the server loop calls it between requests.
+    """
 
     def __init__(self) -> None:
         self.data: dict[str, Sequence[BytesLike]] = {}
+        self.holders = HolderTable()
 
     def put(self, obj_id: str, payload: Sequence[BytesLike]) -> None:
         """Store the buffers of one object under ``obj_id`` (overwriting)."""
@@ -78,6 +86,32 @@ class DIMStorage:
     def evict(self, obj_id: str) -> None:
         """Forget the object under ``obj_id``; a missing id is not an error."""
         self.data.pop(obj_id, None)
+        self.holders.forget(obj_id)
+
+    def sweep(self) -> int:
+        """Evict the objects whose holds have all lapsed; return how many."""
+        gone = self.holders.expired()
+        for obj_id in gone:
+            self.data.pop(obj_id, None)
+        return len(gone)
+
+    def _hold(self, payload: Sequence[BytesLike]) -> bytes:
+        holds = json.loads(b"".join(bytes(part) for part in payload))
+        self.sweep()
+        found = []
+        for obj_id, holder, lease, token in holds:
+            ok = obj_id in self.data
+            if ok:
+                self.holders.hold(str(obj_id), str(holder), float(lease), token)
+            found.append(ok)
+        return json.dumps(found).encode()
+
+    def _release(self, obj_id: str, payload: Sequence[BytesLike]) -> bytes:
+        holder = b"".join(bytes(part) for part in payload).decode()
+        if self.holders.release(obj_id, holder):
+            self.data.pop(obj_id, None)
+            return b"1"
+        return b"0"
 
     def handle(self, request: Request) -> Response:
         """Perform ``request`` and describe the outcome (never raises)."""
@@ -98,6 +132,11 @@ class DIMStorage:
                 )
             elif op is Op.EVICT:
                 self.evict(obj_id)
+            elif op is Op.HOLD:
+                return Response(op, Status.OK, (self._hold(request.payload),), rid)
+            elif op is Op.RELEASE:
+                answer = self._release(obj_id, request.payload)
+                return Response(op, Status.OK, (answer,), rid)
             return Response(op, Status.OK, request_id=rid)
         except Exception as exc:  # a failure is reported to the client, not fatal
             return Response(op, Status.ERROR, request_id=rid, text=repr(exc))
@@ -135,10 +174,14 @@ def serve_forever(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
 
+    storage = DIMStorage()
+
     def should_stop() -> bool:
+        # Called between requests and on every idle poll: the sweep of lapsed
+        # holds rides on it (cheap until the earliest deadline passes).
+        storage.sweep()
         return stop.is_set() or (parent_pid is not None and os.getppid() != parent_pid)
 
-    storage = DIMStorage()
     serve(
         address,
         port,

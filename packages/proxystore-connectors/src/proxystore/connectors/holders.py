@@ -1,0 +1,265 @@
+"""Holders of stored objects: the server side of distributed reference counting.
+
+A refcounted object is kept while at least one *hold* on it is live. A hold is a
+name (a holder) and a deadline; holders renew their holds before the deadline
+(heartbeats), so a holder that dies simply stops renewing and its hold lapses. The
+object is evicted as soon as it has holds and none of them is live: when the last
+holder releases it, or when the last live hold expires.
+
+Three kinds of hold share one table (see `Hold`):
+
+* a *process hold* (``holder`` names a process): renewed by that process's
+  heartbeat thread, released when the process drops its last proxy of the object;
+* a *transfer hold* (``holder`` empty, ``token`` set): registered when a proxy is
+  pickled, it covers the proxy while it is in flight, and is consumed when the
+  receiving process converts it into its own process hold (a hold with the same
+  ``token``), or lapses after its lease;
+* a *tombstone*: a conversion that arrives before its transfer hold (the two
+  travel from different processes) leaves the token behind, so the late
+  transfer hold is dropped instead of keeping the object alive. Tombstones never
+  keep an object alive.
+
+`HolderTable` is the in-memory table that the in-process connectors, the DIM
+servers and the endpoints keep; Redis and the shared-memory connector keep the
+same records in their own storage, with the same rules.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
+
+__all__ = [
+    "TOMBSTONE_LEASE",
+    "TRANSFER",
+    "Hold",
+    "HolderTable",
+    "RefCountingConnector",
+    "counting",
+    "record_name",
+]
+
+KeyT = TypeVar("KeyT")
+
+#: Prefix of a transfer hold's record (followed by its token).
+TRANSFER: Final = "t:"
+#: Prefix of a tombstone's record (followed by its token).
+_TOMBSTONE: Final = "x:"
+#: Seconds a tombstone is remembered: longer than any transfer lease in flight.
+TOMBSTONE_LEASE: Final = 3600.0
+
+
+class Hold(NamedTuple, Generic[KeyT]):
+    """One hold to add or renew (see the module documentation).
+
+    Attributes:
+        key: Key of the object.
+        holder: Name of the holding process; empty for a transfer hold.
+        lease: Seconds from now until the hold lapses unless renewed.
+        token: A transfer's token: with an empty ``holder`` it registers the
+            transfer hold; with a ``holder`` it converts that transfer (consumes
+            it) into the holder's own hold.
+    """
+
+    key: KeyT
+    holder: str
+    lease: float
+    token: str | None = None
+
+
+@runtime_checkable
+class RefCountingConnector(Protocol):
+    """A connector that counts the holders of its objects where they live.
+
+    Holds are kept by the backend (a Redis hash and the object's own expiry, a
+    server's table, files next to the shared-memory objects), so a holder that
+    dies stops renewing and its hold lapses without any other process noticing.
+    Decisions to evict are atomic on the backend: an object is never evicted
+    while a live hold remains, and a hold is never added to an evicted object.
+    """
+
+    def hold(self, holds: Sequence[Hold[Any]]) -> list[bool]:
+        """Add or renew holds (any number, in one message where the backend can).
+
+        Returns:
+            For each hold, whether its object exists (a hold on a missing object
+            is not recorded).
+        """
+        ...
+
+    def release(self, key: Any, holder: str) -> bool:
+        """Drop ``holder``'s hold on ``key``'s object.
+
+        The object is evicted when it has no live hold left (an object that
+        never had a hold is left alone).
+
+        Returns:
+            Whether this release evicted the object.
+        """
+        ...
+
+
+# Connectors whose holders are counted by a companion object (so the connector
+# modules, edited for other reasons, stay as they are): class path -> "module:class"
+# of the companion, built with the connector.
+_COMPANIONS: Final = {
+    "proxystore.connectors.redis.RedisConnector": (
+        "proxystore.connectors._holders_redis:RedisHolders"
+    ),
+    "proxystore.connectors.shm.SharedMemoryConnector": (
+        "proxystore.connectors._holders_shm:SharedMemoryHolders"
+    ),
+    "proxystore.connectors.dim.zmq.ZeroMQConnector": (
+        "proxystore.connectors.dim._holders:PeerHolders"
+    ),
+    "proxystore.connectors.dim.ucx.UCXConnector": (
+        "proxystore.connectors.dim._holders:PeerHolders"
+    ),
+    "proxystore.connectors.dim.margo.MargoConnector": (
+        "proxystore.connectors.dim._holders:PeerHolders"
+    ),
+    "proxystore.connectors.endpoint.EndpointConnector": (
+        "proxystore.connectors._holders_endpoint:EndpointHolders"
+    ),
+}
+
+
+def counting(connector: object) -> RefCountingConnector | None:
+    """Return what counts the holders of ``connector``'s objects, or ``None``.
+
+    That is the connector itself when it implements `RefCountingConnector`, or
+    the companion object of a connector known to support reference counting
+    through one (Redis, shared memory, DIM peers, endpoints).
+
+    Raises:
+        ValueError: if the connector's configuration rules it out (e.g. a Redis
+            Cluster).
+    """
+    if isinstance(connector, RefCountingConnector):
+        return connector
+    for cls in type(connector).__mro__:
+        target = _COMPANIONS.get(f"{cls.__module__}.{cls.__qualname__}")
+        if target is not None:
+            module, _, name = target.partition(":")
+            companion: RefCountingConnector = getattr(
+                importlib.import_module(module), name
+            )(connector)
+            return companion
+    return None
+
+
+def record_name(holder: str, token: str | None) -> str:
+    """Return the name of the record a hold writes (its holder, or its transfer)."""
+    if holder:
+        return holder
+    if not token:
+        raise ValueError("A hold needs a holder or a transfer token.")
+    return TRANSFER + token
+
+
+class HolderTable:
+    """Holds by object id, with deadlines on a clock that can be replaced in tests.
+
+    Not thread-safe: callers serialize access (the servers run one request at a
+    time; in-process users take their own lock).
+
+    Args:
+        clock: Monotonic clock in seconds (default `time.monotonic`).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._holds: dict[str, dict[str, float]] = {}
+        self._next_check = float("inf")
+
+    def __len__(self) -> int:
+        return len(self._holds)
+
+    def __contains__(self, obj_id: object) -> bool:
+        return obj_id in self._holds
+
+    def holders(self, obj_id: str) -> dict[str, float]:
+        """Return the live holds of ``obj_id`` (record name to deadline)."""
+        now = self.clock()
+        return {
+            name: deadline
+            for name, deadline in self._holds.get(obj_id, {}).items()
+            if deadline > now and not name.startswith(_TOMBSTONE)
+        }
+
+    def hold(self, obj_id: str, holder: str, lease: float, token: str | None) -> None:
+        """Add or renew one hold on ``obj_id`` (the caller checked it exists).
+
+        Raises:
+            ValueError: if neither ``holder`` nor ``token`` is given, or ``lease``
+                is not positive.
+        """
+        if lease <= 0:
+            raise ValueError(f"A hold's lease must be positive, got {lease!r}.")
+        now = self.clock()
+        records = self._holds.setdefault(obj_id, {})
+        if not holder:
+            name = record_name(holder, token)
+            if records.pop(_TOMBSTONE + str(token), None) is not None:
+                return  # converted before it arrived: nothing to cover any more
+            records[name] = now + lease
+        else:
+            records[holder] = now + lease
+            if token and records.pop(TRANSFER + token, None) is None:
+                records[_TOMBSTONE + token] = now + TOMBSTONE_LEASE
+        self._next_check = min(self._next_check, now + lease)
+
+    def release(self, obj_id: str, holder: str) -> bool:
+        """Drop ``holder``'s hold; return whether ``obj_id`` must now be evicted.
+
+        Only an object that has holds can be evicted this way; when this returns
+        ``True`` the table has already forgotten the object.
+        """
+        records = self._holds.get(obj_id)
+        if records is None:
+            return False
+        records.pop(holder, None)
+        if self._live(records, self.clock()):
+            return False
+        del self._holds[obj_id]
+        return True
+
+    def forget(self, obj_id: str) -> None:
+        """Forget every hold of ``obj_id`` (its object was evicted another way)."""
+        self._holds.pop(obj_id, None)
+
+    def expired(self) -> list[str]:
+        """Forget and return the objects whose holds have all lapsed.
+
+        Cheap when nothing can have lapsed yet (the earliest deadline is kept).
+        """
+        now = self.clock()
+        if now < self._next_check:
+            return []
+        gone = []
+        soonest = float("inf")
+        for obj_id, records in self._holds.items():
+            live = [
+                d
+                for name, d in records.items()
+                if d > now and not name.startswith(_TOMBSTONE)
+            ]
+            if live:
+                soonest = min(soonest, *live)
+            else:
+                gone.append(obj_id)
+        for obj_id in gone:
+            del self._holds[obj_id]
+        self._next_check = soonest
+        return gone
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._holds))
+
+    @staticmethod
+    def _live(records: dict[str, float], now: float) -> bool:
+        return any(
+            d > now and not name.startswith(_TOMBSTONE) for name, d in records.items()
+        )

@@ -1,0 +1,590 @@
+"""Distributed reference counting: objects that live exactly as long as their holders.
+
+``store.proxy(obj, refcount=True)`` stores ``obj`` on a connector that counts
+holders where the object lives (a
+[`RefCountingConnector`][proxystore.connectors.holders.RefCountingConnector]:
+Redis, the shared-memory connector, DIM peers, endpoints, the in-process
+connector) and returns a proxy whose factory is a `RefCountedFactory`:
+
+* Every process that has such a proxy (the one that made it, and each one that
+  unpickles a copy) is a *holder* of the object. One background thread per
+  process renews all of the process's holds, with one small message per store
+  per heartbeat interval; a hold lapses after two intervals without renewal
+  (its *lease*), so a process that dies releases its holds at most one lease
+  after its last heartbeat.
+* Dropping the last proxy of the object in a process (garbage collection, or
+  `release`) releases the process's hold at once.
+* The backend evicts the object when it has no live hold left, and never while
+  one remains.
+* A pickled proxy is covered while in flight: pickling registers a *transfer
+  hold* with a lease of `transfer_lease` seconds, queued before any later
+  release by the same process; the process that unpickles it converts the
+  transfer into its own hold. A proxy that is never unpickled (its receiver died
+  first) keeps the object for at most the transfer lease.
+
+The heartbeat interval and the transfer lease are process-wide settings
+(`configure`, or the environment variables ``PROXYSTORE_REFCOUNT_INTERVAL`` and
+``PROXYSTORE_REFCOUNT_TRANSFER_LEASE``); each hold carries its own lease, so
+processes with different settings can share objects.
+
+Network messages never run inside a finalizer: releases and transfers are queued
+for the heartbeat thread, which sends them in order within milliseconds.
+`flush` waits for that queue to drain.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import itertools
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from proxystore.connectors.holders import Hold, RefCountingConnector, counting
+from proxystore.proxy import Proxy, get_factory
+from proxystore.store._registry import _stores
+from proxystore.store.exceptions import (
+    NonProxiableTypeError,
+    RefCountNotSupportedError,
+)
+from proxystore.store.factory import StoreFactory, _init_from_wire
+
+if TYPE_CHECKING:
+    from proxystore.store.base import Store
+    from proxystore.store.protocols import StoreLike
+    from proxystore.store.types import ConnectorKeyT, DeserializerT, SerializerT
+
+__all__ = [
+    "RefCountedFactory",
+    "configure",
+    "flush",
+    "holder_id",
+    "interval",
+    "is_refcounted",
+    "refcounted_proxy",
+    "refcounted_proxy_batch",
+    "release",
+    "transfer_lease",
+]
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_DEFAULT_INTERVAL: Final = 5.0
+_DEFAULT_TRANSFER_LEASE: Final = 60.0
+#: Holds renewed per message at most (a heartbeat of many keys is split).
+_CHUNK: Final = 1000
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        _log.warning("Ignoring %s=%r: not a number of seconds.", name, raw)
+        return default
+    return value if value > 0 else default
+
+
+_settings = {
+    "interval": _env_seconds("PROXYSTORE_REFCOUNT_INTERVAL", _DEFAULT_INTERVAL),
+    "transfer_lease": _env_seconds(
+        "PROXYSTORE_REFCOUNT_TRANSFER_LEASE", _DEFAULT_TRANSFER_LEASE
+    ),
+}
+
+
+def configure(
+    *, interval: float | None = None, transfer_lease: float | None = None
+) -> None:
+    """Set this process's heartbeat interval and transfer lease (seconds).
+
+    Holds made afterwards use the new values; a running heartbeat picks up the
+    new interval at its next beat.
+
+    Raises:
+        ValueError: if a value is not a positive number.
+    """
+    for name, value in (("interval", interval), ("transfer_lease", transfer_lease)):
+        if value is None:
+            continue
+        if not 0 < float(value) < float("inf"):
+            raise ValueError(
+                f"{name} must be a positive number of seconds, got {value!r}."
+            )
+        _settings[name] = float(value)
+    _HOLDS.wake()
+
+
+def interval() -> float:
+    """Return the heartbeat interval in seconds (a hold's lease is twice that)."""
+    return _settings["interval"]
+
+
+def transfer_lease() -> float:
+    """Return the lease in seconds of the hold that covers a pickled proxy."""
+    return _settings["transfer_lease"]
+
+
+def _lease() -> float:
+    return 2 * _settings["interval"]
+
+
+def _new_holder() -> str:
+    # The pid comes first: the shared-memory connector tells dead holders by it.
+    return f"{os.getpid()}-{uuid.uuid4().hex[:16]}"
+
+
+# id(connector) -> (connector, what counts its holders): companions keep state
+# (e.g. loaded scripts), so one per connector; the connector is kept so its id
+# is never reused while cached.
+_counters: dict[int, tuple[object, RefCountingConnector | None]] = {}
+_counters_lock = threading.Lock()
+
+
+def _counting(store: StoreLike[Any]) -> RefCountingConnector:
+    connector = store.connector
+    cached = _counters.get(id(connector))
+    if cached is None or cached[0] is not connector:
+        with _counters_lock:
+            try:
+                counter = counting(connector)
+            except ValueError as exc:
+                raise RefCountNotSupportedError(str(exc)) from exc
+            cached = _counters[id(connector)] = (connector, counter)
+    counter = cached[1]
+    if counter is None:
+        raise RefCountNotSupportedError(
+            f"refcount=True needs a connector that counts holders (Redis, shared "
+            f"memory, DIM peers, endpoints, LocalConnector); "
+            f"{type(connector).__name__} does not. Use a lifetime, ttl= or an "
+            "OwnedProxy to evict its objects instead."
+        )
+    return counter
+
+
+class _Op:
+    """A queued message: a hold to send, or a proxy dropped in this process."""
+
+    __slots__ = ("hold", "key", "store")
+
+    def __init__(self, store: str, key: Any, hold: Hold[Any] | None) -> None:
+        self.store = store
+        self.key = key
+        self.hold = hold  # None: a drop
+
+
+class _Holds:
+    """This process's holds and its heartbeat thread (one per process)."""
+
+    def __init__(self) -> None:
+        self.holder = _new_holder()
+        self._lock = threading.Lock()
+        # (store name, key) -> number of live proxies of it in this process.
+        self._counts: dict[tuple[str, Any], int] = {}
+        self._stores: dict[str, StoreLike[Any]] = {}
+        # Appended from finalizers too: a deque append needs no lock of ours.
+        self._ops: collections.deque[_Op] = collections.deque()
+        self._wake = threading.Event()
+        self._done = threading.Condition()
+        self._seq = itertools.count(1)
+        self._submitted = 0
+        self._completed = 0
+        self._thread: threading.Thread | None = None
+        self._stop = False
+
+    # ----------------------------------------------------------- caller side
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    thread = threading.Thread(
+                        target=self._run, name="proxystore-refcount", daemon=True
+                    )
+                    self._thread = thread
+                    thread.start()
+
+    def _submit(self, op: _Op) -> None:
+        # next() on a count is atomic (no lock): finalizers submit too.
+        self._submitted = next(self._seq)
+        self._ops.append(op)
+        self._wake.set()
+
+    def acquire_new(self, store: StoreLike[Any], keys: Sequence[Any]) -> None:
+        """Hold fresh keys of ``store`` now (one synchronous message)."""
+        connector = _counting(store)
+        lease = _lease()
+        holder = self.holder
+        found = connector.hold([Hold(key, holder, lease) for key in keys])
+        name = store.name
+        with self._lock:
+            self._stores[name] = store
+            for key, ok in zip(keys, found, strict=True):
+                if ok:
+                    self._counts[name, key] = self._counts.get((name, key), 0) + 1
+        self._ensure_thread()
+
+    def adopt(self, store: StoreLike[Any], key: Any, token: str | None) -> None:
+        """Count one more proxy of ``key`` here; convert its transfer hold."""
+        name = store.name
+        with self._lock:
+            self._stores[name] = store
+            self._counts[name, key] = self._counts.get((name, key), 0) + 1
+        self._submit(_Op(name, key, Hold(key, self.holder, _lease(), token)))
+        self._ensure_thread()
+
+    def transfer(self, store: StoreLike[Any], key: Any) -> str:
+        """Queue a transfer hold for a proxy being pickled; return its token."""
+        token = uuid.uuid4().hex
+        with self._lock:
+            self._stores.setdefault(store.name, store)
+        self._submit(_Op(store.name, key, Hold(key, "", transfer_lease(), token)))
+        self._ensure_thread()
+        return token
+
+    def drop(self, store_name: str, key: Any) -> None:
+        """Count one proxy fewer (safe inside a finalizer: no lock, no I/O)."""
+        self._submit(_Op(store_name, key, None))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued message was sent; return whether it was."""
+        target = self._submitted
+        if self._thread is None:
+            return not self._ops
+        self._wake.set()
+        with self._done:
+            return self._done.wait_for(lambda: self._completed >= target, timeout)
+
+    def held(self) -> dict[tuple[str, Any], int]:
+        with self._lock:
+            return dict(self._counts)
+
+    # ----------------------------------------------------------- thread side
+    def _run(self) -> None:
+        next_beat = time.monotonic() + interval()
+        while not self._stop:
+            self._wake.wait(max(0.0, next_beat - time.monotonic()))
+            self._wake.clear()
+            self._drain()
+            now = time.monotonic()
+            if now >= next_beat:
+                self._beat()
+                next_beat = now + interval()
+            else:
+                next_beat = min(next_beat, now + interval())
+
+    def _drain(self) -> None:
+        pending: dict[str, list[Hold[Any]]] = {}
+        done = 0
+        while self._ops:
+            op = self._ops.popleft()
+            done += 1
+            if op.hold is not None:
+                pending.setdefault(op.store, []).append(op.hold)
+                continue
+            with self._lock:
+                count = self._counts.get((op.store, op.key))
+                if count is None:
+                    continue  # e.g. a proxy inherited through fork: not held here
+                count -= 1
+                if count > 0:
+                    self._counts[op.store, op.key] = count
+                    continue
+                self._counts.pop((op.store, op.key), None)
+            # Queued transfers and holds go first: a release never overtakes them.
+            self._send(pending)
+            pending = {}
+            self._release(op.store, op.key)
+        self._send(pending)
+        with self._done:
+            self._completed += done
+            self._done.notify_all()
+
+    def _store(self, name: str) -> StoreLike[Any] | None:
+        store = self._stores.get(name)
+        if store is None:
+            store = _stores.get(name)
+        return store
+
+    def _send(self, pending: dict[str, list[Hold[Any]]]) -> None:
+        for name, holds in pending.items():
+            store = self._store(name)
+            if store is None:
+                continue
+            for start in range(0, len(holds), _CHUNK):
+                chunk = holds[start : start + _CHUNK]
+                try:
+                    found = _counting(store).hold(chunk)
+                except Exception:
+                    _log.warning(
+                        "Could not send %d holds to store %r; they are retried at "
+                        "the next heartbeat.",
+                        len(chunk),
+                        name,
+                        exc_info=True,
+                    )
+                    continue
+                for hold, ok in zip(chunk, found, strict=True):
+                    if not ok and hold.holder:
+                        _log.debug("Object %r of %r is gone.", hold.key, name)
+
+    def _release(self, name: str, key: Any) -> None:
+        store = self._store(name)
+        if store is None:
+            return
+        try:
+            _counting(store).release(key, self.holder)
+        except Exception:
+            _log.warning(
+                "Could not release %r of store %r; the hold lapses after its lease.",
+                key,
+                name,
+                exc_info=True,
+            )
+
+    def _beat(self) -> None:
+        lease = _lease()
+        with self._lock:
+            keys: dict[str, list[Hold[Any]]] = {}
+            for (name, key), count in self._counts.items():
+                if count > 0:
+                    keys.setdefault(name, []).append(Hold(key, self.holder, lease))
+            names = list(self._stores)
+        self._send(keys)
+        # Backends without a server of their own (shared memory, in-process) are
+        # swept by the processes that use them: every heartbeat sweeps them.
+        for name in names:
+            store = self._store(name)
+            sweep = (
+                None
+                if store is None
+                else getattr(_counting(store), "sweep_holds", None)
+            )
+            if sweep is not None:
+                try:
+                    sweep()
+                except Exception:
+                    _log.debug("Sweeping holds of %r failed.", name, exc_info=True)
+
+    def release_all(self) -> None:
+        """Release every hold of this process (at interpreter exit)."""
+        self._stop = True
+        self._drain()
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        for name, key in counts:
+            self._release(name, key)
+
+
+_HOLDS = _Holds()
+
+
+def _reset_after_fork() -> None:
+    # A forked child holds nothing (holds travel by pickling, not by fork) and
+    # has no heartbeat thread; it gets a holder name of its own.
+    global _HOLDS
+    _HOLDS = _Holds()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+@atexit.register
+def _release_at_exit() -> None:
+    try:
+        _HOLDS.release_all()
+    except Exception:  # pragma: no cover - best effort at exit
+        _log.debug("Releasing holds at exit failed.", exc_info=True)
+
+
+def holder_id() -> str:
+    """Return this process's holder name (``<pid>-<random hex>``)."""
+    return _HOLDS.holder
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until this process's queued holds and releases have been sent.
+
+    Returns:
+        Whether the queue drained within ``timeout`` seconds.
+    """
+    return _HOLDS.flush(timeout)
+
+
+class RefCountedFactory(StoreFactory[Any, T]):
+    """The factory of a refcounted proxy: its life is a hold of the object.
+
+    Made by ``store.proxy(obj, refcount=True)``; never built directly. While the
+    factory is alive (so while its proxy is), this process counts as a holder;
+    pickling it registers a transfer hold that the unpickling process converts
+    into its own hold.
+    """
+
+    __slots__ = ("_holding",)
+
+    _holding: bool
+
+    def __reduce__(self) -> Any:
+        build, args = super().__reduce__()
+        store = self.get_store()
+        token = _HOLDS.transfer(store, self.key)
+        return (_adopt, (token, build, args))
+
+    def _release(self) -> None:
+        if self._holding:
+            self._holding = False
+            _HOLDS.drop(self._name, self.key)
+
+    def __del__(self) -> None:
+        try:
+            holding = self._holding
+        except AttributeError:  # never finished initialising
+            return
+        if holding:
+            self._holding = False
+            _HOLDS.drop(self._name, self.key)
+
+
+def _new_factory(
+    key: ConnectorKeyT, wire: tuple[Any, ...], deserializer: DeserializerT | None
+) -> RefCountedFactory[Any]:
+    factory: RefCountedFactory[Any] = RefCountedFactory.__new__(RefCountedFactory)
+    _init_from_wire(factory, key, wire, False, deserializer)
+    factory._holding = False
+    return factory
+
+
+def _adopt(
+    token: str, build: Callable[..., StoreFactory[Any, Any]], args: tuple[Any, ...]
+) -> RefCountedFactory[Any]:
+    """Unpickle a refcounted factory: this process becomes a holder."""
+    plain = build(*args)
+    factory = _new_factory(plain.key, plain._wire_config(), plain.deserializer)
+    _HOLDS.adopt(factory.get_store(), factory.key, token)
+    factory._holding = True
+    return factory
+
+
+def _make_proxies(
+    store: Store[Any],
+    keys: Sequence[Any],
+    objs: Sequence[Any],
+    deserializer: DeserializerT | None,
+    populate: bool,
+) -> list[Proxy[Any]]:
+    """Hold ``keys`` (fresh keys of ``store``) and return their proxies."""
+    _HOLDS.acquire_new(store, keys)
+    wire = store._wire
+    if wire is None:
+        wire = store._wire = store.config()._to_wire()
+    proxies: list[Proxy[Any]] = []
+    for key, obj in zip(keys, objs, strict=True):
+        factory = _new_factory(key, wire, deserializer)
+        factory._holding = True
+        proxies.append(
+            Proxy(factory, cache_defaults=True, target=obj)
+            if populate
+            else Proxy(factory)
+        )
+    return proxies
+
+
+def refcounted_proxy_batch(
+    store: Store[Any],
+    objs: Sequence[T],
+    *,
+    serializer: SerializerT | None = None,
+    deserializer: DeserializerT | None = None,
+    populate_target: bool | None = None,
+    **kwargs: Any,
+) -> list[Proxy[T]]:
+    """Store each object and return refcounted proxies of them.
+
+    What ``store.proxy_batch(objs, refcount=True)`` does: one ``put_batch``,
+    then one message holding every new key for this process.
+
+    Raises:
+        RefCountNotSupportedError: if the store's connector cannot count
+            holders (checked before anything is stored).
+        NonProxiableTypeError: if an object is ``None`` or a ``bool``.
+        SerializationError: if an object cannot be serialized.
+        ConnectorError: if the connector fails.
+    """
+    _counting(store)
+    for obj in objs:
+        if obj is None or obj.__class__ is bool:
+            raise NonProxiableTypeError(
+                f"{obj!r} cannot be proxied: identity checks such as `is None` "
+                "would be false for its proxy."
+            )
+    keys = store.put_batch(objs, serializer=serializer, **kwargs)
+    populate = store._populate_target if populate_target is None else populate_target
+    return _make_proxies(store, keys, objs, deserializer, populate)
+
+
+def refcounted_proxy(
+    store: Store[Any],
+    obj: T,
+    *,
+    serializer: SerializerT | None = None,
+    deserializer: DeserializerT | None = None,
+    populate_target: bool | None = None,
+    **kwargs: Any,
+) -> Proxy[T]:
+    """Store ``obj`` and return a refcounted proxy of it.
+
+    What ``store.proxy(obj, refcount=True)`` does (see the module
+    documentation): this process holds the object until the proxy (and every
+    proxy of it unpickled here) is dropped or `release`d; each process that
+    unpickles a copy holds it too. The object is evicted once nobody holds it.
+
+    Raises:
+        RefCountNotSupportedError: if the store's connector cannot count
+            holders (checked before anything is stored).
+        NonProxiableTypeError: if ``obj`` is ``None`` or a ``bool``.
+        SerializationError: if ``obj`` cannot be serialized.
+        ConnectorError: if the connector fails.
+    """
+    return refcounted_proxy_batch(
+        store,
+        [obj],
+        serializer=serializer,
+        deserializer=deserializer,
+        populate_target=populate_target,
+        **kwargs,
+    )[0]
+
+
+def is_refcounted(proxy: Proxy[Any]) -> bool:
+    """Return whether ``proxy`` was made with ``refcount=True``."""
+    return isinstance(get_factory(proxy), RefCountedFactory)
+
+
+def release(proxy: Proxy[Any]) -> None:
+    """Release this proxy's hold now instead of when it is garbage collected.
+
+    The proxy stays usable if it is already resolved; once no holder is left
+    the object is evicted, and an unresolved proxy can no longer resolve.
+    Releasing twice is a no-op.
+
+    Raises:
+        TypeError: if ``proxy`` is not a refcounted proxy.
+    """
+    factory = get_factory(proxy)
+    if not isinstance(factory, RefCountedFactory):
+        raise TypeError(
+            f"release() takes a refcounted proxy (store.proxy(..., refcount=True)); "
+            f"this proxy's factory is {type(factory).__name__}."
+        )
+    factory._release()
