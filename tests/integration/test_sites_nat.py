@@ -268,3 +268,156 @@ def test_sweep_removes_namespaces_of_a_dead_owner() -> None:
         ["ip", "netns", "list"], capture_output=True, text=True, check=True
     ).stdout
     assert name not in listed
+
+
+# ====================================================================== 2. across hosts
+
+#: Connector factories, as Python source run on a cluster host: ``make(host)``
+#: returns a connector whose own server (DIM) or whose Redis is at ``host``.
+_CONNECTORS = {
+    "zmq": (
+        "from proxystore.connectors.dim.zmq import ZeroMQConnector\n"
+        "def make(host, timeout):\n"
+        "    return ZeroMQConnector(7100, address=host, timeout=timeout)\n"
+    ),
+    "ucx": (
+        "from proxystore.connectors.dim.ucx import UCXConnector\n"
+        "def make(host, timeout):\n"
+        "    return UCXConnector(7200, address=host, timeout=timeout)\n"
+    ),
+    "redis": (
+        "from proxystore.connectors.redis import RedisConnector\n"
+        "def make(host, timeout):\n"
+        "    return RedisConnector(\n"
+        "        host, 6379, socket_timeout=timeout, socket_connect_timeout=timeout\n"
+        "    )\n"
+    ),
+}
+
+#: UCX over TCP on the namespace's own interface (no RDMA, no shared memory
+#: across hosts); spawned servers inherit it.
+_UCX_ENV = {"UCX_TLS": "tcp,self", "UCX_NET_DEVICES": "eth0"}
+
+#: Python code on host A: argv = connector source, host, then object sizes. A
+#: store of its connector makes one proxy per size; each line printed is
+#: ``<base64 pickled proxy> <base64 pickled key> <sha256>``, then ``READY``. It
+#: holds everything until its stdin closes.
+_HOLD = """
+import base64, hashlib, os, pickle, sys
+from proxystore.store import Store
+from proxystore.store.utils import get_key
+exec(sys.argv[1])
+store = Store("cluster", make(sys.argv[2], 2.0), register=True)
+for size in sys.argv[3:]:
+    data = os.urandom(int(size))
+    proxy = store.proxy(data)
+    print(
+        base64.b64encode(pickle.dumps(proxy)).decode(),
+        base64.b64encode(pickle.dumps(get_key(proxy))).decode(),
+        hashlib.sha256(data).hexdigest(),
+        flush=True,
+    )
+print("READY", flush=True)
+sys.stdin.read()
+store.close()
+"""
+
+#: Python code on host B: argv = connector source, host, mode. Reads pickled
+#: proxies (one base64 line each) from stdin and prints, per proxy,
+#: ``<type name> <sha256>``: resolved here by a store of its own connector
+#: (``own``), or in a child started with the ``spawn`` method that only has the
+#: proxy (``spawn``).
+_RESOLVE = """
+import base64, hashlib, pickle, sys
+import multiprocessing
+from proxystore.store import Store
+from tests.integration.harness.spawned import digest_of_proxy
+exec(sys.argv[1])
+host, mode = sys.argv[2], sys.argv[3]
+lines = sys.stdin.read().split()
+if mode == "own":
+    with Store("cluster", make(host, 2.0), register=True):
+        for line in lines:
+            proxy = pickle.loads(base64.b64decode(line))
+            print(type(proxy).__name__, hashlib.sha256(bytes(proxy)).hexdigest())
+else:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        for line in lines:
+            proxy = pickle.loads(base64.b64decode(line))
+            print(*pool.apply(digest_of_proxy, (proxy,)))
+"""
+
+
+def _hold(
+    cluster: netns.Cluster, kind: str, sizes: list[int]
+) -> tuple[subprocess.Popen[bytes], list[tuple[str, str, str]]]:
+    """Host A's holder process and its ``(proxy, key, sha256)`` lines."""
+    env = _UCX_ENV if kind == "ucx" else None
+    holder = cluster.a.run(
+        [sys.executable, "-c", _HOLD, _CONNECTORS[kind], cluster.a_address]
+        + [str(s) for s in sizes],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    lines = []
+    while (line := _line(holder)) != "READY":
+        assert line, f"host A's holder exited with {holder.wait()}"
+        proxy, key, digest = line.split()
+        lines.append((proxy, key, digest))
+    return holder, lines
+
+
+def _sent_bytes(host: netns.Namespace) -> int:
+    """Bytes ``host`` has sent on its cluster link so far."""
+    return int(host.check("cat", "/sys/class/net/eth0/statistics/tx_bytes"))
+
+
+def _release(holder: subprocess.Popen[bytes]) -> None:
+    holder.communicate(b"", timeout=60)
+    assert holder.returncode == 0
+
+
+def _cluster_backend(cluster: netns.Cluster, kind: str) -> None:
+    """Start what ``kind`` needs on host A (a Redis server; DIM spawns its own)."""
+    if kind == "ucx":
+        pytest.importorskip("ucxx", reason="the ucx dependency group is not installed")
+    if kind != "redis":
+        return
+    argv = [
+        "redis-server",
+        "--bind", cluster.a_address, "--port", "6379",
+        "--save", "", "--appendonly", "no", "--protected-mode", "no",
+    ]  # fmt: skip
+    server = cluster.a.run(argv, log=cluster.network.workdir / "redis.log")
+    netns.wait_tcp(cluster.b, cluster.a_address, 6379, server, timeout=30)
+
+
+@pytest.mark.parametrize("kind", ["zmq", "ucx", "redis"])
+@pytest.mark.parametrize("mode", ["own", "spawn"])
+def test_proxy_made_on_one_host_resolves_on_another(
+    net: netns.Network, kind: str, mode: str
+) -> None:
+    cluster = netns.build_cluster(net)
+    _cluster_backend(cluster, kind)
+    holder, lines = _hold(cluster, kind, [10, 3 * 2**20])
+    sent_before = _sent_bytes(cluster.a)
+    try:
+        payload = "\n".join(proxy for proxy, _, _ in lines).encode()
+        done = cluster.b.python(
+            _RESOLVE,
+            _CONNECTORS[kind],
+            # B's own DIM server, or the one Redis (on A).
+            cluster.a_address if kind == "redis" else cluster.b_address,
+            mode,
+            input=payload,
+            env=_UCX_ENV if kind == "ucx" else None,
+        )
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        assert done.stdout.decode().split("\n")[:-1] == [
+            f"Proxy {digest}" for _, _, digest in lines
+        ]
+        # The bytes crossed the link from host A.
+        assert _sent_bytes(cluster.a) - sent_before > 3 * 2**20
+    finally:
+        _release(holder)
