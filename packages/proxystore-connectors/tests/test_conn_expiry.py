@@ -1,4 +1,4 @@
-"""Objects with a time-to-live in connectors without a server (file directory)."""
+"""Objects with a time-to-live in connectors without a server (files, shm)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from proxystore.connectors.protocols import (
     SweepingConnector,
     check_ttl,
 )
+from proxystore.connectors.shm import SharedMemoryConnector
 
 
 @pytest.fixture
@@ -172,3 +173,120 @@ def test_objects_without_ttl_are_never_swept(connector: FileConnector) -> None:
     time.sleep(0.02)
     assert connector.sweep() == 1
     assert all(connector.get(k) == b"x" for k in keys)
+
+
+# ---------------------------------------------------------------- shared memory
+@pytest.fixture
+def shm() -> Iterator[SharedMemoryConnector]:
+    namespace = f"ttl{os.getpid()}_{time.monotonic_ns()}"
+    with SharedMemoryConnector(namespace, arena=True, arena_size=8 << 20) as c:
+        yield c
+
+
+def test_shm_meets_the_contracts(shm: SharedMemoryConnector) -> None:
+    assert isinstance(shm, ExpiringConnector)
+    assert isinstance(shm, ListingConnector)
+    assert isinstance(shm, SweepingConnector)
+
+
+@pytest.mark.parametrize("size", [10, 512 << 10])
+def test_arena_object_expires_and_is_swept(
+    shm: SharedMemoryConnector, size: int
+) -> None:
+    data = os.urandom(size)
+    key = shm.put(data, ttl=0.1)
+    plain = shm.put(b"plain")
+    assert key.name.startswith(shm._arena_stem)  # in the arena
+    left = shm.ttl(key)
+    assert left is not None
+    assert 0 < left <= 0.1
+    assert shm.ttl(plain) is None
+    got = shm.get(key)
+    assert got is not None
+    assert bytes(got) == data
+    del got
+    time.sleep(0.12)
+    # Due: never read (the C read path included), before any sweep.
+    assert shm.get(key) is None
+    assert not shm.exists(key)
+    assert not shm.expire(key, 10)
+    arena = shm._arena()
+    assert arena is not None
+    assert shm.sweep() == 1
+    slot = shm._slot(key)
+    assert slot is not None
+    assert not arena.exists(*slot)
+    assert shm.get(plain) == b"plain"
+
+
+def test_arena_expire_extends_and_persists(shm: SharedMemoryConnector) -> None:
+    key = shm.put(b"x", ttl=0.05)
+    assert shm.expire(key, 30)
+    left = shm.ttl(key)
+    assert left is not None
+    assert left > 20
+    assert shm.expire(key, None)
+    assert shm.ttl(key) is None
+    plain = shm.put(b"y")
+    assert shm.expire(plain, 0.02)
+    time.sleep(0.06)
+    assert shm.get(key) == b"x"
+    assert shm.get(plain) is None
+    assert shm.sweep() == 1
+
+
+def test_segment_objects_expire_like_files() -> None:
+    namespace = f"ttlseg{os.getpid()}_{time.monotonic_ns()}"
+    with SharedMemoryConnector(namespace) as seg:
+        key = seg.put(b"s" * 100, ttl=0.05)
+        path = os.path.join("/dev/shm", key.name)
+        assert os.path.exists(path)
+        assert seg.ttl(key) is not None
+        time.sleep(0.07)
+        assert seg.get(key) is None
+        assert not seg.exists(key)
+        assert seg.sweep() == 1
+        assert not os.path.exists(path)
+
+
+def test_another_process_of_the_namespace_sweeps(
+    shm: SharedMemoryConnector,
+) -> None:
+    key = shm.put(b"x", ttl=0.05)
+    slot = shm._slot(key)
+    arena = shm._arena()
+    assert slot is not None
+    assert arena is not None
+    # As if the writer had died: its sweeper stops.
+    assert shm._sweeping is not None
+    shm._sweeping()
+    shm._sweeping = None
+    time.sleep(0.07)
+    assert arena.exists(*slot)  # due, but nobody swept yet
+    # A second connector of the namespace stands for any other process:
+    # attaching to an arena with deadlines starts its sweeper.
+    other = SharedMemoryConnector(shm.namespace, arena=True, arena_size=8 << 20)
+    try:
+        other._arena()
+        assert other._sweeping is not None
+        assert _wait_until(lambda: not arena.exists(*slot))
+    finally:
+        other.close(clear=False)
+
+
+def test_shm_scan_lists_sizes_ttls_and_holders(shm: SharedMemoryConnector) -> None:
+    big = shm.put(os.urandom(512 << 10), ttl=30)
+    small = shm.put(b"abc")
+    gone = shm.put(b"z", ttl=0.01)
+    view = shm.get(big)  # a zero-copy view: this process holds the slot
+    time.sleep(0.02)
+    infos = {info.key.name: info for info in shm.scan()}
+    assert set(infos) == {big.name, small.name}
+    assert infos[small.name].size == 3
+    assert infos[small.name].ttl is None
+    big_ttl = infos[big.name].ttl
+    assert big_ttl is not None
+    assert 25 < big_ttl <= 30
+    assert infos[big.name].holders == (f"pid:{os.getpid()}",)
+    assert gone.name not in infos
+    del view

@@ -11,10 +11,19 @@ sweep the same namespace at once, and no particular process has to survive.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
+import time
 from collections.abc import Callable
+from typing import Final
 
-__all__ = ["acquire", "release"]
+__all__ = ["EXPIRES", "acquire", "release", "set_file_deadline"]
+
+#: Mode bit marking a file (an object file, a shared-memory segment) whose
+#: modification time is its expiry deadline. The sticky bit means nothing on a
+#: regular file, so it is free for this.
+EXPIRES: Final = stat.S_ISVTX
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -70,3 +79,24 @@ def release(namespace: str) -> None:
             return
         del _running[namespace]
     entry[0].set()
+
+
+def set_file_deadline(path: str, deadline_ns: int | None) -> None:
+    """Give the object file at ``path`` a deadline (``time_ns``), or remove it.
+
+    The deadline is written before the mark: a crash between the two leaves an
+    object that never expires, never one that expires early.
+
+    Raises:
+        FileNotFoundError: if the file is gone.
+        OSError: if its mode or times cannot be changed.
+    """
+    now = time.time_ns()
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if deadline_ns is None:
+        os.chmod(path, mode & ~EXPIRES)
+        os.utime(path, ns=(now, now))
+    else:
+        os.utime(path, ns=(now, deadline_ns))
+        if not mode & EXPIRES:
+            os.chmod(path, mode | EXPIRES)

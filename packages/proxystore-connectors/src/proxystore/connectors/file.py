@@ -71,8 +71,7 @@ _MMAP_MIN_BYTES = 2 * 1024 * 1024
 # back off so a long wait does not spin on stat().
 _WAIT_FIRST_SLEEP_S = 0.001
 _WAIT_MAX_SLEEP_S = 0.05
-#: Mode bit marking a file whose modification time is its expiry deadline.
-_EXPIRES: Final = stat.S_ISVTX
+_EXPIRES: Final = _sweeper.EXPIRES
 #: Present in a directory once any process stored an object with a deadline.
 _TTL_MARKER: Final = ".ttl"
 _SWEEP_LOCK: Final = ".sweep.lock"
@@ -481,18 +480,13 @@ class FileConnector(Closeable):
             return False
         if _expired(st, now):
             return False
+        if checked is not None:
+            self._mark_expiring()
         with _os_errors("change", path):
             try:
-                if checked is None:
-                    os.chmod(path, stat.S_IMODE(st.st_mode) & ~_EXPIRES)
-                    os.utime(path, ns=(now, now))
-                else:
-                    self._mark_expiring()
-                    # Deadline first: a crash between the two leaves an object
-                    # that never expires, never one that expires too early.
-                    os.utime(path, ns=(now, now + round(checked * 1e9)))
-                    if not st.st_mode & _EXPIRES:
-                        os.chmod(path, stat.S_IMODE(st.st_mode) | _EXPIRES)
+                _sweeper.set_file_deadline(
+                    path, None if checked is None else now + round(checked * 1e9)
+                )
             except FileNotFoundError:
                 return False
         return True

@@ -51,6 +51,16 @@ layout, the crash-safe lock and the reference counts):
 
 Keys of arena objects are named ``psshm-<uid>-<namespace>-~<slot>.<generation>``.
 
+Expiry (``put(..., ttl=)``): an arena object's deadline goes to a side table next
+to the arena (``proxystore.connectors._arena_ttl``), written before the object is
+published; a segment's deadline is its modification time, marked by the sticky
+bit, set before it is renamed into place (as for `FileConnector`). A read
+never returns an expired object. Every process that maps an arena with deadlines
+sweeps it in the background (one sweep at a time across processes, under a
+``flock``), so expired objects leave the arena however the processes that stored
+them ended; `SharedMemoryConnector.sweep` sweeps now, segments included. Objects
+with a deadline are never spilled (they get a segment when the arena is full).
+
 The read of a large arena object (key parse, hold, view) runs in a small C
 extension, ``proxystore.connectors._arenac``, when the package was built with a
 compiler: a worker resolving a proxy right after a 100 MB copy has cold caches,
@@ -91,19 +101,21 @@ import os
 import re
 import secrets
 import struct
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, Final, NamedTuple, Self
 
 from proxystore.connectors import _arena as arenas
-from proxystore.connectors import _spill
+from proxystore.connectors import _arena_ttl, _spill, _sweeper
 from proxystore.connectors.exceptions import (
     ConnectorConnectionError,
     ConnectorError,
     CorruptPayloadError,
     ForeignFileError,
 )
-from proxystore.connectors.protocols import BytesLike
+from proxystore.connectors.protocols import BytesLike, KeyInfo, check_ttl
 from proxystore.utils._closeable import Closeable
 from proxystore.utils.imports import get_object_path
 
@@ -138,6 +150,14 @@ _ARENA_MAX_DEFAULT: Final = 1 << 30
 _ARENA_MIN: Final = 1 << 20
 _ARENA_SLOTS: Final = 4096
 _SEGMENT: Final = "shared-memory segment"
+_EXPIRES: Final = _sweeper.EXPIRES
+#: Seconds between two background sweeps of an arena with deadlines.
+_SWEEP_S: Final = 1.0
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)
+
 
 logger = logging.getLogger(__name__)
 
@@ -382,10 +402,12 @@ class SharedMemoryConnector(Closeable):
         self._hold_view: Any = arenas._hold_view if arena else None
         self._arena_path = os.path.join(SHM_DIR, self._stem + _ARENA_NAME)
         self._mapped: arenas.Arena | None = None
-        # Names of this namespace: the arena, final segments and temporary ones.
+        self._sweeping: weakref.finalize[Any, Any] | None = None
+        # Names of this namespace: the arena (and its deadline table), final
+        # segments and temporary ones.
         self._ours = re.compile(
             re.escape(self._stem)
-            + r"(?:[0-9a-f]{32}|~[0-9]+\.[0-9]+|arena)(?:"
+            + r"(?:[0-9a-f]{32}|~[0-9]+\.[0-9]+|arena(?:\.ttl)?)(?:"
             + re.escape(_TMP_MARK)
             + r".+)?"
         )
@@ -466,6 +488,8 @@ class SharedMemoryConnector(Closeable):
                 self.arena_size or _default_arena_size(),
                 self.arena_slots,
             )
+            if arena.words[_arena_ttl.FLAG_WORD]:
+                self._start_sweeping(arena)
             return arena
         except arenas.ArenaFullError:
             logger.warning(
@@ -501,9 +525,13 @@ class SharedMemoryConnector(Closeable):
                 twice is harmless. Files at our names that are not private files
                 of this user are left in place (with a warning).
         """
+        if self._sweeping is not None:
+            self._sweeping()
+            self._sweeping = None
         if not (self.clear if clear is None else clear):
             return
         arenas.forget_arena(self._arena_path)
+        _arena_ttl.forget(self._arena_path)
         if self._spill is not None:
             self._spill.clear()
             _spill.close_quietly(self._spill)
@@ -592,7 +620,10 @@ class SharedMemoryConnector(Closeable):
         if slot is not None:
             arena = self._arena()
             if arena is not None and arena.exists(*slot):
-                return True
+                return not (
+                    arena.words[_arena_ttl.FLAG_WORD]
+                    and self._arena_expired(arena, key)
+                )
             if arena is not None and self._spill is not None:  # noqa: SIM102
                 if _spill.spilled_tier(arena, *slot) is not None:
                     return True
@@ -605,7 +636,7 @@ class SharedMemoryConnector(Closeable):
         problem = arenas.problem_with(st, self._uid)
         if problem is not None:
             raise arenas.refusal(path, _SEGMENT, problem)
-        return True
+        return not (st.st_mode & _EXPIRES and st.st_mtime_ns <= time.time_ns())
 
     def get(
         self, key: SharedMemoryKey, *, writable: bool | None = None
@@ -634,6 +665,12 @@ class SharedMemoryConnector(Closeable):
         arena = self._mapped
         if (
             arena is not None
+            and arena.words[_arena_ttl.FLAG_WORD]
+            and self._arena_expired(arena, key)
+        ):
+            return None
+        if (
+            arena is not None
             and not private
             and key.size >= _MAP_MIN_BYTES
             and self._hold_view is not None
@@ -651,7 +688,11 @@ class SharedMemoryConnector(Closeable):
         if slot is not None:
             arena = self._arena()
             if arena is not None:
-                data = self._read_arena(arena, slot, key.size, private)
+                data = (
+                    arena.read(*slot)
+                    if key.size < _MAP_MIN_BYTES
+                    else self._read_arena(arena, slot, key.size, private)
+                )
                 if data is not None:
                     return data
         return self._get_missing(key, private)
@@ -762,6 +803,8 @@ class SharedMemoryConnector(Closeable):
         try:
             # The fstat a read needs anyway also proves the file is ours.
             st = arenas.check_private(fd, path, _SEGMENT, self._uid)
+            if st.st_mode & _EXPIRES and st.st_mtime_ns <= time.time_ns():
+                return None  # expired: the next sweep removes it
             with _os_errors("read", path):
                 size = st.st_size
                 if size < _HEADER_SIZE + _MAP_MIN_BYTES:
@@ -816,26 +859,39 @@ class SharedMemoryConnector(Closeable):
         """Return a fresh key for a later `set` (like the reference, ignores `obj`)."""
         return SharedMemoryKey(self._new_name(), 0)
 
-    def put(self, obj: BytesLike) -> SharedMemoryKey:
+    def put(self, obj: BytesLike, *, ttl: float | None = None) -> SharedMemoryKey:
         """Store ``obj`` (in the arena, or in a new segment) and return its key.
 
+        Args:
+            obj: Bytes to store.
+            ttl: Seconds after which the object expires (see "Expiry" in the
+                module notes); ``None``: never.
+
         Raises:
+            ValueError: if ``ttl`` is not a positive, finite number.
             SharedMemoryFullError: if ``obj`` does not fit in the free space of
                 ``/dev/shm``; nothing is left behind.
             ConnectorConnectionError: if the segment cannot be written otherwise.
         """
-        return self.put_parts((obj,))
+        if ttl is None:
+            return self.put_parts((obj,))
+        return self.put_parts((obj,), ttl=ttl)
 
-    def put_parts(self, parts: Sequence[BytesLike]) -> SharedMemoryKey:
+    def put_parts(
+        self, parts: Sequence[BytesLike], *, ttl: float | None = None
+    ) -> SharedMemoryKey:
         """Store the concatenation of ``parts`` as one object; return its key.
 
         The parts are copied straight to shared memory, never joined first (the
         store hands a serializer's header and out-of-band buffers over this way).
 
         Raises:
+            ValueError: if ``ttl`` is not a positive, finite number.
             SharedMemoryFullError: if the object does not fit in free shared memory.
             ConnectorConnectionError: if the segment cannot be written otherwise.
         """
+        if ttl is not None:
+            return self._put_expiring(parts, time.time_ns() + _ns(check_ttl(ttl)))
         flat = [_flat(part) for part in parts]
         size = sum(len(part) for part in flat)
         arena = self._arena()
@@ -869,13 +925,177 @@ class SharedMemoryConnector(Closeable):
             self._spill.write_named(name, flat, size)
         return SharedMemoryKey(name, size)
 
-    def put_batch(self, objs: Sequence[BytesLike]) -> list[SharedMemoryKey]:
+    def put_batch(
+        self, objs: Sequence[BytesLike], *, ttl: float | None = None
+    ) -> list[SharedMemoryKey]:
         """Store each object; return the keys in order.
 
         Raises:
+            ValueError: if ``ttl`` is not a positive, finite number.
             SharedMemoryFullError: if an object does not fit (earlier ones stay).
         """
-        return [self.put(obj) for obj in objs]
+        return [self.put(obj, ttl=ttl) for obj in objs]
+
+    # ------------------------------------------------------------- expiry
+    def _put_expiring(
+        self, parts: Sequence[BytesLike], deadline: int
+    ) -> SharedMemoryKey:
+        """Store an object with a deadline: in the arena, else in a segment."""
+        flat = [_flat(part) for part in parts]
+        size = sum(len(part) for part in flat)
+        arena = self._arena()
+        if arena is not None:
+            found = arena.allocate(size)
+            if found is not None:
+                slot, gen, offset = found
+                try:
+                    # Before the slot is published: never stored without it.
+                    _arena_ttl.deadlines_of(arena, create=True).set(slot, gen, deadline)
+                    self._start_sweeping(arena)
+                    arena.write(offset, flat)
+                except BaseException:
+                    arena.abort(slot, gen)
+                    raise
+                arena.commit(slot, gen)
+                return SharedMemoryKey(f"{self._arena_stem}{slot}.{gen}", size)
+        name = self._new_name()
+        self._write(name, flat, size, deadline)
+        return SharedMemoryKey(name, size)
+
+    def _arena_expired(self, arena: arenas.Arena, key: SharedMemoryKey) -> bool:
+        slot = self._slot(key)
+        if slot is None:
+            return False
+        table = _arena_ttl.deadlines_of(arena, create=False)
+        return table is not None and table.expired(*slot)
+
+    def _start_sweeping(self, arena: arenas.Arena) -> None:
+        """Sweep the arena in the background while this connector lives."""
+        if self._sweeping is not None:
+            return
+        path = self._arena_path
+        _sweeper.acquire(path, lambda: _arena_ttl.sweep_arena(arena), _SWEEP_S)
+        self._sweeping = weakref.finalize(self, _sweeper.release, path)
+
+    def expire(self, key: SharedMemoryKey, ttl: float | None) -> bool:
+        """Set the remaining time-to-live of the object at ``key``.
+
+        Args:
+            key: Key of the object.
+            ttl: Seconds from now; ``None`` removes the deadline.
+
+        Returns:
+            Whether an (unexpired) object exists at ``key``.
+
+        Raises:
+            ValueError: if ``ttl`` is not a positive, finite number (or the key
+                does not name a segment of this connector kind).
+        """
+        checked = check_ttl(ttl)
+        if not self.exists(key):
+            return False
+        deadline = None if checked is None else time.time_ns() + _ns(checked)
+        slot = self._slot(key)
+        arena = self._arena() if slot is not None else None
+        if slot is not None and arena is not None and arena.exists(*slot):
+            table = _arena_ttl.deadlines_of(arena, create=deadline is not None)
+            if table is not None:
+                table.set(*slot, deadline)
+            if deadline is not None:
+                self._start_sweeping(arena)
+            return True
+        try:
+            _sweeper.set_file_deadline(self._path(key), deadline)
+        except FileNotFoundError:
+            return False  # a spilled object: kept without a deadline
+        return True
+
+    def ttl(self, key: SharedMemoryKey) -> float | None:
+        """Return the seconds before the object at ``key`` expires.
+
+        Returns:
+            ``None`` when it has no deadline, has expired or does not exist.
+        """
+        if not self.exists(key):
+            return None
+        slot = self._slot(key)
+        arena = self._arena() if slot is not None else None
+        deadline: int | None = None
+        if slot is not None and arena is not None and arena.exists(*slot):
+            table = _arena_ttl.deadlines_of(arena, create=False)
+            deadline = None if table is None else table.deadline(*slot)
+        else:
+            with suppress(FileNotFoundError):
+                st = os.stat(self._path(key))
+                if st.st_mode & _EXPIRES:
+                    deadline = st.st_mtime_ns
+        return None if deadline is None else max(0, deadline - time.time_ns()) / 1e9
+
+    def sweep(self) -> int:
+        """Remove every expired object of the namespace now; return how many.
+
+        The arena is swept under its table's lock (a concurrent sweep by another
+        process makes this one skip it); expired segments are unlinked.
+        """
+        removed = 0
+        arena = self._arena() if self.arena else None
+        if arena is not None:
+            removed += _arena_ttl.sweep_arena(arena)
+        now = time.time_ns()
+        with os.scandir(SHM_DIR) as entries:
+            for entry in entries:
+                name = entry.name
+                if not name.startswith(self._stem) or _TMP_MARK in name:
+                    continue
+                with suppress(FileNotFoundError):
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_mode & _EXPIRES and st.st_mtime_ns <= now:
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
+
+    def scan(self) -> Iterator[KeyInfo]:
+        """List the namespace's objects: size, age, time-to-live and holders.
+
+        Arena objects report the pids of the processes holding views of them as
+        holders (``"pid:<n>"``) and no age (the arena records none); segments
+        report their age and no holders. Spilled objects are not listed.
+        """
+        now = time.time_ns()
+        arena = self._arena() if self.arena else None
+        if arena is not None:
+            table = _arena_ttl.deadlines_of(arena, create=False)
+            for slot, gen, size, holders in _arena_ttl.arena_objects(arena):
+                deadline = None if table is None else table.deadline(slot, gen)
+                if deadline is not None and deadline <= now:
+                    continue
+                yield KeyInfo(
+                    SharedMemoryKey(f"{self._arena_stem}{slot}.{gen}", size),
+                    size,
+                    None,
+                    None if deadline is None else (deadline - now) / 1e9,
+                    tuple(f"pid:{pid}" for pid in holders),
+                )
+        segment = re.compile(re.escape(self._stem) + r"[0-9a-f]{32}")
+        with os.scandir(SHM_DIR) as entries:
+            for entry in entries:
+                if not segment.fullmatch(entry.name):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                expires = bool(st.st_mode & _EXPIRES)
+                if expires and st.st_mtime_ns <= now:
+                    continue
+                size = max(st.st_size - _HEADER_SIZE, 0)
+                born = st.st_ctime_ns if expires else st.st_mtime_ns
+                yield KeyInfo(
+                    SharedMemoryKey(entry.name, size),
+                    size,
+                    max(now - born, 0) / 1e9,
+                    (st.st_mtime_ns - now) / 1e9 if expires else None,
+                )
 
     def set(self, key: SharedMemoryKey, obj: BytesLike) -> None:
         """Atomically store ``obj`` at ``key``, replacing any object already there.
@@ -900,7 +1120,13 @@ class SharedMemoryConnector(Closeable):
             if arena is not None:
                 arena.evict(*slot)
 
-    def _write(self, name: str, parts: list[bytes | memoryview], size: int) -> None:
+    def _write(
+        self,
+        name: str,
+        parts: list[bytes | memoryview],
+        size: int,
+        deadline: int | None = None,
+    ) -> None:
         """Write ``parts`` to a temporary segment, then rename it to ``name``."""
         needed = _HEADER_SIZE + size
         stats = os.statvfs(SHM_DIR)
@@ -917,6 +1143,9 @@ class SharedMemoryConnector(Closeable):
             )
             try:
                 _write_all(fd, [header, *parts])
+                if deadline is not None:  # set before the rename (see Expiry)
+                    os.fchmod(fd, _FILE_MODE | _EXPIRES)
+                    os.utime(fd, ns=(time.time_ns(), deadline))
             finally:
                 os.close(fd)
             # Names hold 128 random bits, so a put never replaces an object.
