@@ -1,0 +1,309 @@
+"""The ``proxystore-store`` command: what a store holds, and sweeping it.
+
+::
+
+    proxystore-store list STORE [STORE ...] [--json]
+    proxystore-store sweep STORE [STORE ...]
+    proxystore-store register NAME CONFIG
+
+A ``STORE`` is a store config file (TOML as `StoreConfig.write_toml` writes it,
+or JSON of `StoreConfig.as_dict`), or the name of a config registered with
+``register`` (kept as ``<proxystore home>/stores/<NAME>.toml``).
+
+``list`` prints every object of each store's connector with its size, age,
+remaining time-to-live and holders, then the store's totals; ``--json`` prints
+one JSON document instead. The connector must be able to list what it stores
+(`ListingConnector`: Redis, files, shared memory, endpoints). Fields a backend
+does not record are shown as ``-`` (``null`` in JSON): Redis keeps no creation
+time, for instance.
+
+``sweep`` removes expired objects now, for connectors whose clients sweep
+(files, shared memory; `SweepingConnector`): a standalone sweeper when no process
+of the namespace is running. Other backends expire objects themselves.
+
+Nothing is ever cleared: connectors are opened from the config but closed without
+their ``clear`` option. Errors are one line on stderr (exit status 1; 2 for
+usage errors), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
+
+from proxystore.connectors.protocols import (
+    KeyInfo,
+    ListingConnector,
+    SweepingConnector,
+)
+from proxystore.store.config import StoreConfig
+from proxystore.utils.environment import home_dir
+
+__all__ = ["load_config", "main", "stores_dir"]
+
+_PROG = "proxystore-store"
+
+
+class CLIError(Exception):
+    """An error reported as one line (no traceback)."""
+
+
+def stores_dir() -> str:
+    """Directory of the configs registered by name (``<home>/stores``)."""
+    return os.path.join(home_dir(), "stores")
+
+
+def load_config(target: str) -> StoreConfig:
+    """Return the store config in file ``target``, or registered as ``target``.
+
+    Raises:
+        CLIError: if ``target`` is neither a readable config file nor a
+            registered name, or the config is invalid.
+    """
+    path = target
+    if not os.path.isfile(path):
+        for suffix in (".toml", ".json"):
+            candidate = os.path.join(stores_dir(), target + suffix)
+            if os.path.isfile(candidate):
+                path = candidate
+                break
+        else:
+            raise CLIError(
+                f"{target!r} is neither a store config file nor a registered "
+                f"store name (none in {stores_dir()})."
+            )
+    try:
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as f:
+                return StoreConfig.from_dict(json.load(f))
+        return StoreConfig.from_toml(path)
+    except (OSError, ValueError, TypeError) as e:
+        raise CLIError(f"{path}: not a valid store config: {e}") from e
+
+
+def _open(config: StoreConfig) -> Any:
+    try:
+        return config.connector.get_connector()
+    except Exception as e:
+        raise CLIError(
+            f"store {config.name!r}: cannot open its connector "
+            f"({config.connector.kind}): {type(e).__name__}: {e}"
+        ) from e
+
+
+def _close(connector: Any) -> None:
+    # Never clear: a config may say clear=True (FLUSHDB, rm -r) for its owner.
+    close = connector.close
+    try:
+        params = inspect.signature(close).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    if "clear" in params:
+        close(clear=False)
+    else:
+        close()
+
+
+class _Listing(NamedTuple):
+    name: str
+    kind: str
+    objects: list[KeyInfo]
+
+
+def _list(config: StoreConfig) -> _Listing:
+    connector = _open(config)
+    try:
+        if not isinstance(connector, ListingConnector):
+            raise CLIError(
+                f"store {config.name!r}: {type(connector).__name__} cannot list "
+                "what it stores."
+            )
+        try:
+            objects = list(connector.scan())
+        except CLIError:
+            raise
+        except Exception as e:
+            raise CLIError(
+                f"store {config.name!r}: listing failed: {type(e).__name__}: {e}"
+            ) from e
+    finally:
+        _close(connector)
+    return _Listing(config.name, type(connector).__name__, objects)
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, tuple) and key:
+        return str(key[0]) if len(key) == 1 else " ".join(str(k) for k in key)
+    return str(key)
+
+
+def _bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 120:
+        return f"{value:.1f}s"
+    if value < 7200:
+        return f"{value / 60:.1f}m"
+    return f"{value / 3600:.1f}h"
+
+
+def _totals(objects: Sequence[KeyInfo]) -> dict[str, int]:
+    return {
+        "objects": len(objects),
+        "bytes": sum(o.size or 0 for o in objects),
+        "expiring": sum(1 for o in objects if o.ttl is not None),
+    }
+
+
+def _text_lines(listing: _Listing) -> Iterator[str]:
+    objects = listing.objects
+    rows = [
+        (
+            _key_text(o.key),
+            "-" if o.size is None else str(o.size),
+            _seconds(o.age),
+            _seconds(o.ttl),
+            "-" if o.holders is None else (",".join(o.holders) or "none"),
+        )
+        for o in objects
+    ]
+    header = ("KEY", "SIZE", "AGE", "TTL", "HOLDERS")
+    widths = [max([len(header[i]), *(len(r[i]) for r in rows)]) for i in range(5)]
+    yield f"store {listing.name} ({listing.kind})"
+    if rows:
+        fmt = "  {:<%d}  {:>%d}  {:>%d}  {:>%d}  {}" % tuple(widths[:4])  # noqa: UP031
+        yield fmt.format(*header)
+        for row in rows:
+            yield fmt.format(*row)
+    totals = _totals(objects)
+    yield (
+        f"  total: {totals['objects']} objects, {_bytes(totals['bytes'])}, "
+        f"{totals['expiring']} with a time-to-live"
+    )
+
+
+def _json(listings: Sequence[_Listing]) -> str:
+    stores = [
+        {
+            "name": listing.name,
+            "connector": listing.kind,
+            "objects": [
+                {
+                    "key": list(o.key) if isinstance(o.key, tuple) else o.key,
+                    "size": o.size,
+                    "age": o.age,
+                    "ttl": o.ttl,
+                    "holders": None if o.holders is None else list(o.holders),
+                }
+                for o in listing.objects
+            ],
+            "total": _totals(listing.objects),
+        }
+        for listing in listings
+    ]
+    return json.dumps({"stores": stores}, separators=(",", ":"))
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    listings = [_list(load_config(target)) for target in args.stores]
+    out = sys.stdout
+    if args.json:
+        out.write(_json(listings) + "\n")
+    else:
+        out.write("\n".join(line for li in listings for line in _text_lines(li)))
+        out.write("\n")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    for target in args.stores:
+        config = load_config(target)
+        connector = _open(config)
+        try:
+            if not isinstance(connector, SweepingConnector):
+                print(
+                    f"store {config.name}: {type(connector).__name__} expires "
+                    "objects itself; nothing to sweep"
+                )
+                continue
+            removed = connector.sweep()
+        finally:
+            _close(connector)
+        print(f"store {config.name}: removed {removed} expired objects")
+    return 0
+
+
+def _cmd_register(args: argparse.Namespace) -> int:
+    config = load_config(args.config)  # validates before anything is written
+    suffix = ".json" if args.config.endswith(".json") else ".toml"
+    os.makedirs(stores_dir(), mode=0o700, exist_ok=True)
+    for other in (".toml", ".json"):
+        stale = os.path.join(stores_dir(), args.name + other)
+        if other != suffix and os.path.exists(stale):
+            os.unlink(stale)
+    shutil.copyfile(args.config, os.path.join(stores_dir(), args.name + suffix))
+    print(f"registered store config {config.name!r} as {args.name!r}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG, description="What a ProxyStore store holds, and sweeping it."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser(
+        "list", help="list keys with size, age, time-to-live and holders"
+    )
+    listing.add_argument(
+        "stores", nargs="+", metavar="STORE", help="config file or registered name"
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(run=_cmd_list)
+    sweep = commands.add_parser("sweep", help="remove expired objects now")
+    sweep.add_argument("stores", nargs="+", metavar="STORE")
+    sweep.set_defaults(run=_cmd_sweep)
+    register = commands.add_parser(
+        "register", help="register a store config under a name"
+    )
+    register.add_argument("name", help="name to register the config under")
+    register.add_argument("config", help="store config file (TOML or JSON)")
+    register.set_defaults(run=_cmd_register)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return its exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except CLIError as e:
+        print(f"{_PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # anything unforeseen: still one line
+        print(f"{_PROG}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return status
+
+
+def cli() -> None:  # pragma: no cover - the console script
+    """Entry point of the ``proxystore-store`` console script."""
+    sys.exit(main())
