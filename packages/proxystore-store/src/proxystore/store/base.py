@@ -61,6 +61,7 @@ from proxystore.store.future import Future
 from proxystore.store.lifetimes import LeaseLifetime
 from proxystore.store.metrics import StoreMetrics
 from proxystore.store.ref import OwnedProxy, into_owned
+from proxystore.store.refcount import refcounted_proxy, refcounted_proxy_batch
 from proxystore.store.types import _MISSING, ConnectorKeyT, ConnectorT, NonProxiableT
 from proxystore.utils._closeable import Closeable
 from proxystore.utils.credentials import resolve_secret_bytes
@@ -132,6 +133,14 @@ def _attach(
         cast("LeaseLifetime", lifetime)._add_armed(*keys, store=store)
     else:
         lifetime.add_key(*keys, store=store)
+
+
+def _check_refcount(evict: bool, lifetime: object, ttl: float | None) -> None:
+    if evict or lifetime is not None or ttl is not None:
+        raise ValueError(
+            "refcount=True is exclusive with evict=True, a lifetime and ttl=: the "
+            "holders alone decide when the object is evicted."
+        )
 
 
 def _shortcut(connector: object, fast: str, *plain: str) -> Any:
@@ -814,6 +823,7 @@ class Store(Closeable, Generic[ConnectorT]):
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
         ttl: float | None = ...,
+        refcount: bool = ...,
         populate_target: bool | None = ...,
         skip_nonproxiable: Literal[False] = ...,
         **kwargs: Any,
@@ -829,6 +839,7 @@ class Store(Closeable, Generic[ConnectorT]):
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
         ttl: float | None = ...,
+        refcount: bool = ...,
         populate_target: bool | None = ...,
         skip_nonproxiable: bool,
         **kwargs: Any,
@@ -843,6 +854,7 @@ class Store(Closeable, Generic[ConnectorT]):
         serializer: SerializerT | None = None,
         deserializer: DeserializerT | None = None,
         ttl: float | None = None,
+        refcount: bool = False,
         populate_target: bool | None = None,
         skip_nonproxiable: bool = False,
         **kwargs: Any,
@@ -859,6 +871,11 @@ class Store(Closeable, Generic[ConnectorT]):
             ttl: Seconds after which the backend removes the object, even if
                 every process that knew of it died (see `put`); a proxy
                 resolved later finds nothing. ``None``: no expiry.
+            refcount: Count the holders of the object across processes: it is
+                evicted once this proxy and every copy unpickled elsewhere are
+                dropped, or their processes died (see
+                `proxystore.store.refcount`). Exclusive with ``evict``,
+                ``lifetime`` and ``ttl``.
             populate_target: Return an already-resolved proxy (with ``obj``'s class
                 and hash cached) instead of one that fetches on first use; ``None``
                 uses the store's default.
@@ -867,7 +884,10 @@ class Store(Closeable, Generic[ConnectorT]):
             kwargs: Passed to the connector's ``put``.
 
         Raises:
-            ValueError: if both ``evict`` and ``lifetime`` are given.
+            ValueError: if both ``evict`` and ``lifetime`` are given, or
+                ``refcount`` with any of them or ``ttl``.
+            RefCountNotSupportedError: if ``refcount`` and the connector cannot
+                count holders.
             NonProxiableTypeError: if ``obj`` is ``None`` or a ``bool`` and
                 ``skip_nonproxiable`` is false.
             SerializationError: if ``obj`` cannot be serialized.
@@ -883,6 +903,16 @@ class Store(Closeable, Generic[ConnectorT]):
                 return obj
             raise _nonproxiable_error(obj)
         self._check_lifetime(lifetime)
+        if refcount:
+            _check_refcount(evict, lifetime, ttl)
+            return refcounted_proxy(
+                self,
+                obj,
+                serializer=serializer,
+                deserializer=deserializer,
+                populate_target=populate_target,
+                **kwargs,
+            )
         metrics = self._metrics
         start = 0 if metrics is None else _now()
         if isinstance(lifetime, LeaseLifetime):
@@ -913,6 +943,7 @@ class Store(Closeable, Generic[ConnectorT]):
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
         ttl: float | None = ...,
+        refcount: bool = ...,
         populate_target: bool | None = ...,
         skip_nonproxiable: Literal[False] = ...,
         **kwargs: Any,
@@ -928,6 +959,7 @@ class Store(Closeable, Generic[ConnectorT]):
         serializer: SerializerT | None = ...,
         deserializer: DeserializerT | None = ...,
         ttl: float | None = ...,
+        refcount: bool = ...,
         populate_target: bool | None = ...,
         skip_nonproxiable: bool,
         **kwargs: Any,
@@ -942,6 +974,7 @@ class Store(Closeable, Generic[ConnectorT]):
         serializer: SerializerT | None = None,
         deserializer: DeserializerT | None = None,
         ttl: float | None = None,
+        refcount: bool = False,
         populate_target: bool | None = None,
         skip_nonproxiable: bool = False,
         **kwargs: Any,
@@ -961,6 +994,19 @@ class Store(Closeable, Generic[ConnectorT]):
         proxiable = [obj for obj in objs if not _is_nonproxiable(obj)]
         if len(proxiable) != len(objs) and not skip_nonproxiable:
             raise _nonproxiable_error(next(o for o in objs if _is_nonproxiable(o)))
+        if refcount:
+            _check_refcount(evict, lifetime, ttl)
+            made_rc = iter(
+                refcounted_proxy_batch(
+                    self,
+                    proxiable,
+                    serializer=serializer,
+                    deserializer=deserializer,
+                    populate_target=populate_target,
+                    **kwargs,
+                )
+            )
+            return [obj if _is_nonproxiable(obj) else next(made_rc) for obj in objs]
         metrics = self._metrics
         start = 0 if metrics is None else _now()
         lease = lifetime if isinstance(lifetime, LeaseLifetime) else None

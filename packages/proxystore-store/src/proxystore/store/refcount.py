@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from proxystore.connectors.holders import Hold, RefCountingConnector, counting
 from proxystore.proxy import Proxy, get_factory
@@ -53,10 +53,10 @@ from proxystore.store.exceptions import (
     RefCountNotSupportedError,
 )
 from proxystore.store.factory import StoreFactory, _init_from_wire
+from proxystore.store.protocols import StoreLike
 
 if TYPE_CHECKING:
-    from proxystore.store.base import Store
-    from proxystore.store.protocols import StoreLike
+    from proxystore.store.config import StoreConfig
     from proxystore.store.types import ConnectorKeyT, DeserializerT, SerializerT
 
 __all__ = [
@@ -75,6 +75,20 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class _Store(StoreLike[Any], Protocol):
+    """What the refcounted constructors use of a `Store` (no import cycle)."""
+
+    _wire: tuple[Any, ...] | None
+    _populate_target: bool
+
+    def config(self) -> StoreConfig: ...
+
+    def put_batch(
+        self, objs: Sequence[Any], *, serializer: Any = ..., **kwargs: Any
+    ) -> list[Any]: ...
+
 
 _DEFAULT_INTERVAL: Final = 5.0
 _DEFAULT_TRANSFER_LEASE: Final = 60.0
@@ -477,7 +491,7 @@ def _adopt(
 
 
 def _make_proxies(
-    store: Store[Any],
+    store: _Store,
     keys: Sequence[Any],
     objs: Sequence[Any],
     deserializer: DeserializerT | None,
@@ -501,7 +515,7 @@ def _make_proxies(
 
 
 def refcounted_proxy_batch(
-    store: Store[Any],
+    store: _Store,
     objs: Sequence[T],
     *,
     serializer: SerializerT | None = None,
@@ -534,7 +548,7 @@ def refcounted_proxy_batch(
 
 
 def refcounted_proxy(
-    store: Store[Any],
+    store: _Store,
     obj: T,
     *,
     serializer: SerializerT | None = None,

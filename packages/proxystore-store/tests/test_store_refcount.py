@@ -1,0 +1,125 @@
+"""Distributed reference counting through the store, on the in-process connector."""
+
+from __future__ import annotations
+
+import gc
+import pickle
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from proxystore.connectors.file import FileConnector
+from proxystore.connectors.local import LocalConnector
+from proxystore.proxy import Proxy, get_factory
+from proxystore.store import refcount
+from proxystore.store.base import Store
+from proxystore.store.exceptions import RefCountNotSupportedError
+from proxystore.store.lifetimes import ContextLifetime
+
+
+@pytest.fixture
+def store() -> Iterator[Store[LocalConnector]]:
+    refcount.configure(interval=0.25, transfer_lease=0.6)
+    with Store("refcount-test", LocalConnector(), register=True) as made:
+        yield made
+    refcount.flush(2)
+    refcount.configure(interval=5.0, transfer_lease=60.0)
+
+
+def _key(proxy: Proxy[Any]) -> Any:
+    return get_factory(proxy).key  # type: ignore[attr-defined]
+
+
+def _dropped(store: Store[LocalConnector]) -> None:
+    gc.collect()
+    assert refcount.flush(2)
+
+
+def test_object_lives_while_a_copy_is_held(store: Store[LocalConnector]) -> None:
+    p = store.proxy([1, 2], refcount=True)
+    key = _key(p)
+    assert refcount.is_refcounted(p)
+    q = pickle.loads(pickle.dumps(p))
+    del p
+    _dropped(store)
+    assert store.connector.exists(key)
+    assert q == [1, 2]
+    del q
+    _dropped(store)
+    assert not store.connector.exists(key)
+
+
+def test_release_is_explicit_and_idempotent(store: Store[LocalConnector]) -> None:
+    p = store.proxy("data", refcount=True)
+    key = _key(p)
+    refcount.release(p)
+    refcount.release(p)
+    _dropped(store)
+    assert not store.connector.exists(key)
+    assert p == "data"  # resolved already: still usable
+
+
+def test_in_flight_proxy_is_covered_by_its_transfer(
+    store: Store[LocalConnector],
+) -> None:
+    p = store.proxy(b"x" * 10, refcount=True)
+    key = _key(p)
+    data = pickle.dumps(p)
+    del p
+    _dropped(store)
+    assert store.connector.exists(key)  # the transfer hold covers the pickle
+    q = pickle.loads(data)
+    assert q == b"x" * 10
+    del q
+    _dropped(store)
+    assert not store.connector.exists(key)
+
+
+def test_unconverted_transfer_lapses(store: Store[LocalConnector]) -> None:
+    p = store.proxy([3], refcount=True)
+    key = _key(p)
+    pickle.dumps(p)  # never unpickled: its receiver "died"
+    del p
+    _dropped(store)
+    deadline = time.monotonic() + 3
+    while store.connector.exists(key) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not store.connector.exists(key)
+
+
+def test_proxy_batch_refcount(store: Store[LocalConnector]) -> None:
+    proxies = store.proxy_batch([[1], None, [2]], refcount=True, skip_nonproxiable=True)
+    assert proxies[1] is None
+    keys = [_key(p) for p in proxies if isinstance(p, Proxy)]
+    assert all(store.connector.exists(k) for k in keys)
+    del proxies
+    _dropped(store)
+    assert not any(store.connector.exists(k) for k in keys)
+
+
+def test_refcount_excludes_other_mechanisms(store: Store[LocalConnector]) -> None:
+    with pytest.raises(ValueError, match="exclusive"):
+        store.proxy([1], refcount=True, evict=True)
+    with pytest.raises(ValueError, match="exclusive"):
+        store.proxy([1], refcount=True, lifetime=ContextLifetime(store))
+    with pytest.raises(ValueError, match="exclusive"):
+        store.proxy_batch([[1]], refcount=True, ttl=5)
+
+
+def test_unsupported_connector_is_a_typed_error(tmp_path: Any) -> None:
+    with Store("refcount-file", FileConnector(str(tmp_path))) as store:
+        with pytest.raises(RefCountNotSupportedError, match="FileConnector"):
+            store.proxy([1], refcount=True)
+        assert list(tmp_path.iterdir()) == []  # refused before storing
+
+
+def test_release_refuses_plain_proxies(store: Store[LocalConnector]) -> None:
+    with pytest.raises(TypeError, match="refcounted"):
+        refcount.release(store.proxy([1]))
+
+
+def test_configure_checks_values() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        refcount.configure(interval=0)

@@ -1,0 +1,238 @@
+"""State machine: holders join, resolve, drop and die; producers release.
+
+The system under test is a backend made of a dict of objects and a
+`HolderTable` on a clock the machine controls (what a DIM server or endpoint
+runs), driven with the messages processes send: holds with their lease,
+transfers when a proxy is pickled (queued in the sender's order, so a sender's
+release never overtakes its transfer), conversions when a copy is unpickled,
+releases when a process drops its last proxy, and heartbeats. Live processes
+beat every interval; a dying process loses its queued messages and stops
+beating.
+
+The model keeps, per object, the records that should be there (holders and
+transfers with deadlines, consumed tokens) and checks after every step:
+
+* safety: a live process that holds an object (its hold was confirmed), and any
+  registered, unconsumed, unexpired transfer, can still resolve it;
+* liveness: once no record of an object is live, the next sweep evicts it (so
+  an object goes at most one lease after its last holder died).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    rule,
+)
+
+from proxystore.connectors.holders import HolderTable
+
+INTERVAL = 1.0
+LEASE = 2 * INTERVAL
+TRANSFER_LEASE = 5.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RefcountMachine(RuleBasedStateMachine):
+    objects = Bundle("objects")
+    tokens = Bundle("tokens")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        self.table = HolderTable(self.clock)
+        self.data: dict[str, bytes] = {}
+        self.alive: set[str] = set()
+        self.last_beat: dict[str, float] = {}
+        # process -> objects it holds (confirmed holds only)
+        self.holding: dict[str, set[str]] = {}
+        # process -> queued messages (FIFO): ("transfer", obj, token) | ("release", obj)
+        self.queue: dict[str, list[tuple[str, ...]]] = {}
+        # model records: obj -> {record: deadline}; consumed tokens per obj
+        self.records: dict[str, dict[str, float]] = {}
+        self.consumed: dict[str, set[str]] = {}
+        self.counter = 0
+
+    # ------------------------------------------------------------ helpers
+    def _new(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def _server_hold(
+        self, obj: str, holder: str, lease: float, token: str | None
+    ) -> bool:
+        if obj not in self.data:
+            return False
+        self.table.hold(obj, holder, lease, token)
+        return True
+
+    def _model_hold(
+        self, obj: str, holder: str, lease: float, token: str | None
+    ) -> None:
+        recs = self.records[obj]
+        now = self.clock.now
+        if not holder:
+            assert token is not None
+            if token in self.consumed[obj]:
+                self.consumed[obj].discard(token)
+                return
+            recs["t:" + token] = now + lease
+        else:
+            recs[holder] = now + lease
+            if token and recs.pop("t:" + token, None) is None:
+                self.consumed[obj].add(token)
+
+    def _live(self, obj: str) -> bool:
+        now = self.clock.now
+        return any(d > now for d in self.records.get(obj, {}).values())
+
+    def _sweep(self) -> None:
+        for obj in self.table.expired():
+            self.data.pop(obj, None)
+
+    def _send(self, process: str, message: tuple[str, ...]) -> None:
+        kind, obj = message[0], message[1]
+        if kind == "transfer":
+            token = message[2]
+            if obj in self.data:
+                self._model_hold(obj, "", TRANSFER_LEASE, token)
+            self._server_hold(obj, "", TRANSFER_LEASE, token)
+        else:
+            tracked = obj in self.table and obj in self.data
+            self.records.get(obj, {}).pop(process, None)
+            expected = tracked and not self._live(obj)
+            evicted = self.table.release(obj, process)
+            # A release evicts exactly when no live record is left.
+            assert evicted == expected, f"release of {obj} by {process}"
+            if evicted:
+                self.data.pop(obj, None)
+                self.records[obj] = {}
+
+    # ------------------------------------------------------------ rules
+    @rule(target=objects)
+    def produce(self) -> str:
+        process = self._new("p")
+        obj = self._new("o")
+        self.alive.add(process)
+        self.last_beat[process] = self.clock.now
+        self.queue[process] = []
+        self.data[obj] = obj.encode()
+        self.records[obj] = {}
+        self.consumed[obj] = set()
+        assert self._server_hold(obj, process, LEASE, None)
+        self._model_hold(obj, process, LEASE, None)
+        self.holding[process] = {obj}
+        return obj
+
+    def _holders_of(self, obj: str) -> list[str]:
+        return sorted(p for p in self.alive if obj in self.holding.get(p, set()))
+
+    @rule(target=tokens, obj=objects, data=st.data())
+    def pickle_proxy(self, obj: str, data: Any) -> tuple[str, str]:
+        senders = self._holders_of(obj)
+        if not senders:
+            return (obj, "")
+        sender = data.draw(st.sampled_from(senders))
+        token = self._new("k")
+        self.queue[sender].append(("transfer", obj, token))
+        return (obj, token)
+
+    @rule(item=consumes(tokens), existing=st.booleans(), data=st.data())
+    def unpickle(self, item: tuple[str, str], existing: bool, data: Any) -> None:
+        obj, token = item
+        if not token:
+            return
+        candidates = sorted(self.alive)
+        if existing and candidates:
+            process = data.draw(st.sampled_from(candidates))
+        else:
+            process = self._new("w")
+            self.alive.add(process)
+            self.last_beat[process] = self.clock.now
+            self.queue[process] = []
+        found = self._server_hold(obj, process, LEASE, token)
+        if found:
+            self._model_hold(obj, process, LEASE, token)
+            self.holding.setdefault(process, set()).add(obj)
+
+    @rule(data=st.data())
+    def deliver(self, data: Any) -> None:
+        senders = sorted(p for p in self.alive if self.queue.get(p))
+        if not senders:
+            return
+        sender = data.draw(st.sampled_from(senders))
+        self._send(sender, self.queue[sender].pop(0))
+
+    @rule(data=st.data())
+    def drop(self, data: Any) -> None:
+        pairs = sorted((p, o) for p in self.alive for o in self.holding.get(p, set()))
+        if not pairs:
+            return
+        process, obj = data.draw(st.sampled_from(pairs))
+        self.holding[process].discard(obj)
+        self.queue[process].append(("release", obj))
+
+    @rule(data=st.data())
+    def die(self, data: Any) -> None:
+        if not self.alive:
+            return
+        process = data.draw(st.sampled_from(sorted(self.alive)))
+        self.alive.discard(process)
+        self.queue[process] = []  # queued messages die with it
+        self.holding[process] = set()
+
+    @rule(obj=objects, data=st.data())
+    def resolve(self, obj: str, data: Any) -> None:
+        holders = self._holders_of(obj)
+        if holders:
+            data.draw(st.sampled_from(holders))
+            assert obj in self.data, f"a live holder of {obj} cannot resolve it"
+
+    @rule(dt=st.floats(min_value=0.01, max_value=INTERVAL * 0.99))
+    def advance(self, dt: float) -> None:
+        # Live processes beat every interval: renew before time moves on.
+        for process in sorted(self.alive):
+            if self.clock.now + dt - self.last_beat[process] >= INTERVAL * 0.99:
+                for obj in sorted(self.holding.get(process, set())):
+                    if obj in self.data:
+                        self._server_hold(obj, process, LEASE, None)
+                        self._model_hold(obj, process, LEASE, None)
+                self.last_beat[process] = self.clock.now
+        self.clock.now += dt
+        self._sweep()
+
+    # ------------------------------------------------------------ invariants
+    @invariant()
+    def safety(self) -> None:
+        now = self.clock.now
+        for obj, recs in self.records.items():
+            live = [r for r, d in recs.items() if d > now]
+            if live:
+                assert obj in self.data, f"{obj} evicted while {live} hold it"
+
+    @invariant()
+    def liveness(self) -> None:
+        self._sweep()
+        for obj, recs in self.records.items():
+            if recs and not self._live(obj):
+                assert obj not in self.data, f"{obj} kept with no live holder"
+
+
+RefcountMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None
+)
+TestRefcountMachine = RefcountMachine.TestCase
