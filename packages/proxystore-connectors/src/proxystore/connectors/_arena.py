@@ -480,7 +480,10 @@ class Arena:
             if found is None:
                 return None
             offset, size = found
-            self.touch(self._entry(slot))
+            w = self.words
+            tick = w[_H_CLOCK] + 1  # touch(), inlined: this is the small-get path
+            w[_H_CLOCK] = tick
+            w[self.table + slot * ENTRY_WORDS + _E_OWNER] = tick
             return self.bytes[offset : offset + size].tobytes()
 
     def release(self, slot: int, gen: int) -> None:

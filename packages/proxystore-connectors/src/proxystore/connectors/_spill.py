@@ -28,6 +28,10 @@ reading it zero-copy) is never chosen, and a hold taken during the copy makes
 the commit give up. Only one process of a namespace spills at a time (an
 ``flock`` on the spill directory's lock file); readers never wait for it.
 
+Lifetimes: an object stored with a time-to-live (``put(..., ttl=)``) stays in
+memory until it expires and is then dropped, never spilled; before spilling to
+make room, a put sweeps the arena's expired objects.
+
 Spilled files are not ``fsync``ed: like Ray's spill files they survive the
 death of any process, not of the machine.
 
@@ -60,6 +64,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from proxystore.connectors import _arena as arenas
+from proxystore.connectors import _arena_ttl
 from proxystore.connectors.exceptions import ConnectorError, CorruptPayloadError
 from proxystore.connectors.protocols import BytesLike
 from proxystore.utils.imports import get_object_path, import_from_path
@@ -389,13 +394,20 @@ def _words(arena: arenas.Arena, slot: int) -> tuple[Any, int]:
 def _least_recent(
     arena: arenas.Arena, state: int, unheld: bool
 ) -> tuple[int, int] | None:
-    """Return ``(slot, gen)`` of the least recently used slot in ``state``."""
+    """Return ``(slot, gen)`` of the least recently used slot in ``state``.
+
+    With ``unheld``, slots some process holds and objects with a deadline
+    (which stay in memory until they expire) are passed over.
+    """
+    table = _arena_ttl.deadlines_of(arena, create=False) if unheld else None
     with arena.locked():
         w = arena.words
         best: tuple[int, int, int] | None = None
         for slot in range(w[arenas._H_HIGH]):
             e = arena._entry(slot)
             if w[e + arenas._E_STATE] != state or (unheld and arena._has_holders(e)):
+                continue
+            if table is not None and table.deadline(slot, w[e + arenas._E_GEN]):
                 continue
             tick = w[e + arenas._E_OWNER]
             if best is None or tick < best[0]:
@@ -554,8 +566,6 @@ class SpillChain:
         then: Connectors below the directory, as ``(dotted class path, config)``.
         directory_budget: Bytes the directory may hold before its least recently
             used objects move to the next tier (``None``: no limit).
-        expired: Called with a key name; true when the object's lifetime ended
-            (it is then dropped instead of moved).
     """
 
     def __init__(
@@ -584,7 +594,6 @@ class SpillChain:
             self.tiers.append(ConnectorTier(connector, index))
         self.stats = [TierStats() for _ in self.tiers]
         self._tlock = threading.RLock()
-        self.expired: Any = None
 
     def config(self) -> dict[str, Any]:
         """Return the options this chain was made with (JSON-compatible)."""
@@ -640,6 +649,8 @@ class SpillChain:
         if need > arena.size - arena.data_start:
             return None  # larger than the whole arena: spilling cannot help
         with self.spilling():
+            # Expired objects are dropped, never spilled.
+            self.stats[0].objects_dropped += _arena_ttl.sweep_arena(arena)
             while True:
                 found = arena.allocate(size)
                 if found is not None:
@@ -660,10 +671,14 @@ class SpillChain:
             found = arena.locate(slot, gen)
         if found is None:
             return False
-        if self.expired is not None and self.expired(name):
-            if arena.evict(slot, gen):
-                self.stats[0].objects_dropped += 1
-                logger.debug("dropped expired %s instead of spilling it", name)
+        table = _arena_ttl.deadlines_of(arena, create=False)
+        if table is not None and table.deadline(slot, gen) is not None:
+            # An object with a lifetime stays in memory until it ends; then it
+            # is dropped, never spilled.
+            if not table.expired(slot, gen) or not arena.evict(slot, gen):
+                return False
+            self.stats[0].objects_dropped += 1
+            logger.debug("dropped expired %s instead of spilling it", name)
             return True
         offset, size = found
         # The bytes cannot change under us: a slot is reused only after it is

@@ -1,0 +1,344 @@
+"""Unit tests of the shm arena's memory budget and tiered spill (connectors._spill)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from proxystore.connectors import _arena, _spill
+from proxystore.connectors.file import FileConnector
+from proxystore.connectors.multi import MultiConnector, Policy
+from proxystore.connectors.shm import (
+    SHM_DIR,
+    SharedMemoryConnector,
+    SharedMemoryFullError,
+    SharedMemoryKey,
+)
+
+MiB = 2**20
+OBJ = 300 * 1024
+
+
+def _data(seed: int, size: int = OBJ) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    options: dict[str, Any] = {
+        "namespace": f"spill_{secrets.token_hex(5)}",
+        "budget": 2 * MiB,
+        "spill_directory": str(tmp_path / "spill"),
+        "arena_slots": 256,
+    }
+    yield options
+    SharedMemoryConnector(**options).close(clear=True)
+
+
+def test_parse_budget() -> None:
+    total = os.statvfs(SHM_DIR)
+    size = total.f_blocks * total.f_frsize
+    assert _spill.parse_budget(64 * MiB, SHM_DIR) == 64 * MiB
+    assert _spill.parse_budget("50%", SHM_DIR) == size // 2
+    assert _spill.parse_budget(0.25, SHM_DIR) == int(size * 0.25)
+    for bad in ["50", "x%", "0%", "101%", 1024, True, 1.5]:
+        with pytest.raises(ValueError, match="udget"):
+            _spill.parse_budget(bad, SHM_DIR)  # type: ignore[arg-type]
+
+
+def test_budget_sizes_the_arena_and_spills_lru(config: dict[str, Any]) -> None:
+    with SharedMemoryConnector(**config) as connector:
+        keys = [connector.put(_data(i)) for i in range(12)]
+        assert os.stat(os.path.join(SHM_DIR, connector.segments()[0])).st_size == (
+            2 * MiB
+        )
+        assert connector.segments() == [
+            f"psshm-{os.geteuid()}-{config['namespace']}-arena"
+        ]
+        metrics = connector.spill_metrics()["0:directory"]
+        assert metrics["objects_spilled"] >= 6
+        # The oldest went first.
+        arena = connector._arena()
+        assert arena is not None
+        assert _spill.spilled_tier(arena, *connector._slot(keys[0]) or (0, 0)) == 0
+        assert _spill.spilled_tier(arena, *connector._slot(keys[-1]) or (0, 0)) is None
+        for i, key in enumerate(keys):
+            assert connector.exists(key)
+            assert bytes(connector.get(key) or b"") == _data(i)
+        connector.close(clear=True)
+        assert connector.segments() == []
+        assert not os.path.exists(config["spill_directory"])
+
+
+def test_recently_used_objects_stay(config: dict[str, Any]) -> None:
+    connector = SharedMemoryConnector(**config)
+    first = connector.put(_data(0))
+    for i in range(1, 12):
+        assert bytes(connector.get(first) or b"") == _data(0)  # used: stays
+        connector.put(_data(i))
+    arena = connector._arena()
+    assert arena is not None
+    assert _spill.spilled_tier(arena, *connector._slot(first) or (0, 0)) is None
+
+
+def test_keys_resolve_in_another_connector_from_config(config: dict[str, Any]) -> None:
+    connector = SharedMemoryConnector(**config)
+    keys = [connector.put(_data(i)) for i in range(10)]
+    other = SharedMemoryConnector.from_config(connector.config())
+    assert other.config() == connector.config()
+    assert [bytes(other.get(k) or b"") for k in keys] == [_data(i) for i in range(10)]
+    assert other.restore(keys[0])
+    assert bytes(connector.get(keys[0]) or b"") == _data(0)
+    assert other.spill(keys[0])
+    assert bytes(connector.get(keys[0]) or b"") == _data(0)
+
+
+def test_evict_spilled_removes_the_file(config: dict[str, Any]) -> None:
+    connector = SharedMemoryConnector(**config)
+    key = connector.put(_data(0))
+    assert connector.spill(key)
+    assert os.path.exists(os.path.join(config["spill_directory"], key.name))
+    connector.evict(key)
+    assert not connector.exists(key)
+    assert connector.get(key) is None
+    assert not os.path.exists(os.path.join(config["spill_directory"], key.name))
+    assert not connector.spill(key)
+    assert not connector.restore(key)
+
+
+def test_object_larger_than_the_budget_goes_straight_down(
+    config: dict[str, Any],
+) -> None:
+    connector = SharedMemoryConnector(**config)
+    big = _data(1, 3 * MiB)
+    key = connector.put(big)
+    assert key.name.startswith(connector._arena_stem)
+    assert connector.get(key) == big
+    assert not connector.restore(key)  # cannot fit
+    connector.evict(key)
+    assert connector.get(key) is None
+
+
+def test_get_restores_into_free_room(config: dict[str, Any]) -> None:
+    connector = SharedMemoryConnector(**config)
+    key = connector.put(_data(0))
+    assert connector.spill(key)
+    assert bytes(connector.get(key) or b"") == _data(0)
+    metrics = connector.spill_metrics()["0:directory"]
+    assert metrics["objects_restored"] == 1
+    assert not os.path.exists(os.path.join(config["spill_directory"], key.name))
+
+
+def test_writable_get_of_spilled_object(config: dict[str, Any]) -> None:
+    connector = SharedMemoryConnector(**config)
+    keys = [connector.put(_data(i)) for i in range(12)]
+    view = connector.get(keys[0], writable=True)
+    assert isinstance(view, memoryview)
+    assert not view.readonly
+    assert bytes(view) == _data(0)
+
+
+def test_debug_line_per_move(
+    config: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    connector = SharedMemoryConnector(**config)
+    key = connector.put(_data(0))
+    with caplog.at_level(logging.DEBUG, logger="proxystore.connectors._spill"):
+        connector.spill(key)
+        connector.restore(key)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert lines[0].startswith(f"spilled {key.name} ({OBJ} bytes")
+    assert lines[1].startswith(f"restored {key.name} ({OBJ} bytes")
+
+
+def test_compression_writes_less(config: dict[str, Any]) -> None:
+    pytest.importorskip("zstandard")
+    connector = SharedMemoryConnector(**config, spill_compress="zstd")
+    counts = np.random.default_rng(0).poisson(3, OBJ // 8).astype(np.int64).tobytes()
+    key = connector.put(counts)
+    noise = connector.put(_data(7))
+    assert connector.spill(key)
+    assert connector.spill(noise)
+    metrics = connector.spill_metrics()["0:directory"]
+    # The counts shrink, the noise is stored raw (not worth compressing).
+    assert metrics["bytes_written"] <= 0.5 * OBJ + OBJ + 2 * 64
+    assert os.path.getsize(os.path.join(config["spill_directory"], key.name)) < OBJ / 2
+    assert connector.get(key) == counts
+    assert connector.get(noise) == _data(7)
+
+
+def test_unknown_codec(config: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="codec"):
+        SharedMemoryConnector(**config, spill_compress="snappy")
+
+
+def test_next_tier_takes_the_directory_overflow(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    files = FileConnector(str(tmp_path / "files"))
+    connector = SharedMemoryConnector(
+        **config, spill_then=[files], spill_directory_budget=OBJ + 1024
+    )
+    keys = [connector.put(_data(i)) for i in range(14)]
+    metrics = connector.spill_metrics()
+    assert metrics["1:FileConnector"]["objects_spilled"] >= 1
+    assert os.listdir(tmp_path / "files")
+    for i, key in enumerate(keys):
+        assert bytes(connector.get(key) or b"") == _data(i)
+    connector.close(clear=True)
+    assert not (tmp_path / "files").exists() or not os.listdir(tmp_path / "files")
+    assert not os.path.exists(config["spill_directory"])
+
+
+def test_held_object_is_not_spilled(config: dict[str, Any]) -> None:
+    connector = SharedMemoryConnector(**config)
+    key = connector.put(_data(0))
+    view = connector.get(key)
+    assert not connector.spill(key)
+    for i in range(1, 12):
+        connector.put(_data(i))
+    assert bytes(view or b"") == _data(0)
+    arena = connector._arena()
+    assert arena is not None
+    assert _spill.spilled_tier(arena, *connector._slot(key) or (0, 0)) is None
+    del view
+    assert connector.spill(key)
+
+
+def test_expired_objects_are_dropped_not_spilled(config: dict[str, Any]) -> None:
+    connector = SharedMemoryConnector(**config)
+    living = connector.put(_data(0), ttl=600)
+    doomed = connector.put(_data(1), ttl=0.05)
+    plain = connector.put(_data(2))
+    assert not connector.spill(living)  # a lifetime keeps it in memory
+    time.sleep(0.1)
+    assert connector.spill(doomed)  # expired: dropped instead
+    assert not connector.exists(doomed)
+    assert not os.path.exists(os.path.join(config["spill_directory"], doomed.name))
+    assert connector.spill_metrics()["0:directory"]["objects_dropped"] == 1
+    # Filling the budget drops expired objects first, never spills them, and
+    # passes over the living ones.
+    more = [connector.put(_data(i), ttl=0.05) for i in range(3, 6)]
+    time.sleep(0.1)
+    keys = [connector.put(_data(i)) for i in range(10, 20)]
+    metrics = connector.spill_metrics()["0:directory"]
+    assert metrics["objects_dropped"] >= 1 + len(more) - 1
+    spilled = set(os.listdir(config["spill_directory"]))
+    assert not spilled & {k.name for k in more}
+    assert living.name not in spilled
+    assert plain.name in spilled
+    assert bytes(connector.get(living) or b"") == _data(0)
+    for i, key in zip(range(10, 20), keys, strict=True):
+        assert bytes(connector.get(key) or b"") == _data(i)
+
+
+def test_spill_without_tiers_raises() -> None:
+    connector = SharedMemoryConnector(f"nospill_{secrets.token_hex(4)}", arena=True)
+    try:
+        with pytest.raises(_spill.SpillError, match="no spill tiers"):
+            connector.spill(SharedMemoryKey(connector._arena_stem + "0.1", 1))
+    finally:
+        connector.close(clear=True)
+
+
+def test_composes_with_multiconnector(config: dict[str, Any], tmp_path: Path) -> None:
+    shm_connector = SharedMemoryConnector(**config)
+    files = FileConnector(str(tmp_path / "multi-files"))
+    multi = MultiConnector(
+        {
+            "shm": (shm_connector, Policy(max_size_bytes=MiB)),
+            "file": (files, Policy(min_size_bytes=MiB)),
+        }
+    )
+    keys = [multi.put(_data(i)) for i in range(12)]
+    big = multi.put(_data(99, 2 * MiB))
+    again = MultiConnector.from_config(multi.config())
+    assert [bytes(again.get(k) or b"") for k in keys] == [_data(i) for i in range(12)]
+    assert again.get(big) == _data(99, 2 * MiB)
+    assert shm_connector.spill_metrics()["0:directory"]["objects_spilled"] > 0
+    multi.close()
+
+
+def test_small_shm_default_spills_instead_of_failing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A container's /dev/shm: 64 MiB in all (the budget is half of it).
+    real = os.statvfs(SHM_DIR)
+
+    class Small:
+        f_frsize = real.f_frsize
+        f_blocks = 64 * MiB // real.f_frsize
+        f_bavail = 8 * MiB // real.f_frsize
+
+    def statvfs(path: str) -> Any:
+        return Small() if path == SHM_DIR else real
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    namespace = f"small_{secrets.token_hex(4)}"
+    # Arena mode: the budget is half of /dev/shm.
+    arena = SharedMemoryConnector(namespace, arena=True)
+    assert arena.arena_size == 32 * MiB
+    arena.close(clear=True)
+    # Per-object segments: a put that finds /dev/shm full goes to disk.
+    connector = SharedMemoryConnector(namespace + "s")
+    big = _data(3, 9 * MiB)
+    key = connector.put(big)
+    assert connector.segments() == []
+    assert connector.exists(key)
+    assert connector.get(key) == big
+    connector.evict(key)
+    assert not connector.exists(key)
+    connector.close(clear=True)
+    assert os.listdir(tmp_path) == []
+
+
+def test_large_shm_keeps_failing_loudly_without_spill(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connector = SharedMemoryConnector(f"loud_{secrets.token_hex(4)}")
+    assert connector._spill is None
+
+    def full(*args: Any) -> None:
+        raise SharedMemoryFullError("full", needed=1, free=0)
+
+    monkeypatch.setattr(connector, "_write", full)
+    with pytest.raises(SharedMemoryFullError):
+        connector.put(b"x")
+
+
+def test_foreign_spill_directory_is_refused(config: dict[str, Any]) -> None:
+    os.makedirs(config["spill_directory"], mode=0o755)
+    os.chmod(config["spill_directory"], 0o755)
+    connector = SharedMemoryConnector(**config)
+    key = connector.put(_data(0))
+    with pytest.raises(Exception, match="other users may open it"):
+        connector.spill(key)
+    os.chmod(config["spill_directory"], 0o700)
+
+
+def test_spilled_state_frees_the_data_room(config: dict[str, Any]) -> None:
+    connector = SharedMemoryConnector(**config)
+    arena = connector._arena()
+    assert arena is not None
+    key = connector.put(_data(0))
+    slot = connector._slot(key)
+    assert slot is not None
+    assert connector.spill(key)
+    e = arena._entry(slot[0])
+    assert arena.words[e + _arena._E_STATE] == _arena.SPILLED
+    # The room is reusable while the spilled slot keeps its key.
+    found = arena.allocate(arena.size - arena.data_start - 64)
+    assert found is not None
+    arena.abort(found[0], found[1])
+    assert bytes(connector.get(key) or b"") == _data(0)
