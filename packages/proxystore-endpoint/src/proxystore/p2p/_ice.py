@@ -1,4 +1,4 @@
-"""Choose which local addresses ICE offers as host candidates.
+"""Choose which local addresses ICE offers, and how fast its checks retransmit.
 
 aioice offers every interface address except loopback, with no setting to change
 that. Hosts with several interfaces (and tests, which must stay on 127.0.0.0/8) need
@@ -8,6 +8,15 @@ so that, inside `allowed_host_addresses(...)`, it returns the configured address
 instead. Outside that context (and for any other aioice user in the process) the
 original function answers unchanged. Gathering runs in tasks spawned by
 `RTCPeerConnection.setLocalDescription`, which inherit the context variable.
+
+`fast_retransmits()` does the same for the first retransmission delay of aioice's
+STUN transactions (connectivity checks, STUN and TURN requests): 0.5 s in aioice,
+`RETRANSMIT_AFTER` inside the block (then doubling as before, 7 tries). Behind a
+NAT that drops unsolicited packets, the first check of one side is often dropped
+because it reaches the other router before that router's host has sent anything;
+the connection then waits for the retransmission, so this delay is most of the
+set-up time through a NAT. Checks that must not be retried (consent freshness)
+keep aioice's timeout.
 """
 
 from __future__ import annotations
@@ -16,13 +25,26 @@ import contextlib
 import contextvars
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
-__all__ = ["allowed_host_addresses", "validate_addresses"]
+__all__ = [
+    "RETRANSMIT_AFTER",
+    "allowed_host_addresses",
+    "fast_retransmits",
+    "validate_addresses",
+]
+
+RETRANSMIT_AFTER = 0.05
+"""Seconds before a STUN transaction's first retransmission (then doubling)."""
 
 _ALLOWED: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
     "proxystore_p2p_ice_addresses", default=None
 )
+_RTO: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "proxystore_p2p_ice_rto", default=None
+)
 _installed = False
+_rto_installed = False
 
 
 def validate_addresses(addresses: Iterable[str]) -> tuple[str, ...]:
@@ -62,6 +84,47 @@ def _install() -> None:
 
     aioice.ice.get_host_addresses = get_host_addresses
     _installed = True
+
+
+def _install_rto() -> None:
+    global _rto_installed
+    if _rto_installed:
+        return
+    import aioice.stun
+
+    transaction = aioice.stun.Transaction
+    original: Callable[..., None] = transaction.__init__
+    # aioice keeps the delay in a private attribute; if a release renames it,
+    # the patch does nothing (aioice's own delay applies).
+    attribute = "_Transaction__timeout_delay"
+
+    def __init__(
+        self: Any,
+        request: Any,
+        addr: Any,
+        protocol: Any,
+        retransmissions: int | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        original(self, request, addr, protocol, retransmissions, *args, **kwargs)
+        rto = _RTO.get()
+        if rto is not None and retransmissions is None and hasattr(self, attribute):
+            setattr(self, attribute, rto)
+
+    transaction.__init__ = __init__  # type: ignore[method-assign]
+    _rto_installed = True
+
+
+@contextlib.contextmanager
+def fast_retransmits(delay: float = RETRANSMIT_AFTER) -> Iterator[None]:
+    """Within the block, new aioice STUN transactions retransmit after `delay`."""
+    _install_rto()
+    token = _RTO.set(delay)
+    try:
+        yield
+    finally:
+        _RTO.reset(token)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,11 @@ from aiortc import (
 )
 from aiortc.contrib.signaling import object_from_string, object_to_string
 
-from proxystore.p2p._ice import allowed_host_addresses, validate_addresses
+from proxystore.p2p._ice import (
+    allowed_host_addresses,
+    fast_retransmits,
+    validate_addresses,
+)
 from proxystore.p2p.chunks import (
     CHUNK_HEADER_LENGTH,
     Chunk,
@@ -220,7 +224,7 @@ class PeerConnection:
             )
             channel.on("open", self._on_channel_open)
             self._add_channel(channel)
-        with allowed_host_addresses(self._ice_addresses):
+        with allowed_host_addresses(self._ice_addresses), fast_retransmits():
             await self._pc.setLocalDescription(await self._pc.createOffer())
         self._offered_to = peer_uuid
         logger.info("%s: sending offer to %s", self._log_prefix, peer_uuid)
@@ -228,7 +232,7 @@ class PeerConnection:
 
     async def send_answer(self, peer_uuid: UUID) -> None:
         """Answer the offer received from `peer_uuid` via the relay."""
-        with allowed_host_addresses(self._ice_addresses):
+        with allowed_host_addresses(self._ice_addresses), fast_retransmits():
             await self._pc.setLocalDescription(await self._pc.createAnswer())
         logger.info("%s: sending answer to %s", self._log_prefix, peer_uuid)
         await self._relay_client.send(self._description_message(peer_uuid, "answer"))
@@ -276,7 +280,8 @@ class PeerConnection:
             return
         logger.info("%s: received %s", self._log_prefix, message.description_type)
         try:
-            await self._pc.setRemoteDescription(description)
+            with fast_retransmits():
+                await self._pc.setRemoteDescription(description)
             if description.type == "offer":
                 await self.send_answer(message.source_uuid)
         except (ValueError, RuntimeError) as exc:  # incl. aiortc InvalidStateError
