@@ -22,6 +22,7 @@ benchmarks (``scripts/bench/nat.py``), which report what a transfer costs here.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -419,5 +420,110 @@ def test_proxy_made_on_one_host_resolves_on_another(
         ]
         # The bytes crossed the link from host A.
         assert _sent_bytes(cluster.a) - sent_before > 3 * 2**20
+    finally:
+        _release(holder)
+
+
+#: Python code on host B: argv = connector source, its host, timeout, the
+#: pickled key of A's object and its sha256. It stores an object of its own,
+#: then gets A's object again and again; it prints FIRST after the first get,
+#: and when a get fails one JSON line (the error, when that get started and when
+#: it failed). Then it checks its own object (OWN <ok|absent>), waits for a line
+#: on stdin (the link is back), and gets A's object once more (AGAIN <ok|...>).
+_READ_UNTIL_FAILURE = """
+import base64, hashlib, json, pickle, sys, time
+from proxystore.serialize import deserialize
+exec(sys.argv[1])
+host, timeout = sys.argv[2], float(sys.argv[3])
+key, digest = pickle.loads(base64.b64decode(sys.argv[4])), sys.argv[5]
+connector = make(host, timeout)
+own = b"kept on the surviving side" * 1000
+own_key = connector.put(own) if sys.argv[6] == "own" else None
+gets = 0
+while True:
+    started = time.monotonic()
+    try:
+        data = connector.get(key)
+    except Exception as exc:
+        failed = time.monotonic()
+        error = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        print(json.dumps({"error": error, "message": str(exc), "gets": gets,
+                          "started": started, "failed": failed}), flush=True)
+        break
+    assert hashlib.sha256(deserialize(data)).hexdigest() == digest
+    gets += 1
+    if gets == 1:
+        print("FIRST", flush=True)
+if own_key is not None:
+    print("OWN", "ok" if connector.get(own_key) == own else "lost", flush=True)
+else:
+    print("OWN", "absent", flush=True)
+sys.stdin.readline()
+for attempt in range(20):
+    try:
+        data = connector.get(key)
+        break
+    except Exception:
+        time.sleep(0.5)
+same = hashlib.sha256(deserialize(data)).hexdigest() == digest
+print("AGAIN", "ok" if same else "changed", flush=True)
+connector.close()
+"""
+
+_DIM_TIMEOUT = "proxystore.connectors.dim.exceptions.ServerTimeoutError"
+_TIMEOUT_ERRORS = {
+    "zmq": {_DIM_TIMEOUT},
+    "ucx": {_DIM_TIMEOUT},
+    # The read times out; redis-py's one retry may reconnect first, and that
+    # fails when ARP gets no answer ("No route to host").
+    "redis": {
+        "proxystore.connectors.exceptions.ConnectorTimeoutError",
+        "proxystore.connectors.exceptions.ConnectorConnectionError",
+    },
+}
+
+
+@pytest.mark.parametrize("kind", ["zmq", "ucx", "redis"])
+def test_host_vanishing_mid_transfer_gives_a_typed_timeout(
+    net: netns.Network, kind: str
+) -> None:
+    cluster = netns.build_cluster(net)
+    _cluster_backend(cluster, kind)
+    timeout = 2.0
+    holder, [(_, key, digest)] = _hold(cluster, kind, [64 * 2**20])
+    redis = kind == "redis"
+    reader = cluster.b.run(
+        [
+            sys.executable, "-c", _READ_UNTIL_FAILURE, _CONNECTORS[kind],
+            cluster.a_address if redis else cluster.b_address,
+            str(timeout), key, digest, "absent" if redis else "own",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=_UCX_ENV if kind == "ucx" else None,
+    )  # fmt: skip
+    try:
+        assert _line(reader) == "FIRST"
+        # Host A vanishes: its link goes down while B is getting 64 MiB from it
+        # (packets are dropped; nothing tells B).
+        cluster.a.link_up("eth0", False)
+        down = time.monotonic()
+        report = json.loads(_line(reader))
+        assert report["error"] in _TIMEOUT_ERRORS[kind], report
+        # No get hangs beyond the configured timeout (plus scheduling slack); the
+        # Redis connector lets redis-py retry once, so two attempts for Redis.
+        bound = (2 if redis else 1) * timeout + 3
+        assert report["failed"] - report["started"] < bound, report
+        assert report["failed"] - down < bound, report
+        print(f"{kind}: {report['error']} {report['failed'] - down:.2f} s after")
+        # The surviving side keeps what it holds and still serves it.
+        assert _line(reader) == ("OWN absent" if redis else "OWN ok")
+        # A comes back with its object intact, and B's connector reaches it again.
+        cluster.a.link_up("eth0")
+        assert reader.stdin is not None
+        reader.stdin.write(b"up\n")
+        reader.stdin.flush()
+        assert _line(reader) == "AGAIN ok"
+        assert reader.wait(timeout=60) == 0
     finally:
         _release(holder)
