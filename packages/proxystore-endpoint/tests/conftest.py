@@ -19,6 +19,7 @@ import pytest
 
 from proxystore.endpoint.config import (
     EndpointConfig,
+    EndpointRelayConfig,
     EndpointStorageConfig,
     write_config,
 )
@@ -99,11 +100,15 @@ def _run_in_thread(config: EndpointConfig) -> Callable[[], None]:
 
 @pytest.fixture
 def start_endpoint(tmp_path: Path) -> Iterator[Callable[..., RunningEndpoint]]:
-    """Factory starting SOLO endpoints; all are stopped at teardown."""
+    """Factory starting endpoints (SOLO unless given a relay); stopped at teardown."""
     stops: list[Callable[[], None]] = []
 
     def factory(
-        name: str = "ep", *, max_object_size: int = 10_000_000, persist: bool = False
+        name: str = "ep",
+        *,
+        max_object_size: int = 10_000_000,
+        persist: bool = False,
+        relay_address: str | None = None,
     ) -> RunningEndpoint:
         home = tmp_path / "home"
         cfg = EndpointConfig(
@@ -115,6 +120,9 @@ def start_endpoint(tmp_path: Path) -> Iterator[Callable[..., RunningEndpoint]]:
             storage=EndpointStorageConfig(
                 max_object_size=max_object_size,
                 database_path=str(home / name / "blobs.db") if persist else None,
+            ),
+            relay=EndpointRelayConfig(
+                address=relay_address, ice_servers=[], ice_addresses=["127.0.0.1"]
             ),
         )
         write_config(cfg, str(home / name))

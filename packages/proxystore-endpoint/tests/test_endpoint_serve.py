@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -204,3 +206,24 @@ def test_persisted_objects_survive_restart(
     assert _request(ep, "POST", "/set?key=p", b"kept")[0] == 200
     ep.stop()
     assert (ep.home / "persist" / "blobs.db").exists()
+
+
+def test_serves_at_once_while_the_relay_does_not_answer(
+    start_endpoint: Callable[..., RunningEndpoint],
+) -> None:
+    # A "relay" that accepts TCP connections (the kernel completes them) but
+    # never answers the websocket handshake: registering would wait for the
+    # relay client's 10 s timeout. The endpoint must serve long before that,
+    # and say that it is still connecting.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        endpoint = start_endpoint(relay_address=f"ws://127.0.0.1:{port}")
+        assert time.monotonic() - started < 5
+        status, _, body = _request(endpoint, "GET", "/endpoint")
+        assert status == 200
+        assert json.loads(body)["relay"]["status"] == "connecting"
+        assert _request(endpoint, "POST", "/set?key=k", b"v")[0] == 200
+        endpoint.stop()

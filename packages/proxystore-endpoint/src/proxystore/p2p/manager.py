@@ -38,6 +38,9 @@ __all__ = ["PeerManager"]
 
 logger = logging.getLogger(__name__)
 
+#: Seconds `async_init` waits for the relay before registering in the background.
+_START_WAIT = 1.0
+
 _NOT_STARTED = (
     "The peer manager is not started; use `await PeerManager(...)` or call "
     "async_init()."
@@ -124,7 +127,9 @@ class PeerManager(AsyncStartable):
 
         A relay that cannot be reached does not block start-up: the manager keeps
         trying in the background (1 s doubling to 60 s) and offers to new peers fail
-        with `PeerConnectionError` until it succeeds.
+        with `PeerConnectionError` until it succeeds. A relay that does not answer
+        (packets dropped, a stalled handshake) holds start-up back for at most
+        one second; registration then goes on in the background too.
 
         Raises:
             RelayRegistrationError: If the relay refuses this client.
@@ -132,7 +137,16 @@ class PeerManager(AsyncStartable):
         if self._lock is None:
             self._lock = asyncio.Lock()
         try:
-            await self._relay_client.connect(retry=False)
+            async with asyncio.timeout(_START_WAIT):
+                await self._relay_client.connect(retry=False)
+        except TimeoutError:
+            logger.warning(
+                "%s: relay %s did not answer within %g s; registering in the "
+                "background",
+                self._log_prefix,
+                self._relay_client.address,
+                _START_WAIT,
+            )
         except RelayRegistrationError:
             if self._relay_client.refused:
                 raise
