@@ -115,11 +115,38 @@ def version() -> None:
     metavar="PORT",
     help="Port to bind (0: any free port).",
 )
-def check_nat_command(host: str, port: int) -> None:
+@click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=(
+        "STUN server to ask (repeat; at least two at different addresses, e.g. "
+        "your own coturn's). Default: public STUN servers."
+    ),
+)
+@click.option(
+    "--timeout",
+    default=2.0,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Seconds for the whole check.",
+)
+def check_nat_command(
+    host: str, port: int, servers: tuple[str, ...], timeout: float
+) -> None:
     """Check the NAT mapping behavior of your network."""
     from proxystore.p2p.nat import check_nat_and_log
 
-    asyncio.run(check_nat_and_log(host, port))
+    stun: list[tuple[str, int]] = []
+    for server in servers:
+        name, _, number = server.rpartition(":")
+        if not name or not number.isdigit() or not 0 < int(number) < 65536:
+            raise click.BadParameter(
+                f"{server!r} is not HOST:PORT.", param_hint="'--server'"
+            )
+        stun.append((name.strip("[]"), int(number)))
+    asyncio.run(check_nat_and_log(host, port, timeout, servers=stun or None))
 
 
 @cli.command()
@@ -276,9 +303,9 @@ def test(ctx: click.Context, name: str, remote: str | None) -> None:
 _REQUEST_FAILURES = (OSError, ValueError, KeyError, TypeError)
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def _one_line(text: str, limit: int | None = None) -> str:
     line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    return line if limit is None or len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _request_failed(ctx: click.Context, exc: BaseException) -> NoReturn:
@@ -313,7 +340,7 @@ def _request_failed(ctx: click.Context, exc: BaseException) -> NoReturn:
         log_file = get_log_filepath(os.path.join(home_dir(), name))
         logger.error(
             f"Request to endpoint {name} at {address} failed: "
-            f"{_one_line(str(exc)) or type(exc).__name__}; its log may say why: "
+            f"{_one_line(str(exc), 300) or type(exc).__name__}; its log may say why: "
             f"{log_file}"
         )
     sys.exit(1)
