@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -527,3 +528,129 @@ def test_host_vanishing_mid_transfer_gives_a_typed_timeout(
         assert reader.wait(timeout=60) == 0
     finally:
         _release(holder)
+
+
+# ====================================================================== 3. endpoints
+
+_TURN_ENV = "PROXYSTORE_TEST_TURN_CREDENTIAL"
+
+#: Python code on a site host: argv = own endpoint URL, peer endpoint UUID, then
+#: object sizes. Each object is put on the peer through the own endpoint and got
+#: back; prints one JSON line per object (sizes, seconds, equality).
+_THROUGH_PEER = """
+import hashlib, json, os, sys, time
+from proxystore.endpoint import client
+own, peer = sys.argv[1], sys.argv[2]
+with client.Session() as session:
+    for i, size in enumerate(sys.argv[3:]):
+        data = os.urandom(int(size))
+        key = f"obj-{os.getpid()}-{i}"
+        start = time.monotonic()
+        client.put(own, key, data, endpoint=peer, session=session)
+        put = time.monotonic() - start
+        start = time.monotonic()
+        got = client.get(own, key, endpoint=peer, session=session)
+        print(json.dumps({"size": len(data), "put": put,
+                          "get": time.monotonic() - start, "same": got == data}),
+              flush=True)
+"""
+
+
+def _through_peer(
+    site: netns.Site, own: netns.NsEndpoint, peer: netns.NsEndpoint, *sizes: int
+) -> list[dict[str, Any]]:
+    done = site.host.python(
+        _THROUGH_PEER, own.url, peer.uuid, *map(str, sizes), timeout=240
+    )
+    assert done.returncode == 0, (
+        done.stderr.decode(errors="replace")[-3000:]
+        + f"\n--- {own.name} ---\n{own.log[-3000:]}"
+        + f"\n--- {peer.name} ---\n{peer.log[-3000:]}"
+    )
+    results = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert [r["size"] for r in results] == list(sizes)
+    assert all(r["same"] for r in results), results
+    return results
+
+
+class _NatSites:
+    """Two sites, coturn and a relay in the internet, an endpoint per site."""
+
+    def __init__(
+        self,
+        net: netns.Network,
+        nats: list[netns.NatKind],
+        *,
+        turn: bool,
+        **endpoint_options: Any,
+    ) -> None:
+        self.sites = netns.build_sites(net, nats)
+        self.one, self.two = self.sites.sites
+        self.coturn = netns.start_coturn(self.sites.internet)
+        self.relay = netns.start_relay(self.sites.internet)
+        coturn = self.coturn
+        if turn:
+            # The credential by reference: an environment variable's name.
+            ice = [netns.ice_server(coturn.turn_url, coturn.username, _TURN_ENV)]
+        else:
+            ice = [netns.ice_server(coturn.stun_url)]
+        # Count what router 1 forwards: straight to site 2, to coturn (STUN,
+        # TURN and relayed data), and TCP to site 2's private address (the
+        # direct HTTP path, which cannot work across NATs).
+        router = self.one.router
+        netns.count_forwarded(router, "to-peer", "-d", self.two.public)
+        netns.count_forwarded(router, "to-coturn", "-d", coturn.address)
+        netns.count_forwarded(router, "direct", "-d", self.two.private, "-p", "tcp")
+        self.endpoints = [
+            netns.start_endpoint(
+                site.host,
+                site.private,
+                f"site{site.index}",
+                self.relay,
+                ice_servers=ice,
+                env={_TURN_ENV: coturn.password},
+                **endpoint_options,
+            )
+            for site in (self.one, self.two)
+        ]
+        self.ep1, self.ep2 = self.endpoints
+
+    def forwarded(self, name: str) -> int:
+        """Bytes router 1 forwarded out of its WAN side, by counting rule."""
+        return netns.forwarded(self.one.router, name)[1]
+
+
+def test_endpoints_behind_cone_nats_connect_by_hole_punching(
+    net: netns.Network,
+) -> None:
+    nat = _NatSites(net, ["cone", "cone"], turn=False)
+    small, large = 10_000, 10_000_000
+    one_way = _through_peer(nat.one, nat.ep1, nat.ep2, small, small, large)
+    other_way = _through_peer(nat.two, nat.ep2, nat.ep1, small)
+    assert len(one_way) == 3
+    assert len(other_way) == 1
+    # The data put on site 2 went straight to its router (server-reflexive
+    # pair; router 1 counts what leaves site 1), not
+    # through coturn, and nothing tried site 2's private address over TCP.
+    assert nat.forwarded("to-peer") > large
+    assert nat.forwarded("to-coturn") < 100_000
+    assert nat.forwarded("direct") == 0
+    assert "reachable over WebRTC only" in nat.ep1.log
+
+
+def test_endpoints_behind_symmetric_nats_connect_through_turn(
+    net: netns.Network,
+) -> None:
+    nat = _NatSites(net, ["symmetric", "symmetric"], turn=True)
+    large = 10_000_000
+    _through_peer(nat.one, nat.ep1, nat.ep2, 10_000, large)
+    assert nat.forwarded("to-coturn") > large
+    # Connectivity checks may go to site 2's router, the data does not.
+    assert nat.forwarded("to-peer") < 100_000
+    assert nat.forwarded("direct") == 0
+    # The TURN secret stays out of the endpoint's files and command line.
+    for endpoint in nat.endpoints:
+        config = (endpoint.home / endpoint.name / "config.toml").read_text()
+        assert _TURN_ENV in config
+        assert nat.coturn.password not in config
+        assert nat.coturn.password not in " ".join(map(str, endpoint.process.args))
