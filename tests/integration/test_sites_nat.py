@@ -653,4 +653,6 @@ def test_endpoints_behind_symmetric_nats_connect_through_turn(
         config = (endpoint.home / endpoint.name / "config.toml").read_text()
         assert _TURN_ENV in config
         assert nat.coturn.password not in config
-        assert nat.coturn.password not in " ".join(map(str, endpoint.process.args))
+        args = endpoint.process.args
+        assert isinstance(args, list)
+        assert nat.coturn.password not in " ".join(map(str, args))
