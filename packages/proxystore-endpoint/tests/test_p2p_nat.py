@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import socket
 import struct
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import cast
 
 import pytest
@@ -134,3 +137,72 @@ def test_binding_codec() -> None:
     )
     assert decode_binding_response(b"short") is None
     assert decode_binding_response(encode_binding_request(tid)) is None
+
+
+@contextlib.contextmanager
+def threaded_responders(*mappers: Mapper) -> Iterator[list[str]]:
+    """STUN responders on 127.0.0.1, .2... in threads; yields `host:port` strings."""
+    socks = []
+    for i in range(len(mappers)):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((f"127.0.0.{i + 1}", 0))
+        sock.settimeout(0.1)
+        socks.append(sock)
+    stop = threading.Event()
+
+    def serve(sock: socket.socket, mapper: Mapper) -> None:
+        while not stop.is_set():
+            try:
+                data, addr = sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            _, _, _, transaction_id = struct.unpack_from("!HHI12s", data)
+            sock.sendto(binding_success(transaction_id, mapper(addr)), addr)
+
+    threads = [
+        threading.Thread(target=serve, args=(s, m), daemon=True)
+        for s, m in zip(socks, mappers, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield [f"{h}:{p}" for h, p in (s.getsockname() for s in socks)]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.parametrize(
+    ("mappers", "expected"),
+    [
+        ((lambda a: ("203.0.113.5", 4000),) * 2, "Endpoint-independent mapping"),
+        ((same, lambda a: (a[0], a[1] + 1)), "Address-dependent mapping"),
+    ],
+)
+def test_check_nat_command_asks_the_given_servers(
+    mappers: tuple[Mapper, ...], expected: str
+) -> None:
+    from click.testing import CliRunner
+
+    from proxystore.endpoint.cli import cli
+
+    with threaded_responders(*mappers) as servers:
+        args = ["check-nat", "--host", "127.0.0.1", "--timeout", "3"]
+        for server in servers:
+            args += ["--server", server]
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert f"NAT behaviour: {expected}" in result.output
+
+
+def test_check_nat_command_rejects_a_bad_server() -> None:
+    from click.testing import CliRunner
+
+    from proxystore.endpoint.cli import cli
+
+    result = CliRunner().invoke(cli, ["check-nat", "--server", "no-port"])
+    assert result.exit_code == 2
+    assert "HOST:PORT" in result.output

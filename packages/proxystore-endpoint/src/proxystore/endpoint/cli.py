@@ -115,11 +115,38 @@ def version() -> None:
     metavar="PORT",
     help="Port to bind (0: any free port).",
 )
-def check_nat_command(host: str, port: int) -> None:
+@click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=(
+        "STUN server to ask (repeat; at least two at different addresses, e.g. "
+        "your own coturn's). Default: public STUN servers."
+    ),
+)
+@click.option(
+    "--timeout",
+    default=2.0,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Seconds for the whole check.",
+)
+def check_nat_command(
+    host: str, port: int, servers: tuple[str, ...], timeout: float
+) -> None:
     """Check the NAT mapping behavior of your network."""
     from proxystore.p2p.nat import check_nat_and_log
 
-    asyncio.run(check_nat_and_log(host, port))
+    stun: list[tuple[str, int]] = []
+    for server in servers:
+        name, _, number = server.rpartition(":")
+        if not name or not number.isdigit() or not 0 < int(number) < 65536:
+            raise click.BadParameter(
+                f"{server!r} is not HOST:PORT.", param_hint="'--server'"
+            )
+        stun.append((name.strip("[]"), int(number)))
+    asyncio.run(check_nat_and_log(host, port, timeout, servers=stun or None))
 
 
 @cli.command()
