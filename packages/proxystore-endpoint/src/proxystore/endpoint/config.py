@@ -191,10 +191,21 @@ class EndpointStorageConfig:
         database_path: SQLite database file persisting the objects; `None` keeps
             them in memory only.
         max_object_size: Largest object accepted, in bytes.
+        memory_budget: Bytes of objects kept in memory (digits, or ``"N%"`` of
+            the RAM); beyond it the least recently used objects spill to
+            `spill_directory` and come back when read
+            (`proxystore.endpoint.spill.BudgetedStorage`). `None`: no budget.
+            Ignored with a `database_path`.
+        spill_directory: Where spilled objects go (default: a private
+            directory per endpoint in the temporary directory).
+        spill_compress: ``"zstd"`` to compress spilled objects, or `None`.
     """
 
     database_path: str | None = None
     max_object_size: int = MAX_OBJECT_SIZE_DEFAULT
+    memory_budget: str | None = None
+    spill_directory: str | None = None
+    spill_compress: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_object_size < 1:

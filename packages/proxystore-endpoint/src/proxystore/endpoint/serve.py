@@ -311,6 +311,11 @@ def _make_storage(config: EndpointConfig) -> Storage:
             max_object_size=config.storage.max_object_size,
             file_mode=file_mode(config),
         )
+    from proxystore.endpoint.spill import budgeted_storage
+
+    budgeted = budgeted_storage(config)
+    if budgeted is not None:
+        return budgeted
     logger.info("Storing objects in memory (not persisted)")
     return DictStorage(max_object_size=config.storage.max_object_size)
 
