@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID, uuid4
 
+from proxystore.connectors.holders import HolderTable
 from proxystore.endpoint import _direct
 from proxystore.endpoint._relay_state import relay_unavailable
 from proxystore.endpoint.constants import (
@@ -153,6 +154,14 @@ class Endpoint(AsyncStartable):
         self._closed = False
         self._sweep_interval = sweep_interval
         self._sweeper: asyncio.Task[None] | None = None
+        # Holders of refcounted objects (see `hold`); swept by a task started
+        # with the first hold, at a quarter of the shortest lease seen.
+        self._holders = HolderTable()
+        self._holds_sweeper: asyncio.Task[None] | None = None
+        self._holds_period = 1.0
+        # Held across the awaits of a hold, release or sweep: each decision
+        # (record a hold, evict) is atomic with the storage check it rests on.
+        self._holds_lock = asyncio.Lock()
 
     # ------------------------------------------------------------ identity
 
@@ -249,6 +258,8 @@ class Endpoint(AsyncStartable):
             tasks.append(self._peer_handler_task)
         if self._sweeper is not None:
             tasks.append(self._sweeper)
+        if self._holds_sweeper is not None:
+            tasks.append(self._holds_sweeper)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -271,6 +282,65 @@ class Endpoint(AsyncStartable):
         await self._storage.close()
         logger.info("%r: closed", self)
 
+    # ------------------------------------------------------------ holders
+
+    async def hold(self, holds: Sequence[Sequence[Any]]) -> list[bool]:
+        """Add or renew holds on objects stored here (reference counting).
+
+        Args:
+            holds: ``(key, holder, lease, token)`` items, as in
+                `proxystore.connectors.holders.Hold`.
+
+        Returns:
+            For each hold, whether its object is stored on this endpoint (only
+            then is the hold recorded; objects of peers are not counted here).
+
+        Raises:
+            ValueError: if a hold is malformed.
+        """
+        async with self._holds_lock:
+            await self._evict_lapsed()
+            found = []
+            for key, holder, lease, token in holds:
+                ok = await self._storage.exists(str(key))
+                if ok:
+                    self._holders.hold(str(key), str(holder), float(lease), token)
+                    self._holds_period = max(0.02, min(self._holds_period, lease / 4))
+                found.append(ok)
+        if self._holds_sweeper is None and not self._closed:
+            self._holds_sweeper = asyncio.create_task(
+                self._sweep_holds_forever(), name=f"endpoint-{self.uuid}-holders"
+            )
+        return found
+
+    async def release(self, key: str, holder: str) -> bool:
+        """Drop a hold; evict the object when no live hold is left.
+
+        Returns:
+            Whether the object was evicted.
+        """
+        async with self._holds_lock:
+            if self._holders.release(key, holder):
+                await self._storage.evict(key)
+                return True
+            return False
+
+    async def _evict_lapsed(self) -> int:
+        gone = self._holders.expired()
+        for key in gone:
+            await self._storage.evict(key)
+        return len(gone)
+
+    async def _sweep_holds_forever(self) -> None:
+        """Evict the objects whose holds all lapsed, a few times per lease."""
+        while True:
+            await asyncio.sleep(self._holds_period)
+            try:
+                async with self._holds_lock:
+                    await self._evict_lapsed()
+            except Exception as exc:  # keep sweeping; the next one may work
+                logger.warning("%r: sweeping lapsed holds failed: %r", self, exc)
+
     # ------------------------------------------------------------ operations
 
     def _is_peer_request(self, endpoint: UUID | None) -> bool:
@@ -289,6 +359,7 @@ class Endpoint(AsyncStartable):
             await self._peer_op(endpoint, "evict", key)
         else:
             await self._storage.evict(key)
+            self._holders.forget(key)
 
     async def exists(self, key: str, endpoint: UUID | None = None) -> bool:
         """Return whether an object is stored at `key` here or on `endpoint`.

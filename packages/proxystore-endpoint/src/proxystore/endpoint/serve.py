@@ -19,6 +19,10 @@ this one when absent):
 * `GET /ttl` answers `{"ttl": <seconds left> | null}`;
 * `GET /list` (no `key`) answers `{"objects": [{"key", "size", "age", "ttl"}]}`
   for this endpoint's own objects.
+* `POST /holders` (JSON body `{"holds": [[key, holder, lease, token], ...]}`)
+  adds or renews holds of refcounted objects stored here and answers
+  `{"found": [true|false, ...]}`; `POST /release` (`key`, `holder`) drops one and
+  answers `{"evicted": true|false}` (see `proxystore.connectors.holders`).
 
 Malformed or empty input is answered as the reference release answers it: a
 missing `key` 400 (an empty `key=` is a key like any other), an `endpoint` that is
@@ -73,7 +77,9 @@ __all__ = [
     "exists_handler",
     "expire_handler",
     "get_handler",
+    "holders_handler",
     "list_handler",
+    "release_handler",
     "serve",
     "set_handler",
     "ttl_handler",
@@ -119,6 +125,8 @@ def create_app(
     app.router.add_post("/expire", expire_handler)
     app.router.add_get("/ttl", ttl_handler)
     app.router.add_get("/list", list_handler)
+    app.router.add_post("/holders", holders_handler)
+    app.router.add_post("/release", release_handler)
 
     async def _lifecycle(app: web.Application) -> Any:
         await app[_ENDPOINT_KEY].async_init()
@@ -300,6 +308,31 @@ async def list_handler(request: web.Request) -> web.StreamResponse:
     """`GET /list`: answer this endpoint's objects with size, age and TTL."""
     objects = await request.app[_ENDPOINT_KEY].listing()
     return web.json_response({"objects": [o._asdict() for o in objects]})
+
+
+async def holders_handler(request: web.Request) -> web.StreamResponse:
+    """`POST /holders`: add or renew holds; answer `{"found": [bool, ...]}`."""
+    try:
+        body = await request.json()
+        holds = body["holds"]
+        if not isinstance(holds, list) or not all(
+            isinstance(h, list) and len(h) == 4 for h in holds
+        ):
+            raise TypeError("holds must be a list of [key, holder, lease, token]")
+        found = await request.app[_ENDPOINT_KEY].hold(holds)
+    except (ValueError, TypeError, KeyError) as exc:
+        return _error(400, f"malformed holds: {exc}")
+    return web.json_response({"found": found})
+
+
+async def release_handler(request: web.Request) -> web.StreamResponse:
+    """`POST /release`: drop `holder`'s hold on `key`; answer `{"evicted": bool}`."""
+    key = request.query.get("key")
+    holder = request.query.get("holder")
+    if key is None or not holder:
+        return _error(400, "request missing key or holder")
+    evicted = await request.app[_ENDPOINT_KEY].release(key, holder)
+    return web.json_response({"evicted": evicted})
 
 
 def _make_storage(config: EndpointConfig) -> Storage:

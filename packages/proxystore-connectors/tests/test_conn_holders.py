@@ -1,0 +1,148 @@
+"""Holders of stored objects: the table, the DIM server ops, shared-memory records."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from proxystore.connectors.dim.models import Op, Request, Status
+from proxystore.connectors.dim.server import DIMStorage
+from proxystore.connectors.file import FileConnector
+from proxystore.connectors.holders import Hold, HolderTable, counting
+from proxystore.connectors.local import LocalConnector
+from proxystore.connectors.shm import SharedMemoryConnector
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_table_keeps_an_object_while_a_hold_is_live() -> None:
+    clock = Clock()
+    table = HolderTable(clock)
+    table.hold("o", "a", 2.0, None)
+    table.hold("o", "b", 2.0, None)
+    assert not table.release("o", "a")
+    assert set(table.holders("o")) == {"b"}
+    assert table.release("o", "b")
+    assert "o" not in table
+
+
+def test_table_expires_lapsed_holds() -> None:
+    clock = Clock()
+    table = HolderTable(clock)
+    table.hold("o", "a", 2.0, None)
+    clock.now += 1.9
+    assert table.expired() == []
+    clock.now += 0.2
+    assert table.expired() == ["o"]
+
+
+def test_transfer_is_consumed_by_its_conversion() -> None:
+    clock = Clock()
+    table = HolderTable(clock)
+    table.hold("o", "", 60.0, "tok")
+    table.hold("o", "w", 2.0, "tok")
+    assert set(table.holders("o")) == {"w"}
+    assert table.release("o", "w")  # the transfer no longer keeps it
+
+
+def test_conversion_before_its_transfer_leaves_a_tombstone() -> None:
+    clock = Clock()
+    table = HolderTable(clock)
+    table.hold("o", "w", 2.0, "tok")  # arrived first
+    table.hold("o", "", 60.0, "tok")  # late transfer: dropped
+    assert set(table.holders("o")) == {"w"}
+    assert table.release("o", "w")
+
+
+def test_release_of_an_unheld_object_is_not_an_eviction() -> None:
+    assert not HolderTable().release("never-held", "a")
+
+
+def test_bad_holds_are_refused() -> None:
+    table = HolderTable()
+    with pytest.raises(ValueError, match="holder or a transfer token"):
+        table.hold("o", "", 1.0, None)
+    with pytest.raises(ValueError, match="positive"):
+        table.hold("o", "a", 0.0, None)
+
+
+def test_dim_storage_answers_hold_and_release() -> None:
+    storage = DIMStorage()
+    storage.put("o", [b"data"])
+    body = json.dumps([["o", "a", 30.0, None], ["missing", "a", 30.0, None]])
+    response = storage.handle(Request(Op.HOLD, "", (body.encode(),)))
+    assert response.status is Status.OK
+    assert json.loads(b"".join(response.payload)) == [True, False]
+    response = storage.handle(Request(Op.RELEASE, "o", (b"a",)))
+    assert b"".join(response.payload) == b"1"
+    assert not storage.exists("o")
+    malformed = storage.handle(Request(Op.HOLD, "", (b"{",)))
+    assert malformed.status is Status.ERROR
+
+
+def test_counting_finds_companions_and_refuses_others(tmp_path: object) -> None:
+    local = LocalConnector()
+    assert counting(local) is local
+    with FileConnector(str(tmp_path)) as file:
+        assert counting(file) is None
+
+
+@pytest.fixture
+def shm() -> Iterator[SharedMemoryConnector]:
+    namespace = f"holders{os.getpid()}"
+    connector = SharedMemoryConnector(namespace, arena=True, arena_size=1 << 20)
+    try:
+        yield connector
+    finally:
+        connector.close(clear=True)
+        directory = f"/dev/shm/psrc-{os.geteuid()}-{namespace}"
+        if os.path.isdir(directory):
+            for name in os.listdir(directory):
+                os.unlink(os.path.join(directory, name))
+            os.rmdir(directory)
+
+
+def test_shm_hold_release_and_dead_holders(shm: SharedMemoryConnector) -> None:
+    holders = counting(shm)
+    assert holders is not None
+    key = shm.put(b"payload")
+    me = f"{os.getpid()}-abc"
+    dead_pid = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert holders.hold([Hold(key, me, 30.0), Hold(key, f"{dead_pid}-def", 30.0)]) == [
+        True,
+        True,
+    ]
+    assert not holders.release(key, "not-a-holder")
+    assert shm.exists(key)
+    # The other holder's process is gone: releasing ours evicts at once.
+    assert holders.release(key, me)
+    assert not shm.exists(key)
+    assert holders.hold([Hold(key, me, 30.0)]) == [False]
+
+
+def test_shm_sweep_evicts_objects_of_dead_holders(shm: SharedMemoryConnector) -> None:
+    holders = counting(shm)
+    assert holders is not None
+    kept, gone = shm.put(b"kept"), shm.put(b"gone")
+    holders.hold([Hold(kept, f"{os.getpid()}-a", 30.0), Hold(gone, "1-b", 0.05)])
+    time.sleep(0.3)
+    assert holders.sweep_holds() == 1  # type: ignore[attr-defined]
+    assert shm.exists(kept)
+    assert not shm.exists(gone)
