@@ -34,7 +34,9 @@ _running: dict[str, tuple[threading.Event, int]] = {}
 def _loop(
     namespace: str, sweep: Callable[[], int], interval: float, stop: threading.Event
 ) -> None:
-    while True:
+    # The first sweep waits one interval too: a short-lived process (a command
+    # listing the namespace) should not race the sweeps of the others.
+    while not stop.wait(interval):
         try:
             removed = sweep()
         except Exception as e:  # a vanished namespace, a full disk, ...
@@ -42,8 +44,6 @@ def _loop(
             removed = 0
         if removed and _log.isEnabledFor(logging.DEBUG):
             _log.debug("Swept %d expired objects from %s", removed, namespace)
-        if stop.wait(interval):
-            return
 
 
 def acquire(namespace: str, sweep: Callable[[], int], interval: float) -> None:
