@@ -41,3 +41,10 @@ for _public in (
 ):
     _public.__module__ = __name__
 del _public
+
+# Instrumenting with OpenTelemetry (see `proxystore.store.otel`) is decided here,
+# once: nothing on any store operation asks again.
+if __import__("os").environ.get("PROXYSTORE_OTEL", "") not in ("", "0"):
+    from proxystore.store.otel import instrument as _instrument
+
+    _instrument()
