@@ -279,6 +279,9 @@ class Arena:
         self.address = ctypes.addressof(ctypes.c_char.from_buffer(self.mm))
         self.pid = os.getpid()
         self.stale = False
+        #: Record uses for the spill policy's LRU order (set by connectors with a
+        #: memory budget; without one, gets skip the clock words).
+        self.track_lru = False
         self._tlock = threading.RLock()
         self._depth = 0
         self._held: dict[tuple[int, int], int] = {}
@@ -445,7 +448,8 @@ class Arena:
             if w[e + _E_GEN] != gen or w[e + _E_STATE] != WRITING:
                 return False
             w[e + _E_STATE] = READY
-            self.touch(e)  # after: a WRITING slot's owner word is its writer
+            if self.track_lru:
+                self.touch(e)  # after: a WRITING slot's owner word is its writer
             return True
 
     def abort(self, slot: int, gen: int) -> None:
@@ -480,10 +484,8 @@ class Arena:
             if found is None:
                 return None
             offset, size = found
-            w = self.words
-            tick = w[_H_CLOCK] + 1  # touch(), inlined: this is the small-get path
-            w[_H_CLOCK] = tick
-            w[self.table + slot * ENTRY_WORDS + _E_OWNER] = tick
+            if self.track_lru:
+                self.touch(self.table + slot * ENTRY_WORDS)
             return self.bytes[offset : offset + size].tobytes()
 
     def release(self, slot: int, gen: int) -> None:
@@ -500,7 +502,7 @@ class Arena:
             w = self.words
             if w[e + _E_GEN] != gen:
                 return
-            if w[e + _E_STATE] == READY:
+            if self.track_lru and w[e + _E_STATE] == READY:
                 self.touch(e)  # the last view went: used just now
             for h in range(e + _E_HOLD, e + _E_HOLD + HOLDERS):
                 if w[h] == self.pid:

@@ -488,6 +488,8 @@ class SharedMemoryConnector(Closeable):
                 self.arena_size or _default_arena_size(),
                 self.arena_slots,
             )
+            if self._budgeted:
+                arena.track_lru = True
             if arena.words[_arena_ttl.FLAG_WORD]:
                 self._start_sweeping(arena)
             return arena
