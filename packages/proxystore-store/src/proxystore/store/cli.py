@@ -116,7 +116,36 @@ class _Listing(NamedTuple):
     objects: list[KeyInfo]
 
 
+def _list_redis_fast(config: StoreConfig) -> _Listing | None:
+    """List a plain Redis over a bare socket, without importing its client.
+
+    Importing ``redis`` alone takes longer than listing 10 000 keys.
+    """
+    kind = config.connector.kind
+    if kind.rpartition(".")[2] != "RedisConnector" or "redis" not in kind:
+        return None
+    from proxystore.connectors import _redis_list
+
+    options = dict(config.connector.options)
+    if not _redis_list.can_list(options):
+        return None
+    try:
+        objects = [
+            KeyInfo((name,), size, None, None if left < 0 else left / 1000)
+            for name, size, left in _redis_list.list_keys(options)
+        ]
+    except Exception as e:
+        raise CLIError(
+            f"store {config.name!r}: listing Redis at {options['hostname']}:"
+            f"{options['port']} failed: {type(e).__name__}: {e}"
+        ) from e
+    return _Listing(config.name, "RedisConnector", objects)
+
+
 def _list(config: StoreConfig) -> _Listing:
+    fast = _list_redis_fast(config)
+    if fast is not None:
+        return fast
     connector = _open(config)
     try:
         if not isinstance(connector, ListingConnector):
