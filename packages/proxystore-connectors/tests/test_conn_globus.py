@@ -563,6 +563,30 @@ def test_expired_token_while_waiting(
         other.get(key)
 
 
+def test_auth_error_is_also_the_sdks_transfer_api_error(
+    endpoints: GlobusEndpoints, service: TransferService
+) -> None:
+    # Code written for the reference catches the SDK's error on a 401/403.
+    connector = _connector(endpoints, clear=False)
+    service.reject_submit = (403, "PermissionDenied")
+    with pytest.raises(globus_sdk.TransferAPIError) as info:
+        connector.put(b"x")
+    error = info.value
+    assert isinstance(error, GlobusAuthError)
+    assert error.http_status == 403
+    assert error.code == "PermissionDenied"
+    assert isinstance(error.__cause__, globus_sdk.TransferAPIError)
+    assert "proxystore-globus-auth login" in str(error)  # our wording stays
+    # Without an HTTP answer (no usable tokens) it still reads as a 401.
+    bare = GlobusAuthError("no tokens stored; log in")
+    assert isinstance(bare, globus_sdk.TransferAPIError)
+    assert (bare.http_status, bare.code) == (401, "AuthenticationFailed")
+    assert str(bare) == "no tokens stored; log in"
+    copy = pickle.loads(pickle.dumps(bare))
+    assert isinstance(copy, GlobusAuthError)
+    assert str(copy) == str(bare)
+
+
 # ----------------------------------------------------------------- packaging
 
 

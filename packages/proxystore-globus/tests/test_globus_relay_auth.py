@@ -67,6 +67,16 @@ def test_user_equality_is_by_client_id() -> None:
     assert a != "a"
 
 
+def test_user_has_the_references_sub_and_keeps_client_id(
+    authenticator: GlobusAuthenticator,
+) -> None:
+    _introspection()
+    user = authenticator.authenticate_user(HEADERS)
+    assert user.sub == uuid.UUID(USER_CLIENT_ID)
+    assert user.client_id == user.sub
+    assert GlobusUser(username="u", sub=user.sub) == user
+
+
 def test_inactive_token_is_forbidden(authenticator: GlobusAuthenticator) -> None:
     RegisteredResponse(
         service="auth",

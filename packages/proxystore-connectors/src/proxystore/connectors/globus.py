@@ -14,7 +14,8 @@ naming the endpoint or the task concerned::
         ├── GlobusEndpointError        bad endpoint set, or no endpoint for this host
         │                              (also a ValueError)
         ├── GlobusAuthError            Globus refused our tokens (expired, revoked,
-        │                              missing consent); also a PermissionError
+        │                              missing consent); also a PermissionError and
+        │                              the SDK's TransferAPIError
         ├── GlobusTransferError        Transfer refused a request (task submission,
         │   │                          status lookup)
         │   └── GlobusTaskFailedError  a task ended FAILED
@@ -43,6 +44,7 @@ from typing import Any, Literal, NamedTuple, Self
 
 try:
     import globus_sdk
+    import requests
 
     from proxystore.globus.client import get_transfer_client
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides it
@@ -90,12 +92,46 @@ class GlobusEndpointError(GlobusConnectorError, ValueError):
     """Raised for a bad set of endpoints, or when no endpoint matches this host."""
 
 
-class GlobusAuthError(GlobusConnectorError, PermissionError):
+class GlobusAuthError(
+    GlobusConnectorError, PermissionError, globus_sdk.TransferAPIError
+):
     """Raised when Globus refuses the tokens (expired, revoked or lacking consent).
 
     Run `proxystore-globus-auth login` (with `-c UUID` for collections that need
     `data_access` consent) and retry.
+
+    It is also a `globus_sdk.TransferAPIError`, so handlers of the SDK's errors
+    (what the reference connector lets through) still catch it: `http_status`,
+    `code` and `message` come from Transfer's answer. When no HTTP answer was
+    involved (no usable tokens were stored), they describe a 401 built here.
+
+    Args:
+        message: What went wrong and how to fix it (the `str()` of the error).
+        response: Transfer's 401/403 response, when there was one.
     """
+
+    def __init__(self, message: str, response: requests.Response | None = None) -> None:
+        globus_sdk.TransferAPIError.__init__(
+            self, _unauthorized_response(message) if response is None else response
+        )
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _unauthorized_response(message: str) -> requests.Response:
+    """A Transfer-style 401 for an auth failure that happened before any request."""
+    response = requests.Response()
+    response.status_code = 401
+    response.reason = "Unauthorized"
+    response.url = "https://transfer.api.globus.org/v0.10/"
+    response.headers["Content-Type"] = "application/json"
+    response._content = json.dumps(
+        {"code": "AuthenticationFailed", "message": message}
+    ).encode()
+    response.request = requests.Request("GET", response.url).prepare()
+    return response
 
 
 class GlobusTransferError(GlobusConnectorError):
@@ -370,6 +406,7 @@ def _globus_errors(
                 f"({exc.message}). The Globus tokens may have expired or lack "
                 "consent: run `proxystore-globus-auth login` (add `-c "
                 f"{endpoint}` if the collection needs data_access consent).",
+                getattr(exc, "_underlying_response", None),
             ) from exc
         raise GlobusTransferError(
             f"Globus could not {action} for {subject}: HTTP {exc.http_status} "

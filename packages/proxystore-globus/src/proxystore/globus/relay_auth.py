@@ -55,32 +55,41 @@ def _unauthorized(message: str) -> UnauthorizedError:
 class GlobusUser:
     """A Globus Auth identity, as token introspection describes it.
 
-    Two users are equal when their `client_id` is (the other fields depend on what
-    the identity chooses to share).
+    Two users are equal when their `sub` is (the other fields depend on what the
+    identity chooses to share).
 
     Attributes:
         username: Identity username, e.g. `someone@example.org`.
-        client_id: Client the introspected token was issued to.
+        sub: Globus Auth ID of the client the introspected token was issued to
+            (introspection's `client_id` field; see `GlobusAuthenticator`).
         email: Email of the effective identity, when visible.
         display_name: Display name of the effective identity, when visible.
     """
 
     username: str
-    client_id: uuid.UUID
+    sub: uuid.UUID
     email: str | None = None
     display_name: str | None = None
+
+    @property
+    def client_id(self) -> uuid.UUID:
+        """The same ID as `sub` (this class's earlier name for it)."""
+        return self.sub
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GlobusUser):
             return NotImplemented
-        return self.client_id == other.client_id
+        return self.sub == other.sub
 
     def __hash__(self) -> int:
-        return hash(self.client_id)
+        return hash(self.sub)
 
 
 class GlobusAuthenticator:
     """Authenticate relay clients by Globus Auth token introspection.
+
+    A user is the client the token was issued to (introspection's `client_id`,
+    stored as `GlobusUser.sub`); introspection's own `sub` must be this relay's app.
 
     Args:
         client_id: Client ID of the relay operator's confidential Globus app. When
@@ -188,7 +197,7 @@ class GlobusAuthenticator:
             ) from None
         user = GlobusUser(
             username=str(meta.get("username", "")),
-            client_id=client_id,
+            sub=client_id,
             email=meta.get("email"),
             display_name=meta.get("name"),
         )
