@@ -15,6 +15,14 @@ runs with ``UCX_TLS=tcp,self,sm`` and ``UCX_NET_DEVICES=lo`` unless they are set
 proxystore-ex's UCX connector needs ``ucp`` (ucx-py), which is not installed in the
 reference venv, so UCX has no reference column.
 
+The Margo column runs our ``MargoConnector`` the same way wherever ``pymargo``
+imports (built with Mochi: ``spack install py-mochi-margo``; it is not on PyPI),
+over ``PROXYSTORE_BENCH_MARGO_PROTOCOL`` (default ``ofi+tcp``). libfabric listens
+only on addresses an interface carries, so when 127.0.0.2 is not one, peer B uses
+another address of this machine (or 127.0.0.1 with its own port); all of them are
+local, so the bytes cross the loopback device as for ZeroMQ. Without pymargo the
+column is empty (``null`` in ``--json``) and the reason is printed.
+
 Each round measures ours, the reference and the raw floors one after the other; the
 figure kept per size is the best round's median get time.
 
@@ -41,14 +49,17 @@ SIZES: list[tuple[int, int]] = [
 ]
 
 # Runs in the workspace venv (ours) and in `.bench-venv/` (the reference): the same
-# code measures both. argv: module, sizes JSON, port A, port B.
+# code measures both. argv: module, sizes JSON, port A, port B, and optionally
+# hosts A and B, and extra connector arguments (JSON).
 _CONNECTOR_CODE = """
 import importlib, json, statistics, sys, time
 module, _, name = sys.argv[1].partition(":")
 Connector = getattr(importlib.import_module(module), name or "ZeroMQConnector")
 sizes = json.loads(sys.argv[2])
-a = Connector(port=int(sys.argv[3]), address="127.0.0.1", timeout=30)
-b = Connector(port=int(sys.argv[4]), address="127.0.0.2", timeout=30)
+host_a, host_b = sys.argv[5:7] or ("127.0.0.1", "127.0.0.2")
+extra = json.loads(sys.argv[7]) if len(sys.argv) > 7 else {}
+a = Connector(port=int(sys.argv[3]), address=host_a, timeout=30, **extra)
+b = Connector(port=int(sys.argv[4]), address=host_b, timeout=30, **extra)
 out = {}
 try:
     for size, reps in sizes:
@@ -188,6 +199,34 @@ def _ucx_installed() -> bool:
     return importlib.util.find_spec("ucxx") is not None
 
 
+def _margo_plan() -> tuple[tuple[str, str, str] | None, str]:
+    """Margo's (protocol, host A, host B), or `None` and why it cannot run."""
+    import importlib.util
+
+    if importlib.util.find_spec("pymargo") is None:
+        return None, (
+            "pymargo not installed (built with Mochi: spack install "
+            "py-mochi-margo; not on PyPI), no Margo column"
+        )
+    from proxystore.connectors.dim.margo import bind_problem
+    from proxystore.connectors.dim.utils import interface_addresses
+
+    protocol = os.environ.get("PROXYSTORE_BENCH_MARGO_PROTOCOL", "ofi+tcp")
+    # Peer B on another local address libfabric accepts; else on 127.0.0.1 too.
+    candidates = ["127.0.0.2", *interface_addresses()]
+    host_b = next(
+        (
+            host
+            for host in candidates
+            if "." in host
+            and host != "127.0.0.1"
+            and bind_problem(protocol, host) is None
+        ),
+        "127.0.0.1",
+    )
+    return (protocol, "127.0.0.1", host_b), f"Margo over {protocol}"
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -220,7 +259,9 @@ def measure(rounds: int) -> list[dict[str, Any]]:
     raw: dict[str, float] = {}
     ucx: dict[str, float] = {}
     ucx_raw: dict[str, float] = {}
+    margo: dict[str, float] = {}
     with_ucx = _ucx_installed()
+    margo_plan, margo_note = _margo_plan()
     os.environ.setdefault("UCX_TLS", "tcp,self,sm")
     os.environ.setdefault("UCX_NET_DEVICES", "lo")
     for _ in range(rounds):
@@ -242,6 +283,17 @@ def measure(rounds: int) -> list[dict[str, Any]]:
             module = "proxystore.connectors.dim.ucx:UCXConnector"
             _best(ucx, _run_ours(_CONNECTOR_CODE, module, sizes, *ports))
             _best(ucx_raw, _run_ours(_RAW_UCX_CODE, sizes, _RAW_UCX_SERVER))
+        if margo_plan is not None:
+            protocol, host_a, host_b = margo_plan
+            module = "proxystore.connectors.dim.margo:MargoConnector"
+            ports = (str(_free_port(host_a)), str(_free_port(host_b)))
+            extra = json.dumps({"protocol": protocol})
+            _best(
+                margo,
+                _run_ours(
+                    _CONNECTOR_CODE, module, sizes, *ports, host_a, host_b, extra
+                ),
+            )
     rows = []
     for size, _ in SIZES:
         key = str(size)
@@ -262,9 +314,27 @@ def measure(rounds: int) -> list[dict[str, Any]]:
                     ucx_raw[key] / ucx[key] if key in ucx else None
                 ),
                 "ucx_over_zmq": ucx[key] / ours[key] if key in ucx else None,
+                "margo_s": margo.get(key),
+                "margo_over_zmq": margo[key] / ours[key] if key in margo else None,
             },
         )
+    if margo_plan is None:
+        print(f"Margo: {margo_note}", file=sys.stderr)
     return rows
+
+
+def _print_margo(rows: list[dict[str, Any]]) -> None:
+    if rows[0]["margo_s"] is None:
+        return  # measure() said why
+    print(f"\n{'size':>7} | {'margo':>10} {'zmq':>10} | {'margo MB/s':>10} | margo/zmq")
+    for row in rows:
+        print(
+            f"{_human(row['size']):>7} | {row['margo_s'] * 1e6:>8.0f}us "
+            f"{row['ours_s'] * 1e6:>8.0f}us | "
+            f"{row['size'] / row['margo_s'] / 1e6:>10.0f} | "
+            f"{row['margo_over_zmq']:>9.2f}",
+        )
+    print("margo/zmq = margo_s / zmq_s (the issue's bar: 10 KB <= 1.5)")
 
 
 def _human(size: int) -> str:
@@ -297,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{row['ours_throughput_over_raw']:>7.2f}",
         )
     print("time = best-of-rounds median get across peers; thr/raw = raw_s / ours_s")
+    _print_margo(rows)
     if rows[0]["ucx_s"] is None:
         print("UCX: ucxx not installed (uv sync --group ucx), no UCX column")
         return
