@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from typing import Any, TypeVar
 
 import aiohttp
+import aioice.turn
 import pytest
 from aiohttp import web
 
-from proxystore.p2p.connection import PeerConnection
+from proxystore.p2p.connection import PeerConnection, receive_window
 from proxystore.p2p.exceptions import PeerConnectionError, PeerConnectionTimeoutError
 from proxystore.p2p.manager import PeerManager
 from proxystore.p2p.relay.authenticate import (
@@ -559,6 +560,27 @@ def test_a_connection_that_never_comes_up_is_dropped_and_retried() -> None:
             await a.send(b.uuid, b"second", timeout=10)
             assert await b.recv(timeout=15) == (a.uuid, b"second")
             assert len(lost) == 1
+
+    run(main())
+
+
+def test_each_side_advertises_a_receive_window_its_socket_can_hold() -> None:
+    # A sender leaves slow start at the window its peer advertised (aiortc:
+    # 1 MiB); beyond what the receiving UDP socket buffers, packets are dropped.
+    async def main() -> None:
+        async with (
+            relay() as r,
+            loopback_manager(RelayClient(r.address)) as a,
+            loopback_manager(RelayClient(r.address)) as b,
+        ):
+            await a.send(b.uuid, b"x")
+            assert await b.recv(timeout=15) == (a.uuid, b"x")
+            window = receive_window()
+            assert 64 * 2**10 <= window <= aioice.turn.UDP_SOCKET_BUFFER_SIZE
+            for manager, peer in ((a, b.uuid), (b, a.uuid)):
+                sctp = (await manager.get_connection(peer))._pc.sctp
+                assert sctp is not None
+                assert sctp._ssthresh == window  # the peer's advertised window
 
     run(main())
 
