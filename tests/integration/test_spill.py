@@ -5,8 +5,10 @@
   ``/dev/shm`` use (sampled all along) never exceeds the budget plus one object,
   and ``close(clear=True)`` leaves no segment and no spill file.
 * An object a worker holds zero-copy is never moved under it.
-* A process SIGKILLed at each crash point of a spill or restore loses no object
-  whose put had returned, and leaves nothing behind after clearing.
+* A process SIGKILLed at each crash point of a spill or restore (mid-copy down,
+  right after the commit, with a restored copy written but not committed, right
+  after a restore's commit) loses no object whose put had returned; the namespace
+  keeps working and leaves nothing behind after clearing.
 """
 
 from __future__ import annotations
@@ -235,9 +237,15 @@ elif point == "commit":
         return ok
     _spill.commit_spill = commit
 elif point == "restore":
-    real_restore = _spill.commit_restore
     def commit_restore(*a, **k):
         pause()
+    _spill.commit_restore = commit_restore
+elif point == "restored":
+    real_restore = _spill.commit_restore
+    def commit_restore(*a, **k):
+        ok = real_restore(*a, **k)
+        pause()
+        return ok
     _spill.commit_restore = commit_restore
 
 c = SharedMemoryConnector(**config)
@@ -245,7 +253,7 @@ i = 0
 while True:
     i += 1
     data = (str(i).encode() * 300_000)[: 300_000]
-    if point == "restore" and i > 20:
+    if point.startswith("restore") and i > 20:
         acks = open(config["spill_directory"] + "/../acks").read().splitlines()
         names = [line.split()[1] for line in acks]
         from proxystore.connectors.shm import SharedMemoryKey
@@ -256,7 +264,7 @@ while True:
 """
 
 
-@pytest.mark.parametrize("point", ["write", "commit", "restore"])
+@pytest.mark.parametrize("point", ["write", "commit", "restore", "restored"])
 def test_sigkill_mid_spill_loses_no_acknowledged_object(
     spill_config: dict[str, Any], point: str, tmp_path: Path
 ) -> None:
