@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import array
 import itertools
+import logging
 import os
 import pickle
 import sys
@@ -724,6 +725,19 @@ def test_failed_exchange_keeps_no_handle_past_close(fake: FakeMargo, size: int) 
     client.close()  # MercuryError here if a handle, bulk or address lived on
     assert fake.complaints == []
     assert isinstance(info.value.__cause__, MargoException)
+
+
+def test_debug_log_of_a_failure_keeps_no_handle(
+    fake: FakeMargo, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=margo.__name__)
+    client = MargoTransport(Protocol.OFI_TCP)
+    with pytest.raises(ServerTimeoutError):
+        client.exchange(HOST, 7005, [Request(Op.PING)], 0.05)
+    client.close()
+    assert fake.complaints == []
+    assert "margo_provider_forward_timed() returned 20" in caplog.text
+    assert all(record.exc_info is None for record in caplog.records)
 
 
 def test_malformed_answer_keeps_no_handle_past_close(

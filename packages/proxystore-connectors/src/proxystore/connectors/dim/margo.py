@@ -67,6 +67,7 @@ import socket
 import subprocess
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -462,9 +463,12 @@ class MargoTransport:
         except _Expired:
             return timeout_error(host, port, timeout, what)
         except BaseException as exc:
-            if logger.isEnabledFor(logging.DEBUG):
+            if logger.isEnabledFor(logging.DEBUG):  # as text: a record keeps no frame
                 logger.debug(
-                    "Margo exchange with %s:%s failed", host, port, exc_info=exc
+                    "Margo exchange with %s:%s failed:\n%s",
+                    host,
+                    port,
+                    "".join(traceback.format_exception(exc)).rstrip(),
                 )
             _drop_frames(exc)
             return self._translate(exc, host, port, timeout, what)
