@@ -469,6 +469,10 @@ def build_sites(network: Network, nats: Sequence[NatKind]) -> Sites:
         inet.ip("link", "set", f"site{i}", "master", "br0")
         network.link(router, "lan", host, "eth0", f"{lan}.1/24", f"{lan}.2/24")
         host.ip("route", "add", "default", "via", f"{lan}.1")
+        # Everything else goes to the internet (which swallows what it cannot
+        # deliver): a packet to another site's private address gets no answer,
+        # not a fast "unreachable" from this router.
+        router.ip("route", "add", "default", "via", internet.address)
         router.check("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         masquerade = ["-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"]
         if nat == "symmetric":
@@ -829,7 +833,7 @@ def start_endpoint(
     name: str,
     relay: NsRelay,
     *,
-    ice_servers: Sequence[dict[str, Any]] = (),
+    ice_servers: Sequence[dict[str, Any]] | None = (),
     env: dict[str, str] | None = None,
     port: int = 8765,
     direct: bool = True,
@@ -846,7 +850,8 @@ def start_endpoint(
         name: Endpoint name (its home is a fresh directory of the network).
         relay: The relay it registers with.
         ice_servers: ``[[relay.ice_servers]]`` tables (see :func:`ice_server`);
-            empty: host candidates only.
+            empty: host candidates only; ``None``: unset (the endpoint's public
+            defaults, which cannot be resolved in these namespaces).
         env: Extra environment (e.g. the TURN credential's variable).
         port: Its port.
         direct: ``[peering] direct``.
@@ -880,7 +885,10 @@ def start_endpoint(
     )
     path = home / name / "config.toml"
     config = tomllib.loads(path.read_text())
-    config["relay"]["ice_servers"] = list(ice_servers)
+    if ice_servers is None:
+        config["relay"].pop("ice_servers", None)
+    else:
+        config["relay"]["ice_servers"] = list(ice_servers)
     peering = {
         key: value
         for key, value in (
