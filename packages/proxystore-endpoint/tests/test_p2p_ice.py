@@ -1,4 +1,4 @@
-"""How fast ICE's STUN transactions retransmit inside `fast_retransmits()`."""
+"""ICE tuning: STUN retransmission delay and gathering bound (`proxystore.p2p._ice`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ import socket
 
 import aioice.stun
 import pytest
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
-from proxystore.p2p._ice import RETRANSMIT_AFTER, fast_retransmits
+from proxystore.p2p._ice import (
+    GATHER_TIMEOUT,
+    RETRANSMIT_AFTER,
+    allowed_host_addresses,
+    bounded_gathering,
+    fast_retransmits,
+)
 
 
 class _Sender:
@@ -81,3 +88,30 @@ def test_transactions_without_retries_keep_their_timeout() -> None:
     sent, waiting = asyncio.run(_datagrams_within(0.3, fast=True, retries=0))
     assert sent == 1
     assert waiting
+
+
+def test_gathering_does_not_wait_long_for_a_silent_stun_server() -> None:
+    # aioice waits 5 s for STUN answers; inside bounded_gathering() an
+    # unreachable server (a bound socket that never answers) costs at most
+    # GATHER_TIMEOUT, and the host candidate is still offered.
+    async def main() -> tuple[float, str]:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            port = silent.getsockname()[1]
+            pc = RTCPeerConnection(
+                RTCConfiguration([RTCIceServer(f"stun:127.0.0.1:{port}")])
+            )
+            try:
+                pc.createDataChannel("probe")
+                loop = asyncio.get_running_loop()
+                start = loop.time()
+                with allowed_host_addresses(("127.0.0.1",)), bounded_gathering():
+                    await pc.setLocalDescription(await pc.createOffer())
+                return loop.time() - start, pc.localDescription.sdp
+            finally:
+                await pc.close()
+
+    elapsed, sdp = asyncio.run(main())
+    assert GATHER_TIMEOUT < 4
+    assert elapsed < 4  # aioice alone: 5 s
+    assert "127.0.0.1" in sdp

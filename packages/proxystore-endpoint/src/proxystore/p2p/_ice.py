@@ -17,6 +17,11 @@ because it reaches the other router before that router's host has sent anything;
 the connection then waits for the retransmission, so this delay is most of the
 set-up time through a NAT. Checks that must not be retried (consent freshness)
 keep aioice's timeout.
+
+`bounded_gathering()` bounds how long gathering waits for STUN and TURN servers:
+`GATHER_TIMEOUT` instead of aioice's 5 s, so an unreachable server (e.g. the public
+default on a network without internet access) delays a new connection by at most
+that, without trickle ICE.
 """
 
 from __future__ import annotations
@@ -28,14 +33,18 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 __all__ = [
+    "GATHER_TIMEOUT",
     "RETRANSMIT_AFTER",
     "allowed_host_addresses",
+    "bounded_gathering",
     "fast_retransmits",
     "validate_addresses",
 ]
 
 RETRANSMIT_AFTER = 0.05
 """Seconds before a STUN transaction's first retransmission (then doubling)."""
+GATHER_TIMEOUT = 1.5
+"""Seconds candidate gathering waits for STUN and TURN servers."""
 
 _ALLOWED: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
     "proxystore_p2p_ice_addresses", default=None
@@ -43,8 +52,12 @@ _ALLOWED: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVa
 _RTO: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "proxystore_p2p_ice_rto", default=None
 )
+_GATHER: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "proxystore_p2p_ice_gather", default=None
+)
 _installed = False
 _rto_installed = False
+_gather_installed = False
 
 
 def validate_addresses(addresses: Iterable[str]) -> tuple[str, ...]:
@@ -125,6 +138,41 @@ def fast_retransmits(delay: float = RETRANSMIT_AFTER) -> Iterator[None]:
         yield
     finally:
         _RTO.reset(token)
+
+
+def _install_gather() -> None:
+    global _gather_installed
+    if _gather_installed:
+        return
+    import aioice.ice
+
+    connection = aioice.ice.Connection
+    original: Callable[..., Any] = connection.get_component_candidates
+
+    async def get_component_candidates(
+        self: Any,
+        component: int,
+        addresses: list[str],
+        timeout: float = 5,  # noqa: ASYNC109
+    ) -> Any:
+        bound = _GATHER.get()
+        return await original(
+            self, component, addresses, timeout if bound is None else bound
+        )
+
+    connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+    _gather_installed = True
+
+
+@contextlib.contextmanager
+def bounded_gathering(seconds: float = GATHER_TIMEOUT) -> Iterator[None]:
+    """Within the block, gathering waits at most `seconds` for STUN/TURN servers."""
+    _install_gather()
+    token = _GATHER.set(seconds)
+    try:
+        yield
+    finally:
+        _GATHER.reset(token)
 
 
 @contextlib.contextmanager

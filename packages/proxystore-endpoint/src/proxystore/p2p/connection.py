@@ -34,6 +34,7 @@ from aiortc.contrib.signaling import object_from_string, object_to_string
 
 from proxystore.p2p._ice import (
     allowed_host_addresses,
+    bounded_gathering,
     fast_retransmits,
     validate_addresses,
 )
@@ -250,7 +251,11 @@ class PeerConnection:
             channel.on("open", self._on_channel_open)
             self._add_channel(channel)
         self._limit_receive_window()
-        with allowed_host_addresses(self._ice_addresses), fast_retransmits():
+        with (
+            allowed_host_addresses(self._ice_addresses),
+            fast_retransmits(),
+            bounded_gathering(),
+        ):
             await self._pc.setLocalDescription(await self._pc.createOffer())
         self._offered_to = peer_uuid
         logger.info("%s: sending offer to %s", self._log_prefix, peer_uuid)
@@ -266,7 +271,11 @@ class PeerConnection:
 
     async def send_answer(self, peer_uuid: UUID) -> None:
         """Answer the offer received from `peer_uuid` via the relay."""
-        with allowed_host_addresses(self._ice_addresses), fast_retransmits():
+        with (
+            allowed_host_addresses(self._ice_addresses),
+            fast_retransmits(),
+            bounded_gathering(),
+        ):
             await self._pc.setLocalDescription(await self._pc.createAnswer())
         logger.info("%s: sending answer to %s", self._log_prefix, peer_uuid)
         await self._relay_client.send(self._description_message(peer_uuid, "answer"))
