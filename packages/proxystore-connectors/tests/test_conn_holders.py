@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from proxystore.connectors._holders_shm import SharedMemoryHolders
 from proxystore.connectors.dim.models import Op, Request, Status
 from proxystore.connectors.dim.server import DIMStorage
 from proxystore.connectors.file import FileConnector
@@ -107,11 +108,17 @@ def shm() -> Iterator[SharedMemoryConnector]:
         yield connector
     finally:
         connector.close(clear=True)
-        directory = f"/dev/shm/psrc-{os.geteuid()}-{namespace}"
-        if os.path.isdir(directory):
-            for name in os.listdir(directory):
-                os.unlink(os.path.join(directory, name))
-            os.rmdir(directory)
+        SharedMemoryHolders(connector).remove_records()
+
+
+def _dead_pid() -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
 
 
 def test_shm_hold_release_and_dead_holders(shm: SharedMemoryConnector) -> None:
@@ -119,12 +126,7 @@ def test_shm_hold_release_and_dead_holders(shm: SharedMemoryConnector) -> None:
     assert holders is not None
     key = shm.put(b"payload")
     me = f"{os.getpid()}-abc"
-    dead_pid = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    dead_pid = _dead_pid()
     assert holders.hold([Hold(key, me, 30.0), Hold(key, f"{dead_pid}-def", 30.0)]) == [
         True,
         True,
@@ -140,9 +142,16 @@ def test_shm_hold_release_and_dead_holders(shm: SharedMemoryConnector) -> None:
 def test_shm_sweep_evicts_objects_of_dead_holders(shm: SharedMemoryConnector) -> None:
     holders = counting(shm)
     assert holders is not None
-    kept, gone = shm.put(b"kept"), shm.put(b"gone")
-    holders.hold([Hold(kept, f"{os.getpid()}-a", 30.0), Hold(gone, "1-b", 0.05)])
+    late, gone = shm.put(b"late"), shm.put(b"gone")
+    holders.hold(
+        [
+            # Our own heartbeat is late, but we are alive: kept.
+            Hold(late, f"{os.getpid()}-a", 0.05),
+            # Deadline not even due, but the holder is dead: evicted.
+            Hold(gone, f"{_dead_pid()}-b", 30.0),
+        ]
+    )
     time.sleep(0.3)
     assert holders.sweep_holds() == 1  # type: ignore[attr-defined]
-    assert shm.exists(kept)
+    assert shm.exists(late)
     assert not shm.exists(gone)

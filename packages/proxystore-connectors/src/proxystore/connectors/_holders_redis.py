@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from proxystore.connectors.holders import TOMBSTONE_LEASE, Hold
+from proxystore.connectors.holders import TOMBSTONE_LEASE, Hold, record_name
 
 if TYPE_CHECKING:
     from proxystore.connectors.redis import RedisConnector, RedisKey
@@ -142,10 +142,7 @@ class RedisHolders:
         keys: list[str] = []
         args: list[Any] = [int(TOMBSTONE_LEASE * 1000)]
         for key, holder, lease, token in holds:
-            if lease <= 0:
-                raise ValueError(f"A hold's lease must be positive, got {lease!r}.")
-            if not holder and not token:
-                raise ValueError("A hold needs a holder or a transfer token.")
+            record_name(holder, lease, token)
             keys += [key.redis_key, holders_key(key.redis_key)]
             args += [holder, max(1, int(lease * 1000)), token or ""]
         script, _ = self._scripts()

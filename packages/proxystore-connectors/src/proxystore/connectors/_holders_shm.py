@@ -6,7 +6,9 @@ holder records themselves, in a private directory of ``/dev/shm``
 ``<object name>@<record>`` whose modification time is the hold's deadline
 (wall-clock seconds; the processes share one machine, so one clock). A process
 hold's record starts with the holder's pid, so a holder that died is seen as
-dead at once (``kill(pid, 0)`` fails), not only when its lease lapses.
+dead at once (``kill(pid, 0)`` fails), not only when its lease lapses; and a
+holder whose process is alive keeps its hold even when its heartbeat is late
+(up to a minute past its deadline; after that its pid may have been reused).
 
 Every change and every eviction decision happens under an exclusive ``flock`` of
 the directory's lock file: a hold is never added to an evicted object and an
@@ -46,17 +48,25 @@ _SEP: Final = "@"
 _TOMB: Final = "x:"
 _LOCK: Final = ".lock"
 _SWEPT: Final = ".swept"
+#: Seconds a process hold outlives its deadline while its pid is alive.
+_PID_GRACE: Final = 60.0
 #: Smallest time between two sweeps of one namespace (by any process).
 _SWEEP_EVERY: Final = 0.2
 
 
 def _record_live(record: str, deadline: float, now: float) -> bool:
-    if deadline <= now or record.startswith(_TOMB):
+    if record.startswith(_TOMB):
         return False
     if record.startswith(TRANSFER):
-        return True
+        return deadline > now
     pid, _, _ = record.partition("-")
-    return not pid.isdecimal() or _alive(int(pid))
+    if not pid.isdecimal():
+        return deadline > now
+    # On one machine a process hold lives exactly as long as its process: a
+    # dead pid releases at once, and a live one whose heartbeat is late (a
+    # loaded machine) keeps its hold for up to `_PID_GRACE` more seconds; the
+    # deadline then only guards against the pid being reused.
+    return deadline + _PID_GRACE > now and _alive(int(pid))
 
 
 class SharedMemoryHolders:
@@ -166,9 +176,7 @@ class SharedMemoryHolders:
         with self._locked():
             now = time.time()
             for key, holder, lease, token in holds:
-                if lease <= 0:
-                    raise ValueError(f"A hold's lease must be positive, got {lease!r}.")
-                record = record_name(holder, token)
+                record = record_name(holder, lease, token)
                 if not self.connector.exists(key):
                     found.append(False)
                     continue
@@ -241,3 +249,17 @@ class SharedMemoryHolders:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def remove_records(self) -> None:
+        """Close, then remove the namespace's records directory (when clearing).
+
+        Only sensible once no process of the namespace holds objects any more.
+        """
+        self.close()
+        if not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.directory, name))
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(self.directory)

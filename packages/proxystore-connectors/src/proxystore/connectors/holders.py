@@ -150,8 +150,17 @@ def counting(connector: object) -> RefCountingConnector | None:
     return None
 
 
-def record_name(holder: str, token: str | None) -> str:
-    """Return the name of the record a hold writes (its holder, or its transfer)."""
+def record_name(holder: str, lease: float, token: str | None) -> str:
+    """Check one hold and return the name of the record it writes.
+
+    That is its holder, or for a transfer hold ``t:<token>``.
+
+    Raises:
+        ValueError: if the hold has neither a holder nor a token, or its lease
+            is not positive.
+    """
+    if not lease > 0:
+        raise ValueError(f"A hold's lease must be positive, got {lease!r}.")
     if holder:
         return holder
     if not token:
@@ -196,12 +205,10 @@ class HolderTable:
             ValueError: if neither ``holder`` nor ``token`` is given, or ``lease``
                 is not positive.
         """
-        if lease <= 0:
-            raise ValueError(f"A hold's lease must be positive, got {lease!r}.")
+        name = record_name(holder, lease, token)
         now = self.clock()
         records = self._holds.setdefault(obj_id, {})
         if not holder:
-            name = record_name(holder, token)
             if records.pop(_TOMBSTONE + str(token), None) is not None:
                 return  # converted before it arrived: nothing to cover any more
             records[name] = now + lease

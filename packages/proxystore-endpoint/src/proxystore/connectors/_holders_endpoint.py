@@ -48,9 +48,7 @@ class EndpointHolders:
             return []
         items = []
         for key, holder, lease, token in holds:
-            record_name(holder, token)
-            if lease <= 0:
-                raise ValueError(f"A hold's lease must be positive, got {lease!r}.")
+            record_name(holder, lease, token)
             items.append([key.object_id, holder, lease, token])
         body = json.dumps({"holds": items}).encode()
         answer = self._post("holders", {}, body)

@@ -214,6 +214,10 @@ class _Holds:
         self._completed = 0
         self._thread: threading.Thread | None = None
         self._stop = False
+        # Longest time between two heartbeats so far (seconds): a holder whose
+        # beats are further apart than a lease may have lost its holds.
+        self.max_gap = 0.0
+        self._last_beat: float | None = None
 
     # ----------------------------------------------------------- caller side
     def wake(self) -> None:
@@ -294,6 +298,9 @@ class _Holds:
             now = time.monotonic()
             if now >= next_beat:
                 self._beat()
+                if self._last_beat is not None:
+                    self.max_gap = max(self.max_gap, now - self._last_beat)
+                self._last_beat = now
                 next_beat = now + interval()
             else:
                 next_beat = min(next_beat, now + interval())

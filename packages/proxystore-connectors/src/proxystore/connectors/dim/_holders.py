@@ -45,11 +45,7 @@ class PeerHolders:
         groups: dict[tuple[str, int], list[int]] = {}
         for index, hold in enumerate(holds):
             self.connector._check(hold.key)
-            record_name(hold.holder, hold.token)
-            if hold.lease <= 0:
-                raise ValueError(
-                    f"A hold's lease must be positive, got {hold.lease!r}."
-                )
+            record_name(hold.holder, hold.lease, hold.token)
             groups.setdefault((hold.key.peer_host, hold.key.peer_port), []).append(
                 index
             )
