@@ -564,6 +564,36 @@ def test_a_connection_that_never_comes_up_is_dropped_and_retried() -> None:
     run(main())
 
 
+def test_a_connection_that_fails_before_it_comes_up_is_replaced_at_once() -> None:
+    # The first connection fails while ICE is still checking (here: closed as
+    # ICE closes it when no candidate pair works). The request waiting on it
+    # makes one fresh connection instead of failing with the dead one's error.
+    async def main() -> None:
+        async with (
+            relay() as r,
+            loopback_manager(RelayClient(r.address, client_name="a")) as a,
+            loopback_manager(RelayClient(r.address, client_name="b")) as b,
+        ):
+            handle = b._handle_peer_request
+            failed: list[PeerConnection] = []
+
+            async def fail_first_offer(message: PeerConnectionRequest) -> None:
+                if not failed:
+                    failed.append(await a.get_connection(b.uuid))
+                    await failed[0].close()
+                    return
+                await handle(message)
+
+            b._handle_peer_request = fail_first_offer  # type: ignore[method-assign]
+            await a.send(b.uuid, b"after", timeout=10)
+            assert await b.recv(timeout=15) == (a.uuid, b"after")
+            assert len(failed) == 1
+            assert failed[0].closed
+            assert await a.get_connection(b.uuid) is not failed[0]
+
+    run(main())
+
+
 def test_each_side_advertises_a_receive_window_its_socket_can_hold() -> None:
     # A sender leaves slow start at the window its peer advertised (aiortc:
     # 1 MiB); beyond what the receiving UDP socket buffers, packets are dropped.

@@ -341,10 +341,17 @@ class PeerManager(AsyncStartable):
                 await self._established(pair, connection, min(timeout, self._timeout))
                 await connection.send(message, timeout)
                 return
-            except PeerConnectionError:
+            except PeerConnectionError as exc:
                 replacement = self._peers.get(pair)
                 # Lost an offer race: the peer's own offer replaced ours; use it.
-                if attempt == 0 and replacement not in (None, connection):
+                # Or the connection failed before it came up (ICE found no pair,
+                # e.g. while UDP was blocked): that says nothing about a new one.
+                failed_early = not connection.established and not isinstance(
+                    exc, PeerConnectionTimeoutError
+                )
+                if attempt == 0 and (
+                    replacement not in (None, connection) or failed_early
+                ):
                     continue
                 raise
 
