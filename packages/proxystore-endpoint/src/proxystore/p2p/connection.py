@@ -31,6 +31,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.contrib.signaling import object_from_string, object_to_string
+from aiortc.exceptions import InvalidStateError
 
 from proxystore.p2p._ice import (
     allowed_host_addresses,
@@ -45,7 +46,11 @@ from proxystore.p2p.chunks import (
     chunkify,
     reconstruct,
 )
-from proxystore.p2p.exceptions import PeerConnectionError, PeerConnectionTimeoutError
+from proxystore.p2p.exceptions import (
+    PeerConnectionClosedError,
+    PeerConnectionError,
+    PeerConnectionTimeoutError,
+)
 from proxystore.p2p.relay.messages import PeerConnectionRequest
 from proxystore.utils.counter import AtomicCounter
 
@@ -377,14 +382,16 @@ class PeerConnection:
         self._on_channel_open()
 
     def _on_channel_close(self) -> None:
-        self._fail(PeerConnectionError(f"Peer connection {self._log_prefix} closed."))
+        self._fail(
+            PeerConnectionClosedError(f"Peer connection {self._log_prefix} closed.")
+        )
 
     def _on_state_change(self) -> None:
         state = self._pc.connectionState
         logger.debug("%s: connection state %s", self._log_prefix, state)
         if state in ("failed", "closed"):
             self._fail(
-                PeerConnectionError(
+                PeerConnectionClosedError(
                     f"Peer connection {self._log_prefix} {state} ({self.ice_state})."
                 )
             )
@@ -476,9 +483,12 @@ class PeerConnection:
             try:
                 channel.send(bytes(chunk))
             except Exception as exc:  # aiortc raises InvalidStateError when closed
-                raise PeerConnectionError(
-                    f"Cannot send to peer {self._log_prefix}: {exc}"
-                ) from exc
+                error = (
+                    PeerConnectionClosedError
+                    if isinstance(exc, InvalidStateError)
+                    else PeerConnectionError
+                )
+                raise error(f"Cannot send to peer {self._log_prefix}: {exc}") from exc
 
     async def recv(self, timeout: float | None = None) -> bytes | str:  # noqa: ASYNC109
         """Return the next message from the peer.
@@ -513,4 +523,6 @@ class PeerConnection:
                         await asyncio.sleep(0.01)
         logger.info("%s: closing", self._log_prefix)
         await self._pc.close()
-        self._fail(PeerConnectionError(f"Peer connection {self._log_prefix} closed."))
+        self._fail(
+            PeerConnectionClosedError(f"Peer connection {self._log_prefix} closed.")
+        )

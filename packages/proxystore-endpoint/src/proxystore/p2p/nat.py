@@ -28,6 +28,7 @@ __all__ = [
     "STUN_SERVERS",
     "NatCheckError",
     "NatMapping",
+    "NatType",
     "Result",
     "check_nat",
     "check_nat_and_log",
@@ -72,6 +73,42 @@ class NatMapping(enum.Enum):
     """A different external address per destination: peers need a TURN relay."""
 
 
+class NatType(enum.Enum):
+    """The RFC 3489 NAT classes that earlier ProxyStore releases reported.
+
+    Kept so that code written against them still imports and compares; `check_nat`
+    measures the mapping behaviour only (`NatMapping`), and `Result.nat_type`
+    translates it with `from_mapping`.
+    """
+
+    OpenInternet = "Open Internet (No NAT)"
+    """Not behind a NAT."""
+    FullCone = "Full-cone NAT"
+    """Endpoint-independent mapping and filtering."""
+    SymmetricUDPFirewall = "Symmetric UDP Firewall NAT"
+    """No NAT, but a firewall that drops unsolicited UDP."""
+    RestrictedCone = "Restricted-cone NAT"
+    """Endpoint-independent mapping, filtering by remote address."""
+    PortRestrictedCone = "Port Restricted-cone NAT"
+    """Endpoint-independent mapping, filtering by remote address and port."""
+    Symmetric = "Symmetric NAT"
+    """A different mapping per destination: hole punching does not work."""
+
+    @classmethod
+    def from_mapping(cls, mapping: NatMapping) -> NatType:
+        """Return the class matching a measured mapping behaviour.
+
+        Filtering is not measured (it needs a STUN server on two addresses), so an
+        endpoint-independent mapping is reported as the strictest cone,
+        `PortRestrictedCone`: hole punching works through it, as through any cone.
+        """
+        return {
+            NatMapping.NoNat: cls.OpenInternet,
+            NatMapping.EndpointIndependent: cls.PortRestrictedCone,
+            NatMapping.AddressDependent: cls.Symmetric,
+        }[mapping]
+
+
 class Result(NamedTuple):
     """Outcome of `check_nat`.
 
@@ -86,6 +123,11 @@ class Result(NamedTuple):
     external_ip: str
     external_port: int
     hole_punching_likely: bool
+
+    @property
+    def nat_type(self) -> NatType:
+        """The mapping as an RFC 3489 class (see `NatType.from_mapping`)."""
+        return NatType.from_mapping(self.mapping)
 
 
 def encode_binding_request(transaction_id: bytes) -> bytes:

@@ -1,17 +1,22 @@
 """Client side of the relay: registration, messages, and reconnection.
 
-One background reader per client takes messages off the websocket (so pings are
-answered and a closed socket is noticed at once) and queues them for `recv()`. When the
-relay goes away the reader reconnects with exponential backoff (1 s doubling to 60 s)
-unless `reconnect_task=False`, in which case the next `send()` or `recv()` reconnects.
+The transport is the `websockets` library's asyncio client (as in ProxyStore 1.1.0,
+so `RelayClient.websocket` is a `websockets` `ClientConnection`). One background reader
+per client takes messages off the websocket (so pings are answered and a closed socket
+is noticed at once) and queues them for `recv()`. When the relay goes away the reader
+reconnects with exponential backoff (1 s doubling to 60 s) unless
+`reconnect_task=False`, in which case the next `send()` or `recv()` reconnects.
 Close codes meaning the relay refused this client (4001 unauthorized, 4002 forbidden)
-are never retried: they surface as `RelayRegistrationError`. Close code 4004 (the UUID
-is held by another live connection) is retried with the same backoff: it means "not
-now", and a relay drops a holder that stopped answering, so an endpoint restarted
-after a crash gets its UUID back within seconds and a connection that took it over
-for a while does not keep it. A client whose registration is taken from it (4004 on
-an open socket) registers again after a delay that doubles while that keeps
-happening, so two clients sharing a UUID cannot evict each other in a tight loop.
+are never retried: they surface as `RelayRegistrationError`. A relay that cannot be
+reached at all (nothing listening, DNS failure, timeout) is a `RelayConnectionError`,
+which is also a `ConnectionError`, so loops that retry on `OSError` keep working.
+Close code 4004 (the UUID is held by another live connection) is retried with the
+same backoff: it means "not now", and a relay drops a holder that stopped answering,
+so an endpoint restarted after a crash gets its UUID back within seconds and a
+connection that took it over for a while does not keep it. A client whose
+registration is taken from it (4004 on an open socket) registers again after a delay
+that doubles while that keeps happening, so two clients sharing a UUID cannot evict
+each other in a tight loop.
 """
 
 from __future__ import annotations
@@ -22,9 +27,13 @@ import logging
 import ssl
 import uuid
 
-import aiohttp
+import websockets.asyncio.client
+import websockets.exceptions
+from websockets.asyncio.client import ClientConnection
+from websockets.protocol import State
 
 from proxystore.p2p.relay.exceptions import (
+    RelayConnectionError,
     RelayNotConnectedError,
     RelayRegistrationError,
 )
@@ -45,8 +54,13 @@ logger = logging.getLogger(__name__)
 
 _HEARTBEAT_SECONDS = 15.0
 _MAX_BACKOFF_SECONDS = 60.0
+_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _UNRECOVERABLE_CODES = frozenset({4001, 4002})
 _UUID_TAKEN = 4004
+
+
+class _UuidTaken(ConnectionResetError):
+    """The relay closed the registration with 4004: the UUID is busy for now."""
 
 
 class _Disconnected:
@@ -111,8 +125,7 @@ class RelayClient(AsyncStartable):
         self._ssl_context = ssl_context
         self._initial_backoff_seconds = initial_backoff
 
-        self._session: aiohttp.ClientSession | None = None
-        self._websocket: aiohttp.ClientWebSocketResponse | None = None
+        self._websocket: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[RelayMessage | Exception | _Disconnected] = (
             asyncio.Queue()
@@ -153,7 +166,7 @@ class RelayClient(AsyncStartable):
     @property
     def connected(self) -> bool:
         """Whether the websocket to the relay is open now."""
-        return self._websocket is not None and not self._websocket.closed
+        return self._websocket is not None and self._websocket.state is State.OPEN
 
     @property
     def refused(self) -> bool:
@@ -166,13 +179,13 @@ class RelayClient(AsyncStartable):
         return self._last_error
 
     @property
-    def websocket(self) -> aiohttp.ClientWebSocketResponse:
-        """The open websocket to the relay.
+    def websocket(self) -> ClientConnection:
+        """The open websocket to the relay (a `websockets` client connection).
 
         Raises:
             RelayNotConnectedError: If the websocket is not open.
         """
-        if self._websocket is None or self._websocket.closed:
+        if self._websocket is None or not self.connected:
             raise RelayNotConnectedError(
                 f"Not connected to the relay at {self._address}; call connect() first."
             )
@@ -187,8 +200,10 @@ class RelayClient(AsyncStartable):
 
         Raises:
             RelayRegistrationError: If the relay refused this client (bad
-                credentials, forbidden), or the attempt failed (including the
-                UUID being held by another connection) and `retry` is false.
+                credentials, forbidden), or, when `retry` is false, a live relay
+                turned the attempt down (the UUID is held by another connection).
+            RelayConnectionError: If `retry` is false and the relay could not be
+                reached (also a `ConnectionError`, hence an `OSError`).
         """
         if self._closed:
             raise RelayNotConnectedError("The relay client is closed.")
@@ -210,12 +225,21 @@ class RelayClient(AsyncStartable):
                     self._fatal = exc
                     self._last_error = str(exc)
                     raise
-                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                except (
+                    OSError,
+                    TimeoutError,
+                    websockets.exceptions.WebSocketException,
+                ) as exc:
                     self._last_error = f"{type(exc).__name__}: {exc}"
                     if not retry:
-                        raise RelayRegistrationError(
+                        error = (
+                            RelayRegistrationError
+                            if isinstance(exc, _UuidTaken)
+                            else RelayConnectionError
+                        )
+                        raise error(
                             f"Cannot register with the relay at {self._address}: "
-                            f"{type(exc).__name__}: {exc}"
+                            f"{self._last_error}"
                         ) from exc
                     logger.warning(
                         "Registering with relay %s failed (%s: %s); retry in %.1f s",
@@ -231,38 +255,47 @@ class RelayClient(AsyncStartable):
                     self._read(), name=f"relay-client-reader-{self._uuid}"
                 )
 
-    async def _register(self) -> aiohttp.ClientWebSocketResponse:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+    async def _register(self) -> ClientConnection:
         async with asyncio.timeout(self._timeout):
-            websocket = await self._session.ws_connect(
+            websocket = await websockets.asyncio.client.connect(
                 self._address,
-                headers=self._extra_headers,
-                ssl=self._ssl_context if self._ssl_context is not None else True,
-                heartbeat=_HEARTBEAT_SECONDS,
+                additional_headers=self._extra_headers,
+                ssl=self._ssl_context if self._address.startswith("wss://") else None,
+                open_timeout=None,
+                ping_interval=_HEARTBEAT_SECONDS,
+                ping_timeout=_HEARTBEAT_SECONDS,
+                max_size=_MAX_MESSAGE_BYTES,
+                proxy=None,
             )
         try:
-            await websocket.send_str(
+            await websocket.send(
                 encode_relay_message(RelayRegistrationRequest(self._name, self._uuid))
             )
-            reply = await websocket.receive(timeout=self._timeout)
-        except BaseException:
-            await websocket.close()
-            raise
-        if reply.type is not aiohttp.WSMsgType.TEXT:
-            await websocket.close()
+            async with asyncio.timeout(self._timeout):
+                reply = await websocket.recv()
+        except websockets.exceptions.ConnectionClosed:
             code = websocket.close_code
             if code in _UNRECOVERABLE_CODES:
                 raise RelayRegistrationError(
                     f"The relay at {self._address} refused registration "
-                    f"(close code {code}): {reply.extra or ''}"
-                )
-            raise ConnectionResetError(
+                    f"(close code {code}): {websocket.close_reason or ''}"
+                ) from None
+            error = _UuidTaken if code == _UUID_TAKEN else ConnectionResetError
+            raise error(
                 f"The relay at {self._address} closed the socket while registering "
                 f"(code {code})."
+            ) from None
+        except BaseException:
+            await websocket.close()
+            raise
+        if not isinstance(reply, str):
+            await websocket.close()
+            raise RelayRegistrationError(
+                f"The relay at {self._address} replied to registration with a "
+                "binary frame."
             )
         try:
-            message = decode_relay_message(reply.data)
+            message = decode_relay_message(reply)
         except RelayMessageDecodeError as exc:
             await websocket.close()
             raise RelayRegistrationError(
@@ -287,17 +320,20 @@ class RelayClient(AsyncStartable):
         while True:
             websocket = self._websocket
             assert websocket is not None
-            async for raw in websocket:
-                if raw.type is aiohttp.WSMsgType.TEXT:
-                    try:
-                        self._queue.put_nowait(decode_relay_message(raw.data))
-                    except RelayMessageDecodeError as exc:
-                        logger.warning("Undecodable message from the relay: %s", exc)
-                        self._queue.put_nowait(exc)
-                elif raw.type is aiohttp.WSMsgType.BINARY:
-                    self._queue.put_nowait(
-                        RelayMessageDecodeError("The relay sent a binary frame.")
-                    )
+            with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+                async for raw in websocket:
+                    if isinstance(raw, str):
+                        try:
+                            self._queue.put_nowait(decode_relay_message(raw))
+                        except RelayMessageDecodeError as exc:
+                            logger.warning(
+                                "Undecodable message from the relay: %s", exc
+                            )
+                            self._queue.put_nowait(exc)
+                    else:
+                        self._queue.put_nowait(
+                            RelayMessageDecodeError("The relay sent a binary frame.")
+                        )
             if self._closed:
                 return
             code = websocket.close_code
@@ -358,8 +394,6 @@ class RelayClient(AsyncStartable):
                 await reader
         if self._websocket is not None:
             await self._websocket.close()
-        if self._session is not None:
-            await self._session.close()
 
     async def recv(self, timeout: float | None = None) -> RelayMessage:  # noqa: ASYNC109
         """Return the next message from the relay.
@@ -395,7 +429,7 @@ class RelayClient(AsyncStartable):
         if not self.connected:
             await self.connect()
         try:
-            await self.websocket.send_str(text)
-        except (ConnectionError, RelayNotConnectedError):
+            await self.websocket.send(text)
+        except (websockets.exceptions.ConnectionClosed, RelayNotConnectedError):
             await self.connect()
-            await self.websocket.send_str(text)
+            await self.websocket.send(text)

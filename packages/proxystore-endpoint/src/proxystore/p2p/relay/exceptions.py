@@ -3,6 +3,7 @@
 ```
 Exception
 ├── RelayClientError
+│   ├── RelayConnectionError   (also a ConnectionError, hence an OSError)
 │   ├── RelayNotConnectedError
 │   └── RelayRegistrationError
 └── RelayServerError
@@ -22,6 +23,7 @@ __all__ = [
     "ForbiddenError",
     "InternalServerError",
     "RelayClientError",
+    "RelayConnectionError",
     "RelayNotConnectedError",
     "RelayRegistrationError",
     "RelayServerError",
@@ -31,6 +33,15 @@ __all__ = [
 
 class RelayClientError(Exception):
     """Base class for errors raised by a relay client."""
+
+
+class RelayConnectionError(RelayClientError, ConnectionError):
+    """Raised when the relay cannot be reached (nothing listening, timeout, DNS).
+
+    It is a `ConnectionError` so that code retrying on `OSError`, as the relay
+    clients of ProxyStore 1.1.0 expect of a relay that is not up yet, retries it;
+    a live relay turning the client down is a `RelayRegistrationError` instead.
+    """
 
 
 class RelayNotConnectedError(RelayClientError):

@@ -49,10 +49,11 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
-from typing import Generic, TypeVar
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Generic, TypeAlias, TypeVar, overload
 
-from aiohttp import WSCloseCode, WSMsgType, web
+import websockets.exceptions
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from proxystore.p2p.relay.authenticate import Authenticator
 from proxystore.p2p.relay.config import (
@@ -102,11 +103,91 @@ _CLOSE_TIMEOUT = 2.0
 _CLOSE_REASON_BYTES = 123  # the websocket protocol's limit on close reasons
 
 
+class _WebsocketsSocket:
+    """A `websockets` server connection seen through the aiohttp calls the relay uses.
+
+    `websockets.serve(server.handler, ...)` hands the handler a connection of the
+    `websockets` library (its `asyncio` implementation, or a legacy protocol). The
+    relay's logic is written against aiohttp's `WebSocketResponse`; this wrapper
+    offers the few members it calls so that both transports share that logic.
+    `websockets` answers pings itself and resolves the waiter `ping()` returns when
+    the pong arrives, which is reported through `on_pong`.
+    """
+
+    def __init__(self, connection: Any, on_pong: Callable[[], None]) -> None:
+        self._connection = connection
+        self._on_pong = on_pong
+
+    @property
+    def closed(self) -> bool:
+        # The asyncio implementation has `state`; the legacy protocol `closed`.
+        state = getattr(self._connection, "state", None)
+        if state is not None:
+            return bool(state.name in ("CLOSING", "CLOSED"))
+        return bool(self._connection.closed)
+
+    @property
+    def close_code(self) -> int | None:
+        code = self._connection.close_code
+        return None if code is None else int(code)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        request = getattr(self._connection, "request", None)
+        if request is not None:
+            return dict(request.headers.raw_items())
+        return dict(self._connection.request_headers.raw_items())
+
+    @property
+    def remote(self) -> str | None:
+        address = self._connection.remote_address
+        return None if address is None else str(address[0])
+
+    async def send_str(self, data: str) -> None:
+        try:
+            await self._connection.send(data)
+        except websockets.exceptions.ConnectionClosed as exc:
+            raise ConnectionResetError(str(exc)) from exc
+
+    async def ping(self, data: bytes = b"") -> None:
+        try:
+            waiter = await self._connection.ping(data)
+        except websockets.exceptions.ConnectionClosed as exc:
+            raise ConnectionResetError(str(exc)) from exc
+        waiter.add_done_callback(
+            lambda done: (
+                None if done.cancelled() or done.exception() else self._on_pong()
+            )
+        )
+
+    async def pong(self, data: bytes = b"") -> None:  # pragma: no cover - automatic
+        await self._connection.pong(data)
+
+    async def close(self, *, code: int = 1000, message: bytes = b"") -> bool:
+        await self._connection.close(int(code), message.decode("utf-8", "ignore"))
+        return True
+
+    async def __aiter__(self) -> AsyncIterator[WSMessage]:
+        while True:
+            try:
+                data = await self._connection.recv()
+            except websockets.exceptions.ConnectionClosed:
+                return
+            kind = WSMsgType.TEXT if isinstance(data, str) else WSMsgType.BINARY
+            yield WSMessage(kind, data, None)
+
+
+_Socket: TypeAlias = web.WebSocketResponse | _WebsocketsSocket
+
+
 class RelayServer(Generic[UserT]):
     """The relay's message handling, independent of how it is served.
 
-    Serve it with `app()` in an aiohttp runner, or with
-    `proxystore.p2p.relay.run.serve()`.
+    Serve it with `app()` in an aiohttp runner, with
+    `proxystore.p2p.relay.run.serve()`, or with the `websockets` library:
+    `websockets.serve(server.handler, host, port)` (then that server's own ping
+    interval and message size limit apply instead of `heartbeat_seconds` and the
+    4 MiB transport limit).
 
     Args:
         authenticator: Turns handshake headers into users.
@@ -148,7 +229,7 @@ class RelayServer(Generic[UserT]):
         self._heartbeat = heartbeat_seconds
         self._probe = probe_seconds
         self._max_registrations = max_registrations
-        self._sockets: set[web.WebSocketResponse] = set()
+        self._sockets: set[_Socket] = set()
         # Per socket (by id): resolved with True by its next PONG, with False
         # when it closes first.
         self._pongs: dict[int, asyncio.Future[bool]] = {}
@@ -167,8 +248,8 @@ class RelayServer(Generic[UserT]):
     def app(self) -> web.Application:
         """Return an aiohttp application serving the relay's websocket on any path."""
         app = web.Application()
-        app.router.add_get("/", self.handler)
-        app.router.add_get("/{tail:.*}", self.handler)
+        app.router.add_get("/", self._handle_aiohttp)
+        app.router.add_get("/{tail:.*}", self._handle_aiohttp)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
@@ -204,7 +285,7 @@ class RelayServer(Generic[UserT]):
 
     async def register(
         self,
-        websocket: web.WebSocketResponse,
+        websocket: _Socket,
         request: RelayRegistrationRequest,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -300,7 +381,7 @@ class RelayServer(Generic[UserT]):
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
 
-    async def _answers_ping(self, websocket: web.WebSocketResponse) -> bool:
+    async def _answers_ping(self, websocket: _Socket) -> bool:
         """Whether `websocket` answers a ping within `probe_seconds`."""
         if websocket.closed:
             return False
@@ -316,7 +397,7 @@ class RelayServer(Generic[UserT]):
         except (TimeoutError, ConnectionError, RuntimeError):
             return False
 
-    def _pong(self, websocket: web.WebSocketResponse, answered: bool) -> None:
+    def _pong(self, websocket: _Socket, answered: bool) -> None:
         pong = self._pongs.pop(id(websocket), None)
         if pong is not None and not pong.done():
             pong.set_result(answered)
@@ -371,7 +452,7 @@ class RelayServer(Generic[UserT]):
         await self.send(target, request)
 
     def _sender(
-        self, websocket: web.WebSocketResponse, request: PeerConnectionRequest
+        self, websocket: _Socket, request: PeerConnectionRequest
     ) -> Client[UserT]:
         """The registration of `websocket` that `request` comes from.
 
@@ -399,7 +480,7 @@ class RelayServer(Generic[UserT]):
 
     async def _process_message(
         self,
-        websocket: web.WebSocketResponse,
+        websocket: _Socket,
         message: RelayMessage,
         headers: Mapping[str, str],
     ) -> None:
@@ -410,8 +491,30 @@ class RelayServer(Generic[UserT]):
         else:
             raise ForbiddenError(f"Clients may not send {type(message).__name__}.")
 
-    async def handler(self, request: web.Request) -> web.WebSocketResponse:
-        """Serve one client websocket until it closes."""
+    @overload
+    async def handler(self, request: web.Request) -> web.WebSocketResponse: ...
+
+    @overload
+    async def handler(self, request: Any) -> None: ...
+
+    async def handler(self, request: Any) -> web.WebSocketResponse | None:
+        """Serve one client websocket until it closes.
+
+        Args:
+            request: An aiohttp request (the route handler of `app()`), or a
+                connection of the `websockets` library, as given by
+                `websockets.serve(server.handler, host, port)`.
+
+        Returns:
+            The aiohttp websocket response for an aiohttp request, else `None`.
+        """
+        if isinstance(request, web.Request):
+            return await self._handle_aiohttp(request)
+        socket = _WebsocketsSocket(request, lambda: self._pong(socket, answered=True))
+        await self._run(socket, socket.headers, socket.remote)
+        return None
+
+    async def _handle_aiohttp(self, request: web.Request) -> web.WebSocketResponse:
         limit = _TRANSPORT_MAX_MESSAGE
         if self._max_message_bytes is not None:
             # Text is checked in UTF-8 bytes below (4003). The frame limit is
@@ -425,13 +528,19 @@ class RelayServer(Generic[UserT]):
             timeout=_CLOSE_TIMEOUT,
         )
         await websocket.prepare(request)
+        await self._run(websocket, request.headers, request.remote)
+        return websocket
+
+    async def _run(
+        self, websocket: _Socket, headers: Mapping[str, str], remote: str | None
+    ) -> None:
         self._sockets.add(websocket)
         try:
-            await self._serve(websocket, request.headers, request.remote)
+            await self._serve(websocket, headers, remote)
         except ConnectionError as exc:
-            logger.info("Connection to %s lost: %s", request.remote, exc)
+            logger.info("Connection to %s lost: %s", remote, exc)
         except Exception:
-            logger.exception("Relay failed on a message from %s", request.remote)
+            logger.exception("Relay failed on a message from %s", remote)
             await self._reject(
                 websocket, WSCloseCode.INTERNAL_ERROR, "Internal relay error."
             )
@@ -444,11 +553,10 @@ class RelayServer(Generic[UserT]):
             if not websocket.closed:
                 with contextlib.suppress(Exception):
                     await websocket.close()
-        return websocket
 
     async def _serve(
         self,
-        websocket: web.WebSocketResponse,
+        websocket: _Socket,
         headers: Mapping[str, str],
         remote: str | None,
     ) -> None:
@@ -500,7 +608,7 @@ class RelayServer(Generic[UserT]):
                 await websocket.send_str(encode_relay_message(response))
 
     @staticmethod
-    async def _reject(websocket: web.WebSocketResponse, code: int, reason: str) -> None:
+    async def _reject(websocket: _Socket, code: int, reason: str) -> None:
         # Truncated on a character boundary to the protocol's limit.
         data = reason.encode("utf-8")[:_CLOSE_REASON_BYTES]
         data = data.decode("utf-8", errors="ignore").encode("utf-8")
