@@ -342,3 +342,25 @@ def test_spilled_state_frees_the_data_room(config: dict[str, Any]) -> None:
     assert found is not None
     arena.abort(found[0], found[1])
     assert bytes(connector.get(key) or b"") == _data(0)
+
+
+def test_restore_never_removes_a_newer_spilled_copy(
+    config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connector = SharedMemoryConnector(**config)
+    key = connector.put(_data(0))
+    assert connector.spill(key)
+    real = _spill.commit_restore
+
+    def commit_then_spill_again(*args: Any, **kwargs: Any) -> bool:
+        ok = real(*args, **kwargs)
+        monkeypatch.setattr(_spill, "commit_restore", real)
+        # Another process spills the restored object again, to the same name,
+        # before the restorer removes the copy it restored from.
+        assert ok
+        assert connector.spill(key)
+        return ok
+
+    monkeypatch.setattr(_spill, "commit_restore", commit_then_spill_again)
+    assert connector.restore(key)
+    assert bytes(connector.get(key) or b"") == _data(0)

@@ -59,7 +59,7 @@ import shutil
 import struct
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -594,6 +594,7 @@ class SpillChain:
             self.tiers.append(ConnectorTier(connector, index))
         self.stats = [TierStats() for _ in self.tiers]
         self._tlock = threading.RLock()
+        self._depth = 0
 
     def config(self) -> dict[str, Any]:
         """Return the options this chain was made with (JSON-compatible)."""
@@ -614,15 +615,26 @@ class SpillChain:
 
     # ------------------------------------------------------------ locking
     @contextlib.contextmanager
-    def spilling(self) -> Any:
-        """Hold the namespace's spill lock (one spiller at a time)."""
+    def spilling(self) -> Iterator[None]:
+        """Hold the namespace's spill lock (one spiller at a time; re-entrant)."""
         with self._tlock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
             _private_dir(self.directory)
             path = os.path.join(self.directory, _LOCK)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
+                self._depth = 1
+                try:
+                    yield
+                finally:
+                    self._depth = 0
             finally:
                 os.close(fd)
 
@@ -850,7 +862,12 @@ class SpillChain:
             arena.abort(tmp_slot, tmp_gen)
             return False
         name = f"{stem}{slot}.{gen}"
-        self.tiers[tier].remove(name)
+        with self.spilling():
+            # Back in the arena, the object may have been spilled again by now,
+            # to the same name: remove the old copy only if it is not the
+            # current one (no spill runs while we hold the spill lock).
+            if spilled_tier(arena, slot, gen) != tier:
+                self.tiers[tier].remove(name)
         stats = self.stats[tier]
         stats.objects_restored += 1
         stats.bytes_restored += len(view)
