@@ -5,7 +5,9 @@
 * :mod:`.servers` — one server handle (start/kill/restart/stop) for either mode;
 * :mod:`.ports` — free loopback ports, distinct per xdist worker;
 * :mod:`.redis` — Redis / Valkey standalone and Redis Cluster;
-* :mod:`.kafka` — tansu (Kafka protocol).
+* :mod:`.kafka` — tansu (Kafka protocol);
+* :mod:`.netns` — networks of namespaces (NATed sites with coturn and a relay, a
+  cluster pair), for ``test_sites_nat.py`` and ``scripts/bench/nat.py``.
 
 The pytest fixtures themselves live in ``tests/integration/conftest.py``.
 """

@@ -22,10 +22,26 @@ Topologies:
   the internet bridge, NAT made with iptables) and a host namespace behind it.
   The internet knows no route to any private subnet, so it cannot reach a site host
   unless the site's NAT lets it (and every router drops new connections forwarded
-  from its WAN side, so adding such a route does not help either); nothing routes
-  out of the namespaces at all.
+  from its WAN side, so adding such a route does not help either). Routers send
+  everything else to the internet, which swallows what it cannot deliver (its
+  default route points at a neighbour that does not exist, inside the namespace):
+  like the real internet, a packet to another site's private address is lost,
+  not refused. Nothing leaves the namespaces.
 * :func:`build_cluster` — two "hosts" joined directly by one veth (no NAT).
 * :func:`start_coturn` — coturn as STUN and TURN server (long-term credentials).
+  Why TURN once failed here with "438 Wrong nonce, then 400": coturn ends an
+  allocation when a send from its relay socket fails, and with no default route
+  relaying to a peer's private host candidate failed at once with ENETUNREACH. The
+  client's next request then opened a new, allocation-less session (438 for the
+  old nonce, 400 for the ChannelBind/data after it). With the swallowing default
+  route those sends succeed and TURN works (coturn's ``denied-peer-ip`` for
+  private ranges would be the other way out).
+* :func:`start_relay`, :func:`start_endpoint` — ``proxystore-relay`` in the
+  internet and endpoints on site hosts, through their CLIs (another install's
+  programs for comparisons); :func:`count_forwarded` / :func:`forwarded` count
+  what a router forwards to a destination (which path the data took).
+* ``sch_netem`` (added delay) is not in this kernel: nothing here emulates
+  latency.
 
 NAT kinds (router iptables rules, ``wan`` the router's internet side):
 
