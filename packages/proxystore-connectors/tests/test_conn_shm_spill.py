@@ -364,3 +364,22 @@ def test_restore_never_removes_a_newer_spilled_copy(
     monkeypatch.setattr(_spill, "commit_restore", commit_then_spill_again)
     assert connector.restore(key)
     assert bytes(connector.get(key) or b"") == _data(0)
+
+
+def test_set_within_a_budget(config: dict[str, Any]) -> None:
+    connector = SharedMemoryConnector(**config)
+    key = connector.new_key()
+    connector.set(key, _data(1))
+    assert [n for n in connector.segments() if not n.endswith("-arena")] == []
+    assert connector.exists(key)
+    assert connector.get(key) == _data(1)
+    connector.evict(key)
+    assert not connector.exists(key)
+    # Replacing a spilled arena object drops its spilled copy.
+    old = connector.put(_data(2))
+    assert connector.spill(old)
+    connector.set(old, _data(3))
+    assert bytes(connector.get(old) or b"") == _data(3)
+    assert not os.path.exists(os.path.join(config["spill_directory"], old.name))
+    connector.evict(old)
+    assert connector.get(old) is None

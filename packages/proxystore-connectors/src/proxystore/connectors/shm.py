@@ -1104,7 +1104,8 @@ class SharedMemoryConnector(Closeable):
 
         Readers that mapped the previous object keep it unchanged. The object gets
         a segment of its own (also when ``key`` named an arena object, which is
-        evicted).
+        evicted, in memory or spilled); with a ``budget``, an object set at a
+        `new_key` goes to the first spill tier instead (no overflow segment).
 
         Raises:
             ValueError: if the key does not name a segment of this connector kind.
@@ -1115,12 +1116,24 @@ class SharedMemoryConnector(Closeable):
         """
         self._path(key)
         data = _flat(obj)
-        self._write(key.name, [data], len(data))
         slot = self._slot(key)
+        spill = self._spill
+        if slot is None and spill is not None and self._budgeted:
+            spill.write_named(key.name, [data], len(data))  # no overflow segments
+            return
+        try:
+            self._write(key.name, [data], len(data))
+        except SharedMemoryFullError:
+            if slot is not None or spill is None:
+                raise
+            spill.write_named(key.name, [data], len(data))
+            return
         if slot is not None:
             arena = self._arena()
             if arena is not None:
                 arena.evict(*slot)
+                if spill is not None:
+                    spill.evict(arena, *slot, key.name)  # a spilled older object
 
     def _write(
         self,
