@@ -43,6 +43,7 @@ from typing import Any
 
 from scripts.bench import _refvenv
 from scripts.bench.redis import redis_server
+from scripts.bench.shm import _fmt
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -272,16 +273,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         seconds[row.name] = row.measure(args.rounds, args)
         ratios.update(row.ratios(seconds[row.name]))
     return {"seconds": seconds, "ratios": ratios}
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value >= 1:
-        return f"{value:.3f} s"
-    if value >= 1e-3:
-        return f"{value * 1e3:.2f} ms"
-    return f"{value * 1e6:.2f} us"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -487,7 +487,9 @@ class Store(Closeable, Generic[ConnectorT]):
                 # The lease's end is written with the object (crash-safe).
                 ttl = lifetime.backend_ttl(self)
                 leased = ttl is not None
-        if ttl is not None:
+            if ttl is not None:
+                kwargs["ttl"] = _ttl_option(self.connector, ttl)
+        elif ttl is not None:
             kwargs["ttl"] = _ttl_option(self.connector, ttl)
         metrics = self._metrics
         if (
@@ -915,17 +917,17 @@ class Store(Closeable, Generic[ConnectorT]):
             )
         metrics = self._metrics
         start = 0 if metrics is None else _now()
-        if isinstance(lifetime, LeaseLifetime):
-            # The lease's end goes to the backend with the object (see `put`).
-            lease: LeaseLifetime | None = lifetime
+        if ttl is None and lifetime is None:
+            key = self.put(obj, serializer=serializer, **kwargs)
+        elif isinstance(lifetime, LeaseLifetime):
+            # The lease's end goes to the backend with the object (see `put`),
+            # which attaches the key to the lease.
+            key = self.put(
+                obj, serializer=serializer, ttl=ttl, lifetime=lifetime, **kwargs
+            )
             lifetime = None
         else:
-            lease = None
-        key = (
-            self.put(obj, serializer=serializer, **kwargs)
-            if ttl is None and lease is None
-            else self.put(obj, serializer=serializer, ttl=ttl, lifetime=lease, **kwargs)
-        )
+            key = self.put(obj, serializer=serializer, ttl=ttl, **kwargs)
         proxy = self._make_proxy(key, obj, evict, deserializer, populate_target)
         if lifetime is not None:
             lifetime.add_proxy(proxy)
