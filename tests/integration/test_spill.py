@@ -9,6 +9,10 @@
   right after the commit, with a restored copy written but not committed, right
   after a restore's commit) loses no object whose put had returned; the namespace
   keeps working and leaves nothing behind after clearing.
+* In a private mount namespace with Docker's default 64 MiB ``/dev/shm``, a
+  default connector (per-object segments, and arena mode) stores 3x that and
+  workers resolve it all (the code before the spill raised
+  ``SharedMemoryFullError``).
 """
 
 from __future__ import annotations
@@ -298,3 +302,60 @@ def test_sigkill_mid_spill_loses_no_acknowledged_object(
     connector.close(clear=True)
     assert connector.segments() == []
     assert not os.path.exists(spill_config["spill_directory"])
+
+
+CONTAINER = r"""
+import os, sys
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+import numpy as np
+from proxystore.connectors.shm import SharedMemoryConnector
+from proxystore.proxy import extract
+from proxystore.store import Store
+
+def total(proxy):
+    return float(extract(proxy).sum())
+
+if __name__ == "__main__":
+    stats = os.statvfs("/dev/shm")
+    assert stats.f_blocks * stats.f_frsize == 64 * 2**20
+    for arena in (False, True):
+        connector = SharedMemoryConnector(f"container_{int(arena)}", arena=arena)
+        store = Store(f"container-{int(arena)}", connector, cache_size=0, register=True)
+        arrays = [np.full(2**20, i, dtype=np.float64) for i in range(24)]  # 3x 64 MiB
+        proxies = [store.proxy(a) for a in arrays]
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(2, mp_context=context) as pool:
+            sums = list(pool.map(total, proxies))
+        assert sums == [float(a.sum()) for a in arrays], sums
+        for proxy, array in zip(proxies, arrays):
+            assert np.array_equal(extract(proxy), array)
+        store.close()
+        connector.close(clear=True)
+        assert connector.segments() == []
+    print("OK", sorted(os.listdir(os.environ["TMPDIR"])))
+"""
+
+
+def test_container_sized_shm_spills_instead_of_failing(tmp_path: Path) -> None:
+    # A private mount namespace with Docker's default 64 MiB /dev/shm.
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         "mount -t tmpfs -o size=64m tmpfs /dev/shm"],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a private 64 MiB /dev/shm: {probe.stderr!r}")
+    script = tmp_path / "container.py"
+    script.write_text(CONTAINER)
+    spill_tmp = tmp_path / "tmp"
+    spill_tmp.mkdir()
+    out = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs -o size=64m tmpfs /dev/shm && exec "$0" "$1"',
+         sys.executable, str(script)],
+        capture_output=True, text=True, check=False, timeout=300,
+        env={**os.environ, "TMPDIR": str(spill_tmp)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "OK []"
