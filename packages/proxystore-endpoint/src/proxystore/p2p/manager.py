@@ -26,11 +26,7 @@ from proxystore.p2p._ice import validate_addresses
 from proxystore.p2p.connection import PeerConnection, log_name
 from proxystore.p2p.exceptions import PeerConnectionError, PeerConnectionTimeoutError
 from proxystore.p2p.relay.client import RelayClient
-from proxystore.p2p.relay.exceptions import (
-    RelayClientError,
-    RelayConnectionError,
-    RelayRegistrationError,
-)
+from proxystore.p2p.relay.exceptions import RelayClientError, RelayRegistrationError
 from proxystore.p2p.relay.messages import (
     PeerConnectionRequest,
     RelayMessageDecodeError,
@@ -151,7 +147,7 @@ class PeerManager(AsyncStartable):
                 self._relay_client.address,
                 _START_WAIT,
             )
-        except (RelayRegistrationError, RelayConnectionError):
+        except RelayRegistrationError:
             if self._relay_client.refused:
                 raise
             logger.warning(
@@ -169,7 +165,10 @@ class PeerManager(AsyncStartable):
         await self.async_init()
 
     def on_peer_closed(self, callback: Callable[[UUID], object]) -> None:
-        """Call `callback(peer_uuid)` whenever a peer connection ends.
+        """Call `callback(peer_uuid)` whenever an established peer connection ends.
+
+        A connection that fails before it comes up is not reported: the send
+        that made it raised (or went on over a fresh connection).
 
         An awaitable result is awaited in a background task.
         """
@@ -203,6 +202,10 @@ class PeerManager(AsyncStartable):
             del self._peers[pair]
             self._readers.pop(pair, None)
         await connection.close()
+        if not connection.established:
+            # Nothing was sent over it, so nobody waits for an answer through it;
+            # telling the callbacks would fail requests already on its successor.
+            return
         for callback in self._closed_callbacks:
             try:
                 result = callback(peer)
