@@ -30,6 +30,7 @@ from proxystore.p2p.relay.authenticate import (
 )
 from proxystore.p2p.relay.client import RelayClient
 from proxystore.p2p.relay.exceptions import (
+    RelayConnectionError,
     RelayNotConnectedError,
     RelayRegistrationError,
 )
@@ -437,8 +438,11 @@ def test_client_arguments_and_states() -> None:
 
     async def main() -> None:
         closed_port = RelayClient("ws://127.0.0.1:1", timeout=1)
-        with pytest.raises(RelayRegistrationError, match="Cannot register"):
+        # Nothing listens: a connection error (an OSError), not a refusal.
+        with pytest.raises(RelayConnectionError, match="Cannot register") as info:
             await closed_port.connect(retry=False)
+        assert isinstance(info.value, OSError)
+        assert not isinstance(info.value, RelayRegistrationError)
         await closed_port.close()
         with pytest.raises(RelayNotConnectedError):
             await closed_port.connect()

@@ -26,7 +26,11 @@ from proxystore.p2p._ice import validate_addresses
 from proxystore.p2p.connection import PeerConnection, log_name
 from proxystore.p2p.exceptions import PeerConnectionError, PeerConnectionTimeoutError
 from proxystore.p2p.relay.client import RelayClient
-from proxystore.p2p.relay.exceptions import RelayClientError, RelayRegistrationError
+from proxystore.p2p.relay.exceptions import (
+    RelayClientError,
+    RelayConnectionError,
+    RelayRegistrationError,
+)
 from proxystore.p2p.relay.messages import (
     PeerConnectionRequest,
     RelayMessageDecodeError,
@@ -147,7 +151,7 @@ class PeerManager(AsyncStartable):
                 self._relay_client.address,
                 _START_WAIT,
             )
-        except RelayRegistrationError:
+        except (RelayRegistrationError, RelayConnectionError):
             if self._relay_client.refused:
                 raise
             logger.warning(
