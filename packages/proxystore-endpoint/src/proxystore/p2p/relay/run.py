@@ -233,3 +233,7 @@ def cli(
         ) from exc
     except (ValueError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+if __name__ == "__main__":  # `python -m proxystore.p2p.relay.run`
+    cli()
