@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import subprocess
 import warnings
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from proxystore.connectors.dim.server import stop_server_process
 from proxystore.connectors.dim.transport import Transport
 from proxystore.connectors.dim.utils import resolve_address
 from proxystore.connectors.exceptions import ConnectorConnectionError
-from proxystore.connectors.protocols import BytesLike
+from proxystore.connectors.protocols import BytesLike, check_ttl
 from proxystore.utils._closeable import Closeable
 from proxystore.utils._ids import uuid4_hex
 
@@ -274,30 +275,84 @@ class PeerConnector(Closeable):
         """
         return [_payload(r) for r in self._by_peer(keys, Op.GET)]
 
-    def put(self, obj: BytesLike) -> DIMKey:
+    def put(self, obj: BytesLike, *, ttl: float | None = None) -> DIMKey:
         """Store ``obj`` on this peer's server and return its key.
 
+        Args:
+            obj: Bytes to store.
+            ttl: Seconds after which the server drops the object (its own
+                sweep enforces it, whatever happens to this process); ``None``:
+                never.
+
         Raises:
+            ValueError: If ``ttl`` is not a positive, finite number.
             ServerTimeoutError: If the local server does not answer in time.
             DIMServerError: If the server fails the request.
         """
-        return self.put_batch([obj])[0]
+        return self.put_batch([obj], ttl=ttl)[0]
 
-    def put_batch(self, objs: Sequence[BytesLike]) -> list[DIMKey]:
+    def put_batch(
+        self, objs: Sequence[BytesLike], *, ttl: float | None = None
+    ) -> list[DIMKey]:
         """Store several objects on this peer's server (pipelined).
 
         Raises:
+            ValueError: If ``ttl`` is not a positive, finite number.
             ServerTimeoutError: If the local server does not answer in time.
             DIMServerError: If the server fails a request.
         """
         objs = [_flat(obj) for obj in objs]
         keys = [self._new_key(obj) for obj in objs]
-        requests = [
-            Request(Op.PUT, key.obj_id, (obj,))
-            for key, obj in zip(keys, objs, strict=True)
-        ]
+        if ttl is None:
+            requests = [
+                Request(Op.PUT, key.obj_id, (obj,))
+                for key, obj in zip(keys, objs, strict=True)
+            ]
+        else:
+            # The TTL travels in the same request as the object: never apart.
+            head = _TTL_HEAD.pack(check_ttl(ttl))
+            requests = [
+                Request(Op.PUT_TTL, key.obj_id, (head, obj))
+                for key, obj in zip(keys, objs, strict=True)
+            ]
         self._send(self.address, self.port, requests, sum(k.size for k in keys))
         return keys
+
+    def expire(self, key: DIMKey, ttl: float | None) -> bool:
+        """Give the object at ``key`` a new time-to-live on its peer.
+
+        Args:
+            key: Key of the object.
+            ttl: Seconds from now; ``None`` removes its expiry.
+
+        Returns:
+            Whether an (unexpired) object exists at ``key``.
+
+        Raises:
+            ValueError: If ``ttl`` is not a positive, finite number.
+            ServerTimeoutError: If the peer does not answer in time.
+            DIMServerError: If the peer fails the request.
+        """
+        checked = check_ttl(ttl)
+        self._check(key)
+        text = b"" if checked is None else repr(checked).encode()
+        request = Request(Op.EXPIRE, key.obj_id, (text,) if text else ())
+        response = self._send(key.peer_host, key.peer_port, (request,), 0)[0]
+        return response.status is Status.OK
+
+    def ttl(self, key: DIMKey) -> float | None:
+        """Return the seconds before the object at ``key`` expires (``None``: never).
+
+        Raises:
+            ServerTimeoutError: If the peer does not answer in time.
+            DIMServerError: If the peer fails the request.
+        """
+        response = self._one(key, Op.TTL)
+        text = _payload(response)
+        return float(bytes(text)) if text else None
+
+
+_TTL_HEAD = struct.Struct("<d")
 
 
 def _flat(obj: BytesLike) -> BytesLike:

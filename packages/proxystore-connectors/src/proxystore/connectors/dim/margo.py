@@ -621,7 +621,7 @@ def _answerer(
             response = Response(Op.PING, Status.ERROR, text=f"bad request: {exc}")
         else:
             obj_id = request.obj_id
-            if request.op in (Op.PUT, Op.EVICT):
+            if request.op in (Op.PUT, Op.PUT_TTL, Op.EVICT):
                 exposed.forget(obj_id)  # its old buffer is about to go
             response = handler(request)
         plan = plan_payload(encode_response(response), response.payload)

@@ -128,6 +128,15 @@ class Op(enum.IntEnum):
     #: Drop a hold: the payload is the holder's name; the answer ``1`` when the
     #: object was evicted, else ``0``.
     RELEASE = 6
+    #: Store an object that expires: the payload is the time-to-live (8 bytes,
+    #: a little-endian double, seconds) followed by the object's bytes.
+    PUT_TTL = 7
+    #: Set an object's time-to-live: the payload is the seconds as ASCII
+    #: (empty: no expiry); MISSING when there is no such object.
+    EXPIRE = 8
+    #: Ask an object's time-to-live: the answer's payload is the seconds left as
+    #: ASCII (empty: no expiry); MISSING when there is no such object.
+    TTL = 9
 
 
 class Status(enum.IntEnum):

@@ -18,6 +18,7 @@ import json
 import os
 import select
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -64,35 +65,78 @@ class DIMStorage:
 
     Objects held through reference counting (see
     `proxystore.connectors.holders`) are evicted by `sweep` once their last
-    live hold lapses; the server loop calls it between requests.
+    live hold lapses, and so are objects stored with a time-to-live once it
+    ran out (`Op.PUT_TTL`, `Op.EXPIRE`); the server loop calls it between
+    requests and on every idle poll, and reads never return an expired object.
     """
 
     def __init__(self) -> None:
         self.data: dict[str, Sequence[BytesLike]] = {}
         self.holders = HolderTable()
+        # Deadlines (time.time()) of the objects that have one.
+        self.deadlines: dict[str, float] = {}
 
-    def put(self, obj_id: str, payload: Sequence[BytesLike]) -> None:
+    def put(
+        self, obj_id: str, payload: Sequence[BytesLike], ttl: float | None = None
+    ) -> None:
         """Store the buffers of one object under ``obj_id`` (overwriting)."""
         self.data[obj_id] = payload
+        if ttl is not None:
+            self.deadlines[obj_id] = time.time() + ttl
+        elif self.deadlines:
+            self.deadlines.pop(obj_id, None)
+
+    def _expired(self, obj_id: str) -> bool:
+        deadline = self.deadlines.get(obj_id)
+        if deadline is None or deadline > time.time():
+            return False
+        self.evict(obj_id)
+        return True
 
     def get(self, obj_id: str) -> Sequence[BytesLike] | None:
         """Return the buffers stored under ``obj_id``, or ``None``."""
+        if self.deadlines and self._expired(obj_id):
+            return None
         return self.data.get(obj_id)
 
     def exists(self, obj_id: str) -> bool:
         """Return whether an object is stored under ``obj_id``."""
+        if self.deadlines and self._expired(obj_id):
+            return False
         return obj_id in self.data
 
     def evict(self, obj_id: str) -> None:
         """Forget the object under ``obj_id``; a missing id is not an error."""
         self.data.pop(obj_id, None)
         self.holders.forget(obj_id)
+        self.deadlines.pop(obj_id, None)
+
+    def expire(self, obj_id: str, ttl: float | None) -> bool:
+        """Give the object a new time-to-live (``None``: none); False if missing."""
+        if not self.exists(obj_id):
+            return False
+        if ttl is None:
+            self.deadlines.pop(obj_id, None)
+        else:
+            self.deadlines[obj_id] = time.time() + ttl
+        return True
+
+    def ttl(self, obj_id: str) -> float | None:
+        """Return the seconds before the object expires (``None``: never)."""
+        deadline = self.deadlines.get(obj_id)
+        return None if deadline is None else max(0.0, deadline - time.time())
 
     def sweep(self) -> int:
-        """Evict the objects whose holds have all lapsed; return how many."""
+        """Evict the objects whose holds have all lapsed or whose TTL ran out."""
         gone = self.holders.expired()
         for obj_id in gone:
             self.data.pop(obj_id, None)
+        if self.deadlines:
+            now = time.time()
+            due = [k for k, deadline in self.deadlines.items() if deadline <= now]
+            for obj_id in due:
+                self.evict(obj_id)
+            return len(gone) + len(due)
         return len(gone)
 
     def _hold(self, payload: Sequence[BytesLike]) -> bytes:
@@ -137,9 +181,48 @@ class DIMStorage:
             elif op is Op.RELEASE:
                 answer = self._release(obj_id, request.payload)
                 return Response(op, Status.OK, (answer,), rid)
+            elif op is Op.PUT_TTL:
+                ttl, parts = split_ttl(request.payload)
+                self.put(obj_id, parts, ttl)
+            elif op is Op.EXPIRE:
+                text = b"".join(bytes(part) for part in request.payload)
+                found = self.expire(obj_id, float(text) if text else None)
+                return Response(
+                    op, Status.OK if found else Status.MISSING, request_id=rid
+                )
+            elif op is Op.TTL:
+                if not self.exists(obj_id):
+                    return Response(op, Status.MISSING, request_id=rid)
+                left = self.ttl(obj_id)
+                text = b"" if left is None else repr(left).encode()
+                return Response(op, Status.OK, (text,), rid)
             return Response(op, Status.OK, request_id=rid)
         except Exception as exc:  # a failure is reported to the client, not fatal
             return Response(op, Status.ERROR, request_id=rid, text=repr(exc))
+
+
+_TTL_HEAD = struct.Struct("<d")
+
+
+def split_ttl(payload: Sequence[BytesLike]) -> tuple[float, list[BytesLike]]:
+    """Split a `Op.PUT_TTL` payload into its time-to-live and the object's parts.
+
+    A transport may deliver the parts joined: the 8-byte head is then cut off
+    the first part without a copy.
+
+    Raises:
+        ValueError: if the payload is shorter than its head, or the TTL is not
+            a positive finite number.
+    """
+    parts = list(payload)
+    if not parts or len(parts[0]) < _TTL_HEAD.size:
+        raise ValueError("PUT_TTL payload has no time-to-live head")
+    first = memoryview(parts[0]).cast("B")
+    (ttl,) = _TTL_HEAD.unpack_from(first)
+    if not 0 < ttl < float("inf"):
+        raise ValueError(f"PUT_TTL time-to-live must be positive, got {ttl!r}")
+    rest = first[_TTL_HEAD.size :]
+    return ttl, ([rest] if len(rest) else []) + parts[1:] or [b""]
 
 
 def serve_forever(
