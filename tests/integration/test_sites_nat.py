@@ -674,16 +674,6 @@ def test_direct_path_to_an_allowed_but_unreachable_address_does_not_block(
     assert nat.forwarded("direct") < 10_000
 
 
-#: Why the poisoning test is skipped (remove the mark once it passes).
-_POISON_GAP = (
-    "product gap (issue 27, endpoint/p2p side): a request made just after UDP "
-    "flows again waits on the earlier, doomed peer connection (424 'did not "
-    "answer ... within 5 s'), the next one fails at once with its "
-    "PeerConnectionClosedError; only the third connects anew"
-)
-
-
-@pytest.mark.skip(reason=_POISON_GAP)
 def test_a_failed_peer_connection_does_not_poison_later_requests(
     net: netns.Network,
 ) -> None:
