@@ -60,7 +60,7 @@ import struct
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Final, Protocol
 
 from proxystore.connectors import _arena as arenas
@@ -167,7 +167,8 @@ def _encode(parts: Sequence[BytesLike], codec: int) -> tuple[list[BytesLike], in
     if codec == _ZSTD and size:
         zstandard = _zstd()
         flat = [memoryview(p).cast("B") for p in parts]
-        probe = bytes(flat[0][:_PROBE])
+        # Probe the largest part (the first is often a serializer's header).
+        probe = bytes(max(flat, key=len)[:_PROBE])
         compressor = zstandard.ZstdCompressor(level=1)
         if len(compressor.compress(probe)) <= len(probe) * (1 - _MIN_SAVING):
             whole = flat[0] if len(flat) == 1 else b"".join(flat)
@@ -552,7 +553,6 @@ class TierStats:
     bytes_restored: int = 0
     bytes_read: int = 0
     objects_dropped: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- the chain
@@ -609,8 +609,7 @@ class SpillChain:
         """Return this process's counters per tier (``"0:directory"``, ...)."""
         out: dict[str, dict[str, int]] = {}
         for i, (tier, stats) in enumerate(zip(self.tiers, self.stats, strict=True)):
-            row = {k: v for k, v in vars(stats).items() if k != "extra"}
-            out[f"{i}:{tier.label}"] = row
+            out[f"{i}:{tier.label}"] = asdict(stats)
         return out
 
     # ------------------------------------------------------------ locking

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import hashlib
 import logging
 import os
@@ -121,7 +122,7 @@ class BudgetedStorage:
 
     def metrics(self) -> dict[str, int]:
         """Return the counters of moves to and from the spill directory."""
-        return {k: v for k, v in vars(self.stats).items() if k != "extra"}
+        return dataclasses.asdict(self.stats)
 
     def memory_used(self) -> int:
         """Return the bytes of object data held in memory now."""
