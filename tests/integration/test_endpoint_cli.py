@@ -210,7 +210,7 @@ def test_missing_relay_is_reported_listed_and_fails_peer_requests_fast(
     assert asked.returncode == 1
     line = _one_line(asked.stderr)
     assert f"not connected to the relay at {relay_address}" in line
-    assert "last attempt: ClientConnectorError" in line
+    assert "last attempt: ConnectionRefusedError" in line
     assert "HTTP" not in line
     assert elapsed < 10
 
