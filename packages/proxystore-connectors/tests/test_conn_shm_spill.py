@@ -383,3 +383,19 @@ def test_set_within_a_budget(config: dict[str, Any]) -> None:
     assert not os.path.exists(os.path.join(config["spill_directory"], old.name))
     connector.evict(old)
     assert connector.get(old) is None
+
+
+def test_namespace_wide_resident_counts(config: dict[str, Any]) -> None:
+    connector = SharedMemoryConnector(**config)
+    keys = [connector.put(_data(i)) for i in range(12)]
+    other = SharedMemoryConnector.from_config(connector.config())
+    metrics = other.spill_metrics()  # another connector: no moves of its own
+    assert metrics["0:directory"]["objects_spilled"] == 0
+    in_memory, on_disk = metrics["shm"], metrics["0:directory"]
+    assert in_memory["objects_now"] + on_disk["objects_now"] == len(keys)
+    assert in_memory["bytes_now"] + on_disk["bytes_now"] == len(keys) * OBJ
+    assert in_memory["bytes_now"] <= 2 * MiB
+    assert (
+        on_disk["objects_now"]
+        == connector.spill_metrics()["0:directory"]["objects_spilled"]
+    )

@@ -530,6 +530,25 @@ def commit_restore(
         return True
 
 
+def resident(arena: arenas.Arena) -> dict[int, tuple[int, int]]:
+    """Return ``{tier: (objects, bytes)}`` of the namespace (tier -1: the arena)."""
+    counts: dict[int, tuple[int, int]] = {}
+    with arena.locked():
+        w = arena.words
+        for slot in range(w[arenas._H_HIGH]):
+            e = arena._entry(slot)
+            state = w[e + arenas._E_STATE]
+            if state == arenas.READY:
+                where = -1
+            elif state >= arenas.SPILLED:
+                where = int(state - arenas.SPILLED)
+            else:
+                continue
+            objects, size = counts.get(where, (0, 0))
+            counts[where] = (objects + 1, size + w[e + arenas._E_SIZE])
+    return counts
+
+
 def evict_spilled(arena: arenas.Arena, slot: int, gen: int) -> int | None:
     """Free the spilled slot ``(slot, gen)``; return the tier it was in."""
     if not 0 <= slot < arena.slots:
@@ -605,11 +624,22 @@ class SpillChain:
             "directory_budget": self.directory_budget,
         }
 
-    def metrics(self) -> dict[str, dict[str, int]]:
-        """Return this process's counters per tier (``"0:directory"``, ...)."""
+    def metrics(self, arena: arenas.Arena | None = None) -> dict[str, dict[str, int]]:
+        """Return this process's counters per tier (``"0:directory"``, ...).
+
+        With ``arena``, each row also has ``objects_now`` and ``bytes_now``: what
+        the tier holds for the whole namespace (from the slot table), and a
+        ``"shm"`` row says the same of the arena.
+        """
+        counts = {} if arena is None else resident(arena)
         out: dict[str, dict[str, int]] = {}
+        if arena is not None:
+            objects, size = counts.get(-1, (0, 0))
+            out["shm"] = {"objects_now": objects, "bytes_now": size}
         for i, (tier, stats) in enumerate(zip(self.tiers, self.stats, strict=True)):
-            out[f"{i}:{tier.label}"] = asdict(stats)
+            row = out[f"{i}:{tier.label}"] = asdict(stats)
+            if arena is not None:
+                row["objects_now"], row["bytes_now"] = counts.get(i, (0, 0))
         return out
 
     # ------------------------------------------------------------ locking

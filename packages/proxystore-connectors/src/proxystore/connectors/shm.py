@@ -775,9 +775,13 @@ class SharedMemoryConnector(Closeable):
         ``objects_spilled``, ``bytes_spilled`` (payload bytes moved to it),
         ``bytes_written`` (after compression), ``objects_restored``,
         ``bytes_restored``, ``bytes_read`` (payload bytes served from it) and
-        ``objects_dropped`` (expired instead of spilled).
+        ``objects_dropped`` (expired instead of spilled), and what it holds
+        now for the whole namespace (every process): ``objects_now`` and
+        ``bytes_now``; the ``"shm"`` row gives those of the arena.
         """
-        return {} if self._spill is None else self._spill.metrics()
+        if self._spill is None:
+            return {}
+        return self._spill.metrics(self._arena() if self.arena else None)
 
     def _spill_parts(
         self, key: SharedMemoryKey
