@@ -73,3 +73,24 @@ def test_unreachable_server_is_a_connection_error(redis_server: ServerAddress) -
         pytest.raises(ConnectorConnectionError, match=r"127\.0\.0\.1:1"),
     ):
         list(c.scan())
+
+
+def test_listing_names_the_holders_of_refcounted_objects(
+    connector: RedisConnector,
+) -> None:
+    from proxystore.proxy import get_factory
+    from proxystore.store import Store, refcount
+
+    with Store("listing-refcount", connector, register=True) as store:
+        proxy = store.proxy([1, 2, 3], refcount=True)
+        key = get_factory(proxy).key
+        assert refcount.flush(10)  # the producer's hold reached the server
+        plain = connector.put(b"plain")
+        listed = {info.key: info for info in connector.scan()}
+        assert set(listed) == {key, plain}  # the holders hash is not an object
+        holders = listed[key].holders
+        assert holders is not None
+        assert len(holders) >= 1
+        assert listed[plain].holders is None
+        refcount.release(proxy)
+        assert refcount.flush(10)

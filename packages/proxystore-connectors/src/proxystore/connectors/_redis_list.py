@@ -34,6 +34,8 @@ _SIMPLE = {
     *(f"{n}{suffix}" for n in _SECRETS for suffix in ("", "_env", "_credential")),
 }
 _COUNT = 5000
+#: Prefix of the hash holding a refcounted object's holds (`_holders_redis`).
+_HOLDERS = b"proxystore:holders:"
 
 
 class RedisListError(Exception):
@@ -81,11 +83,15 @@ def _reply(f: io.BufferedReader) -> Any:
     raise ConnectionError(f"unexpected Redis reply {line[:40]!r}")
 
 
-def list_keys(options: Mapping[str, Any]) -> Iterator[tuple[str, int, int]]:
-    """Yield ``(key, STRLEN, PTTL)`` of each string key of the database.
+def list_keys(
+    options: Mapping[str, Any],
+) -> Iterator[tuple[str, int, int, tuple[str, ...] | None]]:
+    """Yield ``(key, STRLEN, PTTL, holders)`` of each string key of the database.
 
     ``PTTL`` is ``-1`` for a key without expiry. Keys of other types, and keys
-    removed during the listing, are left out.
+    removed during the listing, are left out. ``holders`` names the live holds
+    of a reference-counted object (its ``proxystore:holders:<key>`` hash:
+    holders, and ``t:<token>`` for proxies in flight), ``None`` for others.
 
     Raises:
         OSError: if the server cannot be reached.
@@ -106,7 +112,7 @@ def list_keys(options: Mapping[str, Any]) -> Iterator[tuple[str, int, int]]:
 
 def _scan(
     sock: socket.socket, f: io.BufferedReader, resolved: Mapping[str, Any]
-) -> Iterator[tuple[str, int, int]]:
+) -> Iterator[tuple[str, int, int, tuple[str, ...] | None]]:
     setup = []
     if resolved.get("password") is not None:
         user = resolved.get("username")
@@ -121,6 +127,8 @@ def _scan(
             answer = _reply(f)
             if isinstance(answer, RedisListError):
                 raise answer
+    found: list[tuple[str, int, int]] = []
+    hashes: list[bytes] = []
     cursor = b"0"
     while True:
         sock.sendall(_command("SCAN", cursor, "COUNT", _COUNT))
@@ -137,9 +145,36 @@ def _scan(
             for name in names:
                 size, left = _reply(f), _reply(f)
                 if isinstance(size, RedisListError) or left == -2:
-                    continue  # not a string (WRONGTYPE), or gone since
+                    # Not a string (WRONGTYPE), or gone since.
+                    if name.startswith(_HOLDERS):
+                        hashes.append(name)
+                    continue
                 if isinstance(left, RedisListError):
                     continue
-                yield name.decode("utf-8", "replace"), size, left
+                found.append((name.decode("utf-8", "replace"), size, left))
         if cursor == b"0":
-            return
+            break
+    holders = _holders(sock, f, hashes) if hashes else {}
+    for name, size, left in found:
+        yield name, size, left, holders.get(name)
+
+
+def _holders(
+    sock: socket.socket, f: io.BufferedReader, hashes: list[bytes]
+) -> dict[str, tuple[str, ...]]:
+    """Live hold records of each refcounted object (``HGETALL`` pipelined)."""
+    sock.sendall(_command("TIME") + b"".join(_command("HGETALL", h) for h in hashes))
+    now = _reply(f)
+    now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
+    out: dict[str, tuple[str, ...]] = {}
+    for name in hashes:
+        flat = _reply(f)
+        if not isinstance(flat, list):
+            continue
+        records = tuple(
+            flat[i].decode("utf-8", "replace")
+            for i in range(0, len(flat), 2)
+            if int(flat[i + 1]) > now_ms and not flat[i].startswith(b"x:")
+        )
+        out[name[len(_HOLDERS) :].decode("utf-8", "replace")] = records
+    return out

@@ -685,10 +685,9 @@ class RedisConnector(Closeable):
         if _redis_list.can_list(options):
             # A bare socket: the client's pipeline parser costs ~20 us a reply.
             try:
-                for name, size, left in _redis_list.list_keys(options):
-                    yield KeyInfo(
-                        RedisKey(name), size, None, None if left < 0 else left / 1000
-                    )
+                for name, size, left, holders in _redis_list.list_keys(options):
+                    ttl = None if left < 0 else left / 1000
+                    yield KeyInfo(RedisKey(name), size, None, ttl, holders)
             except (OSError, _redis_list.RedisListError) as e:
                 raise ConnectorConnectionError(
                     f"Cannot list Redis at {self.address}: {e}", address=self.address

@@ -131,8 +131,8 @@ def _list_redis_fast(config: StoreConfig) -> _Listing | None:
         return None
     try:
         objects = [
-            KeyInfo((name,), size, None, None if left < 0 else left / 1000)
-            for name, size, left in _redis_list.list_keys(options)
+            KeyInfo((name,), size, None, None if left < 0 else left / 1000, holders)
+            for name, size, left, holders in _redis_list.list_keys(options)
         ]
     except Exception as e:
         raise CLIError(
