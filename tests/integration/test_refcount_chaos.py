@@ -98,7 +98,6 @@ def _redis(address: ServerAddress) -> Iterator[Store[Any]]:
 
 @contextlib.contextmanager
 def _shm() -> Iterator[Store[Any]]:
-    from proxystore.connectors._holders_shm import SharedMemoryHolders
     from proxystore.connectors.shm import SharedMemoryConnector
 
     namespace = f"chaos{os.getpid()}"
@@ -109,8 +108,7 @@ def _shm() -> Iterator[Store[Any]]:
         with Store("chaos-shm", connector, register=True) as store:
             yield store
     finally:
-        connector.close(clear=True)
-        SharedMemoryHolders(connector).remove_records()
+        connector.close(clear=True)  # removes the holder records too
 
 
 @contextlib.contextmanager

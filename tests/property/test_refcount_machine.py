@@ -16,6 +16,10 @@ transfers with deadlines, consumed tokens) and checks after every step:
   registered, unconsumed, unexpired transfer, can still resolve it;
 * liveness: once no record of an object is live, the next sweep evicts it (so
   an object goes at most one lease after its last holder died).
+
+Creation holds are queued too (sent by the heartbeat thread), so a copy may be
+converted, and even released, before the producer's own hold or its transfer
+reaches the backend: the tombstone the conversion leaves must keep the object.
 """
 
 from __future__ import annotations
@@ -62,9 +66,9 @@ class RefcountMachine(RuleBasedStateMachine):
         self.holding: dict[str, set[str]] = {}
         # process -> queued messages (FIFO): ("transfer", obj, token) | ("release", obj)
         self.queue: dict[str, list[tuple[str, ...]]] = {}
-        # model records: obj -> {record: deadline}; consumed tokens per obj
+        # model records: obj -> {record: deadline} (holders, t: transfers,
+        # x: tombstones of conversions that overtook their transfer)
         self.records: dict[str, dict[str, float]] = {}
-        self.consumed: dict[str, set[str]] = {}
         self.counter = 0
 
     # ------------------------------------------------------------ helpers
@@ -77,7 +81,7 @@ class RefcountMachine(RuleBasedStateMachine):
     ) -> bool:
         if obj not in self.data:
             return False
-        self.table.hold(obj, holder, lease, token)
+        self.table.hold(obj, holder, lease, token, TRANSFER_LEASE)
         return True
 
     def _model_hold(
@@ -87,14 +91,13 @@ class RefcountMachine(RuleBasedStateMachine):
         now = self.clock.now
         if not holder:
             assert token is not None
-            if token in self.consumed[obj]:
-                self.consumed[obj].discard(token)
-                return
-            recs["t:" + token] = now + lease
+            # A conversion got there first: its tombstone stood for this.
+            if recs.pop("x:" + token, None) is None:
+                recs["t:" + token] = now + lease
         else:
             recs[holder] = now + lease
             if token and recs.pop("t:" + token, None) is None:
-                self.consumed[obj].add(token)
+                recs["x:" + token] = now + TRANSFER_LEASE
 
     def _live(self, obj: str) -> bool:
         now = self.clock.now
@@ -106,16 +109,21 @@ class RefcountMachine(RuleBasedStateMachine):
 
     def _send(self, process: str, message: tuple[str, ...]) -> None:
         kind, obj = message[0], message[1]
-        if kind == "transfer":
+        if kind == "hold":
+            if obj in self.data:
+                self._model_hold(obj, process, LEASE, None)
+            self._server_hold(obj, process, LEASE, None)
+        elif kind == "transfer":
             token = message[2]
             if obj in self.data:
                 self._model_hold(obj, "", TRANSFER_LEASE, token)
             self._server_hold(obj, "", TRANSFER_LEASE, token)
         else:
-            tracked = obj in self.table and obj in self.data
+            tracked = obj in self.data
             self.records.get(obj, {}).pop(process, None)
             expected = tracked and not self._live(obj)
-            evicted = self.table.release(obj, process)
+            # What a server does: evict when the table says so and it is there.
+            evicted = self.table.release(obj, process) and obj in self.data
             # A release evicts exactly when no live record is left.
             assert evicted == expected, f"release of {obj} by {process}"
             if evicted:
@@ -132,9 +140,8 @@ class RefcountMachine(RuleBasedStateMachine):
         self.queue[process] = []
         self.data[obj] = obj.encode()
         self.records[obj] = {}
-        self.consumed[obj] = set()
-        assert self._server_hold(obj, process, LEASE, None)
-        self._model_hold(obj, process, LEASE, None)
+        # The creation hold is queued, like everything else a process sends.
+        self.queue[process].append(("hold", obj))
         self.holding[process] = {obj}
         return obj
 
@@ -204,9 +211,12 @@ class RefcountMachine(RuleBasedStateMachine):
 
     @rule(dt=st.floats(min_value=0.01, max_value=INTERVAL * 0.99))
     def advance(self, dt: float) -> None:
-        # Live processes beat every interval: renew before time moves on.
+        # Live processes beat every interval: renew before time moves on. A
+        # heartbeat thread sends its queue first, then the renewals.
         for process in sorted(self.alive):
             if self.clock.now + dt - self.last_beat[process] >= INTERVAL * 0.99:
+                while self.queue[process]:
+                    self._send(process, self.queue[process].pop(0))
                 for obj in sorted(self.holding.get(process, set())):
                     if obj in self.data:
                         self._server_hold(obj, process, LEASE, None)

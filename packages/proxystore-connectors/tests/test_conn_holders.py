@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from proxystore.connectors._holders_shm import SharedMemoryHolders
 from proxystore.connectors.dim.models import Op, Request, Status
 from proxystore.connectors.dim.server import DIMStorage
 from proxystore.connectors.file import FileConnector
@@ -67,8 +66,27 @@ def test_conversion_before_its_transfer_leaves_a_tombstone() -> None:
     assert table.release("o", "w")
 
 
-def test_release_of_an_unheld_object_is_not_an_eviction() -> None:
-    assert not HolderTable().release("never-held", "a")
+def test_tombstone_keeps_the_object_until_its_transfer_arrives() -> None:
+    # The producer's own hold and its transfer are still in its queue when the
+    # receiver converts the copy and drops it again: the object must stay.
+    clock = Clock()
+    table = HolderTable(clock)
+    table.hold("o", "w", 2.0, "tok", 60.0)
+    assert not table.release("o", "w")
+    table.hold("o", "p", 2.0, None)  # the producer's hold lands
+    table.hold("o", "", 60.0, "tok")  # then its transfer: already converted
+    assert set(table.holders("o")) == {"p"}
+    assert table.release("o", "p")
+    # A tombstone whose transfer never comes (the sender died) lapses.
+    table.hold("q", "w", 2.0, "lost", 5.0)
+    assert not table.release("q", "w")
+    clock.now += 5.1
+    assert table.expired() == ["q"]
+
+
+def test_release_without_any_recorded_hold_evicts() -> None:
+    # The releasing process's own creation hold was still queued behind it.
+    assert HolderTable().release("never-held", "a")
 
 
 def test_bad_holds_are_refused() -> None:
@@ -107,8 +125,7 @@ def shm() -> Iterator[SharedMemoryConnector]:
     try:
         yield connector
     finally:
-        connector.close(clear=True)
-        SharedMemoryHolders(connector).remove_records()
+        connector.close(clear=True)  # removes the holder records too
 
 
 def _dead_pid() -> str:

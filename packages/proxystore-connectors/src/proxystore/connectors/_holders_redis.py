@@ -10,7 +10,9 @@ once its last live hold lapses: a holder that was SIGKILLed needs nobody to
 notice it. A release that leaves no live hold deletes the object at once.
 
 A heartbeat is one ``EVALSHA`` carrying every key the process holds on this
-server. Redis Cluster is not supported (the keys of one heartbeat span slots).
+server; the holds and releases a process queues between two beats go together
+in one ``EVALSHA`` too (`RedisHolders.apply`). Redis Cluster is not supported
+(the keys of one heartbeat span slots).
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from proxystore.connectors.holders import TOMBSTONE_LEASE, Hold, record_name
+from proxystore.connectors.holders import (
+    TOMBSTONE_LEASE,
+    Hold,
+    Release,
+    record_name,
+)
 
 if TYPE_CHECKING:
     from proxystore.connectors.redis import RedisConnector, RedisKey
@@ -28,6 +35,9 @@ __all__ = ["HOLDERS_PREFIX", "RedisHolders", "holders_key"]
 #: Prefix of the hash that records the holders of one object.
 HOLDERS_PREFIX: Final = "proxystore:holders:"
 
+# Leaves the hash with only live records, and the object (and the hash) expiring
+# at the latest live deadline; deletes both when nothing is live. Returns 1 when
+# it deleted the object.
 _SETTLE = """
 local function settle(obj, h, now)
   local rec = redis.call('HGETALL', h)
@@ -36,13 +46,13 @@ local function settle(obj, h, now)
     local d = tonumber(rec[j + 1])
     if d <= now then
       redis.call('HDEL', h, rec[j])
-    elseif string.sub(rec[j], 1, 2) ~= 'x:' and d > best then
+    elseif d > best then
       best = d
     end
   end
   if best < 0 then
-    redis.call('DEL', obj, h)
-    return 1
+    redis.call('DEL', h)
+    return redis.call('DEL', obj)
   end
   redis.call('PEXPIRE', obj, best - now)
   redis.call('PEXPIRE', h, best - now)
@@ -52,17 +62,22 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: obj1, h1, obj2, h2, ...; ARGV: tombstone ms, then holder, lease ms, token
-# for each pair. Returns 1/0 per object: whether it exists (the hold recorded).
-_HOLD: Final = (
+# Applies holds and releases in order. KEYS: obj1, h1, obj2, h2, ...; ARGV, five
+# per pair: kind ('h' hold, 'r' release), holder, lease ms, token, tombstone ms.
+# Returns 1/0 per op: for a hold whether the object exists (the hold recorded),
+# for a release whether it evicted the object.
+_APPLY: Final = (
     _SETTLE
     + """
-local tomb = tonumber(ARGV[1])
 local out = {}
 for i = 1, #KEYS / 2 do
   local obj, h = KEYS[2 * i - 1], KEYS[2 * i]
-  local holder, lease, token = ARGV[3 * i - 1], tonumber(ARGV[3 * i]), ARGV[3 * i + 1]
-  if redis.call('EXISTS', obj) == 1 then
+  local kind, holder, token = ARGV[5 * i - 4], ARGV[5 * i - 3], ARGV[5 * i - 1]
+  local lease, tomb = tonumber(ARGV[5 * i - 2]), tonumber(ARGV[5 * i])
+  if kind == 'r' then
+    redis.call('HDEL', h, holder)
+    out[i] = settle(obj, h, now)
+  elseif redis.call('EXISTS', obj) == 1 then
     if holder == '' then
       if redis.call('HDEL', h, 'x:' .. token) == 0 then
         redis.call('HSET', h, 't:' .. token, now + lease)
@@ -81,18 +96,6 @@ for i = 1, #KEYS / 2 do
   end
 end
 return out
-"""
-)
-
-# KEYS: obj, h; ARGV: holder. Returns 1 when the object was evicted.
-_RELEASE: Final = (
-    _SETTLE
-    + """
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  return 0
-end
-redis.call('HDEL', KEYS[2], ARGV[1])
-return settle(KEYS[1], KEYS[2], now)
 """
 )
 
@@ -119,15 +122,38 @@ class RedisHolders:
                 "heartbeat's keys span hash slots."
             )
         self.connector = connector
-        self._hold_script: Any = None
-        self._release_script: Any = None
+        self._script: Any = None
 
-    def _scripts(self) -> tuple[Any, Any]:
-        if self._hold_script is None:
-            client = self.connector._redis
-            self._release_script = client.register_script(_RELEASE)
-            self._hold_script = client.register_script(_HOLD)
-        return self._hold_script, self._release_script
+    def apply(self, ops: Sequence[Hold[RedisKey] | Release[RedisKey]]) -> list[bool]:
+        """Apply holds and releases in order, in one script run (one message).
+
+        Returns:
+            Per hold, whether its object exists; per release, whether it evicted
+            the object.
+
+        Raises:
+            ConnectorConnectionError: if the server cannot be reached.
+            ValueError: if a hold has neither a holder nor a token, or a
+                non-positive lease.
+        """
+        if not ops:
+            return []
+        keys: list[str] = []
+        args: list[Any] = []
+        for op in ops:
+            keys += [op.key.redis_key, holders_key(op.key.redis_key)]
+            if isinstance(op, Release):
+                args += ["r", op.holder, 0, "", 0]
+                continue
+            record_name(op.holder, op.lease, op.token)
+            tomb = op.transfer_lease or TOMBSTONE_LEASE
+            lease_ms = max(1, int(op.lease * 1000))
+            args += ["h", op.holder, lease_ms, op.token or "", int(tomb * 1000)]
+        if self._script is None:
+            self._script = self.connector._redis.register_script(_APPLY)
+        with self.connector._errors("HOLD"):
+            found = self._script(keys=keys, args=args)
+        return [bool(x) for x in found]
 
     def hold(self, holds: Sequence[Hold[RedisKey]]) -> list[bool]:
         """Add or renew holds in one script run; return whether each object exists.
@@ -137,18 +163,7 @@ class RedisHolders:
             ValueError: if a hold has neither a holder nor a token, or a
                 non-positive lease.
         """
-        if not holds:
-            return []
-        keys: list[str] = []
-        args: list[Any] = [int(TOMBSTONE_LEASE * 1000)]
-        for key, holder, lease, token in holds:
-            record_name(holder, lease, token)
-            keys += [key.redis_key, holders_key(key.redis_key)]
-            args += [holder, max(1, int(lease * 1000)), token or ""]
-        script, _ = self._scripts()
-        with self.connector._errors("HOLD"):
-            found = script(keys=keys, args=args)
-        return [bool(x) for x in found]
+        return self.apply(holds)
 
     def release(self, key: RedisKey, holder: str) -> bool:
         """Drop ``holder``'s hold; the object goes when no live hold is left.
@@ -156,9 +171,4 @@ class RedisHolders:
         Raises:
             ConnectorConnectionError: if the server cannot be reached.
         """
-        _, script = self._scripts()
-        with self.connector._errors("RELEASE"):
-            evicted = script(
-                keys=[key.redis_key, holders_key(key.redis_key)], args=[holder]
-            )
-        return bool(evicted)
+        return self.apply([Release(key, holder)])[0]

@@ -55,9 +55,7 @@ _SWEEP_EVERY: Final = 0.2
 
 
 def _record_live(record: str, deadline: float, now: float) -> bool:
-    if record.startswith(_TOMB):
-        return False
-    if record.startswith(TRANSFER):
+    if record.startswith((TRANSFER, _TOMB)):
         return deadline > now
     pid, _, _ = record.partition("-")
     if not pid.isdecimal():
@@ -175,7 +173,7 @@ class SharedMemoryHolders:
         found: list[bool] = []
         with self._locked():
             now = time.time()
-            for key, holder, lease, token in holds:
+            for key, holder, lease, token, transfer_lease in holds:
                 record = record_name(holder, lease, token)
                 if not self.connector.exists(key):
                     found.append(False)
@@ -187,7 +185,8 @@ class SharedMemoryHolders:
                 else:
                     self._write(name, record, now + lease)
                     if token and not self._remove(name, TRANSFER + token):
-                        self._write(name, _TOMB + token, now + TOMBSTONE_LEASE)
+                        tomb = transfer_lease or TOMBSTONE_LEASE
+                        self._write(name, _TOMB + token, now + tomb)
                 found.append(True)
         return found
 
@@ -198,14 +197,14 @@ class SharedMemoryHolders:
             Whether the object was evicted.
         """
         with self._locked():
-            if not self._remove(key.name, holder):
-                return False
+            self._remove(key.name, holder)
             records = self._records(key.name).get(key.name, {})
             now = time.time()
             if any(_record_live(r, d, now) for r, d in records.items()):
                 return False
+            existed = self.connector.exists(key)
             self._evict(key.name, records)
-            return True
+            return existed
 
     def sweep_holds(self) -> int:
         """Evict the objects whose records are all dead; return how many.
@@ -256,8 +255,12 @@ class SharedMemoryHolders:
         Only sensible once no process of the namespace holds objects any more.
         """
         self.close()
-        if not os.path.isdir(self.directory):
+        try:
+            st = os.lstat(self.directory)
+        except FileNotFoundError:
             return
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != self._uid:
+            return  # not ours: leave it alone
         for name in os.listdir(self.directory):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.directory, name))

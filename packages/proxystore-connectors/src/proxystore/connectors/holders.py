@@ -16,8 +16,10 @@ Three kinds of hold share one table (see `Hold`):
   ``token``), or lapses after its lease;
 * a *tombstone*: a conversion that arrives before its transfer hold (the two
   travel from different processes) leaves the token behind, so the late
-  transfer hold is dropped instead of keeping the object alive. Tombstones never
-  keep an object alive.
+  transfer hold is dropped when it arrives. Until then (at most the transfer's
+  lease) the tombstone stands for the transfer still on its way: it keeps the
+  object, because the sender, which has not sent its transfer yet, still holds
+  the object (its own hold may even still be in its queue).
 
 `HolderTable` is the in-memory table that the in-process connectors, the DIM
 servers and the endpoints keep; Redis and the shared-memory connector keep the
@@ -37,6 +39,7 @@ __all__ = [
     "Hold",
     "HolderTable",
     "RefCountingConnector",
+    "Release",
     "counting",
     "record_name",
 ]
@@ -47,8 +50,8 @@ KeyT = TypeVar("KeyT")
 TRANSFER: Final = "t:"
 #: Prefix of a tombstone's record (followed by its token).
 _TOMBSTONE: Final = "x:"
-#: Seconds a tombstone is remembered: longer than any transfer lease in flight.
-TOMBSTONE_LEASE: Final = 3600.0
+#: Seconds a tombstone stands when a conversion does not say (see `Hold`).
+TOMBSTONE_LEASE: Final = 60.0
 
 
 class Hold(NamedTuple, Generic[KeyT]):
@@ -61,12 +64,16 @@ class Hold(NamedTuple, Generic[KeyT]):
         token: A transfer's token: with an empty ``holder`` it registers the
             transfer hold; with a ``holder`` it converts that transfer (consumes
             it) into the holder's own hold.
+        transfer_lease: For a conversion, the lease the transfer was pickled
+            with: how long a tombstone stands for a transfer that has not
+            arrived yet (0: `TOMBSTONE_LEASE`).
     """
 
     key: KeyT
     holder: str
     lease: float
     token: str | None = None
+    transfer_lease: float = 0.0
 
 
 @runtime_checkable
@@ -92,8 +99,13 @@ class RefCountingConnector(Protocol):
     def release(self, key: Any, holder: str) -> bool:
         """Drop ``holder``'s hold on ``key``'s object.
 
-        The object is evicted when it has no live hold left (an object that
-        never had a hold is left alone).
+        The object is evicted when it has no live hold left, also when none
+        was ever recorded (a creation hold still queued behind the release's
+        own process: only a process that made or received a refcounted proxy
+        releases it, and every message it queued before goes first).
+
+        A backend may also offer ``apply(ops)``: `Hold` and `Release` items in
+        order, in one message, answering what each would.
 
         Returns:
             Whether this release evicted the object.
@@ -150,6 +162,18 @@ def counting(connector: object) -> RefCountingConnector | None:
     return None
 
 
+class Release(NamedTuple, Generic[KeyT]):
+    """One hold to drop (for connectors that take holds and releases together).
+
+    Attributes:
+        key: Key of the object.
+        holder: Name of the holding process.
+    """
+
+    key: KeyT
+    holder: str
+
+
 def record_name(holder: str, lease: float, token: str | None) -> str:
     """Check one hold and return the name of the record it writes.
 
@@ -195,10 +219,17 @@ class HolderTable:
         return {
             name: deadline
             for name, deadline in self._holds.get(obj_id, {}).items()
-            if deadline > now and not name.startswith(_TOMBSTONE)
+            if deadline > now
         }
 
-    def hold(self, obj_id: str, holder: str, lease: float, token: str | None) -> None:
+    def hold(
+        self,
+        obj_id: str,
+        holder: str,
+        lease: float,
+        token: str | None,
+        transfer_lease: float = 0.0,
+    ) -> None:
         """Add or renew one hold on ``obj_id`` (the caller checked it exists).
 
         Raises:
@@ -215,18 +246,19 @@ class HolderTable:
         else:
             records[holder] = now + lease
             if token and records.pop(TRANSFER + token, None) is None:
-                records[_TOMBSTONE + token] = now + TOMBSTONE_LEASE
+                records[_TOMBSTONE + token] = now + (transfer_lease or TOMBSTONE_LEASE)
         self._next_check = min(self._next_check, now + lease)
 
     def release(self, obj_id: str, holder: str) -> bool:
         """Drop ``holder``'s hold; return whether ``obj_id`` must now be evicted.
 
-        Only an object that has holds can be evicted this way; when this returns
-        ``True`` the table has already forgotten the object.
+        That is when no live hold is left, including when none was recorded
+        (see `RefCountingConnector.release`); when this returns ``True`` the
+        table has already forgotten the object.
         """
         records = self._holds.get(obj_id)
         if records is None:
-            return False
+            return True
         records.pop(holder, None)
         if self._live(records, self.clock()):
             return False
@@ -248,11 +280,7 @@ class HolderTable:
         gone = []
         soonest = float("inf")
         for obj_id, records in self._holds.items():
-            live = [
-                d
-                for name, d in records.items()
-                if d > now and not name.startswith(_TOMBSTONE)
-            ]
+            live = [d for d in records.values() if d > now]
             if live:
                 soonest = min(soonest, *live)
             else:
@@ -267,6 +295,4 @@ class HolderTable:
 
     @staticmethod
     def _live(records: dict[str, float], now: float) -> bool:
-        return any(
-            d > now and not name.startswith(_TOMBSTONE) for name, d in records.items()
-        )
+        return any(d > now for d in records.values())

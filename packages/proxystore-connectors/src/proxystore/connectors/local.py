@@ -159,10 +159,10 @@ class LocalConnector(Closeable):
             table = self._table()
             self._sweep(table)
             found = []
-            for key, holder, lease, token in holds:
+            for key, holder, lease, token, transfer_lease in holds:
                 ok = key in self._store
                 if ok:
-                    table.hold(key.id, holder, lease, token)
+                    table.hold(key.id, holder, lease, token, transfer_lease)
                 found.append(ok)
             return found
 
@@ -184,8 +184,7 @@ class LocalConnector(Closeable):
             table = self._table()
             self._sweep(table)
             if table.release(key.id, holder):
-                self._store.pop(key, None)
-                return True
+                return self._store.pop(key, None) is not None
             return False
 
     def get_evict(self, key: LocalKey) -> bytes | None:

@@ -548,6 +548,10 @@ class SharedMemoryConnector(Closeable):
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+        # The holder records of refcounted objects (proxystore.store.refcount).
+        from proxystore.connectors._holders_shm import SharedMemoryHolders
+
+        SharedMemoryHolders(self).remove_records()
 
     def config(self) -> dict[str, Any]:
         """Return the options that `from_config` takes."""

@@ -47,9 +47,9 @@ class EndpointHolders:
         if not holds:
             return []
         items = []
-        for key, holder, lease, token in holds:
+        for key, holder, lease, token, transfer_lease in holds:
             record_name(holder, lease, token)
-            items.append([key.object_id, holder, lease, token])
+            items.append([key.object_id, holder, lease, token, transfer_lease])
         body = json.dumps({"holds": items}).encode()
         answer = self._post("holders", {}, body)
         return [bool(x) for x in answer["found"]]

@@ -288,7 +288,7 @@ class Endpoint(AsyncStartable):
         """Add or renew holds on objects stored here (reference counting).
 
         Args:
-            holds: ``(key, holder, lease, token)`` items, as in
+            holds: ``(key, holder, lease, token[, transfer_lease])`` items, as in
                 `proxystore.connectors.holders.Hold`.
 
         Returns:
@@ -301,10 +301,13 @@ class Endpoint(AsyncStartable):
         async with self._holds_lock:
             await self._evict_lapsed()
             found = []
-            for key, holder, lease, token in holds:
+            for key, holder, lease, token, *rest in holds:
                 ok = await self._storage.exists(str(key))
                 if ok:
-                    self._holders.hold(str(key), str(holder), float(lease), token)
+                    transfer_lease = float(rest[0]) if rest else 0.0
+                    self._holders.hold(
+                        str(key), str(holder), float(lease), token, transfer_lease
+                    )
                     self._holds_period = max(0.02, min(self._holds_period, lease / 4))
                 found.append(ok)
         if self._holds_sweeper is None and not self._closed:

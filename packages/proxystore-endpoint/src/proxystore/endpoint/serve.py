@@ -19,7 +19,8 @@ this one when absent):
 * `GET /ttl` answers `{"ttl": <seconds left> | null}`;
 * `GET /list` (no `key`) answers `{"objects": [{"key", "size", "age", "ttl"}]}`
   for this endpoint's own objects.
-* `POST /holders` (JSON body `{"holds": [[key, holder, lease, token], ...]}`)
+* `POST /holders` (JSON body `{"holds": [[key, holder, lease, token,
+  transfer lease], ...]}`)
   adds or renews holds of refcounted objects stored here and answers
   `{"found": [true|false, ...]}`; `POST /release` (`key`, `holder`) drops one and
   answers `{"evicted": true|false}` (see `proxystore.connectors.holders`).
@@ -316,9 +317,11 @@ async def holders_handler(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         holds = body["holds"]
         if not isinstance(holds, list) or not all(
-            isinstance(h, list) and len(h) == 4 for h in holds
+            isinstance(h, list) and len(h) in (4, 5) for h in holds
         ):
-            raise TypeError("holds must be a list of [key, holder, lease, token]")
+            raise TypeError(
+                "holds must be a list of [key, holder, lease, token, transfer lease]"
+            )
         found = await request.app[_ENDPOINT_KEY].hold(holds)
     except (ValueError, TypeError, KeyError) as exc:
         return _error(400, f"malformed holds: {exc}")

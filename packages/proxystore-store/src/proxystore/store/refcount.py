@@ -41,11 +41,15 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
-from proxystore.connectors.holders import Hold, RefCountingConnector, counting
+from proxystore.connectors.holders import (
+    Hold,
+    RefCountingConnector,
+    Release,
+    counting,
+)
 from proxystore.proxy import Proxy, get_factory
 from proxystore.store._registry import _stores
 from proxystore.store.exceptions import (
@@ -54,6 +58,7 @@ from proxystore.store.exceptions import (
 )
 from proxystore.store.factory import StoreFactory, _init_from_wire
 from proxystore.store.protocols import StoreLike
+from proxystore.utils._ids import random_hex, uuid4_hex
 
 if TYPE_CHECKING:
     from proxystore.store.config import StoreConfig
@@ -85,6 +90,8 @@ class _Store(StoreLike[Any], Protocol):
 
     def config(self) -> StoreConfig: ...
 
+    def put(self, obj: Any, *, serializer: Any = ..., **kwargs: Any) -> Any: ...
+
     def put_batch(
         self, objs: Sequence[Any], *, serializer: Any = ..., **kwargs: Any
     ) -> list[Any]: ...
@@ -92,6 +99,9 @@ class _Store(StoreLike[Any], Protocol):
 
 _DEFAULT_INTERVAL: Final = 5.0
 _DEFAULT_TRANSFER_LEASE: Final = 60.0
+#: Seconds the heartbeat thread waits after a wake-up, so that the messages
+#: queued right behind the first one go out with it.
+_COALESCE: Final = 0.01
 #: Holds renewed per message at most (a heartbeat of many keys is split).
 _CHUNK: Final = 1000
 
@@ -154,7 +164,7 @@ def _lease() -> float:
 
 def _new_holder() -> str:
     # The pid comes first: the shared-memory connector tells dead holders by it.
-    return f"{os.getpid()}-{uuid.uuid4().hex[:16]}"
+    return f"{os.getpid()}-{random_hex(16)}"
 
 
 # id(connector) -> (connector, what counts its holders): companions keep state
@@ -210,6 +220,8 @@ class _Holds:
         self._wake = threading.Event()
         self._done = threading.Condition()
         self._seq = itertools.count(1)
+        # Transfers still queued, by token (see `adopt`).
+        self._transfers: dict[str, _Op] = {}
         self._submitted = 0
         self._completed = 0
         self._thread: threading.Thread | None = None
@@ -237,39 +249,67 @@ class _Holds:
         # next() on a count is atomic (no lock): finalizers submit too.
         self._submitted = next(self._seq)
         self._ops.append(op)
-        self._wake.set()
+        if not self._wake.is_set():  # setting it again costs a lock round
+            self._wake.set()
 
     def acquire_new(self, store: StoreLike[Any], keys: Sequence[Any]) -> None:
-        """Hold fresh keys of ``store`` now (one synchronous message)."""
-        connector = _counting(store)
+        """Count fresh keys of ``store`` as held here; queue their holds.
+
+        The holds are sent by the heartbeat thread, ahead of anything queued
+        later (transfers of these proxies, releases). Until a hold lands, nothing
+        can evict the object: it has no holds at all, and a copy converted
+        elsewhere before our transfer arrives leaves a tombstone that keeps it.
+        """
+        _counting(store)  # refuse a connector that cannot count, now
         lease = _lease()
         holder = self.holder
-        found = connector.hold([Hold(key, holder, lease) for key in keys])
         name = store.name
         with self._lock:
             self._stores[name] = store
-            for key, ok in zip(keys, found, strict=True):
-                if ok:
-                    self._counts[name, key] = self._counts.get((name, key), 0) + 1
+            for key in keys:
+                self._counts[name, key] = self._counts.get((name, key), 0) + 1
+        for key in keys:
+            self._submit(_Op(name, key, Hold(key, holder, lease)))
         self._ensure_thread()
 
-    def adopt(self, store: StoreLike[Any], key: Any, token: str | None) -> None:
+    def adopt(
+        self, store: StoreLike[Any], key: Any, token: str | None, lease: float
+    ) -> None:
         """Count one more proxy of ``key`` here; convert its transfer hold."""
         name = store.name
         with self._lock:
             self._stores[name] = store
-            self._counts[name, key] = self._counts.get((name, key), 0) + 1
-        self._submit(_Op(name, key, Hold(key, self.holder, _lease(), token)))
+            held = self._counts.get((name, key), 0)
+            self._counts[name, key] = held + 1
+        pending = None if token is None else self._transfers.pop(token, None)
+        if held and pending is not None:
+            # Pickled and unpickled by this process, which holds the object:
+            # the transfer never has to leave (nor be converted) if it is
+            # still queued.
+            try:
+                self._ops.remove(pending)
+            except ValueError:
+                pass  # being sent right now: convert it as usual
+            else:
+                with self._done:
+                    self._completed += 1
+                    self._done.notify_all()
+                return
+        hold = Hold(key, self.holder, _lease(), token, lease)
+        self._submit(_Op(name, key, hold))
         self._ensure_thread()
 
-    def transfer(self, store: StoreLike[Any], key: Any) -> str:
-        """Queue a transfer hold for a proxy being pickled; return its token."""
-        token = uuid.uuid4().hex
+    def transfer(self, store: StoreLike[Any], key: Any) -> tuple[str, float]:
+        """Queue a transfer hold for a proxy being pickled; return token, lease."""
+        token = uuid4_hex()
+        lease = transfer_lease()
         with self._lock:
             self._stores.setdefault(store.name, store)
-        self._submit(_Op(store.name, key, Hold(key, "", transfer_lease(), token)))
+        op = _Op(store.name, key, Hold(key, "", lease, token))
+        self._transfers[token] = op
+        self._submit(op)
         self._ensure_thread()
-        return token
+        return token, lease
 
     def drop(self, store_name: str, key: Any) -> None:
         """Count one proxy fewer (safe inside a finalizer: no lock, no I/O)."""
@@ -292,7 +332,10 @@ class _Holds:
     def _run(self) -> None:
         next_beat = time.monotonic() + interval()
         while not self._stop:
-            self._wake.wait(max(0.0, next_beat - time.monotonic()))
+            if self._wake.wait(max(0.0, next_beat - time.monotonic())):
+                # Woken by a queued message: let the ones right behind it join
+                # the same backend message.
+                time.sleep(_COALESCE)
             self._wake.clear()
             self._drain()
             now = time.monotonic()
@@ -306,13 +349,26 @@ class _Holds:
                 next_beat = min(next_beat, now + interval())
 
     def _drain(self) -> None:
-        pending: dict[str, list[Hold[Any]]] = {}
+        # Everything queued goes out in order, per store in one message where
+        # the backend takes holds and releases together (`apply`).
+        pending: dict[str, list[Hold[Any] | Release[Any] | None]] = {}
+        # Plain holds of ours in this batch, by (store, key) -> position, and the
+        # keys this batch also transfers or converts.
+        plain: dict[tuple[str, Any], int] = {}
+        shared: set[tuple[str, Any]] = set()
         done = 0
         while self._ops:
             op = self._ops.popleft()
             done += 1
             if op.hold is not None:
-                pending.setdefault(op.store, []).append(op.hold)
+                ops = pending.setdefault(op.store, [])
+                if op.hold.token:
+                    shared.add((op.store, op.key))
+                    if not op.hold.holder:
+                        self._transfers.pop(op.hold.token, None)
+                else:
+                    plain.setdefault((op.store, op.key), len(ops))
+                ops.append(op.hold)
                 continue
             with self._lock:
                 count = self._counts.get((op.store, op.key))
@@ -323,11 +379,19 @@ class _Holds:
                     self._counts[op.store, op.key] = count
                     continue
                 self._counts.pop((op.store, op.key), None)
-            # Queued transfers and holds go first: a release never overtakes them.
-            self._send(pending)
-            pending = {}
-            self._release(op.store, op.key)
-        self._send(pending)
+            ops = pending.setdefault(op.store, [])
+            first = plain.pop((op.store, op.key), None)
+            if first is not None and (op.store, op.key) not in shared:
+                # Held and released in one batch and never shared: the hold
+                # need not be sent (the release evicts an object without holds).
+                for i in range(first, len(ops)):
+                    held = ops[i]
+                    if isinstance(held, Hold) and held.key == op.key:
+                        ops[i] = None
+            ops.append(Release(op.key, self.holder))
+        self._send(
+            {name: [o for o in ops if o is not None] for name, ops in pending.items()}
+        )
         with self._done:
             self._completed += done
             self._done.notify_all()
@@ -338,46 +402,39 @@ class _Holds:
             store = _stores.get(name)
         return store
 
-    def _send(self, pending: dict[str, list[Hold[Any]]]) -> None:
-        for name, holds in pending.items():
+    def _send(self, pending: dict[str, list[Hold[Any] | Release[Any]]]) -> None:
+        for name, ops in pending.items():
             store = self._store(name)
             if store is None:
                 continue
-            for start in range(0, len(holds), _CHUNK):
-                chunk = holds[start : start + _CHUNK]
+            counter = _counting(store)
+            apply = getattr(counter, "apply", None)
+            if apply is None:
+                batches = _runs(ops)
+            else:
+                batches = [ops[i : i + _CHUNK] for i in range(0, len(ops), _CHUNK)]
+            for batch in batches:
                 try:
-                    found = _counting(store).hold(chunk)
+                    if apply is not None:
+                        apply(batch)
+                    elif isinstance(batch[0], Release):
+                        counter.release(batch[0].key, batch[0].holder)
+                    else:
+                        counter.hold(batch)  # type: ignore[arg-type]
                 except Exception:
+                    # Holds are renewed at the next heartbeat; a lost release
+                    # lapses after its lease.
                     _log.warning(
-                        "Could not send %d holds to store %r; they are retried at "
-                        "the next heartbeat.",
-                        len(chunk),
+                        "Could not send %d holds or releases to store %r.",
+                        len(batch),
                         name,
                         exc_info=True,
                     )
-                    continue
-                for hold, ok in zip(chunk, found, strict=True):
-                    if not ok and hold.holder:
-                        _log.debug("Object %r of %r is gone.", hold.key, name)
-
-    def _release(self, name: str, key: Any) -> None:
-        store = self._store(name)
-        if store is None:
-            return
-        try:
-            _counting(store).release(key, self.holder)
-        except Exception:
-            _log.warning(
-                "Could not release %r of store %r; the hold lapses after its lease.",
-                key,
-                name,
-                exc_info=True,
-            )
 
     def _beat(self) -> None:
         lease = _lease()
         with self._lock:
-            keys: dict[str, list[Hold[Any]]] = {}
+            keys: dict[str, list[Hold[Any] | Release[Any]]] = {}
             for (name, key), count in self._counts.items():
                 if count > 0:
                     keys.setdefault(name, []).append(Hold(key, self.holder, lease))
@@ -404,8 +461,25 @@ class _Holds:
         self._drain()
         with self._lock:
             counts, self._counts = self._counts, {}
+        pending: dict[str, list[Hold[Any] | Release[Any]]] = {}
         for name, key in counts:
-            self._release(name, key)
+            pending.setdefault(name, []).append(Release(key, self.holder))
+        self._send(pending)
+
+
+def _runs(
+    ops: list[Hold[Any] | Release[Any]],
+) -> list[list[Hold[Any] | Release[Any]]]:
+    """Split ``ops`` into runs of holds (at most `_CHUNK`) and single releases."""
+    runs: list[list[Hold[Any] | Release[Any]]] = []
+    for op in ops:
+        if isinstance(op, Release) or not runs or isinstance(runs[-1][0], Release):
+            runs.append([op])
+        elif len(runs[-1]) < _CHUNK:
+            runs[-1].append(op)
+        else:
+            runs.append([op])
+    return runs
 
 
 _HOLDS = _Holds()
@@ -459,8 +533,8 @@ class RefCountedFactory(StoreFactory[Any, T]):
     def __reduce__(self) -> Any:
         build, args = super().__reduce__()
         store = self.get_store()
-        token = _HOLDS.transfer(store, self.key)
-        return (_adopt, (token, build, args))
+        token, lease = _HOLDS.transfer(store, self.key)
+        return (_adopt, (token, lease, build, args))
 
     def _release(self) -> None:
         if self._holding:
@@ -487,12 +561,18 @@ def _new_factory(
 
 
 def _adopt(
-    token: str, build: Callable[..., StoreFactory[Any, Any]], args: tuple[Any, ...]
+    token: str,
+    lease: float,
+    build: Callable[..., StoreFactory[Any, Any]],
+    args: tuple[Any, ...],
 ) -> RefCountedFactory[Any]:
     """Unpickle a refcounted factory: this process becomes a holder."""
     plain = build(*args)
     factory = _new_factory(plain.key, plain._wire_config(), plain.deserializer)
-    _HOLDS.adopt(factory.get_store(), factory.key, token)
+    store = _stores.get(factory._name)
+    _HOLDS.adopt(
+        factory.get_store() if store is None else store, factory.key, token, lease
+    )
     factory._holding = True
     return factory
 
@@ -577,14 +657,15 @@ def refcounted_proxy(
         SerializationError: if ``obj`` cannot be serialized.
         ConnectorError: if the connector fails.
     """
-    return refcounted_proxy_batch(
-        store,
-        [obj],
-        serializer=serializer,
-        deserializer=deserializer,
-        populate_target=populate_target,
-        **kwargs,
-    )[0]
+    _counting(store)
+    if obj is None or obj.__class__ is bool:
+        raise NonProxiableTypeError(
+            f"{obj!r} cannot be proxied: identity checks such as `is None` "
+            "would be false for its proxy."
+        )
+    key = store.put(obj, serializer=serializer, **kwargs)
+    populate = store._populate_target if populate_target is None else populate_target
+    return _make_proxies(store, [key], [obj], deserializer, populate)[0]
 
 
 def is_refcounted(proxy: Proxy[Any]) -> bool:

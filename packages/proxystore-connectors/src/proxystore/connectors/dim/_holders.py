@@ -52,15 +52,7 @@ class PeerHolders:
         found = [False] * len(holds)
         for (host, port), indices in groups.items():
             body = json.dumps(
-                [
-                    [
-                        holds[i].key.obj_id,
-                        holds[i].holder,
-                        holds[i].lease,
-                        holds[i].token,
-                    ]
-                    for i in indices
-                ]
+                [[holds[i].key.obj_id, *holds[i][1:]] for i in indices]
             ).encode()
             (response,) = self.connector._send(
                 host, port, [Request(Op.HOLD, "", (body,))], 0

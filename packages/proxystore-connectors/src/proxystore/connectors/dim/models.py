@@ -123,7 +123,8 @@ class Op(enum.IntEnum):
     EXISTS = 3
     EVICT = 4
     #: Add or renew holds (reference counting): the payload is a JSON list of
-    #: ``[obj_id, holder, lease, token]``; the answer a JSON list of booleans.
+    #: ``[obj_id, holder, lease, token, transfer_lease]``; the answer a JSON list
+    #: of booleans.
     HOLD = 5
     #: Drop a hold: the payload is the holder's name; the answer ``1`` when the
     #: object was evicted, else ``0``.

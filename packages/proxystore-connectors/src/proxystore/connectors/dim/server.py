@@ -143,19 +143,21 @@ class DIMStorage:
         holds = json.loads(b"".join(bytes(part) for part in payload))
         self.sweep()
         found = []
-        for obj_id, holder, lease, token in holds:
+        for obj_id, holder, lease, token, *rest in holds:
             ok = obj_id in self.data
             if ok:
-                self.holders.hold(str(obj_id), str(holder), float(lease), token)
+                transfer_lease = float(rest[0]) if rest else 0.0
+                self.holders.hold(
+                    str(obj_id), str(holder), float(lease), token, transfer_lease
+                )
             found.append(ok)
         return json.dumps(found).encode()
 
     def _release(self, obj_id: str, payload: Sequence[BytesLike]) -> bytes:
         holder = b"".join(bytes(part) for part in payload).decode()
-        if self.holders.release(obj_id, holder):
-            self.data.pop(obj_id, None)
-            return b"1"
-        return b"0"
+        if not self.holders.release(obj_id, holder):
+            return b"0"
+        return b"0" if self.data.pop(obj_id, None) is None else b"1"
 
     def handle(self, request: Request) -> Response:
         """Perform ``request`` and describe the outcome (never raises)."""
