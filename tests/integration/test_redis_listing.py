@@ -9,6 +9,9 @@ import pytest
 from proxystore.connectors import _redis_list
 from proxystore.connectors.exceptions import ConnectorConnectionError
 from proxystore.connectors.redis import RedisConnector, RedisKey
+from proxystore.proxy import get_factory
+from proxystore.store import Store, refcount
+from proxystore.store.factory import StoreFactory
 from tests.integration.harness import ServerAddress
 from tests.integration.harness.secure_redis import SecureRedis
 
@@ -78,12 +81,11 @@ def test_unreachable_server_is_a_connection_error(redis_server: ServerAddress) -
 def test_listing_names_the_holders_of_refcounted_objects(
     connector: RedisConnector,
 ) -> None:
-    from proxystore.proxy import get_factory
-    from proxystore.store import Store, refcount
-
     with Store("listing-refcount", connector, register=True) as store:
         proxy = store.proxy([1, 2, 3], refcount=True)
-        key = get_factory(proxy).key
+        factory = get_factory(proxy)
+        assert isinstance(factory, StoreFactory)
+        key = factory.key
         assert refcount.flush(10)  # the producer's hold reached the server
         plain = connector.put(b"plain")
         listed = {info.key: info for info in connector.scan()}
