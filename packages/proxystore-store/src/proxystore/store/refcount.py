@@ -601,6 +601,18 @@ def _make_proxies(
     return proxies
 
 
+def _check(store: _Store, objs: Sequence[Any], populate_target: bool | None) -> bool:
+    """Refuse what cannot be refcounted, before storing; return ``populate``."""
+    _counting(store)
+    for obj in objs:
+        if obj is None or obj.__class__ is bool:
+            raise NonProxiableTypeError(
+                f"{obj!r} cannot be proxied: identity checks such as `is None` "
+                "would be false for its proxy."
+            )
+    return store._populate_target if populate_target is None else populate_target
+
+
 def refcounted_proxy_batch(
     store: _Store,
     objs: Sequence[T],
@@ -622,15 +634,8 @@ def refcounted_proxy_batch(
         SerializationError: if an object cannot be serialized.
         ConnectorError: if the connector fails.
     """
-    _counting(store)
-    for obj in objs:
-        if obj is None or obj.__class__ is bool:
-            raise NonProxiableTypeError(
-                f"{obj!r} cannot be proxied: identity checks such as `is None` "
-                "would be false for its proxy."
-            )
+    populate = _check(store, objs, populate_target)
     keys = store.put_batch(objs, serializer=serializer, **kwargs)
-    populate = store._populate_target if populate_target is None else populate_target
     return _make_proxies(store, keys, objs, deserializer, populate)
 
 
@@ -657,14 +662,8 @@ def refcounted_proxy(
         SerializationError: if ``obj`` cannot be serialized.
         ConnectorError: if the connector fails.
     """
-    _counting(store)
-    if obj is None or obj.__class__ is bool:
-        raise NonProxiableTypeError(
-            f"{obj!r} cannot be proxied: identity checks such as `is None` "
-            "would be false for its proxy."
-        )
+    populate = _check(store, (obj,), populate_target)
     key = store.put(obj, serializer=serializer, **kwargs)
-    populate = store._populate_target if populate_target is None else populate_target
     return _make_proxies(store, [key], [obj], deserializer, populate)[0]
 
 
