@@ -23,19 +23,21 @@ of the namespace is running. Other backends expire objects themselves.
 
 Nothing is ever cleared: connectors are opened from the config but closed without
 their ``clear`` option. Errors are one line on stderr (exit status 1; 2 for
-usage errors), never a traceback.
+usage errors), never a traceback. Built with click, like the other console
+scripts of the workspace.
 """
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import os
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
+
+import click
 
 from proxystore.connectors.protocols import (
     KeyInfo,
@@ -45,7 +47,7 @@ from proxystore.connectors.protocols import (
 from proxystore.store.config import StoreConfig
 from proxystore.utils.environment import home_dir
 
-__all__ = ["load_config", "main", "stores_dir"]
+__all__ = ["cli", "load_config", "stores_dir"]
 
 _PROG = "proxystore-store"
 
@@ -248,24 +250,59 @@ def _json(listings: Sequence[_Listing]) -> str:
     return json.dumps({"stores": stores}, separators=(",", ":"))
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
-    listings = [_list(load_config(target)) for target in args.stores]
+def _fail(e: Exception) -> NoReturn:
+    message = str(e) if isinstance(e, CLIError) else f"{type(e).__name__}: {e}"
+    click.echo(f"{_PROG}: error: {message}", err=True)
+    sys.exit(1)
+
+
+class _OneLineErrors(click.Group):
+    """A group whose commands report any error as one line (exit status 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except BrokenPipeError:
+            sys.exit(0)
+        except Exception as e:
+            _fail(e)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"show_default": True})
+def cli() -> None:
+    """What a ProxyStore store holds, and sweeping it.
+
+    A STORE is a store config file (TOML, or JSON of StoreConfig.as_dict) or
+    the name of a config registered with `register`.
+    """
+
+
+@cli.command("list")
+@click.argument("stores", nargs=-1, required=True, metavar="STORE...")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def list_command(stores: tuple[str, ...], as_json: bool) -> None:
+    """List keys with size, age, time-to-live and holders, and totals per store."""
+    listings = [_list(load_config(target)) for target in stores]
     out = sys.stdout
-    if args.json:
+    if as_json:
         out.write(_json(listings) + "\n")
     else:
         out.write("\n".join(line for li in listings for line in _text_lines(li)))
         out.write("\n")
-    return 0
 
 
-def _cmd_sweep(args: argparse.Namespace) -> int:
-    for target in args.stores:
+@cli.command("sweep")
+@click.argument("stores", nargs=-1, required=True, metavar="STORE...")
+def sweep_command(stores: tuple[str, ...]) -> None:
+    """Remove expired objects now (file and shared-memory stores)."""
+    for target in stores:
         config = load_config(target)
         connector = _open(config)
         try:
             if not isinstance(connector, SweepingConnector):
-                print(
+                click.echo(
                     f"store {config.name}: {type(connector).__name__} expires "
                     "objects itself; nothing to sweep"
                 )
@@ -273,66 +310,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             removed = connector.sweep()
         finally:
             _close(connector)
-        print(f"store {config.name}: removed {removed} expired objects")
-    return 0
+        click.echo(f"store {config.name}: removed {removed} expired objects")
 
 
-def _cmd_register(args: argparse.Namespace) -> int:
-    config = load_config(args.config)  # validates before anything is written
-    suffix = ".json" if args.config.endswith(".json") else ".toml"
+@cli.command("register")
+@click.argument("name")
+@click.argument("config", metavar="CONFIG")
+def register_command(name: str, config: str) -> None:
+    """Register the store config file CONFIG (TOML or JSON) as NAME."""
+    loaded = load_config(config)  # validates before anything is written
+    suffix = ".json" if config.endswith(".json") else ".toml"
     os.makedirs(stores_dir(), mode=0o700, exist_ok=True)
     for other in (".toml", ".json"):
-        stale = os.path.join(stores_dir(), args.name + other)
+        stale = os.path.join(stores_dir(), name + other)
         if other != suffix and os.path.exists(stale):
             os.unlink(stale)
-    shutil.copyfile(args.config, os.path.join(stores_dir(), args.name + suffix))
-    print(f"registered store config {config.name!r} as {args.name!r}")
-    return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=_PROG, description="What a ProxyStore store holds, and sweeping it."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser(
-        "list", help="list keys with size, age, time-to-live and holders"
-    )
-    listing.add_argument(
-        "stores", nargs="+", metavar="STORE", help="config file or registered name"
-    )
-    listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(run=_cmd_list)
-    sweep = commands.add_parser("sweep", help="remove expired objects now")
-    sweep.add_argument("stores", nargs="+", metavar="STORE")
-    sweep.set_defaults(run=_cmd_sweep)
-    register = commands.add_parser(
-        "register", help="register a store config under a name"
-    )
-    register.add_argument("name", help="name to register the config under")
-    register.add_argument("config", help="store config file (TOML or JSON)")
-    register.set_defaults(run=_cmd_register)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return its exit status."""
-    args = _parser().parse_args(argv)
-    try:
-        status: int = args.run(args)
-    except CLIError as e:
-        print(f"{_PROG}: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
-    except Exception as e:  # anything unforeseen: still one line
-        print(f"{_PROG}: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    return status
-
-
-def cli() -> None:  # pragma: no cover - the console script
-    """Entry point of the ``proxystore-store`` console script."""
-    sys.exit(main())
+    shutil.copyfile(config, os.path.join(stores_dir(), name + suffix))
+    click.echo(f"registered store config {loaded.name!r} as {name!r}")
