@@ -218,10 +218,11 @@ class _Holds:
         # Appended from finalizers too: a deque append needs no lock of ours.
         self._ops: collections.deque[_Op] = collections.deque()
         self._wake = threading.Event()
+        self._urgent = threading.Event()
         self._done = threading.Condition()
         self._seq = itertools.count(1)
-        # Transfers still queued, by token (see `adopt`).
-        self._transfers: dict[str, _Op] = {}
+        # Tokens of transfers not sent yet (see `adopt`).
+        self._transfers: dict[str, bool] = {}
         self._submitted = 0
         self._completed = 0
         self._thread: threading.Thread | None = None
@@ -281,20 +282,12 @@ class _Holds:
             self._stores[name] = store
             held = self._counts.get((name, key), 0)
             self._counts[name, key] = held + 1
-        pending = None if token is None else self._transfers.pop(token, None)
-        if held and pending is not None:
-            # Pickled and unpickled by this process, which holds the object:
-            # the transfer never has to leave (nor be converted) if it is
-            # still queued.
-            try:
-                self._ops.remove(pending)
-            except ValueError:
-                pass  # being sent right now: convert it as usual
-            else:
-                with self._done:
-                    self._completed += 1
-                    self._done.notify_all()
-                return
+        if held > 0 and token is not None and self._transfers.pop(token, False):
+            # Pickled and unpickled by this process, which holds the object,
+            # before its transfer was sent: whoever takes the token out of
+            # `_transfers` first (here, or the heartbeat thread about to send
+            # it) decides, so the transfer is either never sent or converted.
+            return
         hold = Hold(key, self.holder, _lease(), token, lease)
         self._submit(_Op(name, key, hold))
         self._ensure_thread()
@@ -302,13 +295,12 @@ class _Holds:
     def transfer(self, store: StoreLike[Any], key: Any) -> tuple[str, float]:
         """Queue a transfer hold for a proxy being pickled; return token, lease."""
         token = uuid4_hex()
-        lease = transfer_lease()
-        with self._lock:
-            self._stores.setdefault(store.name, store)
-        op = _Op(store.name, key, Hold(key, "", lease, token))
-        self._transfers[token] = op
-        self._submit(op)
-        self._ensure_thread()
+        lease = _settings["transfer_lease"]
+        self._stores.setdefault(store.name, store)  # one dict operation: atomic
+        self._transfers[token] = True
+        self._submit(_Op(store.name, key, Hold(key, "", lease, token)))
+        if self._thread is None:
+            self._ensure_thread()
         return token, lease
 
     def drop(self, store_name: str, key: Any) -> None:
@@ -320,6 +312,7 @@ class _Holds:
         target = self._submitted
         if self._thread is None:
             return not self._ops
+        self._urgent.set()
         self._wake.set()
         with self._done:
             return self._done.wait_for(lambda: self._completed >= target, timeout)
@@ -334,8 +327,9 @@ class _Holds:
         while not self._stop:
             if self._wake.wait(max(0.0, next_beat - time.monotonic())):
                 # Woken by a queued message: let the ones right behind it join
-                # the same backend message.
-                time.sleep(_COALESCE)
+                # the same backend message (unless someone waits in `flush`).
+                self._urgent.wait(_COALESCE)
+                self._urgent.clear()
             self._wake.clear()
             self._drain()
             now = time.monotonic()
@@ -363,9 +357,11 @@ class _Holds:
             if op.hold is not None:
                 ops = pending.setdefault(op.store, [])
                 if op.hold.token:
+                    if not op.hold.holder and not self._transfers.pop(
+                        op.hold.token, None
+                    ):
+                        continue  # unpickled here first: nothing to send
                     shared.add((op.store, op.key))
-                    if not op.hold.holder:
-                        self._transfers.pop(op.hold.token, None)
                 else:
                     plain.setdefault((op.store, op.key), len(ops))
                 ops.append(op.hold)
