@@ -88,14 +88,15 @@ def test_list_json(file_store: Any, tmp_path: Path) -> None:
 
 def test_register_then_list_and_sweep_by_name(file_store: Any, tmp_path: Path) -> None:
     store, config, objects = file_store
-    key = store.put(b"short", ttl=1.0)
+    key = store.put(b"short", ttl=60)
     home = tmp_path / "home"
     done = _run("register", "mine", str(config), home=home)
     assert done.returncode == 0, done.stderr
     assert (home / "stores" / "mine.toml").is_file()
     listed = json.loads(_run("list", "--json", "mine", home=home).stdout)
     assert [o["key"] for o in listed["stores"][0]["objects"]] == [[key.filename]]
-    time.sleep(1.05)
+    assert store.connector.expire(key, 0.01)
+    time.sleep(0.02)
     done = _run("sweep", "mine", home=home)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "store files: removed 1 expired objects"
