@@ -51,14 +51,14 @@ def test_check_ttl_refuses_non_positive_or_infinite(bad: float) -> None:
 def test_expired_object_is_never_read_and_sweep_removes_it(
     connector: FileConnector,
 ) -> None:
-    key = connector.put(b"short", ttl=0.05)
+    key = connector.put(b"short", ttl=0.3)
     kept = connector.put(b"plain")
     left = connector.ttl(key)
     assert left is not None
-    assert 0 < left <= 0.05
+    assert 0 < left <= 0.3
     assert connector.ttl(kept) is None
     assert connector.get(key) == b"short"
-    time.sleep(0.07)
+    time.sleep(0.35)
     # Before any sweep: the file is there but never returned.
     path = os.path.join(connector.store_dir, key.filename)
     assert os.path.exists(path)
@@ -77,25 +77,25 @@ def test_large_object_with_ttl_is_mapped_then_expires(
     connector: FileConnector,
 ) -> None:
     data = os.urandom(3 << 20)
-    key = connector.put(data, ttl=0.1)
+    key = connector.put(data, ttl=0.3)
     got = connector.get(key)
     assert got is not None
     assert bytes(got) == data
-    time.sleep(0.12)
+    time.sleep(0.35)
     assert connector.get(key) is None
 
 
 def test_expire_extends_and_persist_removes_the_deadline(
     connector: FileConnector,
 ) -> None:
-    key = connector.put(b"x", ttl=0.05)
+    key = connector.put(b"x", ttl=0.3)
     assert connector.expire(key, 30)
     left = connector.ttl(key)
     assert left is not None
     assert left > 20
     assert connector.expire(key, None)
     assert connector.ttl(key) is None
-    time.sleep(0.06)
+    time.sleep(0.35)
     assert connector.get(key) == b"x"
     assert connector.sweep() == 0
     # A plain object can be given a deadline later.
@@ -107,11 +107,11 @@ def test_expire_extends_and_persist_removes_the_deadline(
 
 
 def test_put_batch_and_set_take_ttl(connector: FileConnector) -> None:
-    keys = connector.put_batch([b"a", b"b"], ttl=0.05)
+    keys = connector.put_batch([b"a", b"b"], ttl=0.3)
     future = connector.new_key()
-    connector.set(future, b"c", ttl=0.05)
+    connector.set(future, b"c", ttl=0.3)
     assert all(connector.ttl(k) is not None for k in [*keys, future])
-    time.sleep(0.07)
+    time.sleep(0.35)
     assert connector.get_batch([*keys, future]) == [None, None, None]
     assert connector.sweep() == 3
 
@@ -142,7 +142,7 @@ def test_another_connector_of_the_directory_sweeps_in_the_background(
 ) -> None:
     store_dir = str(tmp_path / "shared")
     writer = FileConnector(store_dir, clear=False, sweep_interval=3600)
-    key = writer.put(b"x", ttl=0.05)
+    key = writer.put(b"x", ttl=0.3)
     path = os.path.join(store_dir, key.filename)
     writer.close()  # stops its sweeper; the object is still on disk
     time.sleep(0.06)
@@ -194,18 +194,18 @@ def test_arena_object_expires_and_is_swept(
     shm: SharedMemoryConnector, size: int
 ) -> None:
     data = os.urandom(size)
-    key = shm.put(data, ttl=0.1)
+    key = shm.put(data, ttl=0.3)
     plain = shm.put(b"plain")
     assert key.name.startswith(shm._arena_stem)  # in the arena
     left = shm.ttl(key)
     assert left is not None
-    assert 0 < left <= 0.1
+    assert 0 < left <= 0.3
     assert shm.ttl(plain) is None
     got = shm.get(key)
     assert got is not None
     assert bytes(got) == data
     del got
-    time.sleep(0.12)
+    time.sleep(0.35)
     # Due: never read (the C read path included), before any sweep.
     assert shm.get(key) is None
     assert not shm.exists(key)
@@ -220,7 +220,7 @@ def test_arena_object_expires_and_is_swept(
 
 
 def test_arena_expire_extends_and_persists(shm: SharedMemoryConnector) -> None:
-    key = shm.put(b"x", ttl=0.05)
+    key = shm.put(b"x", ttl=0.3)
     assert shm.expire(key, 30)
     left = shm.ttl(key)
     assert left is not None
@@ -229,7 +229,7 @@ def test_arena_expire_extends_and_persists(shm: SharedMemoryConnector) -> None:
     assert shm.ttl(key) is None
     plain = shm.put(b"y")
     assert shm.expire(plain, 0.02)
-    time.sleep(0.06)
+    time.sleep(0.35)
     assert shm.get(key) == b"x"
     assert shm.get(plain) is None
     assert shm.sweep() == 1
@@ -238,11 +238,11 @@ def test_arena_expire_extends_and_persists(shm: SharedMemoryConnector) -> None:
 def test_segment_objects_expire_like_files() -> None:
     namespace = f"ttlseg{os.getpid()}_{time.monotonic_ns()}"
     with SharedMemoryConnector(namespace) as seg:
-        key = seg.put(b"s" * 100, ttl=0.05)
+        key = seg.put(b"s" * 100, ttl=0.3)
         path = os.path.join("/dev/shm", key.name)
         assert os.path.exists(path)
         assert seg.ttl(key) is not None
-        time.sleep(0.07)
+        time.sleep(0.35)
         assert seg.get(key) is None
         assert not seg.exists(key)
         assert seg.sweep() == 1
@@ -252,7 +252,7 @@ def test_segment_objects_expire_like_files() -> None:
 def test_another_process_of_the_namespace_sweeps(
     shm: SharedMemoryConnector,
 ) -> None:
-    key = shm.put(b"x", ttl=0.05)
+    key = shm.put(b"x", ttl=0.3)
     slot = shm._slot(key)
     arena = shm._arena()
     assert slot is not None
@@ -261,7 +261,7 @@ def test_another_process_of_the_namespace_sweeps(
     assert shm._sweeping is not None
     shm._sweeping()
     shm._sweeping = None
-    time.sleep(0.07)
+    time.sleep(0.35)
     assert arena.exists(*slot)  # due, but nobody swept yet
     # A second connector of the namespace stands for any other process:
     # attaching to an arena with deadlines starts its sweeper.

@@ -75,13 +75,13 @@ def test_double_is_an_expiring_connector() -> None:
 
 
 def test_put_with_ttl_expires(store: Store[ExpiringLocal]) -> None:
-    key = store.put("x", ttl=0.05)
+    key = store.put("x", ttl=0.3)
     kept = store.put("y")
     left = store.ttl(key)
     assert left is not None
-    assert 0 < left <= 0.05
+    assert 0 < left <= 0.3
     assert store.ttl(kept) is None
-    time.sleep(0.08)
+    time.sleep(0.35)
     assert store.get(key) is None
     assert not store.exists(key)
     assert store.get(kept) == "y"
@@ -103,14 +103,14 @@ def test_put_batch_and_proxies_carry_ttl(store: Store[ExpiringLocal]) -> None:
 
 
 def test_expire_and_persist(store: Store[ExpiringLocal]) -> None:
-    key = store.put("x", ttl=0.05)
+    key = store.put("x", ttl=0.3)
     assert store.expire(key, 30)
     left = store.ttl(key)
     assert left is not None
     assert left > 10
     assert store.expire(key, None)
     assert store.ttl(key) is None
-    time.sleep(0.06)
+    time.sleep(0.35)
     assert store.get(key) == "x"
     store.evict(key)
     assert not store.expire(key, 5)
@@ -170,12 +170,12 @@ def test_lease_writes_its_end_with_the_object(store: Store[ExpiringLocal]) -> No
 def test_lease_objects_expire_in_the_backend_without_the_timer(
     store: Store[ExpiringLocal],
 ) -> None:
-    lease = LeaseLifetime(store, expiry=0.05)
+    lease = LeaseLifetime(store, expiry=0.3)
     key = store.put("x", lifetime=lease)
     # As if this process had died: the in-process timer never fires.
     assert lease._timer is not None
     lease._timer.cancel()
-    time.sleep(0.08)
+    time.sleep(0.35)
     assert store.get(key) is None
 
 
