@@ -34,7 +34,7 @@ from tests.integration.harness import ServerAddress
 from tests.integration.harness.endpoint import start_endpoint
 from tests.integration.harness.redis import redis_command
 
-TTL = 1.0
+TTL = 2.0
 
 # Builds the connector named by argv[1] (a JSON {"kind", "options"}), stores
 # objects with a TTL, with a lease and without either, prints their keys, and
