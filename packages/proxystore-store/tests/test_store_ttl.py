@@ -194,3 +194,44 @@ def test_lease_on_a_plain_connector_keeps_the_timer_only() -> None:
         lease.extend(5)
         lease.close()
         assert not plain.exists(key)
+
+
+_REVEAL = """
+from proxystore.connectors.file import FileConnector
+from proxystore.store import Store
+
+store = Store("s", FileConnector("/tmp/x"))
+reveal_type(store.proxy([1, 2, 3], ttl=5))
+reveal_type(store.proxy_batch([1.5], ttl=5))
+reveal_type(store.owned_proxy("a", ttl=5))
+reveal_type(store.proxy([1], ttl=None, skip_nonproxiable=True))
+"""
+
+
+@pytest.mark.slow
+def test_ttl_keeps_the_revealed_proxy_types(tmp_path: Any) -> None:
+    mypy_api = pytest.importorskip("mypy.api")
+    (tmp_path / "reveal.py").write_text(_REVEAL)
+    stdout, stderr, status = mypy_api.run(
+        [
+            "--strict",
+            "--no-error-summary",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--config-file",
+            "",
+            str(tmp_path / "reveal.py"),
+        ]
+    )
+    assert status == 0, stdout + stderr
+    revealed = [
+        line.split("Revealed type is ", 1)[1]
+        for line in stdout.splitlines()
+        if "Revealed type is" in line
+    ]
+    assert revealed == [
+        '"proxystore.proxy.Proxy[list[int]]"',
+        '"list[proxystore.proxy.Proxy[float]]"',
+        '"proxystore.store.ref.OwnedProxy[str]"',
+        '"proxystore.proxy.Proxy[list[int]] | list[int]"',
+    ]
