@@ -24,6 +24,8 @@ reaches the backend: the tombstone the conversion leaves must keep the object.
 
 from __future__ import annotations
 
+import os
+import uuid
 from typing import Any
 
 from hypothesis import settings
@@ -36,7 +38,9 @@ from hypothesis.stateful import (
     rule,
 )
 
-from proxystore.connectors.holders import HolderTable
+from proxystore.connectors import _holders_shm
+from proxystore.connectors.holders import Hold, HolderTable
+from proxystore.connectors.shm import SharedMemoryConnector, SharedMemoryKey
 
 INTERVAL = 1.0
 LEASE = 2 * INTERVAL
@@ -51,16 +55,105 @@ class Clock:
         return self.now
 
 
+class TableBackend:
+    """A DIM server's or endpoint's state: objects and a `HolderTable`."""
+
+    pid_liveness = False
+
+    def __init__(self, clock: Clock, alive: set[str]) -> None:
+        self.table = HolderTable(clock)
+        self.data: dict[str, bytes] = {}
+
+    def put(self, obj: str) -> None:
+        self.data[obj] = obj.encode()
+
+    def exists(self, obj: str) -> bool:
+        return obj in self.data
+
+    def hold(self, obj: str, holder: str, lease: float, token: str | None) -> bool:
+        if obj not in self.data:
+            return False
+        self.table.hold(obj, holder, lease, token, TRANSFER_LEASE)
+        return True
+
+    def release(self, obj: str, holder: str) -> bool:
+        # What a server does: evict when the table says so and it is there.
+        return self.table.release(obj, holder) and self.data.pop(obj, None) is not None
+
+    def sweep(self) -> None:
+        for obj in self.table.expired():
+            self.data.pop(obj, None)
+
+    def close(self) -> None:
+        pass
+
+
+class ShmBackend:
+    """The shared-memory arena and its hold files, on the machine's clock.
+
+    The module's wall clock and pid check are replaced for the run: deadlines
+    (file mtimes) follow the machine's clock, and a holder's "pid" is alive
+    while the machine says its process is.
+    """
+
+    pid_liveness = True
+
+    def __init__(self, clock: Clock, alive: set[str]) -> None:
+        namespace = f"machine{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        self.connector = SharedMemoryConnector(
+            namespace, arena=True, arena_size=1 << 20, arena_slots=64
+        )
+        self.holders = _holders_shm.SharedMemoryHolders(self.connector)
+        self.keys: dict[str, SharedMemoryKey] = {}
+
+        class _Time:
+            @staticmethod
+            def time() -> float:
+                return 1_000_000.0 + clock.now
+
+        def _alive(pid: int) -> bool:
+            return any(p.startswith(f"{pid}-") for p in alive)
+
+        self._alive_fn = _alive
+        # The module's clock and pid check, and no rate limit on sweeps.
+        patches = {"time": _Time, "_alive": _alive, "_SWEEP_EVERY": -1.0}
+        self._saved = {name: getattr(_holders_shm, name) for name in patches}
+        for name, value in patches.items():
+            setattr(_holders_shm, name, value)
+
+    def put(self, obj: str) -> None:
+        self.keys[obj] = self.connector.put(obj.encode())
+
+    def exists(self, obj: str) -> bool:
+        return self.connector.exists(self.keys[obj])
+
+    def hold(self, obj: str, holder: str, lease: float, token: str | None) -> bool:
+        hold = Hold(self.keys[obj], holder, lease, token, TRANSFER_LEASE)
+        return self.holders.hold([hold])[0]
+
+    def release(self, obj: str, holder: str) -> bool:
+        return self.holders.release(self.keys[obj], holder)
+
+    def sweep(self) -> None:
+        assert getattr(_holders_shm, "_alive") is self._alive_fn  # noqa: B009
+        self.holders.sweep_holds()
+
+    def close(self) -> None:
+        for name, value in self._saved.items():
+            setattr(_holders_shm, name, value)
+        self.connector.close(clear=True)
+
+
 class RefcountMachine(RuleBasedStateMachine):
     objects = Bundle("objects")
     tokens = Bundle("tokens")
+    backend_class: Any = TableBackend
 
     def __init__(self) -> None:
         super().__init__()
         self.clock = Clock()
-        self.table = HolderTable(self.clock)
-        self.data: dict[str, bytes] = {}
         self.alive: set[str] = set()
+        self.backend = self.backend_class(self.clock, self.alive)
         self.last_beat: dict[str, float] = {}
         # process -> objects it holds (confirmed holds only)
         self.holding: dict[str, set[str]] = {}
@@ -73,16 +166,20 @@ class RefcountMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ helpers
     def _new(self, prefix: str) -> str:
+        # "<n>-<kind>": a process's name starts with a number its "pid".
         self.counter += 1
-        return f"{prefix}{self.counter}"
+        return f"{self.counter}-{prefix}"
+
+    def teardown(self) -> None:
+        self.backend.close()
 
     def _server_hold(
         self, obj: str, holder: str, lease: float, token: str | None
     ) -> bool:
-        if obj not in self.data:
-            return False
-        self.table.hold(obj, holder, lease, token, TRANSFER_LEASE)
-        return True
+        return bool(self.backend.hold(obj, holder, lease, token))
+
+    def _exists(self, obj: str) -> bool:
+        return bool(self.backend.exists(obj))
 
     def _model_hold(
         self, obj: str, holder: str, lease: float, token: str | None
@@ -99,35 +196,40 @@ class RefcountMachine(RuleBasedStateMachine):
             if token and recs.pop("t:" + token, None) is None:
                 recs["x:" + token] = now + TRANSFER_LEASE
 
+    def _record_live(self, record: str, deadline: float) -> bool:
+        if deadline <= self.clock.now:
+            return False
+        if record.startswith(("t:", "x:")) or not self.backend.pid_liveness:
+            return True
+        return record in self.alive  # one machine: a dead pid releases at once
+
     def _live(self, obj: str) -> bool:
-        now = self.clock.now
-        return any(d > now for d in self.records.get(obj, {}).values())
+        return any(
+            self._record_live(r, d) for r, d in self.records.get(obj, {}).items()
+        )
 
     def _sweep(self) -> None:
-        for obj in self.table.expired():
-            self.data.pop(obj, None)
+        self.backend.sweep()
 
     def _send(self, process: str, message: tuple[str, ...]) -> None:
         kind, obj = message[0], message[1]
         if kind == "hold":
-            if obj in self.data:
+            if self._exists(obj):
                 self._model_hold(obj, process, LEASE, None)
             self._server_hold(obj, process, LEASE, None)
         elif kind == "transfer":
             token = message[2]
-            if obj in self.data:
+            if self._exists(obj):
                 self._model_hold(obj, "", TRANSFER_LEASE, token)
             self._server_hold(obj, "", TRANSFER_LEASE, token)
         else:
-            tracked = obj in self.data
+            tracked = self._exists(obj)
             self.records.get(obj, {}).pop(process, None)
             expected = tracked and not self._live(obj)
-            # What a server does: evict when the table says so and it is there.
-            evicted = self.table.release(obj, process) and obj in self.data
+            evicted = self.backend.release(obj, process)
             # A release evicts exactly when no live record is left.
             assert evicted == expected, f"release of {obj} by {process}"
             if evicted:
-                self.data.pop(obj, None)
                 self.records[obj] = {}
 
     # ------------------------------------------------------------ rules
@@ -138,7 +240,7 @@ class RefcountMachine(RuleBasedStateMachine):
         self.alive.add(process)
         self.last_beat[process] = self.clock.now
         self.queue[process] = []
-        self.data[obj] = obj.encode()
+        self.backend.put(obj)
         self.records[obj] = {}
         # The creation hold is queued, like everything else a process sends.
         self.queue[process].append(("hold", obj))
@@ -207,7 +309,7 @@ class RefcountMachine(RuleBasedStateMachine):
         holders = self._holders_of(obj)
         if holders:
             data.draw(st.sampled_from(holders))
-            assert obj in self.data, f"a live holder of {obj} cannot resolve it"
+            assert self._exists(obj), f"a live holder of {obj} cannot resolve it"
 
     @rule(dt=st.floats(min_value=0.01, max_value=INTERVAL * 0.99))
     def advance(self, dt: float) -> None:
@@ -218,7 +320,7 @@ class RefcountMachine(RuleBasedStateMachine):
                 while self.queue[process]:
                     self._send(process, self.queue[process].pop(0))
                 for obj in sorted(self.holding.get(process, set())):
-                    if obj in self.data:
+                    if self._exists(obj):
                         self._server_hold(obj, process, LEASE, None)
                         self._model_hold(obj, process, LEASE, None)
                 self.last_beat[process] = self.clock.now
@@ -228,21 +330,32 @@ class RefcountMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ invariants
     @invariant()
     def safety(self) -> None:
-        now = self.clock.now
         for obj, recs in self.records.items():
-            live = [r for r, d in recs.items() if d > now]
+            live = [r for r, d in recs.items() if self._record_live(r, d)]
             if live:
-                assert obj in self.data, f"{obj} evicted while {live} hold it"
+                assert self._exists(obj), f"{obj} evicted while {live} hold it"
 
     @invariant()
     def liveness(self) -> None:
         self._sweep()
         for obj, recs in self.records.items():
             if recs and not self._live(obj):
-                assert obj not in self.data, f"{obj} kept with no live holder"
+                assert not self._exists(obj), f"{obj} kept with no live holder"
 
 
 RefcountMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=40, deadline=None
 )
 TestRefcountMachine = RefcountMachine.TestCase
+
+
+class ShmRefcountMachine(RefcountMachine):
+    """The same machine over the shared-memory arena's hold files."""
+
+    backend_class = ShmBackend
+
+
+ShmRefcountMachine.TestCase.settings = settings(
+    max_examples=30, stateful_step_count=30, deadline=None
+)
+TestShmRefcountMachine = ShmRefcountMachine.TestCase

@@ -156,6 +156,23 @@ def test_shm_hold_release_and_dead_holders(shm: SharedMemoryConnector) -> None:
     assert holders.hold([Hold(key, me, 30.0)]) == [False]
 
 
+def test_shm_killed_unreaped_holder_is_dead(shm: SharedMemoryConnector) -> None:
+    # A SIGKILLed child stays a zombie until reaped; kill(pid, 0) still works.
+    holders = counting(shm)
+    assert holders is not None
+    key = shm.put(b"payload")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        holders.hold([Hold(key, f"{child.pid}-w", 30.0)])
+        child.kill()
+        time.sleep(0.2)  # dead, not reaped yet
+        assert holders.sweep_holds() == 1  # type: ignore[attr-defined]
+        assert not shm.exists(key)
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_shm_sweep_evicts_objects_of_dead_holders(shm: SharedMemoryConnector) -> None:
     holders = counting(shm)
     assert holders is not None

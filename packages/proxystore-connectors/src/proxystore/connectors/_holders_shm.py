@@ -54,6 +54,22 @@ _PID_GRACE: Final = 60.0
 _SWEEP_EVERY: Final = 0.2
 
 
+def _zombie(pid: str) -> bool:
+    """Return whether ``pid`` has exited and waits to be reaped (it holds nothing).
+
+    A SIGKILLed child stays a zombie until its parent reaps it, which a busy
+    parent may do seconds later; ``kill(pid, 0)`` still succeeds meanwhile.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat_line = f.read()
+    except OSError:
+        return False
+    # The state follows the command name, which is in parentheses.
+    state = stat_line.rpartition(b")")[2].split(maxsplit=1)[:1]
+    return state == [b"Z"]
+
+
 def _record_live(record: str, deadline: float, now: float) -> bool:
     if record.startswith((TRANSFER, _TOMB)):
         return deadline > now
@@ -64,7 +80,7 @@ def _record_live(record: str, deadline: float, now: float) -> bool:
     # dead pid releases at once, and a live one whose heartbeat is late (a
     # loaded machine) keeps its hold for up to `_PID_GRACE` more seconds; the
     # deadline then only guards against the pid being reused.
-    return deadline + _PID_GRACE > now and _alive(int(pid))
+    return deadline + _PID_GRACE > now and _alive(int(pid)) and not _zombie(pid)
 
 
 class SharedMemoryHolders:
@@ -216,7 +232,9 @@ class SharedMemoryHolders:
         with self._locked():
             now = time.time()
             try:
-                if now - os.stat(swept).st_mtime < _SWEEP_EVERY:
+                # A marker from the future (the clock was set back) never
+                # holds sweeps off.
+                if 0 <= now - os.stat(swept).st_mtime < _SWEEP_EVERY:
                     return 0
             except FileNotFoundError:
                 pass
@@ -242,6 +260,7 @@ class SharedMemoryHolders:
                     raise
             else:
                 os.close(fd)
+                os.utime(path, (now, now))
 
     def close(self) -> None:
         """Close the lock file (records stay for the other processes)."""
