@@ -123,7 +123,7 @@ _lock = threading.Lock()
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["ip", *args], capture_output=True, text=True, check=check, timeout=30
+        ["ip", *args], capture_output=True, text=True, check=check, timeout=180
     )
 
 
@@ -229,7 +229,8 @@ class Namespace:
             capture_output=True,
             text=True,
             check=True,
-            timeout=60,
+            # Generous: on a loaded machine even `iptables -L` once took > 60 s.
+            timeout=180,
         ).stdout
 
     def run(
