@@ -261,7 +261,7 @@ class _Holds:
         can evict the object: it has no holds at all, and a copy converted
         elsewhere before our transfer arrives leaves a tombstone that keeps it.
         """
-        _counting(store)  # refuse a connector that cannot count, now
+        # (The caller checked that the connector counts holders.)
         lease = _lease()
         holder = self.holder
         name = store.name
@@ -271,7 +271,8 @@ class _Holds:
                 self._counts[name, key] = self._counts.get((name, key), 0) + 1
         for key in keys:
             self._submit(_Op(name, key, Hold(key, holder, lease)))
-        self._ensure_thread()
+        if self._thread is None:
+            self._ensure_thread()
 
     def adopt(
         self, store: StoreLike[Any], key: Any, token: str | None, lease: float
@@ -528,7 +529,9 @@ class RefCountedFactory(StoreFactory[Any, T]):
 
     def __reduce__(self) -> Any:
         build, args = super().__reduce__()
-        store = self.get_store()
+        store = _stores.get(self._name)
+        if store is None:
+            store = self.get_store()
         token, lease = _HOLDS.transfer(store, self.key)
         return (_adopt, (token, lease, build, args))
 
