@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from typing import Any
+from unittest import mock
 
 import pytest
 from globus_sdk import ConfidentialAppAuthClient
@@ -75,6 +76,24 @@ def test_user_has_the_references_sub_and_keeps_client_id(
     assert user.sub == uuid.UUID(USER_CLIENT_ID)
     assert user.client_id == user.sub
     assert GlobusUser(username="u", sub=user.sub) == user
+
+
+def test_introspection_stand_in_may_return_a_plain_mapping(
+    authenticator: GlobusAuthenticator,
+) -> None:
+    # Tests written for the reference replace the introspection call by a dict.
+    meta = {
+        "active": True,
+        "aud": [PROXYSTORE_RESOURCE_SERVER_NAME],
+        "sub": APP_ID,
+        "client_id": USER_CLIENT_ID,
+        "username": "u",
+    }
+    with mock.patch.object(
+        authenticator.auth_client, "oauth2_token_introspect", return_value=meta
+    ):
+        user = authenticator.authenticate_user(HEADERS)
+    assert user.sub == uuid.UUID(USER_CLIENT_ID)
 
 
 def test_inactive_token_is_forbidden(authenticator: GlobusAuthenticator) -> None:

@@ -153,7 +153,9 @@ class GlobusAuthenticator:
 
     def _token_introspect(self, token: str) -> Mapping[str, Any]:
         response = self._client().oauth2_token_introspect(token)
-        data = response.data
+        # The SDK's response object, or a plain mapping (what code written for the
+        # reference returns from a stand-in).
+        data = getattr(response, "data", response)
         return data if isinstance(data, Mapping) else {}
 
     def authenticate_user(self, headers: Mapping[str, str]) -> GlobusUser:
