@@ -1,0 +1,89 @@
+"""Reference counting on a real Redis: the Lua scripts and the object's expiry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from proxystore.connectors._holders_redis import RedisHolders, holders_key
+from proxystore.connectors.holders import Hold, Release
+from proxystore.connectors.redis import RedisConnector
+from proxystore.store.base import Store
+from proxystore.store.exceptions import RefCountNotSupportedError
+from tests.integration.harness import ServerAddress
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def connector(redis_server: ServerAddress) -> Iterator[RedisConnector]:
+    host, port = redis_server
+    with RedisConnector(host, port) as made:
+        yield made
+
+
+@pytest.fixture
+def client(redis_server: ServerAddress) -> Iterator[redis.Redis]:
+    host, port = redis_server
+    made = redis.Redis(host=host, port=port)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_expiry_follows_the_latest_live_hold(
+    connector: RedisConnector, client: redis.Redis
+) -> None:
+    holders = RedisHolders(connector)
+    key = connector.put(b"data")
+    name = key.redis_key
+    assert holders.hold([Hold(key, "p", 2.0)]) == [True]
+    assert 1000 < client.pttl(name) <= 2000
+    # A transfer in flight stretches the expiry to its lease...
+    holders.hold([Hold(key, "", 30.0, "tok")])
+    assert 20_000 < client.pttl(name) <= 30_000
+    # ...and its conversion brings it back to the holders' leases.
+    holders.hold([Hold(key, "w", 2.0, "tok", 30.0)])
+    assert 1000 < client.pttl(name) <= 2000
+    assert set(client.hgetall(holders_key(name))) == {b"p", b"w"}
+    assert holders.apply([Release(key, "p"), Release(key, "w")]) == [False, True]
+    assert not client.exists(name)
+    assert not client.exists(holders_key(name))
+    assert holders.hold([Hold(key, "p", 2.0)]) == [False]  # gone: not recorded
+
+
+def test_tombstone_keeps_the_object_until_its_transfer_arrives(
+    connector: RedisConnector, client: redis.Redis
+) -> None:
+    holders = RedisHolders(connector)
+    key = connector.put(b"data")
+    # The receiver converts and releases before the sender's messages land.
+    holders.hold([Hold(key, "w", 2.0, "tok", 30.0)])
+    assert not holders.release(key, "w")
+    assert client.exists(key.redis_key)
+    assert holders.apply(
+        [Hold(key, "p", 2.0), Hold(key, "", 30.0, "tok"), Release(key, "p")]
+    ) == [True, True, True]
+    assert not client.exists(key.redis_key)
+
+
+def test_release_without_holds_evicts(connector: RedisConnector) -> None:
+    holders = RedisHolders(connector)
+    key = connector.put(b"data")
+    assert holders.release(key, "p")
+    assert not connector.exists(key)
+    with pytest.raises(ValueError, match="positive"):
+        holders.hold([Hold(key, "p", 0.0)])
+
+
+def test_cluster_is_refused_before_storing(redis_server: ServerAddress) -> None:
+    host, port = redis_server
+    connector = RedisConnector(host, port, clustered=True)
+    with (
+        Store("refcount-cluster", connector) as store,
+        pytest.raises(RefCountNotSupportedError, match="Cluster"),
+    ):
+        store.proxy([1], refcount=True)
