@@ -22,12 +22,14 @@ benchmarks (``scripts/bench/nat.py``), which report what a transfer costs here.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -39,14 +41,18 @@ pytestmark = pytest.mark.integration
 # ====================================================================== fixtures
 
 
+def _missing(reason: str) -> NoReturn:
+    """Skip for ``reason``; fail under ``CI=true`` (CI installs everything)."""
+    if in_ci():
+        pytest.fail(f"unavailable under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def _namespaces_available() -> None:
     reason = netns.unavailable()
-    if reason is None:
-        return
-    if in_ci():
-        pytest.fail(f"network namespaces unavailable under CI: {reason}", pytrace=False)
-    pytest.skip(f"network namespaces unavailable: {reason}")
+    if reason is not None:
+        _missing(f"network namespaces unavailable: {reason}")
 
 
 @pytest.fixture
@@ -382,10 +388,12 @@ def _release(holder: subprocess.Popen[bytes]) -> None:
 
 def _cluster_backend(cluster: netns.Cluster, kind: str) -> None:
     """Start what ``kind`` needs on host A (a Redis server; DIM spawns its own)."""
-    if kind == "ucx":
-        pytest.importorskip("ucxx", reason="the ucx dependency group is not installed")
+    if kind == "ucx" and importlib.util.find_spec("ucxx") is None:
+        _missing("ucxx is not installed (uv sync --group ucx)")
     if kind != "redis":
         return
+    if shutil.which("redis-server") is None:
+        _missing("redis-server is not installed (apt-get install redis-server)")
     argv = [
         "redis-server",
         "--bind", cluster.a_address, "--port", "6379",

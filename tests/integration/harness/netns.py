@@ -131,9 +131,13 @@ def unavailable() -> str | None:
     """Return why no network can be built here, or ``None`` when one can."""
     if os.geteuid() != 0:
         return "network namespaces need root"
-    for program in ("ip", "iptables"):
+    for program, package in (
+        ("ip", "iproute2"),
+        ("iptables", "iptables"),
+        ("turnserver", "coturn"),
+    ):
         if shutil.which(program) is None:
-            return f"{program} is not installed (apt-get install iproute2 iptables)"
+            return f"{program} is not installed (apt-get install {package})"
     name = f"{PREFIX}{os.getpid()}-probe"
     try:
         made = _ip("netns", "add", name, check=False)
