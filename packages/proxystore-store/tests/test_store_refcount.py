@@ -17,6 +17,7 @@ from proxystore.store import refcount
 from proxystore.store.base import Store
 from proxystore.store.exceptions import RefCountNotSupportedError
 from proxystore.store.lifetimes import ContextLifetime
+from proxystore.store.ref import borrow
 
 
 @pytest.fixture
@@ -123,3 +124,17 @@ def test_release_refuses_plain_proxies(store: Store[LocalConnector]) -> None:
 def test_configure_checks_values() -> None:
     with pytest.raises(ValueError, match="positive"):
         refcount.configure(interval=0)
+
+
+def test_ownership_keeps_its_rule_on_top(store: Store[LocalConnector]) -> None:
+    owner = store.owned_proxy([1, 2], refcount=True)
+    key = _key(owner)
+    assert refcount.is_refcounted(owner)
+    elsewhere = pickle.loads(pickle.dumps(borrow(owner)))  # a borrow travels
+    _dropped(store)
+    assert store.connector.exists(key)
+    del owner  # the owner decides: its drop evicts, whoever else holds it
+    _dropped(store)
+    assert not store.connector.exists(key)
+    del elsewhere
+    _dropped(store)
