@@ -27,9 +27,23 @@ The heartbeat interval and the transfer lease are process-wide settings
 ``PROXYSTORE_REFCOUNT_TRANSFER_LEASE``); each hold carries its own lease, so
 processes with different settings can share objects.
 
-Network messages never run inside a finalizer: releases and transfers are queued
-for the heartbeat thread, which sends them in order within milliseconds.
-`flush` waits for that queue to drain.
+No message is sent by the caller's thread, nor inside a finalizer: the creation
+hold, transfers, conversions and releases are queued for the heartbeat thread,
+which sends them in order, batched per store (one message where the backend
+takes holds and releases together), about 10 ms after the first of them.
+`flush` waits for that queue to drain. The order is what makes it safe:
+
+* a process's release never overtakes its own transfers, so the object stays
+  covered while a copy travels;
+* a copy converted before the sender's transfer (or even before the creation
+  hold) reached the backend leaves a *tombstone* there that stands for the
+  transfer still on its way (see `proxystore.connectors.holders`);
+* until a creation hold lands the object has no holds at all, and nothing but
+  its own process's release (queued behind that hold) can evict it.
+
+A proxy pickled and unpickled by the same process sends no transfer at all, and
+an object made and dropped within one batch without being shared costs one
+message (its release, which evicts it).
 """
 
 from __future__ import annotations
