@@ -70,6 +70,18 @@ def test_tombstone_keeps_the_object_until_its_transfer_arrives(
     assert not client.exists(key.redis_key)
 
 
+def test_heartbeat_renews_each_key_once(
+    connector: RedisConnector, client: redis.Redis
+) -> None:
+    holders = RedisHolders(connector)
+    kept, gone = connector.put(b"a"), connector.put(b"b")
+    holders.hold([Hold(kept, "p", 1.0), Hold(gone, "p", 1.0)])
+    connector.evict(gone)
+    assert holders.renew([kept, gone], "p", 30.0) == [True, False]
+    assert 20_000 < client.pttl(kept.redis_key) <= 30_000
+    assert not client.exists(gone.redis_key)
+
+
 def test_release_without_holds_evicts(connector: RedisConnector) -> None:
     holders = RedisHolders(connector)
     key = connector.put(b"data")

@@ -10,7 +10,8 @@ once its last live hold lapses: a holder that was SIGKILLed needs nobody to
 notice it. A release that leaves no live hold deletes the object at once.
 
 A heartbeat is one ``EVALSHA`` carrying every key the process holds on this
-server; the holds and releases a process queues between two beats go together
+server, each named once (`RedisHolders.renew`; the script names the hashes
+itself); the holds and releases a process queues between two beats go together
 in one ``EVALSHA`` too (`RedisHolders.apply`). Redis Cluster is not supported
 (the keys of one heartbeat span slots).
 """
@@ -100,6 +101,32 @@ return out
 )
 
 
+# A heartbeat: renews one holder's holds. KEYS: the objects (their holders'
+# hashes are named from them, so a renewal carries each key once); ARGV: holder,
+# lease ms. Returns 1/0 per object: whether it exists.
+_RENEW: Final = (
+    _SETTLE
+    + """
+local out = {}
+local holder, lease = ARGV[1], tonumber(ARGV[2])
+for i = 1, #KEYS do
+  local obj = KEYS[i]
+  local h = '"""
+    + HOLDERS_PREFIX
+    + """' .. obj
+  if redis.call('EXISTS', obj) == 1 then
+    redis.call('HSET', h, holder, now + lease)
+    settle(obj, h, now)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+)
+
+
 def holders_key(redis_key: str) -> str:
     """Return the name of the hash holding the holders of ``redis_key``."""
     return HOLDERS_PREFIX + redis_key
@@ -123,6 +150,7 @@ class RedisHolders:
             )
         self.connector = connector
         self._script: Any = None
+        self._renew: Any = None
 
     def apply(self, ops: Sequence[Hold[RedisKey] | Release[RedisKey]]) -> list[bool]:
         """Apply holds and releases in order, in one script run (one message).
@@ -153,6 +181,28 @@ class RedisHolders:
             self._script = self.connector._redis.register_script(_APPLY)
         with self.connector._errors("HOLD"):
             found = self._script(keys=keys, args=args)
+        return [bool(x) for x in found]
+
+    def renew(self, keys: Sequence[RedisKey], holder: str, lease: float) -> list[bool]:
+        """Renew ``holder``'s holds on ``keys`` (a heartbeat: each key sent once).
+
+        Returns:
+            Whether each object still exists (a missing one is not held again).
+
+        Raises:
+            ConnectorConnectionError: if the server cannot be reached.
+            ValueError: if ``holder`` is empty or ``lease`` not positive.
+        """
+        if not keys:
+            return []
+        record_name(holder, lease, None)
+        if self._renew is None:
+            self._renew = self.connector._redis.register_script(_RENEW)
+        with self.connector._errors("RENEW"):
+            found = self._renew(
+                keys=[key.redis_key for key in keys],
+                args=[holder, max(1, int(lease * 1000))],
+            )
         return [bool(x) for x in found]
 
     def hold(self, holds: Sequence[Hold[RedisKey]]) -> list[bool]:

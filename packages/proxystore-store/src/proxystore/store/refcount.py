@@ -450,6 +450,17 @@ class _Holds:
                 if count > 0:
                     keys.setdefault(name, []).append(Hold(key, self.holder, lease))
             names = list(self._stores)
+        for name in list(keys):
+            store = self._store(name)
+            renew = None if store is None else getattr(_counting(store), "renew", None)
+            if renew is None:
+                continue  # sent as plain holds below
+            held = [hold.key for hold in keys.pop(name)]
+            for start in range(0, len(held), _CHUNK):
+                try:
+                    renew(held[start : start + _CHUNK], self.holder, lease)
+                except Exception:
+                    _log.warning("Heartbeat to store %r failed.", name, exc_info=True)
         self._send(keys)
         # Backends without a server of their own (shared memory, in-process) are
         # swept by the processes that use them: every heartbeat sweeps them.
