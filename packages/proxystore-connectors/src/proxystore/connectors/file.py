@@ -58,7 +58,7 @@ from proxystore.connectors.protocols import BytesLike, KeyInfo, check_ttl
 from proxystore.utils._closeable import Closeable
 from proxystore.utils._ids import random_hex, uuid4_hex
 
-__all__ = ["FileConnector", "FileKey"]
+__all__ = ["FileConnector", "FileKey", "sweep_directory"]
 
 _TMP_SUFFIX = ".tmp"
 #: Default permissions of object files: the owner's only.

@@ -39,8 +39,11 @@ __all__ = [
     "Session",
     "evict",
     "exists",
+    "expire",
     "get",
+    "listing",
     "put",
+    "ttl",
 ]
 
 _ERROR_HEADER = "X-ProxyStore-Error"

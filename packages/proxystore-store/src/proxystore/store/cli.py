@@ -47,7 +47,7 @@ from proxystore.connectors.protocols import (
 from proxystore.store.config import StoreConfig
 from proxystore.utils.environment import home_dir
 
-__all__ = ["cli", "load_config", "stores_dir"]
+__all__ = ["CLIError", "cli", "load_config", "stores_dir"]
 
 _PROG = "proxystore-store"
 

@@ -42,6 +42,7 @@ __all__ = [
     "main",
     "serve_forever",
     "spawn_server_process",
+    "split_ttl",
     "stop_server_process",
 ]
 
