@@ -84,6 +84,17 @@ def test_tombstone_keeps_the_object_until_its_transfer_arrives() -> None:
     assert table.expired() == ["q"]
 
 
+def test_a_short_tombstone_is_swept_on_time() -> None:
+    # A transfer lease shorter than the holder's lease: the sweep must not wait
+    # for the (longer) lease of the records it saw before.
+    clock = Clock()
+    table = HolderTable(clock)
+    table.hold("o", "w", 2.0, "tok", 0.5)
+    assert not table.release("o", "w")
+    clock.now += 0.6
+    assert table.expired() == ["o"]
+
+
 def test_release_without_any_recorded_hold_evicts() -> None:
     # The releasing process's own creation hold was still queued behind it.
     assert HolderTable().release("never-held", "a")

@@ -246,7 +246,9 @@ class HolderTable:
         else:
             records[holder] = now + lease
             if token and records.pop(TRANSFER + token, None) is None:
-                records[_TOMBSTONE + token] = now + (transfer_lease or TOMBSTONE_LEASE)
+                tomb = now + (transfer_lease or TOMBSTONE_LEASE)
+                records[_TOMBSTONE + token] = tomb
+                self._next_check = min(self._next_check, tomb)
         self._next_check = min(self._next_check, now + lease)
 
     def release(self, obj_id: str, holder: str) -> bool:
