@@ -42,6 +42,9 @@ from tests.integration.harness.ports import free_port
 
 pytestmark = pytest.mark.integration
 
+#: Heartbeat interval (a lease is two). At 0.25-0.5 s, heartbeat threads of live
+#: workers stalled for more than a lease on this 2-core machine at load 20 (other
+#: test runs), and their objects went, as the contract says they may.
 INTERVAL = 1.0
 WORKERS = 20
 OBJECTS = 40
