@@ -76,8 +76,12 @@ for i = 1, #KEYS / 2 do
   local kind, holder, token = ARGV[5 * i - 4], ARGV[5 * i - 3], ARGV[5 * i - 1]
   local lease, tomb = tonumber(ARGV[5 * i - 2]), tonumber(ARGV[5 * i])
   if kind == 'r' then
-    redis.call('HDEL', h, holder)
-    out[i] = settle(obj, h, now)
+    if redis.call('EXISTS', h) == 0 then
+      out[i] = redis.call('DEL', obj)  -- never held (or all lapsed): no holds
+    else
+      redis.call('HDEL', h, holder)
+      out[i] = settle(obj, h, now)
+    end
   elseif redis.call('EXISTS', obj) == 1 then
     if holder == '' then
       if redis.call('HDEL', h, 'x:' .. token) == 0 then
