@@ -13,6 +13,7 @@ from proxystore.connectors.protocols import BytesLike, ExpiringConnector
 from proxystore.store.base import Store
 from proxystore.store.lifetimes import ContextLifetime, LeaseLifetime
 from proxystore.store.ref import OwnedProxy
+from proxystore.store.utils import get_key
 
 
 class ExpiringLocal(LocalConnector):
@@ -235,3 +236,58 @@ def test_ttl_keeps_the_revealed_proxy_types(tmp_path: Any) -> None:
         '"proxystore.store.ref.OwnedProxy[str]"',
         '"proxystore.proxy.Proxy[list[int]] | list[int]"',
     ]
+
+
+# --------------------------------------------------------------- the cache
+@pytest.fixture
+def cached() -> Any:
+    with Store("ttl-cached", ExpiringLocal(), cache_size=16) as s:
+        yield s
+
+
+def test_cache_never_returns_an_object_past_the_ttl_it_was_put_with(
+    cached: Store[ExpiringLocal],
+) -> None:
+    key = cached.put("x", ttl=0.3)
+    (batched,) = cached.put_batch(["y"], ttl=0.3)
+    proxied = get_key(cached.proxy("z", ttl=0.3, populate_target=False))
+    plain = cached.put("kept")
+    for k in (key, batched, plain, proxied):
+        assert cached.get(k) is not None
+        assert cached.is_cached(k)
+    assert cached.get(plain) == "kept"
+    time.sleep(0.35)
+    assert cached.get(key) is None
+    assert not cached.exists(batched)
+    assert not cached.is_cached(proxied)
+    assert cached.get(proxied, default="gone") == "gone"
+    assert cached.get(plain) == "kept"  # no deadline: served from the cache
+    assert cached.is_cached(plain)
+
+
+def test_cache_follows_expire(cached: Store[ExpiringLocal]) -> None:
+    key = cached.put("x")
+    assert cached.get(key) == "x"
+    assert cached.expire(key, 0.2)
+    time.sleep(0.25)
+    assert cached.get(key) is None
+    longer = cached.put("y", ttl=0.2)
+    assert cached.get(longer) == "y"
+    assert cached.expire(longer, None)  # no deadline any more: cached for good
+    time.sleep(0.25)
+    assert cached.get(longer) == "y"
+
+
+def test_cache_with_metrics_honours_deadlines() -> None:
+    with Store("ttl-metrics", ExpiringLocal(), cache_size=4, metrics=True) as s:
+        key = s.put("x", ttl=0.2)
+        assert s.get(key) == "x"
+        time.sleep(0.25)
+        assert s.get(key) is None
+
+
+def test_deadlines_of_expired_keys_are_forgotten(cached: Store[ExpiringLocal]) -> None:
+    keys = cached.put_batch(list(range(100)), ttl=0.05)
+    time.sleep(0.1)
+    cached.put_batch(list(range(200)), ttl=30)  # past the pruning threshold
+    assert not any(k in cached._deadlines for k in keys)

@@ -243,6 +243,10 @@ class Store(Closeable, Generic[ConnectorT]):
             raise ValueError(f"Store cache_size must be >= 0, got {cache_size}.")
         self.connector: ConnectorT = connector
         self.cache: LRUCache[ConnectorKeyT, Any] = LRUCache(cache_size)
+        # Deadlines (time.monotonic_ns) of the objects this store put or
+        # expired with a TTL: a cached copy is not returned past its deadline.
+        self._deadlines: dict[Any, int] = {}
+        self._deadlines_pruned = 0
         self._name = name
         self._custom_serializer = serializer
         self._custom_deserializer = deserializer
@@ -342,6 +346,7 @@ class Store(Closeable, Generic[ConnectorT]):
         if self._register and _stores.get(self._name) is self:
             unregister_store(self._name)
         self.cache.clear()
+        self._deadlines.clear()
         self.connector.close(*args, **kwargs)
 
     # ---------------------------------------------------------------- config
@@ -491,6 +496,8 @@ class Store(Closeable, Generic[ConnectorT]):
                 kwargs["ttl"] = _ttl_option(self.connector, ttl)
         elif ttl is not None:
             kwargs["ttl"] = _ttl_option(self.connector, ttl)
+        # Taken before the put: never later than the backend's own deadline.
+        started = 0 if ttl is None else time.monotonic_ns()
         metrics = self._metrics
         if (
             self._put_parts is not None
@@ -522,6 +529,8 @@ class Store(Closeable, Generic[ConnectorT]):
             metrics.add_time("store.put.serialize", key, (mid - start) / 1e6)
             metrics._time_since("store.put.connector", key, mid)
             metrics._time_since("store.put", key, start)
+        if ttl is not None:
+            self._note_deadlines((key,), started, ttl)
         if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
             self._log_op("PUT", key)
         if lifetime is not None:
@@ -559,7 +568,10 @@ class Store(Closeable, Generic[ConnectorT]):
         start = 0 if metrics is None else _now()
         datas = [self._to_bytes(obj, serializer) for obj in objs]
         mid = 0 if metrics is None else _now()
+        started = 0 if ttl is None else time.monotonic_ns()
         keys: list[ConnectorKeyT] = list(self.connector.put_batch(datas, **kwargs))
+        if ttl is not None:
+            self._note_deadlines(keys, started, ttl)
         if metrics is not None:
             batch = tuple(keys)
             # The total size, as the reference records it.
@@ -601,10 +613,13 @@ class Store(Closeable, Generic[ConnectorT]):
             else:  # caching off: count the miss without the call
                 cache.misses += 1
                 obj = _MISSING
-            if obj is not _MISSING:
+            if obj is not _MISSING and (
+                not self._deadlines or not self._cached_expired(key)
+            ):
                 if _LOG_CACHE(_DEBUG) is not False and _log.isEnabledFor(_DEBUG):
                     self._log_op("GET", key, " (cached)")
                 return obj
+            obj = _MISSING
             if (
                 deserializer is None
                 and self._get_parts is not None
@@ -632,6 +647,8 @@ class Store(Closeable, Generic[ConnectorT]):
     ) -> Any:
         start = _now()
         obj = self.cache.get(key, _MISSING)
+        if obj is not _MISSING and self._deadlines and self._cached_expired(key):
+            obj = _MISSING
         if obj is not _MISSING:
             metrics.add_counter("store.get.cache_hits", key, 1)
         else:
@@ -658,10 +675,10 @@ class Store(Closeable, Generic[ConnectorT]):
         """
         metrics = self._metrics
         if metrics is None:
-            return self.cache.exists(key) or self.connector.exists(key)
+            return self._cached(key) or self.connector.exists(key)
         # As the reference records: the whole call always, the connector on a miss.
         start = _now()
-        found = self.cache.exists(key)
+        found = self._cached(key)
         if not found:
             mid = _now()
             found = self.connector.exists(key)
@@ -681,6 +698,8 @@ class Store(Closeable, Generic[ConnectorT]):
         start = 0 if metrics is None else _now()
         self.connector.evict(key)
         self.cache.evict(key)
+        if self._deadlines:
+            self._deadlines.pop(key, None)
         if metrics is not None:
             metrics._time_since("store.evict.connector", key, start)
             metrics._time_since("store.evict", key, start)
@@ -711,7 +730,53 @@ class Store(Closeable, Generic[ConnectorT]):
             TypeError: if the connector cannot expire objects.
             ValueError: if ``ttl`` is not a positive, finite number.
         """
-        return self._expiring().expire(key, check_ttl(ttl))
+        checked = check_ttl(ttl)
+        started = time.monotonic_ns()
+        found = self._expiring().expire(key, checked)
+        if checked is not None and found:
+            self._note_deadlines((key,), started, checked)
+        else:
+            # No expiry any more (or no object): forget the deadline; a
+            # vanished object must not be served from the cache either.
+            self._deadlines.pop(key, None)
+            if not found:
+                self.cache.evict(key)
+        return found
+
+    # ------------------------------------------------------ cached deadlines
+    def _note_deadlines(
+        self, keys: Sequence[ConnectorKeyT], started: int, ttl: float
+    ) -> None:
+        """Record that ``keys`` expire ``ttl`` seconds after ``started``."""
+        deadline = started + int(ttl * 1e9)
+        deadlines = self._deadlines
+        for key in keys:
+            deadlines[key] = deadline
+        if len(deadlines) >= 2 * self._deadlines_pruned + 64:
+            # Amortised: forget what has expired (and is then out of the cache).
+            now = time.monotonic_ns()
+            for key, end in list(deadlines.items()):
+                if end <= now:
+                    self._cached_expired(key)
+            self._deadlines_pruned = len(deadlines)
+
+    def _cached_expired(self, key: ConnectorKeyT) -> bool:
+        """Return whether ``key`` passed the deadline this store set for it.
+
+        An expired key leaves the cache (and the table of deadlines).
+        """
+        deadline = self._deadlines.get(key)
+        if deadline is None or deadline > time.monotonic_ns():
+            return False
+        self._deadlines.pop(key, None)
+        self.cache.evict(key)
+        return True
+
+    def _cached(self, key: ConnectorKeyT) -> bool:
+        """Return whether ``key`` is cached and not past a known deadline."""
+        return self.cache.exists(key) and (
+            not self._deadlines or not self._cached_expired(key)
+        )
 
     def ttl(self, key: ConnectorKeyT) -> float | None:
         """Return the seconds left before the object at ``key`` expires.
@@ -763,6 +828,8 @@ class Store(Closeable, Generic[ConnectorT]):
         else:
             # Counts a cache hit or miss, as get() does.
             obj = self.cache.get(key, _MISSING)
+            if obj is not _MISSING and self._deadlines and self._cached_expired(key):
+                obj = _MISSING
             if obj is _MISSING:
                 if (
                     deserializer is None
@@ -792,7 +859,7 @@ class Store(Closeable, Generic[ConnectorT]):
 
     def is_cached(self, key: ConnectorKeyT) -> bool:
         """Return whether the deserialized object at ``key`` is in the cache."""
-        return self.cache.exists(key)
+        return self._cached(key)
 
     # --------------------------------------------------------------- proxies
     def _make_proxy(
