@@ -63,51 +63,69 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# Applies holds and releases in order. KEYS: obj1, h1, obj2, h2, ...; ARGV, five
-# per pair: kind ('h' hold, 'r' release), holder, lease ms, token, tombstone ms.
-# Returns 1/0 per op: for a hold whether the object exists (the hold recorded),
-# for a release whether it evicted the object.
+# Applies holds and releases in order. KEYS: the objects (their holders' hashes
+# are named from them). ARGV[1] is the holder named by a bare release; then per
+# op its kind and fields: 'r' (a release by ARGV[1]), 'R' holder (a release by
+# another holder), 'h' holder lease-ms token tombstone-ms (a hold). Returns one
+# string, a '1' or '0' per op: for a hold whether the object exists (the hold
+# recorded), for a release whether it evicted the object.
 _APPLY: Final = (
     _SETTLE
     + """
 local out = {}
-for i = 1, #KEYS / 2 do
-  local obj, h = KEYS[2 * i - 1], KEYS[2 * i]
-  local kind, holder, token = ARGV[5 * i - 4], ARGV[5 * i - 3], ARGV[5 * i - 1]
-  local lease, tomb = tonumber(ARGV[5 * i - 2]), tonumber(ARGV[5 * i])
-  if kind == 'r' then
+local c = 2
+for i = 1, #KEYS do
+  local obj = KEYS[i]
+  local h = '"""
+    + HOLDERS_PREFIX
+    + """' .. obj
+  local kind = ARGV[c]
+  if kind == 'r' or kind == 'R' then
+    local holder = ARGV[1]
+    if kind == 'R' then
+      holder = ARGV[c + 1]
+      c = c + 2
+    else
+      c = c + 1
+    end
     if redis.call('EXISTS', h) == 0 then
-      out[i] = redis.call('DEL', obj)  -- never held (or all lapsed): no holds
+      -- never held (or all lapsed): no holds
+      out[i] = tostring(redis.call('DEL', obj))
     else
       redis.call('HDEL', h, holder)
-      out[i] = settle(obj, h, now)
+      out[i] = tostring(settle(obj, h, now))
     end
-  elseif redis.call('EXISTS', obj) == 1 then
-    if holder == '' then
-      if redis.call('HDEL', h, 'x:' .. token) == 0 then
-        redis.call('HSET', h, 't:' .. token, now + lease)
-      end
-    else
-      redis.call('HSET', h, holder, now + lease)
-      if token ~= '' and redis.call('HDEL', h, 't:' .. token) == 0 then
-        redis.call('HSET', h, 'x:' .. token, now + tomb)
-      end
-    end
-    settle(obj, h, now)
-    out[i] = 1
   else
-    redis.call('DEL', h)
-    out[i] = 0
+    local holder, lease, token = ARGV[c + 1], tonumber(ARGV[c + 2]), ARGV[c + 3]
+    local tomb = tonumber(ARGV[c + 4])
+    c = c + 5
+    if redis.call('EXISTS', obj) == 1 then
+      if holder == '' then
+        if redis.call('HDEL', h, 'x:' .. token) == 0 then
+          redis.call('HSET', h, 't:' .. token, now + lease)
+        end
+      else
+        redis.call('HSET', h, holder, now + lease)
+        if token ~= '' and redis.call('HDEL', h, 't:' .. token) == 0 then
+          redis.call('HSET', h, 'x:' .. token, now + tomb)
+        end
+      end
+      settle(obj, h, now)
+      out[i] = '1'
+    else
+      redis.call('DEL', h)
+      out[i] = '0'
+    end
   end
 end
-return out
+return table.concat(out)
 """
 )
 
 
 # A heartbeat: renews one holder's holds. KEYS: the objects (their holders'
 # hashes are named from them, so a renewal carries each key once); ARGV: holder,
-# lease ms. Returns 1/0 per object: whether it exists.
+# lease ms. Returns '1'/'0' per object, as one string: whether it exists.
 _RENEW: Final = (
     _SETTLE
     + """
@@ -121,14 +139,22 @@ for i = 1, #KEYS do
   if redis.call('EXISTS', obj) == 1 then
     redis.call('HSET', h, holder, now + lease)
     settle(obj, h, now)
-    out[i] = 1
+    out[i] = '1'
   else
-    out[i] = 0
+    out[i] = '0'
   end
 end
-return out
+return table.concat(out)
 """
 )
+
+
+def _flags(reply: bytes | str) -> list[bool]:
+    # The scripts answer one character per op ("1"/"0"): one bulk string parses
+    # far faster in redis-py than a list of integers.
+    if isinstance(reply, str):  # a client made with decode_responses=True
+        reply = reply.encode()
+    return [c == 49 for c in reply]  # ord("1")
 
 
 def holders_key(redis_key: str) -> str:
@@ -170,12 +196,18 @@ class RedisHolders:
         """
         if not ops:
             return []
+        # A release by the first release's holder is one field ("r"): the
+        # releases a process batches are all its own.
+        default = next((op.holder for op in ops if isinstance(op, Release)), "")
         keys: list[str] = []
-        args: list[Any] = []
+        args: list[Any] = [default]
         for op in ops:
-            keys += [op.key.redis_key, holders_key(op.key.redis_key)]
+            keys.append(op.key.redis_key)
             if isinstance(op, Release):
-                args += ["r", op.holder, 0, "", 0]
+                if op.holder == default:
+                    args.append("r")
+                else:
+                    args += ["R", op.holder]
                 continue
             record_name(op.holder, op.lease, op.token)
             tomb = op.transfer_lease or TOMBSTONE_LEASE
@@ -185,7 +217,7 @@ class RedisHolders:
             self._script = self.connector._redis.register_script(_APPLY)
         with self.connector._errors("HOLD"):
             found = self._script(keys=keys, args=args)
-        return [bool(x) for x in found]
+        return _flags(found)
 
     def renew(self, keys: Sequence[RedisKey], holder: str, lease: float) -> list[bool]:
         """Renew ``holder``'s holds on ``keys`` (a heartbeat: each key sent once).
@@ -207,7 +239,7 @@ class RedisHolders:
                 keys=[key.redis_key for key in keys],
                 args=[holder, max(1, int(lease * 1000))],
             )
-        return [bool(x) for x in found]
+        return _flags(found)
 
     def hold(self, holds: Sequence[Hold[RedisKey]]) -> list[bool]:
         """Add or renew holds in one script run; return whether each object exists.

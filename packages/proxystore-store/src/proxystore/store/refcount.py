@@ -56,7 +56,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
 
 from proxystore.connectors.holders import (
     Hold,
@@ -209,15 +209,9 @@ def _counting(store: StoreLike[Any]) -> RefCountingConnector:
     return counter
 
 
-class _Op:
-    """A queued message: a hold to send, or a proxy dropped in this process."""
-
-    __slots__ = ("hold", "key", "store")
-
-    def __init__(self, store: str, key: Any, hold: Hold[Any] | None) -> None:
-        self.store = store
-        self.key = key
-        self.hold = hold  # None: a drop
+# A queued message: (store name, key, the hold to send or None for a proxy
+# dropped in this process). A plain tuple: one is made per proxy event.
+_Op: TypeAlias = tuple[str, Any, "Hold[Any] | None"]
 
 
 class _Holds:
@@ -284,7 +278,7 @@ class _Holds:
             for key in keys:
                 self._counts[name, key] = self._counts.get((name, key), 0) + 1
         for key in keys:
-            self._submit(_Op(name, key, Hold(key, holder, lease)))
+            self._submit((name, key, Hold(key, holder, lease)))
         if self._thread is None:
             self._ensure_thread()
 
@@ -304,7 +298,7 @@ class _Holds:
             # it) decides, so the transfer is either never sent or converted.
             return
         hold = Hold(key, self.holder, _lease(), token, lease)
-        self._submit(_Op(name, key, hold))
+        self._submit((name, key, hold))
         self._ensure_thread()
 
     def transfer(self, store: StoreLike[Any], key: Any) -> tuple[str, float]:
@@ -313,14 +307,18 @@ class _Holds:
         lease = _settings["transfer_lease"]
         self._stores.setdefault(store.name, store)  # one dict operation: atomic
         self._transfers[token] = True
-        self._submit(_Op(store.name, key, Hold(key, "", lease, token)))
+        self._submit((store.name, key, Hold(key, "", lease, token)))
         if self._thread is None:
             self._ensure_thread()
         return token, lease
 
     def drop(self, store_name: str, key: Any) -> None:
         """Count one proxy fewer (safe inside a finalizer: no lock, no I/O)."""
-        self._submit(_Op(store_name, key, None))
+        # `_submit` inlined: this runs for every proxy dropped.
+        self._submitted = next(self._seq)
+        self._ops.append((store_name, key, None))
+        if not self._wake.is_set():
+            self._wake.set()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued message was sent; return whether it was."""
@@ -366,40 +364,46 @@ class _Holds:
         plain: dict[tuple[str, Any], int] = {}
         shared: set[tuple[str, Any]] = set()
         done = 0
-        while self._ops:
-            op = self._ops.popleft()
+        queue = self._ops
+        transfers = self._transfers
+        counts = self._counts
+        lock = self._lock
+        holder = self.holder
+        # Only what is queued now: ops queued meanwhile wait for the next batch,
+        # so the thread does not interleave with a busy caller op by op (each
+        # of the caller's I/O waits would hand it the GIL, and back).
+        for _ in range(len(queue)):
+            name, key, hold = queue.popleft()
             done += 1
-            if op.hold is not None:
-                ops = pending.setdefault(op.store, [])
-                if op.hold.token:
-                    if not op.hold.holder and not self._transfers.pop(
-                        op.hold.token, None
-                    ):
+            if hold is not None:
+                ops = pending.setdefault(name, [])
+                if hold.token:
+                    if not hold.holder and not transfers.pop(hold.token, None):
                         continue  # unpickled here first: nothing to send
-                    shared.add((op.store, op.key))
+                    shared.add((name, key))
                 else:
-                    plain.setdefault((op.store, op.key), len(ops))
-                ops.append(op.hold)
+                    plain.setdefault((name, key), len(ops))
+                ops.append(hold)
                 continue
-            with self._lock:
-                count = self._counts.get((op.store, op.key))
+            with lock:
+                count = counts.get((name, key))
                 if count is None:
                     continue  # e.g. a proxy inherited through fork: not held here
                 count -= 1
                 if count > 0:
-                    self._counts[op.store, op.key] = count
+                    counts[name, key] = count
                     continue
-                self._counts.pop((op.store, op.key), None)
-            ops = pending.setdefault(op.store, [])
-            first = plain.pop((op.store, op.key), None)
-            if first is not None and (op.store, op.key) not in shared:
+                del counts[name, key]
+            ops = pending.setdefault(name, [])
+            first = plain.pop((name, key), None)
+            if first is not None and (name, key) not in shared:
                 # Held and released in one batch and never shared: the hold
                 # need not be sent (the release evicts an object without holds).
                 for i in range(first, len(ops)):
                     held = ops[i]
-                    if isinstance(held, Hold) and held.key == op.key:
+                    if isinstance(held, Hold) and held.key == key:
                         ops[i] = None
-            ops.append(Release(op.key, self.holder))
+            ops.append(Release(key, holder))
         self._send(
             {name: [o for o in ops if o is not None] for name, ops in pending.items()}
         )
@@ -480,7 +484,8 @@ class _Holds:
     def release_all(self) -> None:
         """Release every hold of this process (at interpreter exit)."""
         self._stop = True
-        self._drain()
+        while self._ops:
+            self._drain()
         with self._lock:
             counts, self._counts = self._counts, {}
         pending: dict[str, list[Hold[Any] | Release[Any]]] = {}
