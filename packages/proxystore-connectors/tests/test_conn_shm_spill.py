@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from proxystore.connectors import _arena, _spill
+from proxystore.connectors._sweeper import EXPIRES
 from proxystore.connectors.file import FileConnector
 from proxystore.connectors.multi import MultiConnector, Policy
 from proxystore.connectors.shm import (
@@ -215,19 +216,24 @@ def test_held_object_is_not_spilled(config: dict[str, Any]) -> None:
     assert connector.spill(key)
 
 
+def _deadline_of_file(path: str) -> float | None:
+    """Return a spill file's deadline (seconds since the epoch), if marked."""
+    st = os.stat(path)
+    return st.st_mtime if st.st_mode & EXPIRES else None
+
+
 def test_expired_objects_are_dropped_not_spilled(config: dict[str, Any]) -> None:
     connector = SharedMemoryConnector(**config)
     living = connector.put(_data(0), ttl=600)
     doomed = connector.put(_data(1), ttl=0.05)
     plain = connector.put(_data(2))
-    assert not connector.spill(living)  # a lifetime keeps it in memory
     time.sleep(0.1)
     assert connector.spill(doomed)  # expired: dropped instead
     assert not connector.exists(doomed)
     assert not os.path.exists(os.path.join(config["spill_directory"], doomed.name))
     assert connector.spill_metrics()["0:directory"]["objects_dropped"] == 1
-    # Filling the budget drops expired objects first, never spills them, and
-    # passes over the living ones.
+    # Filling the budget drops expired objects first, never spills them; the
+    # living ones spill like any other (least recently used first).
     more = [connector.put(_data(i), ttl=0.05) for i in range(3, 6)]
     time.sleep(0.1)
     keys = [connector.put(_data(i)) for i in range(10, 20)]
@@ -235,11 +241,115 @@ def test_expired_objects_are_dropped_not_spilled(config: dict[str, Any]) -> None
     assert metrics["objects_dropped"] >= 1 + len(more) - 1
     spilled = set(os.listdir(config["spill_directory"]))
     assert not spilled & {k.name for k in more}
-    assert living.name not in spilled
+    assert living.name in spilled
     assert plain.name in spilled
     assert bytes(connector.get(living) or b"") == _data(0)
     for i, key in zip(range(10, 20), keys, strict=True):
         assert bytes(connector.get(key) or b"") == _data(i)
+    connector.close()
+
+
+def test_ttl_objects_spill_with_their_deadline(config: dict[str, Any]) -> None:
+    with SharedMemoryConnector(**config) as connector:
+        key = connector.put(_data(0), ttl=600)
+        assert connector.spill(key)
+        path = os.path.join(config["spill_directory"], key.name)
+        deadline = _deadline_of_file(path)
+        assert deadline is not None
+        assert 590 < deadline - time.time() <= 600
+        left = connector.ttl(key)
+        assert left is not None
+        assert 590 < left <= 600
+        assert bytes(connector.get(key) or b"") == _data(0)
+        assert connector.restore(key)
+        assert not os.path.exists(path)
+        left = connector.ttl(key)  # back in memory, same deadline
+        assert left is not None
+        assert 590 < left <= 600
+
+
+def test_budget_with_ttl_makes_no_overflow_segments(config: dict[str, Any]) -> None:
+    with SharedMemoryConnector(**config) as connector:
+        keys = [connector.put(_data(i), ttl=600) for i in range(20)]  # 3x budget
+        assert [
+            n for n in connector.segments() if not n.endswith(("-arena", ".ttl"))
+        ] == []
+        for i, key in enumerate(keys):
+            assert bytes(connector.get(key) or b"") == _data(i)
+        assert connector.spill_metrics()["0:directory"]["objects_spilled"] >= 10
+        big = connector.put(_data(99, 3 * MiB), ttl=600)  # larger than the budget
+        assert bytes(connector.get(big) or b"") == _data(99, 3 * MiB)
+        assert len(connector.segments()) == 2  # the arena and its deadline table
+
+
+def test_spilled_objects_expire_and_are_swept(config: dict[str, Any]) -> None:
+    with SharedMemoryConnector(**config) as connector:
+        keys = [connector.put(_data(i), ttl=0.5) for i in range(14)]
+        big = connector.put(_data(99, 3 * MiB), ttl=0.5)  # no room in memory
+        plain = [connector.put(_data(i)) for i in range(20, 22)]
+        spilled = [n for n in os.listdir(config["spill_directory"]) if n[0] != "."]
+        assert len(spilled) >= 7
+        assert connector.exists(big)
+        time.sleep(0.6)
+        for key in [*keys, big]:
+            assert connector.get(key) is None
+            assert not connector.exists(key)
+            assert connector.ttl(key) is None
+        connector.sweep()  # (or the background sweep did it already)
+        assert [n for n in os.listdir(config["spill_directory"]) if n[0] != "."] == [
+            n.name for n in plain if _arena_has_spilled(connector, n)
+        ]
+        arena = connector._arena()
+        assert arena is not None
+        counts = _spill.resident(arena)
+        assert sum(n for n, _ in counts.values()) == len(plain)
+        for i, key in zip(range(20, 22), plain, strict=True):
+            assert bytes(connector.get(key) or b"") == _data(i)
+
+
+def _arena_has_spilled(connector: SharedMemoryConnector, key: SharedMemoryKey) -> bool:
+    arena = connector._arena()
+    slot = connector._slot(key)
+    assert arena is not None
+    assert slot is not None
+    return _spill.spilled_tier(arena, *slot) is not None
+
+
+def test_expire_reaches_spilled_objects(config: dict[str, Any]) -> None:
+    with SharedMemoryConnector(**config) as connector:
+        key = connector.put(_data(0))
+        kept = connector.put(_data(1), ttl=0.2)
+        assert connector.spill(key)
+        assert connector.spill(kept)
+        assert connector.expire(key, 0.2)
+        assert connector.expire(kept, None)  # persist: no deadline any more
+        assert (
+            _deadline_of_file(os.path.join(config["spill_directory"], kept.name))
+            is None
+        )
+        time.sleep(0.3)
+        assert connector.get(key) is None
+        assert bytes(connector.get(kept) or b"") == _data(1)
+
+
+def test_connector_tier_gets_the_time_left(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    files = FileConnector(str(tmp_path / "files"))
+    with SharedMemoryConnector(
+        **config, spill_then=[files], spill_directory_budget=OBJ + 1024
+    ) as connector:
+        keys = [connector.put(_data(i), ttl=600) for i in range(14)]
+        assert connector.spill_metrics()["1:FileConnector"]["objects_spilled"] >= 1
+        stored = [n for n in os.listdir(tmp_path / "files") if n[0] != "."]
+        assert stored
+        for name in stored:
+            deadline = _deadline_of_file(str(tmp_path / "files" / name))
+            assert deadline is not None
+            assert 590 < deadline - time.time() <= 600
+        for i, key in enumerate(keys):
+            assert bytes(connector.get(key) or b"") == _data(i)
+    files.close()
 
 
 def test_spill_without_tiers_raises() -> None:

@@ -33,6 +33,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Final, Literal, overload
 
 from proxystore.connectors import _arena as arenas
@@ -169,8 +170,15 @@ def forget(path: str) -> None:
         _tables.pop(path, None)
 
 
-def sweep_arena(arena: arenas.Arena) -> int:
+def sweep_arena(
+    arena: arenas.Arena, spilled: Callable[[int, int], bool] | None = None
+) -> int:
     """Evict every arena object whose deadline passed; return how many.
+
+    Args:
+        arena: The arena.
+        spilled: Removes the object ``(slot, generation)`` if it was spilled out
+            of the arena (and returns whether it was); ``None``: no spill tiers.
 
     Returns 0 at once when another process is sweeping this arena.
     """
@@ -186,6 +194,8 @@ def sweep_arena(arena: arenas.Arena) -> int:
         for slot, gen in table.due():
             if arena.exists(slot, gen):
                 arena.evict(slot, gen)
+                removed += 1
+            elif spilled is not None and spilled(slot, gen):
                 removed += 1
             if table.words[2 + 2 * slot] == gen:
                 table.set(slot, gen, None)

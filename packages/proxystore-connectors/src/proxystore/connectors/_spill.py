@@ -28,9 +28,15 @@ reading it zero-copy) is never chosen, and a hold taken during the copy makes
 the commit give up. Only one process of a namespace spills at a time (an
 ``flock`` on the spill directory's lock file); readers never wait for it.
 
-Lifetimes: an object stored with a time-to-live (``put(..., ttl=)``) stays in
-memory until it expires and is then dropped, never spilled; before spilling to
-make room, a put sweeps the arena's expired objects.
+Lifetimes: an object stored with a time-to-live (``put(..., ttl=)``) spills like
+any other and keeps its deadline: the arena's deadline table is indexed by slot
+and generation, which a spilled slot keeps, and the tier copy carries it too (a
+directory file's modification time marked by the sticky bit, as `FileConnector`
+does; ``ttl=`` the time left for a connector tier that can expire objects). An
+expired object is dropped, never spilled: before spilling to make room, a put
+sweeps the expired objects, and the namespace's sweeper (`sweep_expired`, run by
+every process that maps an arena with deadlines) removes expired objects from
+the tiers too. A read never returns an expired object from any tier.
 
 Spilled files are not ``fsync``ed: like Ray's spill files they survive the
 death of any process, not of the machine.
@@ -59,14 +65,15 @@ import shutil
 import struct
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Protocol
 
 from proxystore.connectors import _arena as arenas
-from proxystore.connectors import _arena_ttl
+from proxystore.connectors import _arena_ttl, _sweeper
 from proxystore.connectors.exceptions import ConnectorError, CorruptPayloadError
-from proxystore.connectors.protocols import BytesLike
+from proxystore.connectors.protocols import BytesLike, ExpiringConnector
 from proxystore.utils.imports import get_object_path, import_from_path
 
 __all__ = [
@@ -205,12 +212,24 @@ class Tier(Protocol):
 
     label: str
 
-    def write(self, name: str, parts: Sequence[BytesLike]) -> int:
-        """Store the framed ``parts`` under ``name``; return the bytes written."""
+    def write(
+        self, name: str, parts: Sequence[BytesLike], deadline: int | None = None
+    ) -> int:
+        """Store the framed ``parts`` under ``name`` (expiring at ``deadline``,
+        ``time_ns``); return the bytes written.
+        """
         ...
 
     def read(self, name: str) -> BytesLike | None:
-        """Return the framed bytes under ``name``, or ``None``."""
+        """Return the framed bytes under ``name``, or ``None`` (also if expired)."""
+        ...
+
+    def set_deadline(self, name: str, deadline: int | None) -> None:
+        """Give the object ``name`` a new deadline (``None``: none)."""
+        ...
+
+    def sweep(self) -> int:
+        """Remove the tier's expired objects; return how many."""
         ...
 
     def remove(self, name: str) -> None:
@@ -224,6 +243,11 @@ class Tier(Protocol):
     def clear(self) -> None:
         """Remove every object of the tier."""
         ...
+
+
+def _expired(st: os.stat_result, now: int) -> bool:
+    """Return whether a spill file's deadline (if it has one) has passed."""
+    return bool(st.st_mode & _sweeper.EXPIRES) and st.st_mtime_ns <= now
 
 
 def _private_dir(path: str) -> None:
@@ -259,8 +283,14 @@ class DirectoryTier:
             raise ValueError(f"Invalid spilled object name {name!r}.")
         return os.path.join(self.path, name)
 
-    def write(self, name: str, parts: Sequence[BytesLike]) -> int:
-        """Write ``parts`` to a temporary file, then rename it onto ``name``."""
+    def write(
+        self, name: str, parts: Sequence[BytesLike], deadline: int | None = None
+    ) -> int:
+        """Write ``parts`` to a temporary file, then rename it onto ``name``.
+
+        A ``deadline`` (``time_ns``) becomes the file's modification time, marked
+        by the sticky bit, before the rename (the convention of `FileConnector`).
+        """
         final = self._file(name)
         _private_dir(self.path)
         tmp = f"{self.path}/.{name}{_TMP}{secrets.token_hex(6)}"
@@ -274,6 +304,9 @@ class DirectoryTier:
                         n = os.write(fd, view)
                         written += n
                         view = view[n:]
+                if deadline is not None:
+                    os.fchmod(fd, 0o600 | _sweeper.EXPIRES)
+                    os.utime(fd, ns=(time.time_ns(), deadline))
             finally:
                 os.close(fd)
             os.replace(tmp, final)
@@ -283,14 +316,19 @@ class DirectoryTier:
             raise
         return written
 
-    def read(self, name: str) -> BytesLike | None:
-        """Return the file's bytes (a private mapping when large), or ``None``."""
+    def read(self, name: str, *, expired: bool = False) -> BytesLike | None:
+        """Return the file's bytes (a private mapping when large), or ``None``.
+
+        An expired file reads as ``None`` unless ``expired``.
+        """
         try:
             fd = os.open(self._file(name), os.O_RDONLY | arenas.OPEN_FLAGS)
         except FileNotFoundError:
             return None
         try:
             st = arenas.check_private(fd, self._file(name), "spill file", os.geteuid())
+            if not expired and _expired(st, time.time_ns()):
+                return None
             if st.st_size < _MAP_MIN_BYTES:
                 return os.read(fd, st.st_size)
             mapping = mmap.mmap(
@@ -302,8 +340,31 @@ class DirectoryTier:
             os.close(fd)
 
     def exists(self, name: str) -> bool:
-        """Return whether the file of ``name`` exists."""
-        return os.path.lexists(self._file(name))
+        """Return whether the file of ``name`` exists and has not expired."""
+        try:
+            st = os.lstat(self._file(name))
+        except FileNotFoundError:
+            return False
+        return not _expired(st, time.time_ns())
+
+    def set_deadline(self, name: str, deadline: int | None) -> None:
+        """Give the file of ``name`` a new deadline (missing is fine)."""
+        with contextlib.suppress(FileNotFoundError):
+            _sweeper.set_file_deadline(self._file(name), deadline)
+
+    def sweep(self) -> int:
+        """Remove the expired files; return how many."""
+        removed = 0
+        now = time.time_ns()
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.path) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if _expired(entry.stat(follow_symlinks=False), now):
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
 
     def remove(self, name: str) -> None:
         """Remove the file of ``name``."""
@@ -346,16 +407,47 @@ class ConnectorTier:
         self.index = DirectoryTier(index)
         self.label = type(connector).__name__
 
-    def write(self, name: str, parts: Sequence[BytesLike]) -> int:
-        """Put the joined ``parts`` to the connector and record its key."""
+    def write(
+        self, name: str, parts: Sequence[BytesLike], deadline: int | None = None
+    ) -> int:
+        """Put the joined ``parts`` to the connector and record its key.
+
+        With a ``deadline``, a connector that can expire objects gets the time
+        left as ``ttl=``; the index file carries the deadline as well.
+        """
         data = b"".join(memoryview(p).cast("B") for p in parts)
-        key = self.connector.put(data)
+        ttl = _ttl_left(deadline)
+        if ttl is not None and isinstance(self.connector, ExpiringConnector):
+            key = self.connector.put(data, ttl=ttl)
+        else:
+            key = self.connector.put(data)
         record = {"type": get_object_path(type(key)), "fields": list(key)}
-        self.index.write(name, [json.dumps(record).encode()])
+        self.index.write(name, [json.dumps(record).encode()], deadline)
         return len(data)
 
-    def _key(self, name: str) -> Any | None:
-        raw = self.index.read(name)
+    def set_deadline(self, name: str, deadline: int | None) -> None:
+        """Give the object a new deadline, in its index file and the connector."""
+        key = self._key(name)
+        if key is None:
+            return
+        self.index.set_deadline(name, deadline)
+        if isinstance(self.connector, ExpiringConnector):
+            self.connector.expire(key, _ttl_left(deadline))
+
+    def sweep(self) -> int:
+        """Evict the objects whose index file expired; return how many."""
+        removed = 0
+        now = time.time_ns()
+        for name in self.index.names():
+            with contextlib.suppress(FileNotFoundError):
+                st = os.lstat(os.path.join(self.index.path, name))
+                if _expired(st, now):
+                    self.remove(name)
+                    removed += 1
+        return removed
+
+    def _key(self, name: str, *, expired: bool = False) -> Any | None:
+        raw = self.index.read(name, expired=expired)
         if raw is None:
             return None
         record = json.loads(bytes(raw))
@@ -372,7 +464,7 @@ class ConnectorTier:
 
     def remove(self, name: str) -> None:
         """Evict the object from the connector, then forget its key."""
-        key = self._key(name)
+        key = self._key(name, expired=True)
         if key is not None:
             self.connector.evict(key)
         self.index.remove(name)
@@ -383,6 +475,13 @@ class ConnectorTier:
             with contextlib.suppress(Exception):
                 self.remove(name)
         self.index.clear()
+
+
+def _ttl_left(deadline: int | None) -> float | None:
+    """Return the seconds left before ``deadline`` (at least a millisecond)."""
+    if deadline is None:
+        return None
+    return max(deadline - time.time_ns(), 1_000_000) / 1e9
 
 
 # ---------------------------------------------------------------- slot table
@@ -397,18 +496,14 @@ def _least_recent(
 ) -> tuple[int, int] | None:
     """Return ``(slot, gen)`` of the least recently used slot in ``state``.
 
-    With ``unheld``, slots some process holds and objects with a deadline
-    (which stay in memory until they expire) are passed over.
+    With ``unheld``, slots some process holds are passed over.
     """
-    table = _arena_ttl.deadlines_of(arena, create=False) if unheld else None
     with arena.locked():
         w = arena.words
         best: tuple[int, int, int] | None = None
         for slot in range(w[arenas._H_HIGH]):
             e = arena._entry(slot)
             if w[e + arenas._E_STATE] != state or (unheld and arena._has_holders(e)):
-                continue
-            if table is not None and table.deadline(slot, w[e + arenas._E_GEN]):
                 continue
             tick = w[e + arenas._E_OWNER]
             if best is None or tick < best[0]:
@@ -668,9 +763,15 @@ class SpillChain:
                 os.close(fd)
 
     # ------------------------------------------------------------ tier I/O
-    def _write(self, tier: int, name: str, parts: Sequence[BytesLike]) -> int:
+    def _write(
+        self,
+        tier: int,
+        name: str,
+        parts: Sequence[BytesLike],
+        deadline: int | None = None,
+    ) -> int:
         framed, _ = _encode(parts, self.codec)
-        return self.tiers[tier].write(name, framed)
+        return self.tiers[tier].write(name, framed, deadline)
 
     def _read(self, tier: int, name: str) -> BytesLike | None:
         raw = self.tiers[tier].read(name)
@@ -691,7 +792,7 @@ class SpillChain:
             return None  # larger than the whole arena: spilling cannot help
         with self.spilling():
             # Expired objects are dropped, never spilled.
-            self.stats[0].objects_dropped += _arena_ttl.sweep_arena(arena)
+            self.stats[0].objects_dropped += self.sweep_expired(arena, stem)
             while True:
                 found = arena.allocate(size)
                 if found is not None:
@@ -712,19 +813,20 @@ class SpillChain:
             found = arena.locate(slot, gen)
         if found is None:
             return False
-        table = _arena_ttl.deadlines_of(arena, create=False)
-        if table is not None and table.deadline(slot, gen) is not None:
-            # An object with a lifetime stays in memory until it ends; then it
-            # is dropped, never spilled.
-            if not table.expired(slot, gen) or not arena.evict(slot, gen):
+        deadline = _deadline(arena, slot, gen)
+        if deadline is not None and deadline <= time.time_ns():
+            # An expired object is dropped, never spilled.
+            if not arena.evict(slot, gen):
                 return False
             self.stats[0].objects_dropped += 1
             logger.debug("dropped expired %s instead of spilling it", name)
             return True
         offset, size = found
         # The bytes cannot change under us: a slot is reused only after it is
-        # freed, and the commit below checks it was not.
-        written = self._write(0, name, [arena.bytes[offset : offset + size]])
+        # freed, and the commit below checks it was not. The deadline stays in
+        # the arena's table (the slot keeps its generation) and goes with the copy.
+        view = arena.bytes[offset : offset + size]
+        written = self._write(0, name, [view], deadline)
         if not commit_spill(arena, slot, gen, 0):
             self.tiers[0].remove(name)
             return False
@@ -760,7 +862,7 @@ class SpillChain:
         data = self._read(tier, name)
         if data is None:
             return False
-        written = self._write(tier + 1, name, [data])
+        written = self._write(tier + 1, name, [data], _deadline(arena, slot, gen))
         if not commit_move(arena, slot, gen, tier, tier + 1):
             self.tiers[tier + 1].remove(name)
             return False
@@ -777,9 +879,17 @@ class SpillChain:
         return True
 
     def put_spilled(
-        self, arena: arenas.Arena, parts: Sequence[BytesLike], size: int, stem: str
+        self,
+        arena: arenas.Arena,
+        parts: Sequence[BytesLike],
+        size: int,
+        stem: str,
+        deadline: int | None = None,
     ) -> str | None:
         """Store an object that cannot live in memory straight in tier 0.
+
+        A ``deadline`` (``time_ns``) is recorded in the arena's table before the
+        object is published, and carried by its tier copy.
 
         Returns:
             The key name (an arena slot in a spilled state), or ``None`` when the
@@ -791,7 +901,10 @@ class SpillChain:
         slot, gen = reserved
         name = f"{stem}{slot}.{gen}"
         try:
-            written = self._write(0, name, parts)
+            if deadline is not None:
+                table = _arena_ttl.deadlines_of(arena, create=True)
+                table.set(slot, gen, deadline)
+            written = self._write(0, name, parts, deadline)
         except BaseException:
             arena.abort(slot, gen)
             raise
@@ -916,9 +1029,15 @@ class SpillChain:
         return True
 
     # ------------------------------------------------------------ by name
-    def write_named(self, name: str, parts: Sequence[BytesLike], size: int) -> None:
+    def write_named(
+        self,
+        name: str,
+        parts: Sequence[BytesLike],
+        size: int,
+        deadline: int | None = None,
+    ) -> None:
         """Store an object with no arena slot in tier 0, under its key name."""
-        written = self._write(0, name, parts)
+        written = self._write(0, name, parts, deadline)
         stats = self.stats[0]
         stats.objects_spilled += 1
         stats.bytes_spilled += size
@@ -942,11 +1061,56 @@ class SpillChain:
         for tier in self.tiers:
             tier.remove(name)
 
+    # ------------------------------------------------------------ expiry
+    def set_deadline(
+        self, arena: arenas.Arena, slot: int, gen: int, name: str, deadline: int | None
+    ) -> bool:
+        """Give the spilled object ``(slot, gen)`` a new deadline (``None``: none).
+
+        Returns:
+            Whether the object is spilled (else nothing was changed).
+        """
+        tier = spilled_tier(arena, slot, gen)
+        if tier is None or tier >= len(self.tiers):
+            return False
+        table = _arena_ttl.deadlines_of(arena, create=deadline is not None)
+        if table is not None:
+            table.set(slot, gen, deadline)
+        self.tiers[tier].set_deadline(name, deadline)
+        return True
+
+    def sweep_expired(self, arena: arenas.Arena | None, stem: str) -> int:
+        """Remove the namespace's expired objects, in the arena and every tier.
+
+        Returns:
+            How many were removed (0 for the arena while another process sweeps).
+        """
+        removed = 0
+        if arena is not None:
+            mapped = arena
+
+            def drop(slot: int, gen: int) -> bool:
+                return self.evict(mapped, slot, gen, f"{stem}{slot}.{gen}")
+
+            removed += _arena_ttl.sweep_arena(arena, drop)
+        for tier in self.tiers:
+            with contextlib.suppress(OSError):
+                removed += tier.sweep()
+        return removed
+
     def clear(self) -> None:
         """Remove every spilled object of every tier, and the directory."""
         for tier in reversed(self.tiers):
             with contextlib.suppress(OSError):
                 tier.clear()
+
+
+def _deadline(arena: arenas.Arena, slot: int, gen: int) -> int | None:
+    """Return the deadline (``time_ns``) of ``(slot, gen)`` if it has one."""
+    if not arena.words[_arena_ttl.FLAG_WORD]:
+        return None
+    table = _arena_ttl.deadlines_of(arena, create=False)
+    return None if table is None else table.deadline(slot, gen)
 
 
 def close_quietly(chain: SpillChain | None) -> None:

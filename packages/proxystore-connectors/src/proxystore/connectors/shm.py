@@ -58,8 +58,11 @@ bit, set before it is renamed into place (as for `FileConnector`). A read
 never returns an expired object. Every process that maps an arena with deadlines
 sweeps it in the background (one sweep at a time across processes, under a
 ``flock``), so expired objects leave the arena however the processes that stored
-them ended; `SharedMemoryConnector.sweep` sweeps now, segments included. Objects
-with a deadline are never spilled (they get a segment when the arena is full).
+them ended; `SharedMemoryConnector.sweep` sweeps now, segments included. Without a
+budget, an object with a deadline gets a segment when the arena is full; with
+one, it spills like any other and keeps its deadline in its tier (see
+``proxystore.connectors._spill``), and the sweeps also remove expired spilled
+objects.
 
 The read of a large arena object (key parse, hold, view) runs in a small C
 extension, ``proxystore.connectors._arenac``, when the package was built with a
@@ -95,6 +98,7 @@ filling ``/dev/shm``): a namespace others cannot guess avoids that.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import mmap
 import os
@@ -103,7 +107,7 @@ import secrets
 import struct
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, Final, NamedTuple, Self
 
@@ -632,7 +636,10 @@ class SharedMemoryConnector(Closeable):
                 )
             if arena is not None and self._spill is not None:  # noqa: SIM102
                 if _spill.spilled_tier(arena, *slot) is not None:
-                    return True
+                    return not (
+                        arena.words[_arena_ttl.FLAG_WORD]
+                        and self._arena_expired(arena, key)
+                    )
         elif self._spill is not None and self._spill.exists_named(key.name):
             return True
         try:
@@ -728,6 +735,8 @@ class SharedMemoryConnector(Closeable):
         arena = self._arena() if slot is not None else None
         if slot is None or arena is None:
             got = self._spill.get_named(key.name)
+        elif arena.words[_arena_ttl.FLAG_WORD] and self._arena_expired(arena, key):
+            return None  # expired while spilled: the next sweep removes it
         else:
             in_arena, got = self._spill.get(arena, *slot, key.name)
             if in_arena:  # restored meanwhile: read it in the arena
@@ -900,18 +909,28 @@ class SharedMemoryConnector(Closeable):
             SharedMemoryFullError: if the object does not fit in free shared memory.
             ConnectorConnectionError: if the segment cannot be written otherwise.
         """
+        deadline = None
         if ttl is not None:
-            return self._put_expiring(parts, time.time_ns() + _ns(check_ttl(ttl)))
+            deadline = time.time_ns() + _ns(check_ttl(ttl))
+            if not self._budgeted:
+                return self._put_expiring(parts, deadline)
         flat = [_flat(part) for part in parts]
         size = sum(len(part) for part in flat)
         arena = self._arena()
         if arena is not None:
+            if deadline is not None:
+                # Flags the namespace (its processes sweep) before any copy.
+                _arena_ttl.deadlines_of(arena, create=True)
+                self._start_sweeping(arena)
             found = arena.allocate(size)
             if found is None and self._spill is not None:
                 found = self._spill.make_room(arena, size, self._arena_stem)
             if found is not None:
                 slot, gen, offset = found
                 try:
+                    if deadline is not None:  # before the slot is published
+                        table = _arena_ttl.deadlines_of(arena, create=True)
+                        table.set(slot, gen, deadline)
                     arena.write(offset, flat)
                 except BaseException:
                     arena.abort(slot, gen)
@@ -920,12 +939,15 @@ class SharedMemoryConnector(Closeable):
                 return SharedMemoryKey(f"{self._arena_stem}{slot}.{gen}", size)
             if self._spill is not None:
                 # Too large for the arena, or every object in it is being read.
-                spilled = self._spill.put_spilled(arena, flat, size, self._arena_stem)
+                spilled = self._spill.put_spilled(
+                    arena, flat, size, self._arena_stem, deadline
+                )
                 if spilled is not None:
                     return SharedMemoryKey(spilled, size)
         name = self._new_name()
         if self._spill is not None and self._budgeted:
-            self._spill.write_named(name, flat, size)  # no overflow segments
+            # No overflow segments.
+            self._spill.write_named(name, flat, size, deadline)
             return SharedMemoryKey(name, size)
         try:
             self._write(name, flat, size)
@@ -984,7 +1006,14 @@ class SharedMemoryConnector(Closeable):
         if self._sweeping is not None:
             return
         path = self._arena_path
-        _sweeper.acquire(path, lambda: _arena_ttl.sweep_arena(arena), _SWEEP_S)
+        chain, stem = self._spill, self._arena_stem
+        # Functions of the arena and the chain only: never keep self alive.
+        sweep: Callable[[], int]
+        if chain is None:
+            sweep = functools.partial(_arena_ttl.sweep_arena, arena)
+        else:
+            sweep = functools.partial(chain.sweep_expired, arena, stem)
+        _sweeper.acquire(path, sweep, _SWEEP_S)
         self._sweeping = weakref.finalize(self, _sweeper.release, path)
 
     def expire(self, key: SharedMemoryKey, ttl: float | None) -> bool:
@@ -1014,10 +1043,16 @@ class SharedMemoryConnector(Closeable):
             if deadline is not None:
                 self._start_sweeping(arena)
             return True
+        spill = self._spill
+        if slot is not None and arena is not None and spill is not None:  # noqa: SIM102
+            if spill.set_deadline(arena, *slot, key.name, deadline):
+                if deadline is not None:
+                    self._start_sweeping(arena)
+                return True
         try:
             _sweeper.set_file_deadline(self._path(key), deadline)
         except FileNotFoundError:
-            return False  # a spilled object: kept without a deadline
+            return False  # spilled without an arena slot: kept as it was
         return True
 
     def ttl(self, key: SharedMemoryKey) -> float | None:
@@ -1031,7 +1066,12 @@ class SharedMemoryConnector(Closeable):
         slot = self._slot(key)
         arena = self._arena() if slot is not None else None
         deadline: int | None = None
-        if slot is not None and arena is not None and arena.exists(*slot):
+        if (
+            slot is not None
+            and arena is not None
+            and (arena.exists(*slot) or _spill.spilled_tier(arena, *slot) is not None)
+        ):
+            # In the arena or spilled from it: the slot keeps its generation.
             table = _arena_ttl.deadlines_of(arena, create=False)
             deadline = None if table is None else table.deadline(*slot)
         else:
@@ -1049,7 +1089,9 @@ class SharedMemoryConnector(Closeable):
         """
         removed = 0
         arena = self._arena() if self.arena else None
-        if arena is not None:
+        if self._spill is not None:
+            removed += self._spill.sweep_expired(arena, self._arena_stem)
+        elif arena is not None:
             removed += _arena_ttl.sweep_arena(arena)
         now = time.time_ns()
         with os.scandir(SHM_DIR) as entries:
