@@ -138,3 +138,23 @@ def test_ownership_keeps_its_rule_on_top(store: Store[LocalConnector]) -> None:
     assert not store.connector.exists(key)
     del elsewhere
     _dropped(store)
+
+
+def _custom(data: bytes | bytearray | memoryview) -> list[str]:
+    return ["custom"]
+
+
+def test_pickled_copy_keeps_deserializer_and_plain_keys(
+    store: Store[LocalConnector],
+) -> None:
+    # A deserializer and a key that is not a NamedTuple travel with the copy.
+    p = store.proxy([3, 4], refcount=True, deserializer=_custom)
+    factory = get_factory(p)
+    q = pickle.loads(pickle.dumps(p))
+    assert get_factory(q).deserializer is _custom  # type: ignore[attr-defined]
+    assert q == ["custom"]
+    # A plain tuple equal to the NamedTuple key: the same object to the holds.
+    factory.key = tuple(factory.key)  # type: ignore[attr-defined]
+    r = pickle.loads(pickle.dumps(p))
+    assert refcount.is_refcounted(r)
+    assert type(get_factory(r).key) is tuple  # type: ignore[attr-defined]

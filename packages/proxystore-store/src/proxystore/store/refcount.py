@@ -55,7 +55,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
 
 from proxystore.connectors.holders import (
@@ -70,7 +70,12 @@ from proxystore.store.exceptions import (
     NonProxiableTypeError,
     RefCountNotSupportedError,
 )
-from proxystore.store.factory import StoreFactory, _init_from_wire
+from proxystore.store.factory import (
+    StoreFactory,
+    _init_from_wire,
+    _key_class,
+    _key_path,
+)
 from proxystore.store.protocols import StoreLike
 from proxystore.utils._ids import random_hex, uuid4_hex
 
@@ -558,12 +563,26 @@ class RefCountedFactory(StoreFactory[Any, T]):
     _holding: bool
 
     def __reduce__(self) -> Any:
-        build, args = super().__reduce__()
+        # The fields travel flat (no nested plain factory to rebuild), and a
+        # NamedTuple key as its class's path and fields, as `StoreFactory` does.
+        key = self.key
         store = _stores.get(self._name)
         if store is None:
             store = self.get_store()
-        token, lease = _HOLDS.transfer(store, self.key)
-        return (_adopt, (token, lease, build, args))
+        token, lease = _HOLDS.transfer(store, key)
+        wire = self._wire_config()
+        path = _key_path(type(key))
+        if path is None:
+            args: tuple[Any, ...] = (token, lease, key, wire)
+            return (
+                _adopt,
+                args if self.deserializer is None else (*args, self.deserializer),
+            )
+        args = (token, lease, path, tuple(key), wire)
+        return (
+            _adopt_named,
+            args if self.deserializer is None else (*args, self.deserializer),
+        )
 
     def _release(self) -> None:
         if self._holding:
@@ -592,18 +611,31 @@ def _new_factory(
 def _adopt(
     token: str,
     lease: float,
-    build: Callable[..., StoreFactory[Any, Any]],
-    args: tuple[Any, ...],
+    key: ConnectorKeyT,
+    wire: tuple[Any, ...],
+    deserializer: DeserializerT | None = None,
 ) -> RefCountedFactory[Any]:
     """Unpickle a refcounted factory: this process becomes a holder."""
-    plain = build(*args)
-    factory = _new_factory(plain.key, plain._wire_config(), plain.deserializer)
+    factory = _new_factory(key, wire, deserializer)
     store = _stores.get(factory._name)
     _HOLDS.adopt(
         factory.get_store() if store is None else store, factory.key, token, lease
     )
     factory._holding = True
     return factory
+
+
+def _adopt_named(
+    token: str,
+    lease: float,
+    key_path: str,
+    key_fields: tuple[Any, ...],
+    wire: tuple[Any, ...],
+    deserializer: DeserializerT | None = None,
+) -> RefCountedFactory[Any]:
+    """`_adopt` of a factory whose key is a NamedTuple (sent as path and fields)."""
+    key: Any = tuple.__new__(_key_class(key_path), key_fields)
+    return _adopt(token, lease, key, wire, deserializer)
 
 
 def _make_proxies(
