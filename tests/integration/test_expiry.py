@@ -214,3 +214,70 @@ def test_endpoint_sweeps_objects_of_a_killed_producer(tmp_path: Path) -> None:
         assert client.get(endpoint.address, ids["ttl"]) is None
     finally:
         endpoint.stop()
+
+
+# Stores objects with a TTL under a memory budget (3x the budget, so most of
+# them spill, one is larger than the whole budget), and one without a TTL.
+_BUDGET_PRODUCER = """
+import base64, json, pickle, sys, time
+from proxystore.connectors.shm import SharedMemoryConnector
+
+options = json.loads(sys.argv[1])
+connector = SharedMemoryConnector(**options)
+ttl = float(sys.argv[2])
+keys = [connector.put(bytes([i]) * (300 << 10), ttl=ttl) for i in range(20)]
+keys.append(connector.put(b"L" * (3 << 20), ttl=ttl))
+plain = connector.put(b"p" * (300 << 10))
+print(base64.b64encode(pickle.dumps((keys, plain))).decode(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_spilled_objects_of_a_killed_producer_are_swept(
+    arena_namespace: str, tmp_path: Path
+) -> None:
+    options: dict[str, Any] = {
+        "namespace": arena_namespace,
+        "arena": True,
+        "budget": 2 << 20,
+        "spill_directory": str(tmp_path / "spill"),
+        "clear": False,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BUDGET_PRODUCER, json.dumps(options), str(TTL)],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        with proc.stdout:
+            line = proc.stdout.readline()
+        assert line, f"producer exited with {proc.wait(30)}"
+        keys, plain = pickle.loads(base64.b64decode(line))
+    finally:
+        proc.kill()  # SIGKILL mid-life: nobody of the producer sweeps
+        proc.wait(30)
+    connector = SharedMemoryConnector(**options)
+    try:
+        # No overflow segment: the budget bounds /dev/shm with deadlines too.
+        assert [
+            n for n in connector.segments() if not n.endswith(("arena", ".ttl"))
+        ] == []
+
+        def spilled() -> set[str]:
+            return {n for n in os.listdir(tmp_path / "spill") if n[0] != "."}
+
+        names = {key.name for key in keys}
+        assert len(names & spilled()) >= 10
+        assert connector.exists(keys[0])
+        # This process maps an arena with deadlines: its sweeper drops the
+        # expired spilled objects from the directory and frees their slots.
+        assert connector._sweeping is not None
+        assert _wait_until(lambda: not names & spilled(), TTL + 5)
+        arena = connector._arena()
+        assert arena is not None
+        counts = connector.spill_metrics()
+        assert counts["shm"]["objects_now"] + counts["0:directory"]["objects_now"] == 1
+        assert all(connector.get(key) is None for key in keys)
+        assert connector.get(plain) == b"p" * (300 << 10)
+    finally:
+        connector.close(clear=True)

@@ -66,7 +66,9 @@ def _producer(config: dict[str, Any], seeds: list[int], out: Any) -> None:
         register=True,
     )
     for seed in seeds:
-        out.put((seed, store.proxy(_payload(seed))))
+        # Every third object has a (long) time-to-live: it spills like the rest.
+        ttl = 600.0 if seed % 3 == 0 else None
+        out.put((seed, store.proxy(_payload(seed), ttl=ttl)))
     out.put(None)
 
 

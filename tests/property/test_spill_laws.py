@@ -6,6 +6,11 @@ compression on or off, against a dict model. After every step: each modelled
 key resolves to its bytes, each held view still shows its bytes, missing keys
 stay missing, and the namespace's ``/dev/shm`` use stays within the budget.
 Closing with ``clear`` leaves no segment and no spill file.
+
+Puts may carry a time-to-live (30 s, or one that never ends in a run), and a
+rule moves the connector's clock a minute on: then every object whose deadline
+passed reads as missing wherever it was spilled, the others still resolve, and
+a sweep leaves the expired objects nowhere (arena slot nor spill file).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import hashlib
 import os
 import secrets
 import tempfile
+import time
+from typing import Any
 
 from hypothesis import event, settings
 from hypothesis import strategies as st
@@ -27,6 +34,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from proxystore.connectors import _arena_ttl, _spill, _sweeper, shm
 from proxystore.connectors.shm import SHM_DIR, SharedMemoryConnector, SharedMemoryKey
 
 BUDGET = 2**20
@@ -36,6 +44,22 @@ def _data(seed: int, size: int) -> bytes:
     block = hashlib.sha256(seed.to_bytes(8, "little")).digest()
     return (block * (size // len(block) + 1))[:size]
 
+
+class _Clock:
+    """The ``time`` module with ``time_ns`` moved ``offset`` nanoseconds on."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def time_ns(self) -> int:
+        return time.time_ns() + self.offset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+#: Modules whose deadlines the machine's clock drives.
+_TIMED = (_arena_ttl, _spill, _sweeper, shm)
 
 SIZES = st.one_of(
     st.integers(0, 4096),
@@ -56,6 +80,11 @@ class SpillMachine(RuleBasedStateMachine):
         self.model: dict[SharedMemoryKey, bytes] = {}
         self.gone: list[SharedMemoryKey] = []
         self.views: list[tuple[memoryview, bytes]] = []
+        self.deadlines: dict[SharedMemoryKey, int] = {}
+        self.expired: set[SharedMemoryKey] = set()
+        self.clock = _Clock()
+        for module in _TIMED:
+            module.time = self.clock  # type: ignore[attr-defined]
 
     @initialize(compress=st.booleans())
     def start(self, compress: bool) -> None:
@@ -72,13 +101,45 @@ class SpillMachine(RuleBasedStateMachine):
         assert self.connector is not None
         return self.connector
 
-    @rule(target=keys, seed=st.integers(0, 2**32), size=SIZES)
-    def put(self, seed: int, size: int) -> SharedMemoryKey:
+    @rule(
+        target=keys,
+        seed=st.integers(0, 2**32),
+        size=SIZES,
+        ttl=st.sampled_from([None, None, 30.0, 1e6]),
+    )
+    def put(self, seed: int, size: int, ttl: float | None) -> SharedMemoryKey:
         data = _data(seed, size)
-        key = self.c.put(data)
+        key = self.c.put(data, ttl=ttl)
         assert key not in self.model
         self.model[key] = data
+        if ttl is not None:
+            self.deadlines[key] = self.clock.time_ns() + int(ttl * 1e9)
         return key
+
+    @rule()
+    def advance_clock(self) -> None:
+        self.clock.offset += 60 * 10**9
+        now = self.clock.time_ns()
+        for key, deadline in list(self.deadlines.items()):
+            if deadline <= now:
+                del self.deadlines[key]
+                self.expired.add(key)
+                if self.model.pop(key, None) is not None:
+                    self.gone.append(key)
+                assert self.c.get(key) is None
+                assert not self.c.exists(key)
+                assert self.c.ttl(key) is None
+
+    @rule()
+    def sweep(self) -> None:
+        self.c.sweep()
+        arena = self.c._arena()
+        assert arena is not None
+        # What is left (in memory or any tier) is exactly what the model holds
+        # (evicted or expired objects leave nothing).
+        counts = _spill.resident(arena)
+        slotted = [k for k in self.model if self.c._slot(k) is not None]
+        assert sum(n for n, _ in counts.values()) == len(slotted)
 
     @rule(key=keys)
     def get(self, key: SharedMemoryKey) -> None:
@@ -92,6 +153,7 @@ class SpillMachine(RuleBasedStateMachine):
     @rule(key=consumes(keys))
     def evict(self, key: SharedMemoryKey) -> None:
         self.c.evict(key)
+        self.deadlines.pop(key, None)
         if self.model.pop(key, None) is not None:
             self.gone.append(key)
         assert not self.c.exists(key)
@@ -99,8 +161,8 @@ class SpillMachine(RuleBasedStateMachine):
     @rule(key=keys)
     def spill(self, key: SharedMemoryKey) -> None:
         moved = self.c.spill(key)
-        if key not in self.model:
-            assert not moved
+        if key not in self.model and key not in self.expired:
+            assert not moved  # (an expired object may be dropped: True)
 
     @rule(key=keys)
     def restore(self, key: SharedMemoryKey) -> None:
@@ -145,6 +207,8 @@ class SpillMachine(RuleBasedStateMachine):
         assert used <= BUDGET
 
     def teardown(self) -> None:
+        for module in _TIMED:
+            module.time = time  # type: ignore[attr-defined]
         for view, _ in self.views:
             view.release()
         self.views.clear()

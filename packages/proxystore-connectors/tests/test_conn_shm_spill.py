@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from proxystore.connectors import _arena, _spill
+from proxystore.connectors import _arena, _arena_ttl, _spill
 from proxystore.connectors._sweeper import EXPIRES
 from proxystore.connectors.file import FileConnector
 from proxystore.connectors.multi import MultiConnector, Policy
@@ -59,8 +59,10 @@ def test_parse_budget() -> None:
 def test_budget_sizes_the_arena_and_spills_lru(config: dict[str, Any]) -> None:
     with SharedMemoryConnector(**config) as connector:
         keys = [connector.put(_data(i)) for i in range(12)]
+        # The budget covers the arena and the deadline table it may get.
+        table = _arena_ttl.table_bytes(config["arena_slots"])
         assert os.stat(os.path.join(SHM_DIR, connector.segments()[0])).st_size == (
-            2 * MiB
+            2 * MiB - table
         )
         assert connector.segments() == [
             f"psshm-{os.geteuid()}-{config['namespace']}-arena"
@@ -398,7 +400,7 @@ def test_small_shm_default_spills_instead_of_failing(
     namespace = f"small_{secrets.token_hex(4)}"
     # Arena mode: the budget is half of /dev/shm.
     arena = SharedMemoryConnector(namespace, arena=True)
-    assert arena.arena_size == 32 * MiB
+    assert arena.arena_size == 32 * MiB - _arena_ttl.table_bytes(arena.arena_slots)
     arena.close(clear=True)
     # Per-object segments: a put that finds /dev/shm full goes to disk.
     connector = SharedMemoryConnector(namespace + "s")

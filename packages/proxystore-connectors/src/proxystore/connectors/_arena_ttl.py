@@ -39,7 +39,14 @@ from typing import Final, Literal, overload
 from proxystore.connectors import _arena as arenas
 from proxystore.connectors.exceptions import CorruptPayloadError
 
-__all__ = ["FLAG_WORD", "Deadlines", "arena_objects", "deadlines_of", "sweep_arena"]
+__all__ = [
+    "FLAG_WORD",
+    "Deadlines",
+    "arena_objects",
+    "deadlines_of",
+    "sweep_arena",
+    "table_bytes",
+]
 
 #: Header word of the arena set to 1 once its side table exists.
 FLAG_WORD: Final = 480
@@ -48,6 +55,12 @@ _WHAT: Final = "shared-memory arena deadline table"
 
 _tables: dict[str, Deadlines] = {}
 _tables_lock = threading.Lock()
+
+
+def table_bytes(slots: int) -> int:
+    """Return the ``/dev/shm`` bytes the table of an arena of ``slots`` takes."""
+    size = (2 + 2 * slots) * 8
+    return size + (-size % mmap.PAGESIZE)
 
 
 class Deadlines:

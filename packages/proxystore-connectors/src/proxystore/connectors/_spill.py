@@ -771,6 +771,8 @@ class SpillChain:
         deadline: int | None = None,
     ) -> int:
         framed, _ = _encode(parts, self.codec)
+        if deadline is None:
+            return self.tiers[tier].write(name, framed)
         return self.tiers[tier].write(name, framed, deadline)
 
     def _read(self, tier: int, name: str) -> BytesLike | None:

@@ -381,7 +381,9 @@ class SharedMemoryConnector(Closeable):
             if budget is not None or (small and arena):
                 self.arena = True
                 given = "50%" if budget is None else budget
+                # The budget covers the arena's deadline table too.
                 limit = _spill.parse_budget(given, SHM_DIR)
+                limit -= _arena_ttl.table_bytes(arena_slots)
                 self.arena_size = min(arena_size or limit, limit)
                 if self.arena_size < table + arenas.ALIGN:
                     raise ValueError(
@@ -771,7 +773,7 @@ class SharedMemoryConnector(Closeable):
         """Bring the spilled object at ``key`` back into shared memory.
 
         Returns:
-            Whether the object is in the arena now.
+            Whether the object is in the arena now (never when it expired).
 
         Raises:
             SpillError: if the connector has no spill tiers.
@@ -779,6 +781,8 @@ class SharedMemoryConnector(Closeable):
         chain, arena, slot = self._spill_parts(key)
         if arena is None or slot is None:
             return False
+        if arena.words[_arena_ttl.FLAG_WORD] and self._arena_expired(arena, key):
+            return False  # the next sweep removes it
         return chain.restore(arena, *slot, self._arena_stem)
 
     def spill_metrics(self) -> dict[str, dict[str, int]]:
