@@ -266,6 +266,24 @@ class _Holds:
         if not self._wake.is_set():  # setting it again costs a lock round
             self._wake.set()
 
+    def acquire_one(self, name: str, store: StoreLike[Any], key: Any) -> None:
+        """`acquire_new` of one key (``name`` is the store's): the common case."""
+        counts = self._counts
+        with self._lock:
+            if self._stores.get(name) is not store:
+                self._stores[name] = store
+            counts[name, key] = counts.get((name, key), 0) + 1
+        # `_submit` inlined; a Hold built as its tuple (no Python-level __new__).
+        hold = _tuple_new(
+            Hold, (key, self.holder, 2 * _settings["interval"], None, 0.0)
+        )
+        self._submitted = next(self._seq)
+        self._ops.append((name, key, hold))
+        if not self._wake.is_set():
+            self._wake.set()
+        if self._thread is None:
+            self._ensure_thread()
+
     def acquire_new(self, store: StoreLike[Any], keys: Sequence[Any]) -> None:
         """Count fresh keys of ``store`` as held here; queue their holds.
 
@@ -288,14 +306,23 @@ class _Holds:
             self._ensure_thread()
 
     def adopt(
-        self, store: StoreLike[Any], key: Any, token: str | None, lease: float
+        self,
+        name: str,
+        store: StoreLike[Any],
+        key: Any,
+        token: str | None,
+        lease: float,
     ) -> None:
-        """Count one more proxy of ``key`` here; convert its transfer hold."""
-        name = store.name
+        """Count one more proxy of ``key`` here; convert its transfer hold.
+
+        ``name`` is the store's name.
+        """
+        counts = self._counts
         with self._lock:
-            self._stores[name] = store
-            held = self._counts.get((name, key), 0)
-            self._counts[name, key] = held + 1
+            if self._stores.get(name) is not store:
+                self._stores[name] = store
+            held = counts.get((name, key), 0)
+            counts[name, key] = held + 1
         if held > 0 and token is not None and self._transfers.pop(token, False):
             # Pickled and unpickled by this process, which holds the object,
             # before its transfer was sent: whoever takes the token out of
@@ -306,13 +333,21 @@ class _Holds:
         self._submit((name, key, hold))
         self._ensure_thread()
 
-    def transfer(self, store: StoreLike[Any], key: Any) -> tuple[str, float]:
-        """Queue a transfer hold for a proxy being pickled; return token, lease."""
+    def transfer(self, name: str, store: StoreLike[Any], key: Any) -> tuple[str, float]:
+        """Queue a transfer hold for a proxy being pickled; return token, lease.
+
+        ``name`` is the store's name.
+        """
         token = uuid4_hex()
         lease = _settings["transfer_lease"]
-        self._stores.setdefault(store.name, store)  # one dict operation: atomic
+        self._stores.setdefault(name, store)  # one dict operation: atomic
         self._transfers[token] = True
-        self._submit((store.name, key, Hold(key, "", lease, token)))
+        # `_submit` inlined; a Hold built as its tuple (no Python-level __new__).
+        hold = _tuple_new(Hold, (key, "", lease, token, 0.0))
+        self._submitted = next(self._seq)
+        self._ops.append((name, key, hold))
+        if not self._wake.is_set():
+            self._wake.set()
         if self._thread is None:
             self._ensure_thread()
         return token, lease
@@ -368,47 +403,48 @@ class _Holds:
         # keys this batch also transfers or converts.
         plain: dict[tuple[str, Any], int] = {}
         shared: set[tuple[str, Any]] = set()
-        done = 0
         queue = self._ops
         transfers = self._transfers
         counts = self._counts
-        lock = self._lock
         holder = self.holder
         # Only what is queued now: ops queued meanwhile wait for the next batch,
         # so the thread does not interleave with a busy caller op by op (each
         # of the caller's I/O waits would hand it the GIL, and back).
-        for _ in range(len(queue)):
-            name, key, hold = queue.popleft()
-            done += 1
-            if hold is not None:
-                ops = pending.setdefault(name, [])
-                if hold.token:
-                    if not hold.holder and not transfers.pop(hold.token, None):
-                        continue  # unpickled here first: nothing to send
-                    shared.add((name, key))
-                else:
-                    plain.setdefault((name, key), len(ops))
-                ops.append(hold)
-                continue
-            with lock:
-                count = counts.get((name, key))
+        done = len(queue)
+        # One lock round for the batch (callers only take it briefly; no
+        # finalizer takes it).
+        with self._lock:
+            for _ in range(done):
+                name, key, hold = queue.popleft()
+                held_key = (name, key)
+                if hold is not None:
+                    ops = pending.setdefault(name, [])
+                    if hold.token:
+                        if not hold.holder and not transfers.pop(hold.token, None):
+                            continue  # unpickled here first: nothing to send
+                        shared.add(held_key)
+                    else:
+                        plain.setdefault(held_key, len(ops))
+                    ops.append(hold)
+                    continue
+                count = counts.get(held_key)
                 if count is None:
                     continue  # e.g. a proxy inherited through fork: not held here
-                count -= 1
-                if count > 0:
-                    counts[name, key] = count
+                if count > 1:
+                    counts[held_key] = count - 1
                     continue
-                del counts[name, key]
-            ops = pending.setdefault(name, [])
-            first = plain.pop((name, key), None)
-            if first is not None and (name, key) not in shared:
-                # Held and released in one batch and never shared: the hold
-                # need not be sent (the release evicts an object without holds).
-                for i in range(first, len(ops)):
-                    held = ops[i]
-                    if isinstance(held, Hold) and held.key == key:
-                        ops[i] = None
-            ops.append(Release(key, holder))
+                del counts[held_key]
+                ops = pending.setdefault(name, [])
+                first = plain.pop(held_key, None)
+                if first is not None and held_key not in shared:
+                    # Held and released in one batch and never shared: the hold
+                    # need not be sent (the release evicts an object without
+                    # holds).
+                    for i in range(first, len(ops)):
+                        held = ops[i]
+                        if isinstance(held, Hold) and held.key == key:
+                            ops[i] = None
+                ops.append(_tuple_new(Release, (key, holder)))
         self._send(
             {name: [o for o in ops if o is not None] for name, ops in pending.items()}
         )
@@ -515,6 +551,7 @@ def _runs(
 
 
 _HOLDS = _Holds()
+_tuple_new = tuple.__new__
 
 
 def _reset_after_fork() -> None:
@@ -566,10 +603,11 @@ class RefCountedFactory(StoreFactory[Any, T]):
         # The fields travel flat (no nested plain factory to rebuild), and a
         # NamedTuple key as its class's path and fields, as `StoreFactory` does.
         key = self.key
-        store = _stores.get(self._name)
+        name = self._name
+        store = _stores.get(name)
         if store is None:
             store = self.get_store()
-        token, lease = _HOLDS.transfer(store, key)
+        token, lease = _HOLDS.transfer(name, store, key)
         wire = self._wire_config()
         path = _key_path(type(key))
         if path is None:
@@ -596,7 +634,12 @@ class RefCountedFactory(StoreFactory[Any, T]):
             return
         if holding:
             self._holding = False
-            _HOLDS.drop(self._name, self.key)
+            # `_Holds.drop` inlined: this runs for every proxy dropped.
+            holds = _HOLDS
+            holds._submitted = next(holds._seq)
+            holds._ops.append((self._name, self.key, None))
+            if not holds._wake.is_set():
+                holds._wake.set()
 
 
 def _new_factory(
@@ -617,9 +660,10 @@ def _adopt(
 ) -> RefCountedFactory[Any]:
     """Unpickle a refcounted factory: this process becomes a holder."""
     factory = _new_factory(key, wire, deserializer)
-    store = _stores.get(factory._name)
+    name = factory._name
+    store = _stores.get(name)
     _HOLDS.adopt(
-        factory.get_store() if store is None else store, factory.key, token, lease
+        name, factory.get_store() if store is None else store, key, token, lease
     )
     factory._holding = True
     return factory
@@ -725,7 +769,15 @@ def refcounted_proxy(
     """
     populate = _check(store, (obj,), populate_target)
     key = store.put(obj, serializer=serializer, **kwargs)
-    return _make_proxies(store, [key], [obj], deserializer, populate)[0]
+    _HOLDS.acquire_one(store.name, store, key)
+    wire = store._wire
+    if wire is None:
+        wire = store._wire = store.config()._to_wire()
+    factory = _new_factory(key, wire, deserializer)
+    factory._holding = True
+    if populate:
+        return Proxy(factory, cache_defaults=True, target=obj)
+    return Proxy(factory)
 
 
 def is_refcounted(proxy: Proxy[Any]) -> bool:
