@@ -273,14 +273,11 @@ class _Holds:
             if self._stores.get(name) is not store:
                 self._stores[name] = store
             counts[name, key] = counts.get((name, key), 0) + 1
-        # `_submit` inlined; a Hold built as its tuple (no Python-level __new__).
+        # A Hold built as its tuple (no Python-level __new__).
         hold = _tuple_new(
             Hold, (key, self.holder, 2 * _settings["interval"], None, 0.0)
         )
-        self._submitted = next(self._seq)
-        self._ops.append((name, key, hold))
-        if not self._wake.is_set():
-            self._wake.set()
+        self._submit((name, key, hold))
         if self._thread is None:
             self._ensure_thread()
 
@@ -342,12 +339,7 @@ class _Holds:
         lease = _settings["transfer_lease"]
         self._stores.setdefault(name, store)  # one dict operation: atomic
         self._transfers[token] = True
-        # `_submit` inlined; a Hold built as its tuple (no Python-level __new__).
-        hold = _tuple_new(Hold, (key, "", lease, token, 0.0))
-        self._submitted = next(self._seq)
-        self._ops.append((name, key, hold))
-        if not self._wake.is_set():
-            self._wake.set()
+        self._submit((name, key, _tuple_new(Hold, (key, "", lease, token, 0.0))))
         if self._thread is None:
             self._ensure_thread()
         return token, lease
