@@ -5,7 +5,7 @@
     StoreError
     ├── StoreExistsError            a store with that name is already registered
     ├── ProxyStoreFactoryError      a proxy's factory is not a StoreFactory
-    └── RefCountNotSupportedError   (also a TypeError) the connector cannot count holders
+    └── RefCountNotSupportedError   (also a TypeError) connector cannot count holders
     ProxyResolveMissingKeyError     (also a KeyError) no object at a proxy's key
     NonProxiableTypeError           (also a TypeError) None/bool cannot be proxied
 
