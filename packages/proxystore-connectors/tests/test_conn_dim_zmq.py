@@ -246,9 +246,7 @@ def test_server_error_is_reported_with_address() -> None:
 
 def test_storage_failure_becomes_error_response() -> None:
     class Broken(DIMStorage):
-        def put(
-            self, obj_id: str, payload: object, ttl: float | None = None
-        ) -> None:
+        def put(self, obj_id: str, payload: object, ttl: float | None = None) -> None:
             raise MemoryError("full")
 
     response = Broken().handle(Request(Op.PUT, "k", (b"x",), 7))
