@@ -411,6 +411,13 @@ def test_small_shm_default_spills_instead_of_failing(
     assert connector.get(key) == big
     connector.evict(key)
     assert not connector.exists(key)
+    # With a time-to-live too, and it keeps its deadline there.
+    doomed = connector.put(big, ttl=0.2)
+    assert connector.segments() == []
+    assert connector.get(doomed) == big
+    time.sleep(0.25)
+    assert connector.get(doomed) is None
+    assert not connector.exists(doomed)
     connector.close(clear=True)
     assert os.listdir(tmp_path) == []
 

@@ -995,7 +995,12 @@ class SharedMemoryConnector(Closeable):
                 arena.commit(slot, gen)
                 return SharedMemoryKey(f"{self._arena_stem}{slot}.{gen}", size)
         name = self._new_name()
-        self._write(name, flat, size, deadline)
+        try:
+            self._write(name, flat, size, deadline)
+        except SharedMemoryFullError:
+            if self._spill is None:
+                raise
+            self._spill.write_named(name, flat, size, deadline)
         return SharedMemoryKey(name, size)
 
     def _arena_expired(self, arena: arenas.Arena, key: SharedMemoryKey) -> bool:
