@@ -236,6 +236,7 @@ time.sleep(600)
 def test_spilled_objects_of_a_killed_producer_are_swept(
     arena_namespace: str, tmp_path: Path
 ) -> None:
+    ttl = 2 * TTL  # 26 MB to write before the checks that they are still there
     options: dict[str, Any] = {
         "namespace": arena_namespace,
         "arena": True,
@@ -244,7 +245,7 @@ def test_spilled_objects_of_a_killed_producer_are_swept(
         "clear": False,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-c", _BUDGET_PRODUCER, json.dumps(options), str(TTL)],
+        [sys.executable, "-c", _BUDGET_PRODUCER, json.dumps(options), str(ttl)],
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None
@@ -272,7 +273,7 @@ def test_spilled_objects_of_a_killed_producer_are_swept(
         # This process maps an arena with deadlines: its sweeper drops the
         # expired spilled objects from the directory and frees their slots.
         assert connector._sweeping is not None
-        assert _wait_until(lambda: not names & spilled(), TTL + 5)
+        assert _wait_until(lambda: not names & spilled(), ttl + 5)
         arena = connector._arena()
         assert arena is not None
         counts = connector.spill_metrics()
