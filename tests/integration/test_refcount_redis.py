@@ -99,3 +99,29 @@ def test_cluster_is_refused_before_storing(redis_server: ServerAddress) -> None:
         pytest.raises(RefCountNotSupportedError, match="Cluster"),
     ):
         store.proxy([1], refcount=True)
+
+
+def test_one_batch_packs_mixed_ops_and_any_key(
+    connector: RedisConnector, client: redis.Redis
+) -> None:
+    # One message: holds, releases by the batch's own holder and by another,
+    # keys and holders of any characters (field lengths are counted in bytes).
+    holders = RedisHolders(connector)
+    odd = connector.put(b"odd")
+    plain = connector.put(b"plain")
+    client.rename(odd.redis_key, "ключ:1:x")
+    odd = type(odd)("ключ:1:x")
+    found = holders.apply(
+        [
+            Hold(odd, "höld:er", 2.0),
+            Hold(odd, "me", 2.0),
+            Hold(plain, "me", 2.0),
+            Release(plain, "me"),
+            Release(odd, "höld:er"),
+            Release(odd, "me"),
+        ]
+    )
+    assert found == [True, True, True, True, False, True]
+    assert not client.exists("ключ:1:x")
+    assert not client.exists(plain.redis_key)
+    assert not client.exists(holders_key("ключ:1:x"))

@@ -63,42 +63,48 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# Applies holds and releases in order. KEYS: the objects (their holders' hashes
-# are named from them). ARGV[1] is the holder named by a bare release; then per
-# op its kind and fields: 'r' (a release by ARGV[1]), 'R' holder (a release by
-# another holder), 'h' holder lease-ms token tombstone-ms (a hold). Returns one
-# string, a '1' or '0' per op: for a hold whether the object exists (the hold
-# recorded), for a release whether it evicted the object.
+# Applies holds and releases in order. ARGV[1] is the holder named by a bare
+# release; ARGV[2] packs the ops, so that a batch is two arguments however many
+# ops it carries (redis-py encodes each argument in Python). Each op is a kind
+# character and fields, each field "<byte length>:<bytes>": 'r' key (a release
+# by ARGV[1]), 'R' key holder (a release by another holder), 'h' key holder
+# lease-ms token tombstone-ms (a hold). The objects' keys travel as data, and
+# their holders' hashes are named from them (Redis Cluster is refused anyway).
+# Returns one string, a '1' or '0' per op: for a hold whether the object exists
+# (the hold recorded), for a release whether it evicted the object.
 _APPLY: Final = (
     _SETTLE
     + """
+local s, pos = ARGV[2], 1
+local function field()
+  local colon = string.find(s, ':', pos, true)
+  local n = tonumber(string.sub(s, pos, colon - 1))
+  pos = colon + n + 1
+  return string.sub(s, colon + 1, colon + n)
+end
 local out = {}
-local c = 2
-for i = 1, #KEYS do
-  local obj = KEYS[i]
+while pos <= #s do
+  local kind = string.sub(s, pos, pos)
+  pos = pos + 1
+  local obj = field()
   local h = '"""
     + HOLDERS_PREFIX
     + """' .. obj
-  local kind = ARGV[c]
   if kind == 'r' or kind == 'R' then
     local holder = ARGV[1]
     if kind == 'R' then
-      holder = ARGV[c + 1]
-      c = c + 2
-    else
-      c = c + 1
+      holder = field()
     end
     if redis.call('EXISTS', h) == 0 then
       -- never held (or all lapsed): no holds
-      out[i] = tostring(redis.call('DEL', obj))
+      out[#out + 1] = tostring(redis.call('DEL', obj))
     else
       redis.call('HDEL', h, holder)
-      out[i] = tostring(settle(obj, h, now))
+      out[#out + 1] = tostring(settle(obj, h, now))
     end
   else
-    local holder, lease, token = ARGV[c + 1], tonumber(ARGV[c + 2]), ARGV[c + 3]
-    local tomb = tonumber(ARGV[c + 4])
-    c = c + 5
+    local holder, lease = field(), tonumber(field())
+    local token, tomb = field(), tonumber(field())
     if redis.call('EXISTS', obj) == 1 then
       if holder == '' then
         if redis.call('HDEL', h, 'x:' .. token) == 0 then
@@ -111,10 +117,10 @@ for i = 1, #KEYS do
         end
       end
       settle(obj, h, now)
-      out[i] = '1'
+      out[#out + 1] = '1'
     else
       redis.call('DEL', h)
-      out[i] = '0'
+      out[#out + 1] = '0'
     end
   end
 end
@@ -147,6 +153,16 @@ end
 return table.concat(out)
 """
 )
+
+
+def _size(text: str) -> int:
+    """Return the length in bytes of ``text`` in UTF-8 (as redis-py sends it)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def _field(text: str) -> str:
+    """Return ``text`` as a field of `_APPLY`'s packed ops."""
+    return f"{_size(text)}:{text}"
 
 
 def _flags(reply: bytes | str) -> list[bool]:
@@ -196,27 +212,29 @@ class RedisHolders:
         """
         if not ops:
             return []
-        # A release by the first release's holder is one field ("r"): the
+        # A release by the first release's holder names no holder: the
         # releases a process batches are all its own.
         default = next((op.holder for op in ops if isinstance(op, Release)), "")
-        keys: list[str] = []
-        args: list[Any] = [default]
+        packed: list[str] = []
         for op in ops:
-            keys.append(op.key.redis_key)
+            key = op.key.redis_key
             if isinstance(op, Release):
                 if op.holder == default:
-                    args.append("r")
+                    packed.append(f"r{_size(key)}:{key}")
                 else:
-                    args += ["R", op.holder]
+                    packed.append(f"R{_size(key)}:{key}{_field(op.holder)}")
                 continue
             record_name(op.holder, op.lease, op.token)
             tomb = op.transfer_lease or TOMBSTONE_LEASE
-            lease_ms = max(1, int(op.lease * 1000))
-            args += ["h", op.holder, lease_ms, op.token or "", int(tomb * 1000)]
+            lease_ms = str(max(1, int(op.lease * 1000)))
+            packed.append(
+                f"h{_size(key)}:{key}{_field(op.holder)}{_field(lease_ms)}"
+                f"{_field(op.token or '')}{_field(str(int(tomb * 1000)))}"
+            )
         if self._script is None:
             self._script = self.connector._redis.register_script(_APPLY)
         with self.connector._errors("HOLD"):
-            found = self._script(keys=keys, args=args)
+            found = self._script(keys=[], args=[default, "".join(packed)])
         return _flags(found)
 
     def renew(self, keys: Sequence[RedisKey], holder: str, lease: float) -> list[bool]:
