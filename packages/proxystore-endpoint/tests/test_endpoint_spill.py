@@ -114,6 +114,25 @@ def test_expired_objects_are_dropped_not_spilled(
     assert any(m.startswith("spilled 'living'") for m in messages)
 
 
+def test_expired_objects_go_before_live_ones_are_spilled(tmp_path: Path) -> None:
+    storage = BudgetedStorage(budget=2500, directory=str(tmp_path / "spill"))
+
+    async def run() -> None:
+        await storage.set("live", _blob(0))  # the least recently used
+        await storage.set("doomed", _blob(1), ttl=0.05)
+        await asyncio.sleep(0.1)
+        await storage.set("new", _blob(2))  # over budget without "doomed"
+        metrics = storage.metrics()
+        assert metrics["objects_dropped"] == 1
+        assert metrics["objects_spilled"] == 0  # "live" stayed in memory
+        assert storage.memory_used() == 2000
+        assert await storage.get("live") == _blob(0)
+        assert await storage.get("doomed") is None
+        await storage.close()
+
+    asyncio.run(run())
+
+
 def test_compressed_spill_writes_less(tmp_path: Path) -> None:
     pytest.importorskip("zstandard")
     storage = BudgetedStorage(

@@ -40,6 +40,8 @@ __all__ = ["BudgetedStorage", "budgeted_storage", "memory_budget"]
 logger = logging.getLogger(__name__)
 
 _CODECS = {None: 0, "zstd": 1}
+#: Seconds between two scans for expired objects when a put is over the budget.
+_DROP_EVERY = 0.05
 
 
 def memory_budget(budget: int | str) -> int:
@@ -112,6 +114,7 @@ class BudgetedStorage:
         )
         self._used = 0
         self._spilled: dict[str, _Spilled] = {}
+        self._next_drop = 0.0
         self._lock = asyncio.Lock()
         self.stats = TierStats()
 
@@ -136,6 +139,15 @@ class BudgetedStorage:
     async def _drop_spilled(self, key: str) -> None:
         if self._spilled.pop(key, None) is not None:
             await asyncio.to_thread(self._tier.remove, self._name(key))
+
+    async def _drop_expired(self) -> list[str]:
+        """Remove the expired objects in memory; return their keys."""
+        if not await self._memory.sweep():
+            return []
+        gone = [k for k in self._sizes if not await self._memory.exists(k)]
+        for key in gone:
+            self._forget_memory(key)
+        return gone
 
     async def _spill_one(self) -> bool:
         """Move the least recently used object to disk; False when none is left."""
@@ -169,6 +181,13 @@ class BudgetedStorage:
         """Keep ``blob`` in memory, spilling others; False if it can never fit."""
         if len(blob) > self.budget:
             return False
+        if self._used + len(blob) > self.budget and time.monotonic() >= self._next_drop:
+            # Expired objects go first (dropped, never spilled), wherever they
+            # are in the LRU order; at most every _DROP_EVERY s (a scan).
+            self._next_drop = time.monotonic() + _DROP_EVERY
+            for gone in await self._drop_expired():
+                self.stats.objects_dropped += 1
+                logger.debug("dropped expired %r instead of spilling it", gone)
         while self._used + len(blob) > self.budget and await self._spill_one():
             pass
         await self._memory.set(key, blob, ttl)
@@ -280,9 +299,7 @@ class BudgetedStorage:
     async def sweep(self) -> int:
         """Remove the expired objects (memory and disk); return how many."""
         async with self._lock:
-            removed = await self._memory.sweep()
-            for key in [k for k in self._sizes if not await self._memory.exists(k)]:
-                self._forget_memory(key)
+            removed = len(await self._drop_expired())
             now = time.time()
             due = [
                 k
