@@ -402,10 +402,11 @@ class _Holds:
         # Only what is queued now: ops queued meanwhile wait for the next batch,
         # so the thread does not interleave with a busy caller op by op (each
         # of the caller's I/O waits would hand it the GIL, and back).
-        done = len(queue)
         # One lock round for the batch (callers only take it briefly; no
-        # finalizer takes it).
+        # finalizer takes it). It also keeps two drains (the thread's and
+        # `release_all`'s at exit) from popping the same ops.
         with self._lock:
+            done = len(queue)
             for _ in range(done):
                 name, key, hold = queue.popleft()
                 held_key = (name, key)
