@@ -53,8 +53,11 @@ def test_transfer_is_consumed_by_its_conversion() -> None:
     table = HolderTable(clock)
     table.hold("o", "", 60.0, "tok")
     table.hold("o", "w", 2.0, "tok")
-    assert set(table.holders("o")) == {"w"}
-    assert table.release("o", "w")  # the transfer no longer keeps it
+    assert set(table.holders("o")) == {"w", "c:tok"}
+    # The transfer no longer keeps it: only its trace, for one interval.
+    assert not table.release("o", "w")
+    clock.now += 1.01
+    assert table.expired() == ["o"]
 
 
 def test_conversion_before_its_transfer_leaves_a_tombstone() -> None:
@@ -62,7 +65,8 @@ def test_conversion_before_its_transfer_leaves_a_tombstone() -> None:
     table = HolderTable(clock)
     table.hold("o", "w", 2.0, "tok")  # arrived first
     table.hold("o", "", 60.0, "tok")  # late transfer: dropped
-    assert set(table.holders("o")) == {"w"}
+    assert set(table.holders("o")) == {"w", "c:tok"}
+    clock.now += 1.01  # the conversion's trace lapses
     assert table.release("o", "w")
 
 
@@ -75,6 +79,7 @@ def test_tombstone_keeps_the_object_until_its_transfer_arrives() -> None:
     assert not table.release("o", "w")
     table.hold("o", "p", 2.0, None)  # the producer's hold lands
     table.hold("o", "", 60.0, "tok")  # then its transfer: already converted
+    clock.now += 1.01  # the conversion's trace lapses
     assert set(table.holders("o")) == {"p"}
     assert table.release("o", "p")
     # A tombstone whose transfer never comes (the sender died) lapses.
@@ -89,10 +94,68 @@ def test_a_short_tombstone_is_swept_on_time() -> None:
     # for the (longer) lease of the records it saw before.
     clock = Clock()
     table = HolderTable(clock)
-    table.hold("o", "w", 2.0, "tok", 0.5)
+    table.hold("o", "w", 0.8, "tok", 0.5)  # a trace of 0.4 s, a tombstone of 0.5
     assert not table.release("o", "w")
     clock.now += 0.6
     assert table.expired() == ["o"]
+
+
+def test_copies_of_one_pickle_are_each_covered() -> None:
+    # The same pickled bytes unpickled by two workers carry one token. The
+    # first conversion consumes the transfer; the producer and that worker then
+    # release before the second worker's conversion lands: the object must still
+    # be there for it (it used to be evicted by the first worker's release).
+    clock = Clock()
+    table = HolderTable(clock)
+    table.hold("o", "p", 2.0, None)
+    table.hold("o", "", 60.0, "tok")
+    table.hold("o", "w1", 2.0, "tok", 60.0)
+    assert not table.release("o", "p")
+    clock.now += 0.5
+    assert not table.release("o", "w1")
+    assert table.expired() == []
+    table.hold("o", "w2", 2.0, "tok", 60.0)  # the second copy converts
+    # It found the transfer converted: no tombstone keeps the object for 60 s.
+    assert set(table.holders("o")) == {"w2", "c:tok"}
+    clock.now += 1.01
+    assert table.release("o", "w2")
+
+
+def test_copies_of_one_pickle_converted_before_the_transfer() -> None:
+    clock = Clock()
+    table = HolderTable(clock)
+    table.hold("o", "w1", 2.0, "tok", 60.0)
+    table.hold("o", "w2", 2.0, "tok", 60.0)
+    table.hold("o", "p", 2.0, None)
+    table.hold("o", "", 60.0, "tok")  # consumes the one tombstone
+    clock.now += 1.01
+    assert set(table.holders("o")) == {"w1", "w2", "p"}
+    assert not table.release("o", "p")
+    assert not table.release("o", "w1")
+    assert table.release("o", "w2")
+
+
+def test_dim_storage_covers_copies_of_one_pickle() -> None:
+    storage = DIMStorage()
+    storage.put("o", [b"data"])
+
+    def hold(*hold: object) -> list[bool]:
+        body = json.dumps([["o", *hold]]).encode()
+        response = storage.handle(Request(Op.HOLD, "", (body,)))
+        return list(json.loads(b"".join(response.payload)))
+
+    def release(holder: str) -> bytes:
+        response = storage.handle(Request(Op.RELEASE, "o", (holder.encode(),)))
+        return b"".join(response.payload)
+
+    assert hold("p", 30.0, None) == [True]
+    assert hold("", 60.0, "tok") == [True]
+    assert hold("w1", 30.0, "tok", 60.0) == [True]
+    assert release("p") == b"0"
+    assert release("w1") == b"0"
+    assert storage.sweep() == 0
+    assert hold("w2", 30.0, "tok", 60.0) == [True]
+    assert storage.get("o") == [b"data"]
 
 
 def test_release_without_any_recorded_hold_evicts() -> None:

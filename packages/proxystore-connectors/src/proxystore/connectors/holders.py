@@ -19,7 +19,15 @@ Three kinds of hold share one table (see `Hold`):
   transfer hold is dropped when it arrives. Until then (at most the transfer's
   lease) the tombstone stands for the transfer still on its way: it keeps the
   object, because the sender, which has not sent its transfer yet, still holds
-  the object (its own hold may even still be in its queue).
+  the object (its own hold may even still be in its queue);
+* a *trace* of a converted transfer (``c:<token>``): the same pickled bytes may
+  be unpickled by several processes (a broadcast, a retried task), and all of
+  them carry one token. The first conversion consumes the transfer hold; the
+  trace it leaves keeps the object for one heartbeat interval of the converter
+  (`LINGER` of its lease), renewed by each later conversion of the token, so a
+  copy whose conversion is still on its way when the others have already
+  released is covered. A later copy finds the trace and leaves no tombstone
+  (its transfer has already arrived).
 
 `HolderTable` is the in-memory table that the in-process connectors, the DIM
 servers and the endpoints keep; Redis and the shared-memory connector keep the
@@ -34,6 +42,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
+    "CONVERTED",
+    "LINGER",
     "TOMBSTONE_LEASE",
     "TRANSFER",
     "Hold",
@@ -50,8 +60,13 @@ KeyT = TypeVar("KeyT")
 TRANSFER: Final = "t:"
 #: Prefix of a tombstone's record (followed by its token).
 _TOMBSTONE: Final = "x:"
+#: Prefix of a converted transfer's trace (followed by its token).
+CONVERTED: Final = "c:"
 #: Seconds a tombstone stands when a conversion does not say (see `Hold`).
 TOMBSTONE_LEASE: Final = 60.0
+#: Fraction of a conversion's lease for which its token's trace stands (one
+#: heartbeat interval: a lease is two).
+LINGER: Final = 0.5
 
 
 class Hold(NamedTuple, Generic[KeyT]):
@@ -245,10 +260,17 @@ class HolderTable:
             records[name] = now + lease
         else:
             records[holder] = now + lease
-            if token and records.pop(TRANSFER + token, None) is None:
-                tomb = now + (transfer_lease or TOMBSTONE_LEASE)
-                records[_TOMBSTONE + token] = tomb
-                self._next_check = min(self._next_check, tomb)
+            if token:
+                # A copy converts: the transfer (or, for copies of the same
+                # pickle, its trace) lingers for one interval, see `LINGER`.
+                linger = now + lease * LINGER
+                seen = records.get(CONVERTED + token)
+                records[CONVERTED + token] = max(linger, seen or linger)
+                if records.pop(TRANSFER + token, None) is None and seen is None:
+                    tomb = now + (transfer_lease or TOMBSTONE_LEASE)
+                    records[_TOMBSTONE + token] = tomb
+                    self._next_check = min(self._next_check, tomb)
+                self._next_check = min(self._next_check, linger)
         self._next_check = min(self._next_check, now + lease)
 
     def release(self, obj_id: str, holder: str) -> bool:
