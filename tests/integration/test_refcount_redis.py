@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -48,8 +49,11 @@ def test_expiry_follows_the_latest_live_hold(
     # ...and its conversion brings it back to the holders' leases.
     holders.hold([Hold(key, "w", 2.0, "tok", 30.0)])
     assert 1000 < client.pttl(name) <= 2000
-    assert set(client.hgetall(holders_key(name))) == {b"p", b"w"}
-    assert holders.apply([Release(key, "p"), Release(key, "w")]) == [False, True]
+    assert set(client.hgetall(holders_key(name))) == {b"p", b"w", b"c:tok"}
+    # The conversion's trace (one interval: half its lease) keeps it a moment.
+    assert holders.apply([Release(key, "p"), Release(key, "w")]) == [False, False]
+    assert 0 < client.pttl(name) <= 1000
+    time.sleep(1.05)
     assert not client.exists(name)
     assert not client.exists(holders_key(name))
     assert holders.hold([Hold(key, "p", 2.0)]) == [False]  # gone: not recorded
@@ -61,13 +65,36 @@ def test_tombstone_keeps_the_object_until_its_transfer_arrives(
     holders = RedisHolders(connector)
     key = connector.put(b"data")
     # The receiver converts and releases before the sender's messages land.
-    holders.hold([Hold(key, "w", 2.0, "tok", 30.0)])
+    holders.hold([Hold(key, "w", 0.4, "tok", 30.0)])
     assert not holders.release(key, "w")
+    time.sleep(0.25)  # the conversion's trace (0.2 s) lapses: the tombstone stays
     assert client.exists(key.redis_key)
     assert holders.apply(
         [Hold(key, "p", 2.0), Hold(key, "", 30.0, "tok"), Release(key, "p")]
     ) == [True, True, True]
     assert not client.exists(key.redis_key)
+
+
+def test_copies_of_one_pickle_are_each_covered(
+    connector: RedisConnector, client: redis.Redis
+) -> None:
+    # Two workers unpickle the same bytes (one token); the first converts, the
+    # producer and the first worker release, then the second converts.
+    holders = RedisHolders(connector)
+    key = connector.put(b"data")
+    assert holders.apply(
+        [
+            Hold(key, "p", 2.0),
+            Hold(key, "", 30.0, "tok"),
+            Hold(key, "w1", 2.0, "tok", 30.0),
+            Release(key, "p"),
+            Release(key, "w1"),
+            Hold(key, "w2", 2.0, "tok", 30.0),
+        ]
+    ) == [True, True, True, False, False, True]
+    # No tombstone for the second copy: its transfer had arrived.
+    assert set(client.hgetall(holders_key(key.redis_key))) == {b"w2", b"c:tok"}
+    assert 1000 < client.pttl(key.redis_key) <= 2000
 
 
 def test_heartbeat_renews_each_key_once(

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from proxystore.connectors.holders import (
+    LINGER,
     TOMBSTONE_LEASE,
     Hold,
     Release,
@@ -112,8 +113,16 @@ while pos <= #s do
         end
       else
         redis.call('HSET', h, holder, now + lease)
-        if token ~= '' and redis.call('HDEL', h, 't:' .. token) == 0 then
-          redis.call('HSET', h, 'x:' .. token, now + tomb)
+        if token ~= '' then
+          -- the token's trace covers other copies of the pickle for an interval
+          local trace = now + math.floor(lease * """
+    + repr(LINGER)
+    + """)
+          local seen = tonumber(redis.call('HGET', h, 'c:' .. token))
+          redis.call('HSET', h, 'c:' .. token, math.max(trace, seen or trace))
+          if redis.call('HDEL', h, 't:' .. token) == 0 and not seen then
+            redis.call('HSET', h, 'x:' .. token, now + tomb)
+          end
         end
       end
       settle(obj, h, now)
