@@ -263,3 +263,23 @@ def test_shm_sweep_evicts_objects_of_dead_holders(shm: SharedMemoryConnector) ->
     assert holders.sweep_holds() == 1  # type: ignore[attr-defined]
     assert shm.exists(late)
     assert not shm.exists(gone)
+
+
+def test_shm_copies_of_one_pickle_are_each_covered(
+    shm: SharedMemoryConnector,
+) -> None:
+    holders = counting(shm)
+    assert holders is not None
+    key = shm.put(b"payload")
+    me = os.getpid()
+    assert holders.hold([Hold(key, f"{me}-p", 30.0), Hold(key, "", 60.0, "tok")]) == [
+        True,
+        True,
+    ]
+    assert holders.hold([Hold(key, f"{me}-w1", 30.0, "tok", 60.0)]) == [True]
+    assert not holders.release(key, f"{me}-p")
+    assert not holders.release(key, f"{me}-w1")
+    assert holders.hold([Hold(key, f"{me}-w2", 30.0, "tok", 60.0)]) == [True]
+    assert shm.exists(key)
+    # The second copy found the transfer converted: no tombstone was left.
+    assert not any(n.endswith("@x:tok") for n in os.listdir(holders.directory))  # type: ignore[attr-defined]

@@ -37,7 +37,14 @@ from typing import TYPE_CHECKING, Final
 
 from proxystore.connectors._arena import _alive
 from proxystore.connectors.exceptions import ForeignFileError
-from proxystore.connectors.holders import TOMBSTONE_LEASE, TRANSFER, Hold, record_name
+from proxystore.connectors.holders import (
+    CONVERTED,
+    LINGER,
+    TOMBSTONE_LEASE,
+    TRANSFER,
+    Hold,
+    record_name,
+)
 
 if TYPE_CHECKING:
     from proxystore.connectors.shm import SharedMemoryConnector, SharedMemoryKey
@@ -71,7 +78,7 @@ def _zombie(pid: str) -> bool:
 
 
 def _record_live(record: str, deadline: float, now: float) -> bool:
-    if record.startswith((TRANSFER, _TOMB)):
+    if record.startswith((TRANSFER, _TOMB, CONVERTED)):
         return deadline > now
     pid, _, _ = record.partition("-")
     if not pid.isdecimal():
@@ -146,6 +153,24 @@ class SharedMemoryHolders:
             os.close(fd)
             os.utime(path, (deadline, deadline))
 
+    def _convert(
+        self, name: str, token: str, now: float, lease: float, transfer_lease: float
+    ) -> None:
+        # A conversion: its token's trace covers other copies of the same
+        # pickle for one interval (`LINGER`); the first one consumes the
+        # transfer, or leaves a tombstone if the transfer has not arrived yet.
+        trace = now + lease * LINGER
+        try:
+            seen: float | None = os.stat(
+                self._path(name, CONVERTED + token), follow_symlinks=False
+            ).st_mtime
+        except FileNotFoundError:
+            seen = None
+        self._write(name, CONVERTED + token, max(trace, seen or trace))
+        if not self._remove(name, TRANSFER + token) and seen is None:
+            tomb = transfer_lease or TOMBSTONE_LEASE
+            self._write(name, _TOMB + token, now + tomb)
+
     def _remove(self, name: str, record: str) -> bool:
         try:
             os.unlink(self._path(name, record))
@@ -200,9 +225,8 @@ class SharedMemoryHolders:
                         self._write(name, record, now + lease)
                 else:
                     self._write(name, record, now + lease)
-                    if token and not self._remove(name, TRANSFER + token):
-                        tomb = transfer_lease or TOMBSTONE_LEASE
-                        self._write(name, _TOMB + token, now + tomb)
+                    if token:
+                        self._convert(name, token, now, lease, transfer_lease)
                 found.append(True)
         return found
 
