@@ -4,7 +4,8 @@ The system under test is a backend made of a dict of objects and a
 `HolderTable` on a clock the machine controls (what a DIM server or endpoint
 runs), driven with the messages processes send: holds with their lease,
 transfers when a proxy is pickled (queued in the sender's order, so a sender's
-release never overtakes its transfer), conversions when a copy is unpickled,
+release never overtakes its transfer), conversions when a copy is unpickled
+(possibly several copies of one pickle, all carrying its token),
 releases when a process drops its last proxy, and heartbeats. Live processes
 beat every interval; a dying process loses its queued messages and stops
 beating.
@@ -13,7 +14,9 @@ The model keeps, per object, the records that should be there (holders and
 transfers with deadlines, consumed tokens) and checks after every step:
 
 * safety: a live process that holds an object (its hold was confirmed), and any
-  registered, unconsumed, unexpired transfer, can still resolve it;
+  registered, unconsumed, unexpired transfer, can still resolve it; a
+  conversion that lands while any record of the object is live (one more copy
+  of a pickle within an interval of the last conversion of its token) finds it;
 * liveness: once no record of an object is live, the next sweep evicts it (so
   an object goes at most one lease after its last holder died).
 
@@ -39,7 +42,7 @@ from hypothesis.stateful import (
 )
 
 from proxystore.connectors import _holders_shm
-from proxystore.connectors.holders import Hold, HolderTable
+from proxystore.connectors.holders import LINGER, Hold, HolderTable
 from proxystore.connectors.shm import SharedMemoryConnector, SharedMemoryKey
 
 INTERVAL = 1.0
@@ -193,13 +196,18 @@ class RefcountMachine(RuleBasedStateMachine):
                 recs["t:" + token] = now + lease
         else:
             recs[holder] = now + lease
-            if token and recs.pop("t:" + token, None) is None:
-                recs["x:" + token] = now + TRANSFER_LEASE
+            if token:
+                # The token's trace covers further copies of the same pickle
+                # for one interval; a copy after a live trace needs no tombstone.
+                seen = recs.get("c:" + token, 0.0)
+                recs["c:" + token] = max(now + lease * LINGER, seen)
+                if recs.pop("t:" + token, None) is None and seen <= now:
+                    recs["x:" + token] = now + TRANSFER_LEASE
 
     def _record_live(self, record: str, deadline: float) -> bool:
         if deadline <= self.clock.now:
             return False
-        if record.startswith(("t:", "x:")) or not self.backend.pid_liveness:
+        if record.startswith(("t:", "x:", "c:")) or not self.backend.pid_liveness:
             return True
         return record in self.alive  # one machine: a dead pid releases at once
 
@@ -262,9 +270,22 @@ class RefcountMachine(RuleBasedStateMachine):
 
     @rule(item=consumes(tokens), existing=st.booleans(), data=st.data())
     def unpickle(self, item: tuple[str, str], existing: bool, data: Any) -> None:
+        self._unpickle(item, existing, data)
+
+    @rule(item=tokens, existing=st.booleans(), data=st.data())
+    def unpickle_copy(self, item: tuple[str, str], existing: bool, data: Any) -> None:
+        # The same pickled bytes unpickled by another process (a broadcast, a
+        # retried task): one token, converted again.
+        self._unpickle(item, existing, data)
+
+    def _unpickle(self, item: tuple[str, str], existing: bool, data: Any) -> None:
         obj, token = item
         if not token:
             return
+        # A conversion that lands while the object has a live record (a
+        # holder, the transfer, its tombstone, or the trace of an earlier copy's
+        # conversion) must find it.
+        covered = self._live(obj)
         candidates = sorted(self.alive)
         if existing and candidates:
             process = data.draw(st.sampled_from(candidates))
@@ -274,6 +295,7 @@ class RefcountMachine(RuleBasedStateMachine):
             self.last_beat[process] = self.clock.now
             self.queue[process] = []
         found = self._server_hold(obj, process, LEASE, token)
+        assert found or not covered, f"a copy of {obj} converted too late"
         if found:
             self._model_hold(obj, process, LEASE, token)
             self.holding.setdefault(process, set()).add(obj)

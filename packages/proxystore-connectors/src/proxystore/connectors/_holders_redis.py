@@ -119,6 +119,9 @@ while pos <= #s do
     + repr(LINGER)
     + """)
           local seen = tonumber(redis.call('HGET', h, 'c:' .. token))
+          if seen and seen <= now then
+            seen = nil
+          end
           redis.call('HSET', h, 'c:' .. token, math.max(trace, seen or trace))
           if redis.call('HDEL', h, 't:' .. token) == 0 and not seen then
             redis.call('HSET', h, 'x:' .. token, now + tomb)

@@ -161,13 +161,13 @@ class SharedMemoryHolders:
         # transfer, or leaves a tombstone if the transfer has not arrived yet.
         trace = now + lease * LINGER
         try:
-            seen: float | None = os.stat(
+            seen = os.stat(
                 self._path(name, CONVERTED + token), follow_symlinks=False
             ).st_mtime
         except FileNotFoundError:
-            seen = None
-        self._write(name, CONVERTED + token, max(trace, seen or trace))
-        if not self._remove(name, TRANSFER + token) and seen is None:
+            seen = 0.0
+        self._write(name, CONVERTED + token, max(trace, seen))
+        if not self._remove(name, TRANSFER + token) and seen <= now:
             tomb = transfer_lease or TOMBSTONE_LEASE
             self._write(name, _TOMB + token, now + tomb)
 

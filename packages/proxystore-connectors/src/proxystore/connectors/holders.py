@@ -264,9 +264,11 @@ class HolderTable:
                 # A copy converts: the transfer (or, for copies of the same
                 # pickle, its trace) lingers for one interval, see `LINGER`.
                 linger = now + lease * LINGER
-                seen = records.get(CONVERTED + token)
-                records[CONVERTED + token] = max(linger, seen or linger)
-                if records.pop(TRANSFER + token, None) is None and seen is None:
+                seen = records.get(CONVERTED + token, 0.0)
+                records[CONVERTED + token] = max(linger, seen)
+                # A live trace: an earlier copy converted, the transfer arrived
+                # or its tombstone stands already.
+                if records.pop(TRANSFER + token, None) is None and seen <= now:
                     tomb = now + (transfer_lease or TOMBSTONE_LEASE)
                     records[_TOMBSTONE + token] = tomb
                     self._next_check = min(self._next_check, tomb)
