@@ -75,7 +75,7 @@ def _worker(index: int, conn: Any, plan: list[tuple[bytes, float, float, int]]) 
             try:
                 ok = proxies[slot][0] == values[slot]
             except Exception as exc:
-                gap = refcount._HOLDS.max_gap
+                gap = refcount._HOLDS.beat_gap()
                 conn.send(("fail", index, slot, f"{exc!r} (beat gap {gap:.2f} s)"))
                 continue
             if not ok:

@@ -75,7 +75,38 @@ def test_in_flight_proxy_is_covered_by_its_transfer(
     assert q == b"x" * 10
     del q
     _dropped(store)
+    # The conversion's trace covers other copies of ``data`` for one interval;
+    # a sweep (at a heartbeat) evicts the object after it.
+    deadline = time.monotonic() + 3
+    while store.connector.exists(key) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert not store.connector.exists(key)
+
+
+def test_every_copy_of_one_pickle_is_covered(store: Store[LocalConnector]) -> None:
+    # The same bytes unpickled twice (as two processes would): the second
+    # copy converts after the producer and the first copy have let go.
+    # A long interval: the trace must outlast a loaded machine's steps.
+    refcount.configure(interval=5.0)
+    own = refcount._HOLDS.holder
+    try:
+        p = store.proxy(b"y" * 10, refcount=True)
+        data = pickle.dumps(p)
+        del p
+        _dropped(store)
+        refcount._HOLDS.holder = "first"  # as if in another process
+        first = pickle.loads(data)
+        del first
+        _dropped(store)
+        refcount._HOLDS.holder = "second"
+        second = pickle.loads(data)
+        assert refcount.flush(2)
+        assert second == b"y" * 10
+        del second
+        _dropped(store)
+    finally:
+        refcount._HOLDS.holder = own
+        refcount.configure(interval=0.25)
 
 
 def test_unconverted_transfer_lapses(store: Store[LocalConnector]) -> None:

@@ -240,8 +240,9 @@ class _Holds:
         self._completed = 0
         self._thread: threading.Thread | None = None
         self._stop = False
-        # Longest time between two heartbeats so far (seconds): a holder whose
-        # beats are further apart than a lease may have lost its holds.
+        # Longest time between two heartbeats (the first: since the thread
+        # started) so far, in seconds: a holder whose beats are further apart
+        # than a lease may have lost its holds (see `beat_gap`).
         self.max_gap = 0.0
         self._last_beat: float | None = None
 
@@ -362,13 +363,22 @@ class _Holds:
         with self._done:
             return self._done.wait_for(lambda: self._completed >= target, timeout)
 
+    def beat_gap(self) -> float:
+        """Return the longest heartbeat gap so far, the current one included."""
+        last = self._last_beat
+        current = 0.0 if last is None else time.monotonic() - last
+        return max(self.max_gap, current)
+
     def held(self) -> dict[tuple[str, Any], int]:
         with self._lock:
             return dict(self._counts)
 
     # ----------------------------------------------------------- thread side
     def _run(self) -> None:
-        next_beat = time.monotonic() + interval()
+        # The first beat's gap counts from here (holds sent before it have a
+        # lease to keep too).
+        self._last_beat = time.monotonic()
+        next_beat = self._last_beat + interval()
         while not self._stop:
             if self._wake.wait(max(0.0, next_beat - time.monotonic())):
                 # Woken by a queued message: let the ones right behind it join
@@ -380,8 +390,7 @@ class _Holds:
             now = time.monotonic()
             if now >= next_beat:
                 self._beat()
-                if self._last_beat is not None:
-                    self.max_gap = max(self.max_gap, now - self._last_beat)
+                self.max_gap = max(self.max_gap, now - (self._last_beat or now))
                 self._last_beat = now
                 next_beat = now + interval()
             else:
