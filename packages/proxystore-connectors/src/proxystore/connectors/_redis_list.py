@@ -174,7 +174,7 @@ def _holders(
         records = tuple(
             flat[i].decode("utf-8", "replace")
             for i in range(0, len(flat), 2)
-            if int(flat[i + 1]) > now_ms and not flat[i].startswith(b"x:")
+            if int(flat[i + 1]) > now_ms and not flat[i].startswith((b"x:", b"c:"))
         )
         out[name[len(_HOLDERS) :].decode("utf-8", "replace")] = records
     return out
