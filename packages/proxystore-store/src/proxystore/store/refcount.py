@@ -20,7 +20,10 @@ connector) and returns a proxy whose factory is a `RefCountedFactory`:
   hold* with a lease of `transfer_lease` seconds, queued before any later
   release by the same process; the process that unpickles it converts the
   transfer into its own hold. A proxy that is never unpickled (its receiver died
-  first) keeps the object for at most the transfer lease.
+  first) keeps the object for at most the transfer lease. Copies of one pickle
+  (the same bytes unpickled by several processes) share its token: each is
+  covered if it converts within an interval of the previous conversion (the
+  trace a conversion leaves, see `proxystore.connectors.holders`).
 
 The heartbeat interval and the transfer lease are process-wide settings
 (`configure`, or the environment variables ``PROXYSTORE_REFCOUNT_INTERVAL`` and
