@@ -12,7 +12,8 @@ and the reference release's endpoints and relay from ``.bench-venv/``):
   data channel set-up included;
 * ``10 KB get``: median of later 10 KB gets over the established connection;
 * ``large get``: one get of ``--large`` bytes (default 10 MB; ``--large 100000000``
-  for 100 MB), reported as seconds and MB/s.
+  for 100 MB), reported as seconds and MB/s (best and median of the rounds, which
+  alternate ours and theirs).
 
 Topologies: ``cone`` (both sites behind home-router-like NATs: hole punching,
 server-reflexive candidates from coturn's STUN) and ``turn`` (both sites behind
@@ -288,6 +289,7 @@ def _best(rows: list[dict[str, float]]) -> dict[str, float]:
         values = [r[key] for r in rows]
         out[key] = max(values) if key.endswith("MB/s") else min(values)
     out["first get (median)"] = statistics.median(r["first get"] for r in rows)
+    out["large MB/s (median)"] = statistics.median(r["large MB/s"] for r in rows)
     return out
 
 
@@ -332,11 +334,18 @@ def measure(
         ratios[f"{topology} throughput ours/theirs"] = (
             ours["large MB/s"] / theirs["large MB/s"]
         )
+        ratios[f"{topology} throughput ours/theirs (medians)"] = (
+            ours["large MB/s (median)"] / theirs["large MB/s (median)"]
+        )
         ratios[f"{topology} start ours/theirs"] = ours["start"] / theirs["start"]
     result: dict[str, Any] = {
         "large_bytes": large,
         "rounds": rounds,
         "seconds": table,
+        "large MB/s per round": {
+            side: {t: [r["large MB/s"] for r in rows] for t, rows in by.items()}
+            for side, by in raw.items()
+        },
         "ratios": ratios,
     }
     if errors:
