@@ -765,3 +765,37 @@ def test_manager_starts_while_the_relay_is_down_and_registers_later() -> None:
             await r.stop()
 
     run(main())
+
+
+def test_a_large_message_is_acknowledged_with_fewer_sacks_than_packets() -> None:
+    # aiortc alone answers every DATA packet with a SACK (proxystore.p2p._sctp).
+    async def main() -> tuple[int, int]:
+        async with (
+            relay() as r,
+            loopback_manager(RelayClient(r.address)) as a,
+            loopback_manager(RelayClient(r.address)) as b,
+        ):
+            await a.send(b.uuid, b"x")
+            assert await b.recv(timeout=15) == (a.uuid, b"x")
+            sctp: Any = (await b.get_connection(a.uuid))._pc.sctp
+            counts = {"data": 0, "sack": 0}
+            send_chunk, receive_data = sctp._send_chunk, sctp._receive_data_chunk
+
+            async def counting_send(chunk: Any) -> None:
+                counts["sack"] += type(chunk).__name__ == "SackChunk"
+                await send_chunk(chunk)
+
+            async def counting_receive(chunk: Any) -> None:
+                counts["data"] += 1
+                await receive_data(chunk)
+
+            sctp._send_chunk = counting_send
+            sctp._receive_data_chunk = counting_receive
+            message = bytes(range(256)) * (4 * 2**12)  # 4 MiB
+            await a.send(b.uuid, message)
+            assert await b.recv(timeout=60) == (a.uuid, message)
+            return counts["data"], counts["sack"]
+
+    data, sacks = run(main())
+    assert data >= 4 * 2**20 // 1200, (data, sacks)
+    assert sacks <= 0.6 * data, (data, sacks)

@@ -39,6 +39,7 @@ from proxystore.p2p._ice import (
     fast_retransmits,
     validate_addresses,
 )
+from proxystore.p2p._sctp import coalesce_sacks, enlarge_receive_buffers
 from proxystore.p2p.chunks import (
     CHUNK_HEADER_LENGTH,
     Chunk,
@@ -262,6 +263,7 @@ class PeerConnection:
             bounded_gathering(),
         ):
             await self._pc.setLocalDescription(await self._pc.createOffer())
+        self._enlarge_buffers()
         self._offered_to = peer_uuid
         logger.info("%s: sending offer to %s", self._log_prefix, peer_uuid)
         await self._relay_client.send(self._description_message(peer_uuid, "offer"))
@@ -271,8 +273,17 @@ class PeerConnection:
         # aiortc keeps it in a private attribute; if a release renames it,
         # nothing changes (aiortc's 1 MiB applies).
         sctp = self._pc.sctp
-        if sctp is not None and hasattr(sctp, "_advertised_rwnd"):
+        if sctp is None:
+            return
+        if hasattr(sctp, "_advertised_rwnd"):
             sctp._advertised_rwnd = receive_window()
+        coalesce_sacks(sctp)
+
+    def _enlarge_buffers(self) -> None:
+        # Once gathered: the ICE sockets exist now.
+        sctp = self._pc.sctp
+        if sctp is not None:
+            enlarge_receive_buffers(sctp.transport.transport)
 
     async def send_answer(self, peer_uuid: UUID) -> None:
         """Answer the offer received from `peer_uuid` via the relay."""
@@ -282,6 +293,7 @@ class PeerConnection:
             bounded_gathering(),
         ):
             await self._pc.setLocalDescription(await self._pc.createAnswer())
+        self._enlarge_buffers()
         logger.info("%s: sending answer to %s", self._log_prefix, peer_uuid)
         await self._relay_client.send(self._description_message(peer_uuid, "answer"))
 
