@@ -604,17 +604,24 @@ def test_a_connection_that_fails_before_it_comes_up_is_replaced_at_once() -> Non
     run(main())
 
 
+@contextlib.asynccontextmanager
+async def connected_managers() -> AsyncIterator[tuple[PeerManager, PeerManager]]:
+    """Two loopback peer managers, connected by a first message from a to b."""
+    async with (
+        relay() as r,
+        loopback_manager(RelayClient(r.address)) as a,
+        loopback_manager(RelayClient(r.address)) as b,
+    ):
+        await a.send(b.uuid, b"x")
+        assert await b.recv(timeout=15) == (a.uuid, b"x")
+        yield a, b
+
+
 def test_each_side_advertises_a_receive_window_its_socket_can_hold() -> None:
     # A sender leaves slow start at the window its peer advertised (aiortc:
     # 1 MiB); beyond what the receiving UDP socket buffers, packets are dropped.
     async def main() -> None:
-        async with (
-            relay() as r,
-            loopback_manager(RelayClient(r.address)) as a,
-            loopback_manager(RelayClient(r.address)) as b,
-        ):
-            await a.send(b.uuid, b"x")
-            assert await b.recv(timeout=15) == (a.uuid, b"x")
+        async with connected_managers() as (a, b):
             window = receive_window()
             assert 64 * 2**10 <= window <= aioice.turn.UDP_SOCKET_BUFFER_SIZE
             for manager, peer in ((a, b.uuid), (b, a.uuid)):
@@ -770,13 +777,7 @@ def test_manager_starts_while_the_relay_is_down_and_registers_later() -> None:
 def test_a_large_message_is_acknowledged_with_fewer_sacks_than_packets() -> None:
     # aiortc alone answers every DATA packet with a SACK (proxystore.p2p._sctp).
     async def main() -> tuple[int, int]:
-        async with (
-            relay() as r,
-            loopback_manager(RelayClient(r.address)) as a,
-            loopback_manager(RelayClient(r.address)) as b,
-        ):
-            await a.send(b.uuid, b"x")
-            assert await b.recv(timeout=15) == (a.uuid, b"x")
+        async with connected_managers() as (a, b):
             sctp: Any = (await b.get_connection(a.uuid))._pc.sctp
             counts = {"data": 0, "sack": 0}
             send_chunk, receive_data = sctp._send_chunk, sctp._receive_data_chunk
