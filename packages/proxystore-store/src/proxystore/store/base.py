@@ -675,11 +675,7 @@ class Store(Closeable, Generic[ConnectorT]):
         """
         metrics = self._metrics
         if metrics is None:
-            if self.cache.exists(key) and (
-                not self._deadlines or not self._cached_expired(key)
-            ):
-                return True
-            return self.connector.exists(key)
+            return self._cached(key) or self.connector.exists(key)
         # As the reference records: the whole call always, the connector on a miss.
         start = _now()
         found = self._cached(key)
