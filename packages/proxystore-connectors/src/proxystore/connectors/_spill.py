@@ -668,6 +668,12 @@ class TierStats:
     bytes_read: int = 0
     objects_dropped: int = 0
 
+    def count_spill(self, size: int, written: int) -> None:
+        """Count one object of ``size`` bytes spilled here as ``written`` bytes."""
+        self.objects_spilled += 1
+        self.bytes_spilled += size
+        self.bytes_written += written
+
 
 # ---------------------------------------------------------------- the chain
 class SpillChain:
@@ -832,10 +838,7 @@ class SpillChain:
         if not commit_spill(arena, slot, gen, 0):
             self.tiers[0].remove(name)
             return False
-        stats = self.stats[0]
-        stats.objects_spilled += 1
-        stats.bytes_spilled += size
-        stats.bytes_written += written
+        self.stats[0].count_spill(size, written)
         logger.debug(
             "spilled %s (%d bytes, %d written) from shared memory to %s",
             name, size, written, self.tiers[0].label,
@@ -869,13 +872,11 @@ class SpillChain:
             self.tiers[tier + 1].remove(name)
             return False
         self.tiers[tier].remove(name)
-        stats = self.stats[tier + 1]
-        stats.objects_spilled += 1
-        stats.bytes_spilled += len(memoryview(data).cast("B"))
-        stats.bytes_written += written
+        size = len(memoryview(data).cast("B"))
+        self.stats[tier + 1].count_spill(size, written)
         logger.debug(
             "spilled %s (%d bytes) from %s to %s",
-            name, stats.bytes_spilled, self.tiers[tier].label,
+            name, size, self.tiers[tier].label,
             self.tiers[tier + 1].label,
         )  # fmt: skip
         return True
@@ -911,10 +912,7 @@ class SpillChain:
             arena.abort(slot, gen)
             raise
         commit_spill(arena, slot, gen, 0, writing=True)
-        stats = self.stats[0]
-        stats.objects_spilled += 1
-        stats.bytes_spilled += size
-        stats.bytes_written += written
+        self.stats[0].count_spill(size, written)
         logger.debug(
             "stored %s (%d bytes, %d written) straight to %s: no room in memory",
             name, size, written, self.tiers[0].label,
@@ -1040,10 +1038,7 @@ class SpillChain:
     ) -> None:
         """Store an object with no arena slot in tier 0, under its key name."""
         written = self._write(0, name, parts, deadline)
-        stats = self.stats[0]
-        stats.objects_spilled += 1
-        stats.bytes_spilled += size
-        stats.bytes_written += written
+        self.stats[0].count_spill(size, written)
         logger.debug("stored %s (%d bytes) straight to %s", name, size, "directory")
 
     def get_named(self, name: str) -> BytesLike | None:
