@@ -446,6 +446,38 @@ def test_foreign_spill_directory_is_refused(config: dict[str, Any]) -> None:
     os.chmod(config["spill_directory"], 0o700)
 
 
+def test_spill_directory_of_another_uid_is_refused(config: dict[str, Any]) -> None:
+    # A local user who made the spill directory first would read every object
+    # spilled into it: it is refused before anything is written there.
+    if os.geteuid() != 0:
+        pytest.skip("giving the directory to another uid needs root")
+    directory = config["spill_directory"]
+    os.makedirs(directory, mode=0o700)
+    os.chown(directory, 65534, 65534)
+    connector = SharedMemoryConnector(**config)
+    key = connector.put(_data(0))
+    with pytest.raises(_arena.ForeignFileError, match="belongs to uid 65534"):
+        connector.spill(key)
+    assert os.listdir(directory) == []
+    assert connector.get(key) == _data(0)  # still in memory, nothing lost
+
+
+def test_spill_directory_planted_as_a_symlink_is_refused(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    # A symlink (to a directory its planter can read) is not our directory,
+    # even when what it points to passes every other check.
+    target = tmp_path / "planted"
+    target.mkdir(mode=0o700)
+    os.symlink(target, config["spill_directory"])
+    connector = SharedMemoryConnector(**config)
+    key = connector.put(_data(0))
+    with pytest.raises(_arena.ForeignFileError, match="not a directory"):
+        connector.spill(key)
+    assert os.listdir(target) == []
+    assert connector.get(key) == _data(0)
+
+
 def test_spilled_state_frees_the_data_room(config: dict[str, Any]) -> None:
     connector = SharedMemoryConnector(**config)
     arena = connector._arena()
