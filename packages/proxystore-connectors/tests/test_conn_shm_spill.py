@@ -16,6 +16,7 @@ import pytest
 
 from proxystore.connectors import _arena, _arena_ttl, _spill
 from proxystore.connectors._sweeper import EXPIRES
+from proxystore.connectors.exceptions import ForeignFileError
 from proxystore.connectors.file import FileConnector
 from proxystore.connectors.multi import MultiConnector, Policy
 from proxystore.connectors.shm import (
@@ -456,7 +457,7 @@ def test_spill_directory_of_another_uid_is_refused(config: dict[str, Any]) -> No
     os.chown(directory, 65534, 65534)
     connector = SharedMemoryConnector(**config)
     key = connector.put(_data(0))
-    with pytest.raises(_arena.ForeignFileError, match="belongs to uid 65534"):
+    with pytest.raises(ForeignFileError, match="belongs to uid 65534"):
         connector.spill(key)
     assert os.listdir(directory) == []
     assert connector.get(key) == _data(0)  # still in memory, nothing lost
@@ -472,7 +473,7 @@ def test_spill_directory_planted_as_a_symlink_is_refused(
     os.symlink(target, config["spill_directory"])
     connector = SharedMemoryConnector(**config)
     key = connector.put(_data(0))
-    with pytest.raises(_arena.ForeignFileError, match="not a directory"):
+    with pytest.raises(ForeignFileError, match="not a directory"):
         connector.spill(key)
     assert os.listdir(target) == []
     assert connector.get(key) == _data(0)
